@@ -1,0 +1,70 @@
+"""``neurodeck`` command-line entry point.
+
+Every subcommand lives in :mod:`app.commands`; this module only builds the parser, turns
+SIGTERM into a clean stop and maps our exceptions to a one-line message and a non-zero exit.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import signal
+import sys
+
+from acquisition.errors import AcquisitionError
+from app.commands import COMMAND_MODULES
+from decoders.errors import DecoderError
+
+logger = logging.getLogger("neurodeck")
+
+
+class UserError(Exception):
+    """A problem with what the user asked for (bad flag value, missing file, ...)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from app import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="neurodeck",
+        description="Real-time motor-imagery BCI: acquire over LSL, calibrate, train, decode, replay. "
+        "Without a subcommand the GUI opens.",
+    )
+    parser.add_argument("--version", action="version", version=f"neurodeck {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        mod = importlib.import_module(f"app.commands.{name}")
+        p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def _sigterm_to_interrupt(signum, frame):  # noqa: ARG001
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command is None:
+        args = parser.parse_args(["gui", *(argv or sys.argv[1:])])
+    try:
+        signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
+    except ValueError:  # not in the main thread (e.g. called from a test worker)
+        pass
+    try:
+        return int(args._run(args) or 0)
+    except KeyboardInterrupt:
+        print("neurodeck: stopped", file=sys.stderr)
+        return 0
+    except (UserError, AcquisitionError, DecoderError, FileNotFoundError) as exc:
+        print(f"neurodeck {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

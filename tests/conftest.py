@@ -1,0 +1,42 @@
+"""Shared fixtures: where the real recordings are, unique LSL names, offscreen Qt."""
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+ASSETS = ROOT / "assets"
+
+if not os.environ.get("DISPLAY"):
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` next to the project; tests needing it skip with a reason if absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real recordings not found at {SHARED_DATA} (a clone without ../shared/)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def eegmmidb(shared_data: Path) -> Path:
+    return shared_data / "eegmmidb"
+
+
+@pytest.fixture(scope="session")
+def asset_edfs() -> list[Path]:
+    """The real EEGMMIDB recording shipped in ``assets/`` (S001, imagery runs 4/8/12)."""
+    files = sorted((ASSETS / "eegmmidb").glob("*.edf"))
+    assert files, "assets/eegmmidb/*.edf missing: the demo recording must ship with the project"
+    return files
+
+
+@pytest.fixture
+def unique_name() -> str:
+    """A unique LSL stream name/source id so parallel or repeated tests never see each other."""
+    return f"ndtest-{uuid.uuid4().hex[:10]}"
