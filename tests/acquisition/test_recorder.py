@@ -1,0 +1,159 @@
+"""Recorder: crash-safe partial storage, finalize to FIF + sidecar, recover, export, errors.
+
+Live tests use real loopback LSL (DataOutlet / MarkerOutlet pushing from a thread, first channel
+a sample counter) and unique stream names.
+"""
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import mne
+import numpy as np
+import pytest
+
+from acquisition.errors import RecordingError
+from acquisition.recorder import (
+    PartialStore,
+    describe,
+    export_recording,
+    partial_dir_for,
+    recover,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _read_fif(path: Path) -> mne.io.Raw:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*naming conventions.*")
+        return mne.io.read_raw_fif(path, preload=True, verbose=False)
+
+
+def _eeg_desc(name: str, n_ch: int, srate: float) -> dict:
+    labels = ["counter"] + [f"EEG{i}" for i in range(1, n_ch)]
+    return describe({
+        "name": name, "type": "EEG", "n_channels": n_ch, "srate": srate,
+        "channel_format": "float32", "labels": labels,
+        "units": [""] + ["microvolts"] * (n_ch - 1), "types": ["misc"] + ["EEG"] * (n_ch - 1),
+    })
+
+
+# ---------------------------------------------------------------------------------------------
+# storage, finalize and recover without LSL
+# ---------------------------------------------------------------------------------------------
+def test_recover_truncates_incomplete_sample_and_keeps_markers(tmp_path):
+    srate, n_ch = 100.0, 4
+    out = tmp_path / "crash_raw.fif"
+    eeg = {**_eeg_desc("E", n_ch, srate), "key": "s0"}
+    mk = {**describe({"name": "M", "type": "Markers", "n_channels": 1, "srate": 0.0,
+                      "channel_format": "string", "is_marker": True}), "key": "s1"}
+    aux = {**describe({"name": "Aux", "type": "Misc", "n_channels": 2, "srate": 50.0,
+                       "channel_format": "double64"}), "key": "s2"}
+    store = PartialStore(partial_dir_for(out), out, [eeg, mk, aux],
+                         {"start_wall_time": 1.7e9, "start_lsl_time": 1000.0})
+    t0 = 1000.0
+    n = 250
+    counter = np.arange(n, dtype=np.float32)
+    data = np.column_stack([counter] + [np.full(n, 10.0 * c, np.float32) for c in range(1, n_ch)])
+    ts = t0 + np.arange(n) / srate
+    # a 20-sample gap (lost samples) after sample 199 on the wire
+    ts[200:] += 20 / srate
+    for i in range(0, n, 32):
+        store.append("s0", data[i:i + 32], ts[i:i + 32])
+    store.append("s2", np.ones((10, 2)), t0 + np.arange(10) / 50.0)
+    store.event({"kind": "marker", "stream": "s1", "t": t0 + 50 / srate, "label": "769"})
+    store.event({"kind": "marker", "stream": "s1", "t": t0 + 120 / srate, "label": "T1"})
+    store.event({"kind": "state", "stream": "s0", "t": t0 + 150 / srate, "old": "CONNECTED", "new": "LOST"})
+    store.flush()
+    store.close()
+    pdir = partial_dir_for(out)
+    # crash artefacts: half a sample on the data file, a truncated JSON line
+    with open(pdir / "s0.data.bin", "ab") as f:
+        f.write(b"\x00" * 6)
+    with open(pdir / "events.jsonl", "ab") as f:
+        f.write(b'{"kind": "marker", "stream": "s1", "t": 10')
+
+    path = recover(pdir)
+    assert path == out.resolve()
+    assert not pdir.exists()
+    raw = _read_fif(path)
+    assert raw.n_times == n
+    assert raw.info["sfreq"] == srate
+    assert raw.get_channel_types() == ["misc", "eeg", "eeg", "eeg"]
+    np.testing.assert_array_equal(raw.get_data(picks=["counter"])[0], np.arange(n))
+    # 10 uV on the wire -> 1e-5 V in the file
+    np.testing.assert_allclose(raw.get_data(picks=["EEG1"])[0], 10e-6, rtol=1e-6)
+    ann = raw.annotations
+    assert list(ann.description) == ["left_hand", "T1", "stream_lost"]
+    np.testing.assert_allclose(ann.onset * srate, [50, 120, 150], atol=1e-6)
+    assert ann.extras[0] == {"stream": "M", "code": "769"}
+    assert ann.extras[2]["stream"] == "E"
+    side = json.loads(path.with_name("crash_raw.json").read_text())
+    assert side["recovered"] is True
+    assert side["first_timestamp"] == t0
+    by_name = {s["name"]: s for s in side["streams"]}
+    assert by_name["E"]["count"] == n and by_name["E"]["truncated_bytes"] == 6
+    assert by_name["E"]["gaps"] == [{"after_sample": 199, "timestamp": ts[199], "duration":
+                                     pytest.approx(21 / srate), "missing_samples": 20}]
+    assert by_name["M"]["count"] == 2
+    assert [m["code"] for m in side["markers"]] == ["769", "T1"]
+    assert [m["name"] for m in side["markers"]] == ["left_hand", "T1"]
+    aux_file = path.with_name(by_name["Aux"]["file"])
+    with np.load(aux_file) as z:
+        assert z["data"].shape == (10, 2) and z["timestamps"].shape == (10,)
+
+
+def test_partial_store_refuses_leftover_and_unwritable(tmp_path):
+    out = tmp_path / "x_raw.fif"
+    PartialStore(partial_dir_for(out), out, [{**_eeg_desc("E", 2, 10.0), "key": "s0"}]).close()
+    with pytest.raises(RecordingError, match="already exists"):
+        PartialStore(partial_dir_for(out), out, [{**_eeg_desc("E", 2, 10.0), "key": "s0"}])
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a folder")
+    bad = blocker / "rec_raw.fif"
+    with pytest.raises(RecordingError, match="afile"):
+        PartialStore(partial_dir_for(bad), bad, [{**_eeg_desc("E", 2, 10.0), "key": "s0"}])
+
+
+def test_recover_rejects_non_partial(tmp_path):
+    with pytest.raises(RecordingError, match="not found"):
+        recover(tmp_path / "nothing.partial")
+    (tmp_path / "junk.partial").mkdir()
+    with pytest.raises(RecordingError, match="meta.json"):
+        recover(tmp_path / "junk.partial")
+
+
+@pytest.mark.parametrize("fmt", ["edf", "brainvision"])
+def test_export_reloads_with_annotations(tmp_path, fmt):
+    srate, n_ch, n = 128.0, 3, 512
+    out = tmp_path / "exp_raw.fif"
+    store = PartialStore(partial_dir_for(out), out, [
+        {**_eeg_desc("E", n_ch, srate), "key": "s0"},
+        {**describe({"name": "M", "type": "Markers", "n_channels": 1, "srate": 0.0,
+                     "channel_format": "string", "is_marker": True}), "key": "s1"},
+    ])
+    rng = np.random.default_rng(0)
+    data = np.column_stack([np.arange(n), 20 * rng.standard_normal((n, n_ch - 1))]).astype(np.float32)
+    store.append("s0", data, 50.0 + np.arange(n) / srate)
+    store.event({"kind": "marker", "stream": "s1", "t": 50.0 + 256 / srate, "label": "770"})
+    store.flush()
+    store.close()
+    fif = recover(partial_dir_for(out))
+    exported = export_recording(fif, fmt)
+    assert exported.suffix == {"edf": ".edf", "brainvision": ".vhdr"}[fmt]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        back = mne.io.read_raw(exported, preload=True, verbose=False)
+    assert back.n_times == n and back.info["sfreq"] == srate
+    assert back.ch_names == ["counter", "EEG1", "EEG2"]
+    # EEG in volts survives the round trip (EDF stores 16-bit: compare with its resolution)
+    orig = _read_fif(fif).get_data(picks=["EEG1", "EEG2"])
+    tol = 1e-7 if fmt == "edf" else 1e-9
+    np.testing.assert_allclose(back.get_data(picks=["EEG1", "EEG2"]), orig, atol=tol)
+    idx = [i for i, d in enumerate(back.annotations.description) if d.endswith("right_hand")]  # BrainVision: "Comment/right_hand"
+    assert len(idx) == 1
+    assert abs(back.annotations.onset[idx[0]] * srate - 256) <= 1
+    with pytest.raises(RecordingError, match="'gdf'"):
+        export_recording(fif, "gdf")
