@@ -222,11 +222,14 @@ class Session:
         return dict(value) if isinstance(value, dict) else None
 
     # ------------------------------------------------------------------ files
-    def new_recording_path(self, kind: str = "calibration", suffix: str = ".xdf") -> Path:
-        """A fresh ``recordings/<kind>-runNN<suffix>`` path (NN counts existing runs of that kind)."""
+    def new_recording_path(self, kind: str = "calibration", suffix: str = "_raw.fif") -> Path:
+        """A fresh ``recordings/<kind>-runNN<suffix>`` path (NN counts existing runs of that kind).
+
+        The default suffix is MNE's ``_raw.fif``, what :class:`acquisition.recorder.Recorder` writes.
+        """
         kind = sanitize_filename(kind, fallback="run")
-        if suffix and not re.fullmatch(r"\.[A-Za-z0-9.]{1,12}", suffix):
-            raise SessionError(f"file suffix {suffix!r} invalid; expected e.g. '.xdf'")
+        if suffix and not re.fullmatch(r"[_.][A-Za-z0-9_.]{1,15}", suffix) or ".." in suffix:
+            raise SessionError(f"file suffix {suffix!r} invalid; expected e.g. '_raw.fif' or '.xdf'")
         n = 1
         while True:
             stem = f"{kind}-run{n:02d}"

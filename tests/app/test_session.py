@@ -30,11 +30,13 @@ def test_create_open_and_layout(session_root):
 def test_recording_paths_count_runs(session_root):
     s = Session.create(session_root, "S02", "a")
     p1 = s.new_recording_path("calibration")
-    assert p1.name == "calibration-run01.xdf" and p1.parent == s.recordings_dir
+    assert p1.name == "calibration-run01_raw.fif" and p1.parent == s.recordings_dir
     p1.write_bytes(b"x")
-    assert s.new_recording_path("calibration").name == "calibration-run02.xdf"
-    assert s.new_recording_path("online").name == "online-run01.xdf"
+    assert s.new_recording_path("calibration").name == "calibration-run02_raw.fif"
+    assert s.new_recording_path("online", ".xdf").name == "online-run01.xdf"
     assert s.recordings() == [p1]
+    with pytest.raises(SessionError, match="suffix"):
+        s.new_recording_path("x", "/../../a")
 
 
 def test_list_sessions(session_root):
