@@ -73,6 +73,7 @@ _VOLTAGE_TYPES = {"eeg", "eog", "emg", "ecg", "seeg", "ecog", "dbs", "bio"}
 _MNE_TYPES = _VOLTAGE_TYPES | {"misc", "stim", "resp", "gsr", "temperature", "syst"}
 _STATE_ANNOTATIONS = {"LOST": "stream_lost", "RECOVERED": "stream_recovered"}
 _STOP = object()
+_MARKER_INT_FORMATS = ("int32", "int16", "int8", "int64")
 
 
 # --------------------------------------------------------------------------------------------
@@ -518,6 +519,7 @@ def finalize_partial(partial_dir: Path | str, out: Path | str | None = None, *,
                     raise _oserror(exc, npz, "write") from exc
                 entry["file"] = npz.name
         entry["clock_offsets"] = clocks.get(s["name"], [])
+        entry["inlet_counters"] = (meta.get("inlet_counters") or {}).get(key, {})
         entry["state_changes"] = [st for st in states if st["stream"] == s["name"]]
         stream_entries.append(entry)
 
@@ -604,6 +606,7 @@ def export_recording(fif_path: Path | str, fmt: str, out: Path | str | None = No
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
+            warnings.filterwarnings("ignore", message=".*non-voltage units.*")
             mne.export.export_raw(out, raw, fmt=fmt, overwrite=True, verbose=False)
     except OSError as exc:
         raise _oserror(exc, out, "export to") from exc
@@ -818,6 +821,7 @@ class Recorder:
             meta_path = self.partial_dir / META_FILE
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
             meta["stopped_utc"] = _dt.datetime.now(_dt.UTC).isoformat()
+            meta["inlet_counters"] = {s.key: _counters_dict(s.inlet) for s in self._slots}
             _write_json_atomic(meta_path, meta)
             self.path = finalize_partial(self.partial_dir, self.out)
         except RecordingError as exc:
@@ -856,6 +860,8 @@ class Recorder:
 
     # -- internals ------------------------------------------------------------------------
     def _open_inlets(self) -> None:
+        import pylsl
+
         from acquisition.inlet import Inlet, MarkerInlet
         from acquisition.streams import StreamDescription, full_info, resolve_stream
 
@@ -863,23 +869,21 @@ class Recorder:
             info = s.source
             if isinstance(info, str):
                 info = resolve_stream(name=info, timeout=self.resolve_timeout)
+            elif not isinstance(info, pylsl.StreamInfo):
+                raise RecordingError(f"source {info!r} invalid; expected a stream name or a pylsl.StreamInfo")
             desc0 = StreamDescription.from_info(info)
-            if desc0.is_marker:
-                s.inlet = MarkerInlet(info)
-            else:
-                s.inlet = Inlet(info)
-            full = getattr(s.inlet, "info", None)
-            full = full() if callable(full) else full
-            if full is None:
-                try:
-                    full = full_info(info)
-                except AcquisitionError as exc:
-                    logger.warning("no channel types for %r: %s", desc0.name, exc)
-            d = getattr(s.inlet, "description", None) or desc0
-            s.desc = describe(d, full if full is not None else info)
-            if s.desc["is_marker"] != desc0.is_marker:
-                s.desc["is_marker"] = bool(desc0.is_marker)
-            if not s.desc["is_marker"]:
+            fmt = desc0.channel_format
+            as_marker = fmt == "string" or (desc0.is_marker and fmt in _MARKER_INT_FORMATS)
+            s.inlet = MarkerInlet(info) if as_marker else Inlet(info)
+            desc = s.inlet.description  # connects and reads the full description
+            try:
+                full = full_info(info)  # per-channel types are not in StreamDescription
+            except AcquisitionError as exc:
+                logger.warning("no channel types for %r: %s", desc0.name, exc)
+                full = None
+            s.desc = describe(desc, full)
+            s.desc["is_marker"] = as_marker
+            if not as_marker:
                 _disk_dtype(s.desc)
             s.state = "CONNECTING"
         names = [s.desc["name"] for s in self._slots]
@@ -988,6 +992,8 @@ class Recorder:
             if self._error is None and now - last_clock >= 5.0:
                 last_clock = now
                 for s in self._slots:
+                    if s.desc.get("is_marker") and hasattr(s.inlet, "drain"):
+                        s.inlet.drain()  # we take markers from the listener; keep its queue short
                     off = _clock_offset(s.inlet)
                     if off is not None:
                         with contextlib.suppress(OSError):
@@ -1005,6 +1011,16 @@ def _lsl_now() -> float:
     from acquisition.outlet import local_clock
 
     return local_clock()
+
+
+def _counters_dict(inlet: Any) -> dict:
+    c = getattr(inlet, "counters", None)
+    if c is None:
+        return {}
+    try:
+        return {k: v for k, v in dataclasses.asdict(c).items() if isinstance(v, int | float)}
+    except TypeError:
+        return {}
 
 
 def _clock_offset(inlet: Any) -> float | None:

@@ -1,15 +1,80 @@
-"""`neurodeck record`."""
+"""`neurodeck record`: record LSL streams crash-safely to FIF (+ JSON sidecar)."""
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 
 NAME = "record"
-HELP = "TODO"
+HELP = (
+    "Record LSL streams (EEG + markers, several at once) to a FIF file with a JSON sidecar. "
+    "Data go to <out>.partial/ as they arrive (flushed every 0.5 s); Ctrl-C/SIGTERM or "
+    "--duration stops and finalizes. After a crash, run `neurodeck recover <out>.partial`."
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("--stream", "-s", action="append", required=True, metavar="NAME",
+                        help="name of an LSL stream to record (repeat for several streams)")
+    parser.add_argument("--out", "-o", required=True, metavar="FILE",
+                        help="output FIF file (e.g. run1_raw.fif; .fif is appended if missing)")
+    parser.add_argument("--duration", type=float, default=None, metavar="S",
+                        help="stop after S seconds (default: until Ctrl-C / SIGTERM)")
+    parser.add_argument("--format", choices=("fif", "edf", "brainvision"), default="fif",
+                        help="also export the finished recording to EDF or BrainVision (default: fif only)")
+    parser.add_argument("--flush-every", type=float, default=0.5, metavar="S",
+                        help="seconds between flushes to disk (default 0.5)")
+    parser.add_argument("--resolve-timeout", type=float, default=5.0, metavar="S",
+                        help="seconds to wait for each stream to appear (default 5)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no status line per second")
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError("neurodeck record is not built yet")
+    from pathlib import Path
+
+    from acquisition.recorder import Recorder, export_recording
+    from app.cli import UserError
+
+    if args.duration is not None and not args.duration > 0:
+        raise UserError(f"--duration {args.duration!r} invalid; expected seconds > 0")
+    if not args.flush_every > 0:
+        raise UserError(f"--flush-every {args.flush_every!r} invalid; expected seconds > 0")
+    rec = Recorder(args.stream, Path(args.out), flush_every=args.flush_every,
+                   resolve_timeout=args.resolve_timeout, overwrite=args.overwrite)
+    rec.start()
+    print(f"recording {', '.join(args.stream)} -> {rec.out} (partial data in {rec.partial_dir})",
+          flush=True)
+    t0 = time.monotonic()
+    try:
+        next_status = t0 + 1.0
+        while args.duration is None or time.monotonic() - t0 < args.duration:
+            time.sleep(0.05)
+            if rec.error is not None:
+                break  # stop() below raises it, with the partial folder kept
+            if time.monotonic() >= next_status:
+                next_status += 1.0
+                if not args.quiet:
+                    print(rec.status.line(), flush=True)
+    except KeyboardInterrupt:
+        print("stopping...", file=sys.stderr, flush=True)
+    path = _stop(rec)
+    counts = ", ".join(f"{name}: {c['written']}" for name, c in rec.counters.items())
+    print(f"saved {path} ({counts}); sidecar {path.with_name(_stem(path) + '.json')}", flush=True)
+    if args.format != "fif":
+        exported = export_recording(path, args.format)
+        print(f"exported {exported}", flush=True)
+    return 0
+
+
+def _stop(rec):
+    """Finalize even if a second Ctrl-C / SIGTERM arrives while stopping."""
+    while True:
+        try:
+            return rec.stop()
+        except KeyboardInterrupt:
+            print("still finalizing, please wait...", file=sys.stderr, flush=True)
+
+
+def _stem(path) -> str:
+    return path.name[:-4] if path.name.endswith(".fif") else path.stem

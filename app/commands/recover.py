@@ -1,15 +1,31 @@
-"""`neurodeck recover`."""
+"""`neurodeck recover`: finish a recording left behind by a crash."""
 from __future__ import annotations
 
 import argparse
 
 NAME = "recover"
-HELP = "TODO"
+HELP = (
+    "Turn a partial recording folder (<out>.partial/, left by a crashed or killed "
+    "`neurodeck record`) into the finished FIF file + JSON sidecar; an incomplete last sample "
+    "is dropped."
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("dir", metavar="DIR", help="the <out>.partial folder")
+    parser.add_argument("--out", "-o", default=None, metavar="FILE",
+                        help="output FIF file (default: the path the recording was started with)")
+    parser.add_argument("--format", choices=("fif", "edf", "brainvision"), default="fif",
+                        help="also export to EDF or BrainVision")
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError("neurodeck recover is not built yet")
+    from pathlib import Path
+
+    from acquisition.recorder import export_recording, recover
+
+    path = recover(Path(args.dir), Path(args.out) if args.out else None)
+    print(f"recovered {path}", flush=True)
+    if args.format != "fif":
+        print(f"exported {export_recording(path, args.format)}", flush=True)
+    return 0

@@ -6,6 +6,12 @@ a sample counter) and unique stream names.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -14,8 +20,10 @@ import numpy as np
 import pytest
 
 from acquisition.errors import RecordingError
+from acquisition.outlet import DataOutlet, MarkerOutlet, local_clock, make_stream_info
 from acquisition.recorder import (
     PartialStore,
+    Recorder,
     describe,
     export_recording,
     partial_dir_for,
@@ -157,3 +165,163 @@ def test_export_reloads_with_annotations(tmp_path, fmt):
     assert abs(back.annotations.onset[idx[0]] * srate - 256) <= 1
     with pytest.raises(RecordingError, match="'gdf'"):
         export_recording(fif, "gdf")
+
+
+# ---------------------------------------------------------------------------------------------
+# live LSL
+# ---------------------------------------------------------------------------------------------
+def _needs_inlet() -> None:
+    """Skip cleanly until acquisition.inlet / streams are on this branch."""
+    pytest.importorskip("acquisition.inlet")
+    pytest.importorskip("acquisition.streams")
+
+
+class _Source:
+    """EEG outlet (channel 0 = sample counter, others = known microvolt signals) + markers."""
+
+    def __init__(self, name: str, n_ch: int, srate: float, markers: dict[int, str], chunk: int = 16):
+        labels = ["counter"] + [f"EEG{i:02d}" for i in range(1, n_ch)]
+        info = make_stream_info(name, "EEG", labels, srate, source_id=name,
+                                units=[""] + ["microvolts"] * (n_ch - 1),
+                                ch_types=["misc"] + ["EEG"] * (n_ch - 1))
+        self.name, self.marker_name = name, name + "-markers"
+        self.n_ch, self.srate, self.chunk = n_ch, srate, chunk
+        self.eeg = DataOutlet(info, chunk_size=chunk)
+        self.mk = MarkerOutlet(self.marker_name, source_id=self.marker_name)
+        self.markers = dict(markers)
+        self.sent = 0
+        self.markers_sent: list[tuple[int, str]] = []
+        self.stop_evt = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    @staticmethod
+    def values(idx: np.ndarray, n_ch: int, srate: float) -> np.ndarray:
+        """Samples (n, n_ch): counter, then 10*c + 40*sin(2 pi 7 t) microvolts."""
+        t = idx / srate
+        chans = [10.0 * c + 40.0 * np.sin(2 * np.pi * 7.0 * t) for c in range(1, n_ch)]
+        return np.column_stack([idx.astype(float), *chans]).astype(np.float32)
+
+    def wait_for_consumers(self, timeout: float) -> None:
+        assert self.eeg.wait_for_consumers(timeout), "recorder never connected to the EEG outlet"
+        assert self.mk.wait_for_consumers(timeout), "recorder never connected to the marker outlet"
+
+    def start(self, duration: float | None) -> None:
+        self.thread = threading.Thread(target=self._run, args=(duration,), daemon=True)
+        self.thread.start()
+
+    def _run(self, duration: float | None) -> None:
+        t0 = local_clock() + 0.05
+        total = None if duration is None else int(duration * self.srate)
+        i = 0
+        while not self.stop_evt.is_set() and (total is None or i < total):
+            j = i + self.chunk if total is None else min(i + self.chunk, total)
+            wait = t0 + (j - 1) / self.srate - local_clock()
+            if wait > 0:
+                time.sleep(wait)
+            self.eeg.push_chunk(self.values(np.arange(i, j), self.n_ch, self.srate),
+                                t0 + (j - 1) / self.srate)
+            self.sent = j
+            for k in range(i, j):
+                if k in self.markers:
+                    self.mk.push(self.markers[k], t0 + k / self.srate)
+                    self.markers_sent.append((k, self.markers[k]))
+            i = j
+
+    def join(self) -> None:
+        self.stop_evt.set()
+        if self.thread is not None:
+            self.thread.join(10)
+
+
+MARKERS = {300: "769", 900: "770", 1500: "T1", 2100: "771", 2555: "800"}
+NAMES = {"769": "left_hand", "770": "right_hand", "T1": "T1", "771": "feet", "800": "trial_end"}
+
+
+def test_record_live_streams_exact_samples_and_markers(tmp_path, unique_name):
+    _needs_inlet()
+    srate, n_ch, duration = 512.0, 32, 5.0
+    src = _Source(unique_name, n_ch, srate, MARKERS)
+    out = tmp_path / "live_raw.fif"
+    rec = Recorder([src.name, src.marker_name], out, flush_every=0.25)
+    rec.start()
+    src.wait_for_consumers(10)
+    src.start(duration)
+    src.thread.join(30)
+    assert rec.status.state == "recording" and rec.error is None
+    path = rec.stop()
+    n_sent = src.sent
+    assert n_sent == int(duration * srate)
+    assert path == out and not partial_dir_for(out).exists()
+    assert rec.counters == {src.name: {"received": n_sent, "written": n_sent},
+                            src.marker_name: {"received": len(MARKERS), "written": len(MARKERS)}}
+
+    raw = _read_fif(path)
+    assert raw.info["sfreq"] == srate and raw.n_times == n_sent
+    counter = raw.get_data(picks=["counter"])[0]
+    np.testing.assert_array_equal(counter, np.arange(n_sent))
+    expected_uv = _Source.values(np.arange(n_sent), n_ch, srate)[:, 1:].T
+    np.testing.assert_allclose(raw.get_data(picks="eeg") * 1e6, expected_uv, atol=1e-3)
+    assert set(raw.get_channel_types()) == {"misc", "eeg"}
+
+    ann = raw.annotations
+    assert list(ann.description) == [NAMES[c] for c in MARKERS.values()]
+    np.testing.assert_allclose(ann.onset * srate, list(MARKERS), atol=1.0)
+    assert [e["code"] for e in ann.extras] == list(MARKERS.values())
+
+    side = json.loads(out.with_name("live_raw.json").read_text())
+    by_name = {s["name"]: s for s in side["streams"]}
+    assert by_name[src.name]["count"] == n_sent and by_name[src.name]["gaps"] == []
+    assert by_name[src.name]["labels"][0] == "counter"
+    assert by_name[src.marker_name]["count"] == len(MARKERS)
+    assert [m["code"] for m in side["markers"]] == list(MARKERS.values())
+    assert side["first_timestamp"] == pytest.approx(raw.info["description"] and
+                                                    json.loads(raw.info["description"])["neurodeck_first_lsl_timestamp"])
+    src.join()
+
+
+def test_kill9_then_recover_loses_at_most_one_second(tmp_path, unique_name):
+    _needs_inlet()
+    srate, n_ch = 512.0, 16
+    src = _Source(unique_name, n_ch, srate, {200: "769", 700: "770"})
+    out = tmp_path / "killed_raw.fif"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "record", "--stream", src.name, "--stream",
+         src.marker_name, "--out", str(out), "--quiet"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        src.wait_for_consumers(30)
+        time.sleep(0.5)  # the inlets are connected; let the recorder start its writer
+        src.start(None)
+        time.sleep(3.0)
+        n_at_kill = src.sent
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        src.join()
+    assert proc.returncode == -signal.SIGKILL
+    pdir = partial_dir_for(out)
+    assert pdir.is_dir() and not out.exists()
+    path = recover(pdir)
+    raw = _read_fif(path)
+    n = raw.n_times
+    print(f"kill -9: sent {n_at_kill} samples before the kill, recovered {n} "
+          f"({(n_at_kill - n) / srate:.3f} s missing)")
+    assert n_at_kill - srate <= n <= src.sent, (n, n_at_kill)
+    np.testing.assert_array_equal(raw.get_data(picks=["counter"])[0], np.arange(n))
+    assert list(raw.annotations.description) == ["left_hand", "right_hand"]
+    assert json.loads(out.with_name("killed_raw.json").read_text())["recovered"] is True
+
+
+def test_unwritable_output_raises_recording_error_naming_path(tmp_path, unique_name):
+    blocker = tmp_path / "not_a_dir"
+    blocker.write_text("x")
+    with pytest.raises(RecordingError, match="not_a_dir"):
+        Recorder([unique_name], blocker / "rec_raw.fif").start()
+    if sys.platform.startswith("linux"):
+        # /proc exists but nobody (not even root) may create a folder in it
+        with pytest.raises(RecordingError, match="/proc/"):
+            PartialStore(Path("/proc/nd_rec_raw.fif.partial"), Path("/proc/nd_rec_raw.fif"),
+                         [{**_eeg_desc("E", 2, 10.0), "key": "s0"}])
