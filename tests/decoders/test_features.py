@@ -1,0 +1,271 @@
+"""Numbers, shapes and errors of the PSD, connectivity and covariance features."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.integrate import solve_ivp
+from scipy.signal import lfilter
+
+from decoders.errors import ChannelMismatchError, DecoderError
+from decoders.features.connectivity import (
+    NodeStrength,
+    coherence,
+    cross_spectra,
+    node_strength,
+)
+from decoders.features.covariance import (
+    AugmentedCovariances,
+    augment,
+    fnn_fractions,
+    fnn_order,
+    mutual_information_curve,
+    mutual_information_lag,
+)
+from decoders.features.psd import PSD, burg_ar, burg_psd, welch_psd
+
+FS = 160.0
+
+
+def _sines(freq: float, n_epochs: int = 4, n_ch: int = 3, n_times: int = 320, noise: float = 0.1):
+    rng = np.random.default_rng(0)
+    t = np.arange(n_times) / FS
+    phase = rng.uniform(0, 2 * np.pi, (n_epochs, n_ch, 1))
+    return np.sin(2 * np.pi * freq * t + phase) + noise * rng.standard_normal((n_epochs, n_ch, n_times))
+
+
+# ----------------------------------------------------------------------------------------- PSD
+@pytest.mark.parametrize("method", ["welch", "burg"])
+@pytest.mark.parametrize("freq", [10.0, 13.0, 22.0])
+def test_psd_of_sinusoid_peaks_at_its_frequency(method, freq):
+    X = _sines(freq)
+    est = PSD(FS, fmin=5, fmax=35, method=method).fit(X)
+    F = est.transform(X)
+    assert F.shape == (4, 3, 31)
+    np.testing.assert_allclose(est.freqs_, np.arange(5, 36))
+    peak = est.freqs_[F.argmax(axis=-1)]
+    assert np.all(peak == freq)
+    # dB contrast between the peak and a bin 6 Hz away is large for both methods
+    i = int(np.flatnonzero(est.freqs_ == freq)[0])
+    j = i + 6 if freq < 25 else i - 6
+    assert np.all(F[..., i] - F[..., j] > 15.0)
+
+
+@pytest.mark.parametrize("fn", [welch_psd, burg_psd])
+def test_psd_white_noise_density_level(fn):
+    # one-sided density of unit-variance white noise is 2 / sfreq for both estimators
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((40, 2, 640))
+    psd, freqs = fn(X, FS, 5, 70)
+    np.testing.assert_allclose(psd.mean(), 2 / FS, rtol=0.1)
+
+
+def test_burg_ar_recovers_ar2_coefficients_vectorised():
+    rng = np.random.default_rng(2)
+    e = rng.standard_normal((3, 2, 20000))
+    x = lfilter([1.0], [1.0, -1.5, 0.75], e, axis=-1)
+    a, sigma2 = burg_ar(x, 2)
+    assert a.shape == (3, 2, 3) and sigma2.shape == (3, 2)
+    np.testing.assert_allclose(a, np.broadcast_to([1.0, -1.5, 0.75], a.shape), atol=0.02)
+    np.testing.assert_allclose(sigma2, 1.0, rtol=0.05)
+
+
+def test_burg_psd_matches_loop_over_epochs():
+    X = _sines(12.0, n_epochs=3, n_ch=2)
+    psd, _ = burg_psd(X, FS, 8, 30)
+    one = np.stack([burg_psd(X[i : i + 1], FS, 8, 30)[0][0] for i in range(3)])
+    np.testing.assert_allclose(psd, one, rtol=1e-10)
+
+
+def test_psd_log_is_10log10_of_linear():
+    X = _sines(11.0)
+    lin = PSD(FS, log=False).fit_transform(X)
+    db = PSD(FS, log=True).fit_transform(X)
+    np.testing.assert_allclose(db, 10 * np.log10(lin))
+
+
+def test_psd_errors():
+    X = _sines(10.0)
+    with pytest.raises(DecoderError, match="3-D"):
+        PSD(FS).fit(X[0])
+    bad = X.copy()
+    bad[2, 1, 7] = np.nan
+    bad[3, 0, 9] = np.inf
+    with pytest.raises(DecoderError, match=r"1 NaN and 1 Inf.*epoch 2, channel 1, sample 7"):
+        PSD(FS).fit(bad)
+    with pytest.raises(DecoderError, match="method='fft'"):
+        PSD(FS, method="fft").fit(X)
+    with pytest.raises(DecoderError, match="Nyquist"):
+        PSD(FS, fmax=100).fit(X)
+    with pytest.raises(DecoderError, match="empty"):
+        PSD(FS).fit(np.zeros((0, 3, 320)))
+    with pytest.raises(DecoderError, match="AR order"):
+        PSD(FS, method="burg", order=50).fit(X)
+    est = PSD(FS).fit(X)
+    with pytest.raises(ChannelMismatchError, match="3"):
+        est.transform(X[:, :2])
+    with pytest.raises(DecoderError, match="longer than the epochs"):
+        est.transform(X[..., :100])
+
+
+# -------------------------------------------------------------------------------- connectivity
+def _lagged_pair(lag_samples: int, n_epochs: int = 20, n_times: int = 320, mix: float = 0.0):
+    rng = np.random.default_rng(3)
+    src = lfilter([1.0], [1.0, -1.6, 0.95], rng.standard_normal((n_epochs, n_times + 50)), axis=-1)
+    a = src[:, 50:]
+    b = src[:, 50 - lag_samples : n_times + 50 - lag_samples]
+    noise = 0.3 * rng.standard_normal((n_epochs, 3, n_times))
+    X = np.stack([a, b, rng.standard_normal((n_epochs, n_times))], axis=1) + noise
+    if mix:
+        X[:, 1] += mix * X[:, 0]
+    return X
+
+
+def test_cross_spectra_diagonal_is_welch_psd_and_hermitian():
+    X = _lagged_pair(3)
+    S, freqs = cross_spectra(X, FS, 5, 40, nperseg=80, noverlap=40, nfft=80)
+    psd, f2 = welch_psd(X, FS, 5, 40, nperseg=80, noverlap=40)
+    np.testing.assert_allclose(freqs, f2)
+    np.testing.assert_allclose(np.einsum("eiif->eif", S).real, psd, rtol=1e-10)
+    np.testing.assert_allclose(S, np.conj(S.transpose(0, 2, 1, 3)))
+
+
+def test_coherence_lagged_source_high_and_imcoh_zero_for_zero_lag():
+    X = _lagged_pair(4)
+    msc, freqs = coherence(X, FS, 8, 30, "msc")
+    band = (freqs >= 8) & (freqs <= 14)  # where the AR(2) source has its power
+    assert msc[:, 0, 1][:, band].mean() > 0.7
+    assert msc[:, 0, 2][:, band].mean() < 0.3  # unrelated channel
+    imc, _ = coherence(X, FS, 8, 30, "imcoh")
+    assert imc[:, 0, 1][:, band].mean() > 0.3  # a lag gives an imaginary part
+    coh, _ = coherence(X, FS, 8, 30, "coh")
+    np.testing.assert_allclose(coh**2, msc, atol=1e-12)
+    # zero-lag mixing of one source: coherent, imaginary coherence exactly zero
+    rng = np.random.default_rng(9)
+    src = rng.standard_normal((10, 1, 320))
+    Z = np.array([1.0, -0.5, 2.0])[None, :, None] * src
+    imz, _ = coherence(Z, FS, 8, 30, "imcoh")
+    mz, _ = coherence(Z, FS, 8, 30, "msc")
+    np.testing.assert_allclose(mz, 1.0, atol=1e-9)
+    assert np.abs(imz).max() < 1e-9
+    # ... and with independent sensor noise on top, imcoh stays small while msc stays high
+    Zn = _lagged_pair(0)
+    imn, _ = coherence(Zn, FS, 8, 30, "imcoh")
+    mn, _ = coherence(Zn, FS, 8, 30, "msc")
+    assert mn[:, 0, 1][:, band].mean() > 0.7
+    assert imn[:, 0, 1][:, band].mean() < 0.1
+    assert np.all(np.diagonal(imc, axis1=1, axis2=2) == 0)
+    np.testing.assert_allclose(np.diagonal(msc, axis1=1, axis2=2), 1.0)
+
+
+def test_node_strength_sums_other_channels():
+    rng = np.random.default_rng(4)
+    C = rng.uniform(size=(2, 4, 4, 3))
+    C = (C + C.transpose(0, 2, 1, 3)) / 2
+    s = node_strength(C)
+    ref = np.array(
+        [[[sum(C[e, i, j, f] for j in range(4) if j != i) for f in range(3)] for i in range(4)]
+         for e in range(2)]
+    )
+    np.testing.assert_allclose(s, ref)
+    np.testing.assert_allclose(node_strength(C, normalize=True), ref / 3)
+    with pytest.raises(DecoderError, match="expected"):
+        node_strength(C[:, :, :3])
+
+
+def test_node_strength_estimator():
+    X = _lagged_pair(4)
+    est = NodeStrength(FS, kind="msc").fit(X)
+    F = est.transform(X)
+    assert F.shape == (20, 3, est.freqs_.size)
+    np.testing.assert_allclose(est.freqs_, np.arange(8, 31))
+    band = (est.freqs_ >= 8) & (est.freqs_ <= 14)
+    # channels 0 and 1 are coupled: their strength exceeds channel 2's
+    assert F[:, 0, band].mean() > F[:, 2, band].mean() + 0.3
+    with pytest.raises(DecoderError, match="kind='plv'"):
+        NodeStrength(FS, kind="plv").fit(X)
+    with pytest.raises(DecoderError, match="at least 2"):
+        NodeStrength(FS).fit(X[:, :1])
+
+
+# ---------------------------------------------------------------------------------- covariance
+def test_augment_matches_reference_and_differs_from_roll_only_at_the_edge():
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((2, 3, 50))
+    order, lag = 4, 3
+    Xa = augment(X, order, lag)
+    n_out = 50 - (order - 1) * lag
+    assert Xa.shape == (2, 3 * order, n_out)
+    ref = np.empty_like(Xa)
+    for e in range(2):
+        for k in range(order):
+            for c in range(3):
+                for t in range(n_out):
+                    ref[e, k * 3 + c, t] = X[e, c, t + k * lag]
+    np.testing.assert_array_equal(Xa, ref)
+    rolled = np.concatenate([np.roll(X, -k * lag, axis=-1) for k in range(order)], axis=1)
+    np.testing.assert_array_equal(rolled[..., :n_out], Xa)  # identical before the wrap
+    for k in range(1, order):  # each delayed block wraps exactly k*lag samples
+        blk = slice(k * 3, (k + 1) * 3)
+        wrapped = rolled[:, blk, 50 - k * lag :]
+        np.testing.assert_array_equal(wrapped, X[..., : k * lag])
+    assert not np.allclose(rolled[..., n_out:], 0)
+    np.testing.assert_array_equal(augment(X, 1, 5), X)
+    with pytest.raises(DecoderError, match="order=20"):
+        augment(X, 20, 3)
+
+
+def test_mutual_information_first_minimum_is_quarter_period():
+    rng = np.random.default_rng(6)
+    t = np.arange(4000) / FS
+    for freq, quarter in [(10.0, 4), (8.0, 5), (6.4, 6)]:
+        x = np.sin(2 * np.pi * freq * t) + 0.05 * rng.standard_normal(t.size)
+        X = x.reshape(2, 1, 2000)
+        mi = mutual_information_curve(X, 10)
+        assert mi.shape == (11,)
+        assert mi[0] > mi[1:].max()  # I(x; x) is the binned entropy
+        assert mutual_information_lag(X, 10) == quarter
+
+
+def _lorenz_x(dt: float = 0.05, n: int = 2800) -> np.ndarray:
+    def f(_t, s, sig=10.0, r=28.0, b=8.0 / 3.0):
+        x, y, z = s
+        return [sig * (y - x), x * (r - z) - y, x * y - b * z]
+
+    sol = solve_ivp(f, (0, (n + 200) * dt), [1.0, 1.0, 1.0], t_eval=np.arange(n + 200) * dt,
+                    rtol=1e-9, atol=1e-9)
+    return sol.y[0][200:]
+
+
+def test_fnn_order_sinusoid_2_lorenz_3():
+    # 10.3 Hz: not commensurate with 160 Hz, so the delay vectors fill the circle (an exactly
+    # periodic sampled sine only visits a few points and Kennel's ratio degenerates)
+    t = np.arange(2000) / FS
+    rng = np.random.default_rng(8)
+    sine = (np.sin(2 * np.pi * 10.3 * t) + 1e-3 * rng.standard_normal(t.size)).reshape(1, 1, -1)
+    fr = fnn_fractions(sine, 4, 6)
+    assert fr[0] > 0.5 and fr[1] < 0.01
+    assert fnn_order(sine, 4, 6) == 2
+    lx = _lorenz_x().reshape(1, 1, -1)
+    lag = mutual_information_lag(lx, 10)
+    assert 3 <= lag <= 6
+    fr = fnn_fractions(lx, lag, 6)
+    assert fr[0] > 0.8 and fr[2] < 0.01  # d=1 mostly false, d=3 unfolded
+    assert fnn_order(lx, lag, 6) == 3
+
+
+def test_augmented_covariances_auto_and_fixed():
+    rng = np.random.default_rng(7)
+    X = lfilter([1.0], [1.0, -1.6, 0.95], rng.standard_normal((6, 3, 320)), axis=-1)
+    est = AugmentedCovariances(order=3, lag=2).fit(X)
+    C = est.transform(X)
+    assert C.shape == (6, 9, 9)
+    assert np.all(np.linalg.eigvalsh(C) > 0)
+    auto = AugmentedCovariances(order="auto", lag="auto").fit(X)
+    assert 1 <= auto.order_ <= 10 and 1 <= auto.lag_ <= 10
+    assert auto.lag_ == mutual_information_lag(X, 10)
+    assert auto.order_ == fnn_order(X, auto.lag_, 10)
+    assert auto.transform(X).shape == (6, 3 * auto.order_, 3 * auto.order_)
+    with pytest.raises(DecoderError, match="order=11"):
+        AugmentedCovariances(order=11).fit(X)
+    with pytest.raises(DecoderError, match="lag=0"):
+        AugmentedCovariances(lag=0).fit(X)
