@@ -1,0 +1,288 @@
+"""Threaded inlets on real loopback LSL: no sample lost or reordered, loss and recovery counted,
+markers complete, wrong choices rejected clearly."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pylsl
+import pytest
+
+from acquisition.errors import AcquisitionError, StreamNotFoundError
+from acquisition.inlet import Inlet, MarkerInlet, StreamState
+from acquisition.outlet import MarkerOutlet, make_stream_info
+from acquisition.streams import StreamDescription, resolve_stream
+from tests.acquisition.conftest import CounterSource
+
+
+def _wait(pred, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.01)
+    return pred()
+
+
+def _in_order(seq, wanted) -> bool:
+    """``wanted`` occurs in ``seq`` as a subsequence."""
+    it = iter(seq)
+    return all(any(x == w for x in it) for w in wanted)
+
+
+class _Collector:
+    def __init__(self):
+        self.data, self.ts = [], []
+
+    def __call__(self, data, ts):
+        assert data.ndim == 2 and ts.shape == (data.shape[0],)
+        self.data.append(data)
+        self.ts.append(ts)
+
+    def counter(self):
+        return np.concatenate([d[:, -1] for d in self.data]).astype(np.int64)
+
+    def timestamps(self):
+        return np.concatenate(self.ts)
+
+
+def test_ten_seconds_64ch_512hz_nothing_lost_or_reordered(counter_source):
+    src = counter_source(n_channels=64, srate=512.0, chunk=16).open()
+    inlet = Inlet(src.name, buffer_seconds=30.0)
+    got = _Collector()
+    inlet.add_chunk_listener(got)
+    window_problems: list[str] = []
+    n_windows = [0]
+    stop = threading.Event()
+
+    def reader():  # the online decoder's view: latest() windows while the thread writes
+        while not stop.is_set():
+            if inlet.n_received >= 512:
+                data, ts = inlet.latest(512)
+                k = data[-1]
+                n_windows[0] += 1
+                if not (np.all(np.diff(k) == 1) and np.allclose(ts, src.t0 + k / 512.0, atol=1e-3)):
+                    window_problems.append(f"window {k[:3]}..{k[-3:]}")
+            time.sleep(0.02)
+
+    with inlet:
+        assert inlet.state is StreamState.CONNECTED
+        assert src.outlet.wait_for_consumers(5)
+        rd = threading.Thread(target=reader)
+        rd.start()
+        src.start(duration=10.0)
+        src.join(15)
+        assert src.error is None
+        assert inlet.wait_for_samples(src.pushed, timeout=5)
+        stop.set()
+        rd.join()
+        counters = inlet.counters
+        data, ts = inlet.latest(src.pushed)
+    assert src.pushed >= 5100  # 10 s at 512 Hz
+    np.testing.assert_array_equal(got.counter(), np.arange(src.pushed))  # each once, in order
+    np.testing.assert_array_equal(data[-1], np.arange(src.pushed))
+    np.testing.assert_allclose(ts, src.t0 + np.arange(src.pushed) / 512.0, atol=1e-3)
+    np.testing.assert_array_equal(got.timestamps(), ts)
+    assert data.shape == (64, src.pushed) and data.dtype == np.float32
+    assert counters.samples_received == src.pushed
+    assert counters.gaps == 0 and counters.samples_missing == 0
+    assert counters.reconnects == 0 and counters.chunks > 50
+    assert not window_problems, window_problems[:3]
+    assert n_windows[0] > 100
+    assert inlet.state is StreamState.STOPPED
+
+
+def _recovery_inlet(name, states):
+    inlet = Inlet(name, stall_after=0.15, lost_after=0.4, recovered_hold=0.2, reresolve_interval=0.2)
+    inlet.add_state_listener(lambda old, new: states.append(new))
+    return inlet
+
+
+def test_source_killed_and_restarted_same_source_id(counter_source):
+    src = counter_source(n_channels=4, srate=256.0, chunk=8).open()
+    states: list[StreamState] = []
+    got = _Collector()
+    inlet = _recovery_inlet(src.name, states)
+    inlet.add_chunk_listener(got)
+    with inlet:
+        src.outlet.wait_for_consumers(5)
+        src.start()
+        assert inlet.wait_for_samples(100, 5)
+        src.close()  # the amplifier program dies
+        assert _wait(lambda: inlet.state is StreamState.LOST, 3)
+        time.sleep(0.3)
+        n_before = inlet.n_received
+        src.start()  # same name and source id, new outlet: liblsl reconnects
+        assert _wait(lambda: inlet.n_received > n_before + 100, 10), inlet.state
+        assert _wait(lambda: inlet.state is StreamState.CONNECTED, 3)
+        src.close()
+        counters = inlet.counters
+    k = got.counter()
+    jumps = np.diff(k)
+    assert np.all(jumps >= 1)  # never reordered nor duplicated
+    assert np.count_nonzero(jumps != 1) == 1  # one outage, visible in the counter
+    true_missing = int(jumps.max() - 1)
+    assert true_missing > 0.7 * 256  # > 0.7 s offline
+    assert counters.gaps == 1
+    assert abs(counters.samples_missing - true_missing) <= 2  # from timestamps alone
+    assert counters.reconnects == 1
+    assert _in_order(states, [StreamState.CONNECTED, StreamState.STALLED, StreamState.LOST,
+                              StreamState.RECOVERED, StreamState.CONNECTED, StreamState.STOPPED])
+    assert inlet.description.source_id == src.source_id
+
+
+def test_new_source_id_with_the_same_name_is_adopted(counter_source):
+    first = counter_source(n_channels=4, srate=256.0, chunk=8).open()
+    states: list[StreamState] = []
+    got = _Collector()
+    inlet = _recovery_inlet(first.name, states)
+    inlet.add_chunk_listener(got)
+    with inlet:
+        old_uid = inlet.description.uid
+        first.outlet.wait_for_consumers(5)
+        first.start()
+        assert inlet.wait_for_samples(100, 5)
+        first.close()
+        assert _wait(lambda: inlet.state is StreamState.LOST, 3)
+        second = counter_source(n_channels=4, srate=256.0, chunk=8, source_id=first.source_id + "-new")
+        second.t0, second.next_k = first.t0, first.next_k  # same amplifier clock and counter
+        n_before = inlet.n_received
+        second.start()
+        assert _wait(lambda: inlet.n_received > n_before + 100, 10), inlet.state
+        second.close()
+        desc, counters = inlet.description, inlet.counters
+    assert desc.source_id == first.source_id + "-new" and desc.uid != old_uid
+    assert desc.labels == tuple(first.labels)
+    k = got.counter()
+    assert np.all(np.diff(k) >= 1) and np.count_nonzero(np.diff(k) != 1) == 1
+    assert counters.gaps == 1 and counters.reconnects == 1
+    assert abs(counters.samples_missing - int(np.diff(k).max() - 1)) <= 2
+    assert _in_order(states, [StreamState.LOST, StreamState.RECOVERED])
+
+
+def test_listener_errors_are_stored_not_fatal(counter_source):
+    src = counter_source(n_channels=3, srate=200.0, chunk=4).open()
+    calls = []
+
+    def bad(data, ts):
+        calls.append(len(ts))
+        if len(calls) == 1:
+            raise ValueError("listener bug")
+
+    inlet = Inlet(src.name)
+    inlet.add_chunk_listener(bad)
+    with inlet:
+        src.outlet.wait_for_consumers(5)
+        src.start()
+        assert inlet.wait_for_samples(100, 5)
+        assert inlet.running
+        src.close()
+    assert isinstance(inlet.error, ValueError)
+    assert len(calls) > 1 and sum(calls) == inlet.n_received
+
+
+def test_wait_for_samples_times_out_and_description_before_start(counter_source):
+    src = counter_source(n_channels=3, srate=100.0).open()
+    inlet = Inlet(StreamDescription(src.name, "EEG", 3, 100.0, "float32", source_id=src.source_id))
+    desc = inlet.description  # resolves lazily, before start
+    assert desc.labels == ("C0", "C1", "counter") and desc.units[0] == "microvolts"
+    assert inlet.buffer.capacity == 3000 and inlet.buffer.n_channels == 3
+    with inlet:
+        assert inlet.wait_for_samples(1, timeout=0.2) is False
+        assert inlet.n_received == 0
+
+
+def test_inlet_rejects_string_streams_and_unknown_names(unique_name):
+    markers = MarkerOutlet(unique_name, source_id=unique_name)
+    try:
+        with pytest.raises(AcquisitionError, match="use MarkerInlet"):
+            Inlet(resolve_stream(name=unique_name, timeout=5))
+        inlet = Inlet(unique_name)
+        with pytest.raises(AcquisitionError, match="'string'.*MarkerInlet"):
+            inlet.start()
+        assert inlet.state is StreamState.STOPPED and not inlet.running
+    finally:
+        markers.close()
+    missing = Inlet(unique_name + "-absent", resolve_timeout=0.3)
+    with pytest.raises(StreamNotFoundError, match=f"name='{unique_name}-absent'"):
+        missing.start()
+    with pytest.raises(AcquisitionError, match="lost_after"):
+        Inlet("x", stall_after=2.0, lost_after=1.0)
+    with pytest.raises(AcquisitionError, match="expected a pylsl.StreamInfo"):
+        Inlet(42)
+
+
+def test_marker_inlet_receives_every_marker_with_label_and_time(unique_name):
+    out = MarkerOutlet(unique_name, source_id=unique_name)
+    heard = []
+    try:
+        with MarkerInlet(unique_name) as inlet:
+            inlet.add_marker_listener(lambda t, label: heard.append((t, label)))
+            assert out.wait_for_consumers(5)
+            sent = []
+            for i in range(60):
+                label = ["769", "770", "left hand", "ünïcode|ok"][i % 4]
+                sent.append((out.push(label), label))
+                if i % 10 == 0:
+                    time.sleep(0.01)
+            assert inlet.wait_for_markers(60, 5)
+            got = inlet.drain()
+            assert inlet.drain() == []
+            assert inlet.n_markers == 60 and inlet.description.is_marker
+    finally:
+        out.close()
+    assert [lab for _, lab in got] == [lab for _, lab in sent]
+    np.testing.assert_allclose([t for t, _ in got], [t for t, _ in sent], atol=1e-3)
+    assert heard == got
+
+
+def test_marker_inlet_int_markers_and_rejects_float(unique_name):
+    info = make_stream_info(unique_name, "Markers", ["code"], 0.0, fmt="int32", source_id=unique_name)
+    out = pylsl.StreamOutlet(info)  # DataOutlet.push_sample sends floats
+    try:
+        with MarkerInlet(unique_name) as inlet:
+            assert out.wait_for_consumers(5)
+            for code in (769, 770, 32766):
+                out.push_sample([code], timestamp=100.0 + code)
+            assert inlet.wait_for_markers(3, 5)
+            got = inlet.drain()
+    finally:
+        del out
+    assert [lab for _, lab in got] == ["769", "770", "32766"]
+    np.testing.assert_allclose([t for t, _ in got], [869.0, 870.0, 32866.0], atol=1e-3)
+    floats = make_stream_info(unique_name + "-f", "Control", ["x"], 0.0, fmt="float32")
+    with pytest.raises(AcquisitionError, match="use Inlet"):
+        MarkerInlet(floats)
+
+
+def test_marker_inlet_recovers_after_the_outlet_restarts(unique_name):
+    states: list[StreamState] = []
+    out = MarkerOutlet(unique_name, source_id=unique_name)
+    inlet = MarkerInlet(unique_name, reresolve_interval=0.2, recovered_hold=0.2)
+    inlet.add_state_listener(lambda old, new: states.append(new))
+    try:
+        with inlet:
+            assert out.wait_for_consumers(5)
+            out.push("before")
+            assert inlet.wait_for_markers(1, 5)
+            out.close()
+            assert _wait(lambda: inlet.state is StreamState.LOST, 3)
+            out = MarkerOutlet(unique_name, source_id=unique_name)
+            assert _wait(lambda: inlet.state is not StreamState.LOST, 5)
+            assert out.wait_for_consumers(5)
+            out.push("after")
+            assert inlet.wait_for_markers(2, 5)
+            labels = [lab for _, lab in inlet.drain()]
+            counters = inlet.counters
+    finally:
+        out.close()
+    assert labels == ["before", "after"]
+    assert counters.reconnects == 1
+    assert _in_order(states, [StreamState.CONNECTED, StreamState.LOST, StreamState.RECOVERED])
+
+
+def test_counter_source_helper_is_exact():
+    # guards the helper the loss tests rely on: timestamps are t0 + k / srate exactly
+    src = CounterSource("unused", "unused", n_channels=2, srate=100.0, chunk=4)
+    assert src.labels == ["C0", "counter"]
