@@ -195,11 +195,12 @@ class Player:
             _Track(name, DataOutlet(info), raw.n_times, sfreq, fetch=fetch)
         )
         ann = raw.annotations
-        onsets = np.asarray(ann.onset, dtype=np.float64)
-        if len(ann) and ann.orig_time is not None:
-            meas = raw.info["meas_date"]
-            shift = (ann.orig_time - meas).total_seconds() if meas is not None else 0.0
-            onsets = onsets + shift - raw.first_time
+        # onsets count from the recording's sample 0 (orig_time None) or from orig_time; the data
+        # played start at raw.first_samp (non-zero after a crop)
+        onsets = np.asarray(ann.onset, dtype=np.float64) - raw.first_time
+        meas = raw.info["meas_date"]
+        if len(ann) and ann.orig_time is not None and meas is not None:
+            onsets = onsets + (ann.orig_time - meas).total_seconds()
         keep = (onsets >= 0) & (onsets < self.duration_s)
         if (~keep).any():
             logger.warning("%s: %d annotations outside the recording are not replayed", self.source, int((~keep).sum()))

@@ -243,3 +243,14 @@ def test_corrupt_and_truncated_xdf(xdf_dir, tmp_path):
     assert 0 < eeg.n_samples < 27815
     with pytest.raises(RecordingError, match="only applies to XDF"):
         load_recording(xdf_dir.parent / "eegmmidb" / "S001" / "S001R04.edf", stream="EEG")
+
+
+def test_xdfz_compressed(xdf_dir, tmp_path):
+    import gzip
+
+    z = tmp_path / "minimal.xdfz"
+    z.write_bytes(gzip.compress((xdf_dir / "minimal.xdf").read_bytes()))
+    raw = load_recording(z)
+    ref = load_recording(xdf_dir / "minimal.xdf")
+    np.testing.assert_array_equal(raw.get_data(), ref.get_data())
+    assert list(raw.annotations.description) == list(ref.annotations.description)

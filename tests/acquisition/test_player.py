@@ -120,6 +120,27 @@ def test_xdf_replay_all_streams(shared_data, unique_name, fname, speed, caplog):
         assert np.all(np.diff(stamps) > 0)
 
 
+@pytest.mark.parametrize("meas_date", ["file", None])
+def test_cropped_raw_markers_align(eegmmidb, unique_name, tmp_path, meas_date):
+    """A Raw that starts at first_samp != 0 (cropped FIF): markers still on their samples."""
+    raw = load_recording(eegmmidb / "S001" / "S001R08.edf").crop(10.05, 25)
+    if meas_date is None:
+        raw.set_meas_date(None)
+    raw.save(tmp_path / "crop_raw.fif", verbose="error")
+    raw = load_recording(tmp_path / "crop_raw.fif", preload=False)
+    assert raw.first_samp == 1608
+    events, _ = mne.events_from_annotations(raw, verbose="error")
+    speed = 20.0
+    with Player(raw, speed=speed, name=unique_name) as player:
+        inlets = {"eeg": _inlet(unique_name), "mk": _inlet(unique_name + "-markers")}
+        got = _play_and_collect(player, inlets)
+    data = np.asarray(got["eeg"][0])
+    np.testing.assert_allclose(data, raw.get_data().T * 1e6, rtol=1e-6, atol=1e-4)
+    samples = (got["mk"][1] - got["eeg"][1][0]) * speed * 160
+    np.testing.assert_allclose(samples, events[:, 0] - raw.first_samp, atol=0.5)
+    assert [m[0] for m in got["mk"][0]] == list(raw.annotations.description)
+
+
 def _counter_raw(n=200, sfreq=100.0):
     info = mne.create_info(["counter", "Cz"], sfreq, ["misc", "eeg"])
     data = np.vstack([np.arange(n, dtype=float), np.sin(np.arange(n) / 5) * 1e-5])
