@@ -254,3 +254,50 @@ def test_xdfz_compressed(xdf_dir, tmp_path):
     ref = load_recording(xdf_dir / "minimal.xdf")
     np.testing.assert_array_equal(raw.get_data(), ref.get_data())
     assert list(raw.annotations.description) == list(ref.annotations.description)
+
+
+def write_gdf(path, data_uv, sfreq, labels, events):
+    """Write a minimal GDF 2.20 file (int16, 0.1 uV steps, 1-s records) with an event table.
+
+    ``data_uv``: (n_channels, n_times), n_times a multiple of ``sfreq``; ``events``: [(sample, code)].
+    Written from the GDF 2 layout (fixed header, per-channel variable header, records, event table)
+    because no writer for GDF is installed; this is what BCI Competition IV files look like.
+    """
+    import struct
+
+    ns, n = data_uv.shape
+    sfreq = int(sfreq)
+    n_rec = n // sfreq
+    head = b"GDF 2.20" + b"X X".ljust(66) + bytes(10) + bytes(4) + b"neurodeck test".ljust(64) + bytes(16)
+    head += struct.pack("<QQH", 0, 0, 1 + ns) + bytes(6) + bytes(8) + bytes(6) + bytes(6) + bytes(24)
+    head += struct.pack("<qIIHH", n_rec, 1, 1, ns, 0)
+    assert len(head) == 256
+    var = b"".join(lab.encode().ljust(16) for lab in labels) + bytes(80 * ns) + bytes(6 * ns)
+    var += struct.pack(f"<{ns}H", *[4275] * ns)  # microvolts
+    var += struct.pack(f"<{ns}d", *[-3276.8] * ns) + struct.pack(f"<{ns}d", *[3276.7] * ns)
+    var += struct.pack(f"<{ns}d", *[-32768] * ns) + struct.pack(f"<{ns}d", *[32767] * ns)
+    var += bytes(68 * ns) + bytes(12 * ns)  # reserved, low/high/notch filters
+    var += struct.pack(f"<{ns}i", *[sfreq] * ns) + struct.pack(f"<{ns}i", *[3] * ns)  # int16
+    var += bytes(12 * ns) + bytes(20 * ns)  # positions, impedances
+    assert len(var) == 256 * ns
+    digital = np.round(np.asarray(data_uv) * 10).astype("<i2")
+    records = b"".join(digital[:, r * sfreq : (r + 1) * sfreq].tobytes() for r in range(n_rec))
+    ne = len(events)
+    table = bytes([1]) + ne.to_bytes(3, "little") + struct.pack("<f", sfreq)
+    table += struct.pack(f"<{ne}I", *[s + 1 for s, _ in events]) + struct.pack(f"<{ne}H", *[c for _, c in events])
+    path.write_bytes(head + var + records + table)
+    return digital / 10.0
+
+
+def test_gdf_written_by_hand_codes_become_names(tmp_path):
+    rng = np.random.default_rng(3)
+    data = rng.normal(0, 20, (3, 2500))
+    want = write_gdf(tmp_path / "rec.gdf", data, 250, ["C3", "Cz", "C4"], [(100, 768), (500, 769), (1500, 770)])
+    raw = load_recording(tmp_path / "rec.gdf")
+    assert raw.ch_names == ["C3", "Cz", "C4"] and raw.info["sfreq"] == 250.0 and raw.n_times == 2500
+    np.testing.assert_allclose(raw.get_data() * 1e6, want, atol=1e-6)
+    assert list(raw.annotations.description) == ["trial_start", "left_hand", "right_hand"]
+    np.testing.assert_allclose(raw.annotations.onset, [0.4, 2.0, 6.0])
+    events, event_id = get_events(raw, {"769": "left_hand", "770": "right_hand"})
+    assert event_id == {"left_hand": 769, "right_hand": 770}
+    np.testing.assert_array_equal(events[:, 0], [500, 1500])

@@ -141,6 +141,21 @@ def test_cropped_raw_markers_align(eegmmidb, unique_name, tmp_path, meas_date):
     assert [m[0] for m in got["mk"][0]] == list(raw.annotations.description)
 
 
+def test_gdf_replay_markers_travel_as_codes(tmp_path, unique_name):
+    from tests.acquisition.test_io import write_gdf
+
+    rng = np.random.default_rng(4)
+    want = write_gdf(tmp_path / "cues.gdf", rng.normal(0, 20, (3, 1000)), 250, ["C3", "Cz", "C4"],
+                     [(100, 768), (500, 769), (750, 770)])
+    speed = 10.0
+    with Player(tmp_path / "cues.gdf", speed=speed, name=unique_name) as player:
+        inlets = {"eeg": _inlet(unique_name), "mk": _inlet(unique_name + "-markers")}
+        got = _play_and_collect(player, inlets)
+    np.testing.assert_allclose(np.asarray(got["eeg"][0]), want.T, atol=1e-4)
+    assert [m[0] for m in got["mk"][0]] == ["768", "769", "770"]
+    np.testing.assert_allclose((got["mk"][1] - got["eeg"][1][0]) * speed * 250, [100, 500, 750], atol=0.5)
+
+
 def _counter_raw(n=200, sfreq=100.0):
     info = mne.create_info(["counter", "Cz"], sfreq, ["misc", "eeg"])
     data = np.vstack([np.arange(n, dtype=float), np.sin(np.arange(n) / 5) * 1e-5])
