@@ -350,7 +350,10 @@ def _volt_scale(unit: str, ch_type: str, stream_type: str) -> tuple[float, str]:
         return _UNIT_TO_VOLTS[key], mne_type
     if not key and mne_type in _VOLTAGE_TYPES:
         return 1e-6, mne_type  # LSL convention: EEG streams carry microvolts
-    return 1.0, mne_type if not key or mne_type not in _VOLTAGE_TYPES else "misc"
+    if key and mne_type in _VOLTAGE_TYPES:
+        logger.warning("unit %r is not a voltage; channel kept unscaled as type 'misc'", unit)
+        return 1.0, "misc"
+    return 1.0, mne_type
 
 
 def _place_on_grid(eeg: XdfStream) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:

@@ -41,6 +41,7 @@ _LSL_FORMATS = {
     "int8": "int16", "int64": "double64", "string": "string",
 }
 _BLOCK_S = 1.0  # read-ahead block for lazily loaded MNE recordings
+_BUFFER_WALL_S = 360.0  # outlets keep this much *wall-clock* time for slow consumers, at any speed
 
 
 @dataclass
@@ -157,6 +158,11 @@ class Player:
         self.outlet_names = [t.name for t in self._tracks]
 
     # ------------------------------------------------------------------------------------ setup
+    def _max_buffered(self) -> int:
+        """liblsl's buffer is counted in seconds at the nominal rate; at ``speed`` X that is X times
+        less wall-clock time, so scale it (capped at 10x) to keep slow consumers lossless."""
+        return int(np.ceil(_BUFFER_WALL_S * min(max(self.speed, 1.0), 10.0)))
+
     def _setup_raw(self, path_or_raw: Any, name: str | None) -> None:
         import mne
         from mne.io.constants import FIFF
@@ -192,7 +198,7 @@ class Player:
             return (raw.get_data(start=start, stop=stop).T * scale).astype(np.float32)
 
         self._tracks.append(
-            _Track(name, DataOutlet(info), raw.n_times, sfreq, fetch=fetch)
+            _Track(name, DataOutlet(info, max_buffered=self._max_buffered()), raw.n_times, sfreq, fetch=fetch)
         )
         ann = raw.annotations
         # onsets count from the recording's sample 0 (orig_time None) or from orig_time; the data
@@ -249,12 +255,13 @@ class Player:
             )
             times = np.asarray(s.timestamps, dtype=np.float64) - first
             if s.is_string:
-                outlet = pylsl.StreamOutlet(info)
+                outlet = pylsl.StreamOutlet(info, 0, self._max_buffered())
                 track = _Track(out_name, outlet, s.n_samples, s.srate, times=times, data=s.rows, kind="string")
             else:
                 data = np.asarray(s.data)
                 data = data.astype(np.float64) if data.dtype != np.float32 else data
-                track = _Track(out_name, DataOutlet(info), s.n_samples, s.srate, times=times, data=data)
+                outlet = DataOutlet(info, max_buffered=self._max_buffered())
+                track = _Track(out_name, outlet, s.n_samples, s.srate, times=times, data=data)
             self._tracks.append(track)
             self.source_ids.append(uid)
 
