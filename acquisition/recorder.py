@@ -390,7 +390,8 @@ def finalize_partial(partial_dir: Path | str, out: Path | str | None = None, *,
     partial_dir : Path
         The ``<out>.partial`` folder.
     out : Path, optional
-        Output FIF path; default: the one stored in ``meta.json``.
+        Output FIF path; default: the one stored in ``meta.json`` (:func:`recover` defaults to
+        ``<out>`` next to the folder).
     remove_partial : bool
         Delete the partial folder once the FIF has been written and read back.
     recovered : bool
@@ -440,8 +441,11 @@ def finalize_partial(partial_dir: Path | str, out: Path | str | None = None, *,
             markers.append({"stream": sname, "timestamp": float(ev["t"]), "onset": onset_of(float(ev["t"])),
                             "code": label, "name": name_of(label)})
         elif ev.get("kind") == "state":
-            entry = {"stream": sname, "timestamp": float(ev["t"]), "onset": onset_of(float(ev["t"])),
-                     "old": ev.get("old"), "new": ev.get("new")}
+            t = float(ev["t"])
+            if str(ev.get("new")).upper() == "LOST" and ev.get("last_data_t") is not None:
+                t = float(ev["last_data_t"])  # the data stopped here; LOST is declared later
+            entry = {"stream": sname, "timestamp": t, "onset": onset_of(t),
+                     "detected_at": float(ev["t"]), "old": ev.get("old"), "new": ev.get("new")}
             states.append(entry)
         elif ev.get("kind") == "clock":
             clocks.setdefault(sname, []).append([float(ev["t"]), float(ev["offset"])])
@@ -574,6 +578,8 @@ def recover(partial_dir: Path | str, out: Path | str | None = None) -> Path:
     pdir = Path(partial_dir)
     if not pdir.is_dir() and pdir.with_name(pdir.name + PARTIAL_SUFFIX).is_dir():
         pdir = pdir.with_name(pdir.name + PARTIAL_SUFFIX)
+    if out is None and pdir.name.endswith(PARTIAL_SUFFIX) and len(pdir.name) > len(PARTIAL_SUFFIX):
+        out = pdir.with_name(pdir.name[: -len(PARTIAL_SUFFIX)])  # next to the folder, even if moved
     return finalize_partial(pdir, out, recovered=True)
 
 
@@ -587,6 +593,12 @@ def export_recording(fif_path: Path | str, fmt: str, out: Path | str | None = No
     fmt : {"edf", "brainvision"}
     out : Path, optional
         Default: ``fif_path`` with ``.edf`` / ``.vhdr``.
+
+    Notes
+    -----
+    EDF stores whole data records, so MNE pads the last one: an exported EDF can be up to one
+    record longer than the FIF (the sidecar keeps the true sample count). EDF also stores 16-bit
+    integers per channel range, so values are quantized; BrainVision keeps float32.
     """
     import mne
 
@@ -661,6 +673,7 @@ class _Slot:
         self.state = "IDLE"
         self.last_ts: float | None = None
         self.last_arrival = 0.0  # time.monotonic() of the last delivered chunk / marker
+        self.clock_offset: float | None = None  # liblsl time_correction at start, seconds
 
 
 class Recorder:
@@ -680,8 +693,9 @@ class Recorder:
     resolve_timeout : float
         Seconds to wait for each named stream.
     drain_quiet : float
-        On stop, a stream counts as drained once nothing arrived for this long (or its last
-        timestamp reached the stop time).
+        On stop, a regular-rate stream is drained once its last timestamp reaches the stop time;
+        a stream whose source stopped sending, and a marker stream, once nothing arrived for
+        ``drain_quiet`` seconds (so :meth:`stop` takes about that long with a marker stream).
     drain_timeout : float
         Upper bound of the final drain, seconds.
     overwrite : bool
@@ -695,7 +709,7 @@ class Recorder:
     """
 
     def __init__(self, sources: Sequence[Any], out: Path | str, *, flush_every: float = 0.5,
-                 resolve_timeout: float = 5.0, drain_quiet: float = 0.3, drain_timeout: float = 3.0,
+                 resolve_timeout: float = 5.0, drain_quiet: float = 1.0, drain_timeout: float = 5.0,
                  overwrite: bool = False):
         if isinstance(sources, str | bytes) or not isinstance(sources, Sequence) or not sources:
             raise RecordingError(f"sources {sources!r} invalid; expected a non-empty list of stream names or StreamInfo")
@@ -766,6 +780,7 @@ class Recorder:
             for s in self._slots:
                 d = dict(s.desc)
                 d["key"] = s.key
+                d["clock_offset_at_start"] = s.clock_offset
                 descs.append(d)
             now_wall, now_lsl = time.time(), local_clock()
             extra = {"start_wall_time": now_wall, "start_lsl_time": now_lsl,
@@ -863,7 +878,7 @@ class Recorder:
         import pylsl
 
         from acquisition.inlet import Inlet, MarkerInlet
-        from acquisition.streams import StreamDescription, full_info, resolve_stream
+        from acquisition.streams import StreamDescription, resolve_stream
 
         for s in self._slots:
             info = s.source
@@ -876,11 +891,7 @@ class Recorder:
             as_marker = fmt == "string" or (desc0.is_marker and fmt in _MARKER_INT_FORMATS)
             s.inlet = MarkerInlet(info) if as_marker else Inlet(info)
             desc = s.inlet.description  # connects and reads the full description
-            try:
-                full = full_info(info)  # per-channel types are not in StreamDescription
-            except AcquisitionError as exc:
-                logger.warning("no channel types for %r: %s", desc0.name, exc)
-                full = None
+            full, s.clock_offset = _probe(info, self.resolve_timeout)
             s.desc = describe(desc, full)
             s.desc["is_marker"] = as_marker
             if not as_marker:
@@ -898,6 +909,7 @@ class Recorder:
         def on_state(old: Any, new: Any) -> None:
             s.state = getattr(new, "name", str(new))
             q.put(("event", key, {"kind": "state", "stream": key, "t": _lsl_now(),
+                                  "last_data_t": s.last_ts,
                                   "old": getattr(old, "name", str(old)), "new": s.state}))
 
         if s.desc["is_marker"]:
@@ -932,7 +944,11 @@ class Recorder:
             now = time.monotonic()
             still = []
             for s in pending:
-                caught_up = s.last_ts is not None and s.last_ts >= t_stop
+                # a live regular stream has delivered the sample taken at the stop time; a
+                # stopped source or a marker stream counts as drained after drain_quiet s of silence
+                srate = float(s.desc.get("srate") or 0.0)
+                tol = 1.5 / srate if srate > 0 and not s.desc.get("is_marker") else 0.0
+                caught_up = tol > 0 and s.last_ts is not None and s.last_ts >= t_stop - tol
                 quiet = now - max(s.last_arrival, t0) >= self.drain_quiet
                 if not (caught_up or quiet):
                     still.append(s)
@@ -1011,6 +1027,26 @@ def _lsl_now() -> float:
     from acquisition.outlet import local_clock
 
     return local_clock()
+
+
+def _probe(info: Any, timeout: float) -> tuple[Any, float | None]:
+    """Full info (for per-channel types) and the clock offset of a stream, via a temporary inlet.
+
+    Returns ``(None, None)`` parts that could not be read (logged), never raises.
+    """
+    import pylsl
+
+    full, offset = None, None
+    try:
+        tmp = pylsl.StreamInlet(info, max_buflen=1, recover=False)
+        try:
+            full = tmp.info(timeout=timeout)
+            offset = float(tmp.time_correction(timeout=min(timeout, 2.0)))
+        finally:
+            del tmp
+    except Exception as exc:  # noqa: BLE001 - metadata only; the recording goes on
+        logger.warning("could not read channel types / clock offset of %r: %s", info.name(), exc)
+    return full, offset
 
 
 def _counters_dict(inlet: Any) -> dict:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
 import time
 
@@ -42,7 +44,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--flush-every {args.flush_every!r} invalid; expected seconds > 0")
     rec = Recorder(args.stream, Path(args.out), flush_every=args.flush_every,
                    resolve_timeout=args.resolve_timeout, overwrite=args.overwrite)
-    rec.start()
+    try:
+        rec.start()
+    except KeyboardInterrupt:
+        rec.abort()
+        raise
     print(f"recording {', '.join(args.stream)} -> {rec.out} (partial data in {rec.partial_dir})",
           flush=True)
     t0 = time.monotonic()
@@ -58,22 +64,17 @@ def run(args: argparse.Namespace) -> int:
                     print(rec.status.line(), flush=True)
     except KeyboardInterrupt:
         print("stopping...", file=sys.stderr, flush=True)
-    path = _stop(rec)
+    # finish the drain and the file even if Ctrl-C / SIGTERM comes again
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError):  # not the main thread (tests calling run())
+            signal.signal(sig, signal.SIG_IGN)
+    path = rec.stop()
     counts = ", ".join(f"{name}: {c['written']}" for name, c in rec.counters.items())
     print(f"saved {path} ({counts}); sidecar {path.with_name(_stem(path) + '.json')}", flush=True)
     if args.format != "fif":
         exported = export_recording(path, args.format)
         print(f"exported {exported}", flush=True)
     return 0
-
-
-def _stop(rec):
-    """Finalize even if a second Ctrl-C / SIGTERM arrives while stopping."""
-    while True:
-        try:
-            return rec.stop()
-        except KeyboardInterrupt:
-            print("still finalizing, please wait...", file=sys.stderr, flush=True)
 
 
 def _stem(path) -> str:

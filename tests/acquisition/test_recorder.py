@@ -325,3 +325,134 @@ def test_unwritable_output_raises_recording_error_naming_path(tmp_path, unique_n
         with pytest.raises(RecordingError, match="/proc/"):
             PartialStore(Path("/proc/nd_rec_raw.fif.partial"), Path("/proc/nd_rec_raw.fif"),
                          [{**_eeg_desc("E", 2, 10.0), "key": "s0"}])
+
+
+def test_cli_sigterm_finalizes_everything_sent_and_exports_edf(tmp_path, unique_name):
+    _needs_inlet()
+    srate, n_ch = 256.0, 8
+    src = _Source(unique_name, n_ch, srate, {100: "769", 400: "32769"})
+    out = tmp_path / "cli_raw.fif"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "record", "--stream", src.name, "--stream",
+         src.marker_name, "--out", str(out), "--format", "edf"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        src.wait_for_consumers(30)
+        src.start(2.5)
+        src.thread.join(20)
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        src.join()
+    assert proc.returncode == 0, stderr
+    assert "samples" in stdout and f"saved {out}" in stdout, stdout
+    raw = _read_fif(out)
+    assert raw.n_times == src.sent == int(2.5 * srate)
+    np.testing.assert_array_equal(raw.get_data(picks=["counter"])[0], np.arange(src.sent))
+    # (a "stream_lost" may follow if the silent source was declared lost before the stop)
+    markers = [d for d in raw.annotations.description if not d.startswith("stream_")]
+    assert markers == ["left_hand", "experiment_start"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        edf = mne.io.read_raw_edf(out.with_suffix("").with_suffix(".edf"), preload=True, verbose=False)
+    # EDF pads the last data record (1 s) to full length; the real samples come first
+    assert src.sent <= edf.n_times < src.sent + srate
+    np.testing.assert_allclose(edf.get_data(picks=["counter"])[0, :src.sent], np.arange(src.sent),
+                               atol=0.05)
+
+
+def test_write_error_is_surfaced_and_flushed_data_recoverable(tmp_path, unique_name):
+    """A file-size limit makes writes fail like a full disk: RecordingError, data kept."""
+    _needs_inlet()
+    if not sys.platform.startswith("linux"):
+        pytest.skip("RLIMIT_FSIZE test is Linux only")
+    srate, n_ch = 512.0, 16
+    src = _Source(unique_name, n_ch, srate, {})
+    out = tmp_path / "full_raw.fif"
+    limit = 64 * 1024  # bytes per file: ~1000 samples of 16 float32 channels
+    script = f"""
+import resource, sys, time
+resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))  # Python ignores SIGXFSZ: EFBIG
+from acquisition.errors import RecordingError
+from acquisition.recorder import Recorder
+rec = Recorder([{src.name!r}, {src.marker_name!r}], {str(out)!r}, flush_every=0.2)
+rec.start()
+t0 = time.monotonic()
+while rec.error is None and time.monotonic() - t0 < 20:
+    time.sleep(0.05)
+try:
+    rec.stop()
+except RecordingError as exc:
+    print("ERROR", exc, flush=True)
+    sys.exit(3)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        src.wait_for_consumers(30)
+        src.start(None)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        src.join()
+    assert proc.returncode == 3, (stdout, stderr)
+    pdir = partial_dir_for(out)
+    assert "ERROR cannot write to" in stdout and str(pdir) in stdout and "recover" in stdout
+    raw = _read_fif(recover(pdir))
+    n = raw.n_times
+    assert limit // (4 * n_ch) - 2 * srate <= n <= limit // (4 * n_ch)
+    np.testing.assert_array_equal(raw.get_data(picks=["counter"])[0], np.arange(n))
+
+
+def test_stream_loss_and_recovery_are_annotated(tmp_path, unique_name):
+    _needs_inlet()
+    srate, n_ch = 256.0, 4
+    labels = ["counter", "C3", "Cz", "C4"]
+
+    def outlet():
+        info = make_stream_info(unique_name, "EEG", labels, srate, source_id=unique_name,
+                                units=["", "microvolts", "microvolts", "microvolts"],
+                                ch_types=["misc", "EEG", "EEG", "EEG"])
+        return DataOutlet(info, chunk_size=8)
+
+    def push(o, start, n):
+        t0 = local_clock()
+        for i in range(start, start + n, 8):
+            idx = np.arange(i, i + 8)
+            time.sleep(max(0.0, t0 + (i - start + 8) / srate - local_clock()))
+            o.push_chunk(_Source.values(idx, n_ch, srate), t0 + (i - start + 7) / srate)
+
+    out = tmp_path / "lost_raw.fif"
+    o = outlet()
+    rec = Recorder([unique_name], out).start()
+    assert o.wait_for_consumers(10)
+    push(o, 0, 256)
+    time.sleep(0.3)  # let liblsl send the last chunk before the outlet goes away
+    o.close()
+    del o
+    deadline = time.monotonic() + 10
+    while rec.status.streams[0].state != "LOST" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert rec.status.streams[0].state == "LOST"
+    o = outlet()
+    assert o.wait_for_consumers(15), "inlet did not reconnect to the restarted outlet"
+    push(o, 256, 256)
+    path = rec.stop()
+    raw = _read_fif(path)
+    counter = raw.get_data(picks=["counter"])[0]
+    assert np.setdiff1d(np.arange(512), counter).tolist() == []
+    np.testing.assert_array_equal(counter, np.arange(512))
+    ann = raw.annotations
+    assert list(ann.description) == ["stream_lost", "stream_recovered"]
+    assert all(e["stream"] == unique_name for e in ann.extras)
+    assert abs(ann.onset[0] * srate - 256) <= 1  # where the data stopped
+    side = json.loads(out.with_name("lost_raw.json").read_text())
+    eeg = side["streams"][0]
+    assert len(eeg["gaps"]) == 1 and eeg["gaps"][0]["after_sample"] == 255
+    assert eeg["gaps"][0]["duration"] > 2.0
+    assert [c["new"] for c in eeg["state_changes"] if c["new"] in ("LOST", "RECOVERED")] == ["LOST", "RECOVERED"]
