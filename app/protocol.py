@@ -470,7 +470,8 @@ class MarkerSink:
 class SimulatorCueSink:
     """Listener telling a :class:`acquisition.simulator.Simulator` what to imagine.
 
-    At each cue the simulated brain imagines the cued class for ``cue_s + imagery_s`` seconds.
+    At each cue the simulated brain imagines the cued class for ``cue_s + imagery_s`` seconds
+    (``mark=False``: the protocol's own marker stream carries the cue).
     """
 
     def __init__(self, simulator: Any, config: ProtocolConfig):
@@ -479,7 +480,8 @@ class SimulatorCueSink:
 
     def __call__(self, event: ProtocolEvent) -> None:
         if event.phase is Phase.CUE and event.class_name is not None:
-            self.simulator.cue(event.class_name, self.duration)
+            # our marker outlet carries the cue; the simulator must not mark it a second time
+            self.simulator.cue(event.class_name, self.duration, mark=False)
 
 
 @dataclass

@@ -212,7 +212,8 @@ class FakeSimulator:
     def __init__(self):
         self.cues = []
 
-    def cue(self, class_name, duration):
+    def cue(self, class_name, duration, *, mark=True):
+        assert mark is False
         self.cues.append((class_name, duration))
 
 

@@ -1,0 +1,429 @@
+"""Calibrate page: the Graz protocol form, run controls, progress, and the cue display.
+
+Start does, in order: check the form, the session and the EEG stream; open a marker outlet with a
+unique name; start a :class:`acquisition.recorder.Recorder` on the EEG + marker streams into
+``<session>/recordings/calibration-runNN_raw.fif`` (in the background) and wait until it listens
+to the markers; then run the protocol (markers to LSL, cues to the display, and to the simulator
+when the source is the simulator). Pause / resume keep recording; abort and the end of the run
+stop the recorder, which finalizes the file.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from pathlib import Path
+from typing import Any
+
+from PyQt6.QtCore import pyqtSignal
+from PyQt6.QtWidgets import (
+    QCheckBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.protocol import (
+    CalibrationProtocol,
+    MarkerSink,
+    Phase,
+    ProtocolConfig,
+    ProtocolError,
+    SimulatorCueSink,
+)
+from app.ui.cue_display import CLASS_TEXT, CueDisplay
+from app.ui.qt_models import ProtocolRunner, error_text
+from app.ui.widgets import Page, big_button
+
+logger = logging.getLogger(__name__)
+
+FORM_CLASSES = ("left_hand", "right_hand", "feet", "rest")
+
+
+class CalibratePage(Page):
+    """Run a cued Graz calibration and record it into the session."""
+
+    title = "2 \u00b7 Calibrate"
+    subtitle = ("The participant imagines the movement the arrow shows (left hand, right hand, feet) "
+                "or rests (circle). Everything is recorded into the session folder.")
+
+    #: (state) "idle", "starting", "running", "paused", "saving"
+    run_state_changed = pyqtSignal(str)
+    #: path of the saved recording
+    recording_saved = pyqtSignal(object)
+
+    def __init__(self, context=None, parent: QWidget | None = None):
+        super().__init__(context, parent)
+        self.runner: ProtocolRunner | None = None
+        self.recorder: Any = None
+        self.marker_outlet: Any = None
+        self.recording_path: Path | None = None
+        self.last_saved: Path | None = None
+        self.fullscreen: CueDisplay | None = None
+        self.state = "idle"
+        #: protocol clock override (tests); None = LSL clock
+        self.clock = None
+
+        row = QHBoxLayout()
+        self.body.addLayout(row, 1)
+        left = QWidget()
+        left.setFixedWidth(420)
+        lv = QVBoxLayout(left)
+        lv.setContentsMargins(0, 0, 8, 0)
+        row.addWidget(left)
+
+        # --- protocol form
+        box = QGroupBox("Protocol")
+        form = QFormLayout(box)
+        cls_row = QGridLayout()
+        self.class_boxes: dict[str, QCheckBox] = {}
+        for i, name in enumerate(FORM_CLASSES):
+            cb = QCheckBox(CLASS_TEXT[name])
+            cb.setChecked(name in ("left_hand", "right_hand"))
+            cb.toggled.connect(self._update_estimate)
+            self.class_boxes[name] = cb
+            cls_row.addWidget(cb, i // 2, i % 2)
+        form.addRow("Classes", cls_row)
+        self.trials_box = QSpinBox()
+        self.trials_box.setRange(1, 500)
+        form.addRow("Trials per class", self.trials_box)
+        self.fix_box = self._seconds(form, "Fixation")
+        self.cue_box = self._seconds(form, "Cue (arrow)")
+        self.imagery_box = self._seconds(form, "Imagery after cue")
+        rest_row = QHBoxLayout()
+        self.rest_min_box = self._seconds(None, "")
+        self.rest_max_box = self._seconds(None, "")
+        rest_row.addWidget(self.rest_min_box)
+        rest_row.addWidget(QLabel("to"))
+        rest_row.addWidget(self.rest_max_box)
+        form.addRow("Rest (random)", rest_row)
+        self.beep_box = QCheckBox("Beep at fixation")
+        form.addRow("", self.beep_box)
+        self.seed_box = QSpinBox()
+        self.seed_box.setRange(-1, 2**31 - 1)
+        self.seed_box.setSpecialValueText("random")
+        form.addRow("Trial order seed", self.seed_box)
+        self.estimate_label = QLabel("")
+        self.estimate_label.setStyleSheet("color: #455a64;")
+        form.addRow("Duration", self.estimate_label)
+        io_row = QHBoxLayout()
+        load = QPushButton("Load\u2026")
+        save = QPushButton("Save\u2026")
+        load.clicked.connect(self._load_dialog)
+        save.clicked.connect(self._save_dialog)
+        io_row.addWidget(load)
+        io_row.addWidget(save)
+        form.addRow("Protocol file", io_row)
+        lv.addWidget(box)
+        for w in (self.trials_box, self.fix_box, self.cue_box, self.imagery_box,
+                  self.rest_min_box, self.rest_max_box):
+            w.valueChanged.connect(self._update_estimate)
+
+        # --- run controls
+        run = QGroupBox("Run")
+        rv = QVBoxLayout(run)
+        self.start_button = big_button("\u25b6  Start calibration")
+        self.start_button.clicked.connect(self.start)
+        rv.addWidget(self.start_button)
+        ctl = QHBoxLayout()
+        self.pause_button = QPushButton("Pause")
+        self.pause_button.setMinimumHeight(34)
+        self.pause_button.clicked.connect(self.toggle_pause)
+        self.abort_button = big_button("Abort", danger=True)
+        self.abort_button.clicked.connect(self.abort)
+        ctl.addWidget(self.pause_button, 1)
+        ctl.addWidget(self.abort_button, 1)
+        rv.addLayout(ctl)
+        self.progress = QProgressBar()
+        self.progress.setFormat("trial %v of %m")
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setMinimumHeight(24)
+        rv.addWidget(self.progress)
+        self.status_label = QLabel("Ready.")
+        self.status_label.setWordWrap(True)
+        rv.addWidget(self.status_label)
+        self.full_button = QPushButton("Show cues full screen (participant's screen)")
+        self.full_button.clicked.connect(self.show_fullscreen)
+        rv.addWidget(self.full_button)
+        lv.addWidget(run)
+        lv.addStretch(1)
+
+        self.cue_display = CueDisplay()
+        row.addWidget(self.cue_display, 1)
+
+        saved = context.settings.protocol if context is not None else {}
+        try:
+            cfg = ProtocolConfig.from_dict(saved) if saved else ProtocolConfig()
+        except ProtocolError as exc:
+            logger.warning("saved protocol settings ignored: %s", exc)
+            cfg = ProtocolConfig()
+        self.set_config(cfg)
+        self._set_state("idle")
+
+    @staticmethod
+    def _seconds(form: QFormLayout | None, label: str) -> QDoubleSpinBox:
+        box = QDoubleSpinBox()
+        box.setRange(0.0, 60.0)
+        box.setDecimals(2)
+        box.setSingleStep(0.25)
+        box.setSuffix(" s")
+        if form is not None:
+            form.addRow(label, box)
+        return box
+
+    # ------------------------------------------------------------------ config <-> form
+    def set_config(self, cfg: ProtocolConfig) -> None:
+        for name, cb in self.class_boxes.items():
+            cb.setChecked(name in cfg.classes)
+        self.trials_box.setValue(cfg.trials_per_class)
+        self.fix_box.setValue(cfg.fixation_s)
+        self.cue_box.setValue(cfg.cue_s)
+        self.imagery_box.setValue(cfg.imagery_s)
+        self.rest_min_box.setValue(cfg.rest_min_s)
+        self.rest_max_box.setValue(cfg.rest_max_s)
+        self.beep_box.setChecked(cfg.beep)
+        self.seed_box.setValue(-1 if cfg.seed is None else cfg.seed)
+        self._lead_in = cfg.lead_in_s
+        self._update_estimate()
+
+    def config(self) -> ProtocolConfig:
+        """The form as a validated :class:`ProtocolConfig` (raises ProtocolError)."""
+        seed = self.seed_box.value()
+        return ProtocolConfig(
+            classes=tuple(n for n, cb in self.class_boxes.items() if cb.isChecked()),
+            trials_per_class=self.trials_box.value(),
+            fixation_s=self.fix_box.value(),
+            cue_s=self.cue_box.value(),
+            imagery_s=self.imagery_box.value(),
+            rest_min_s=self.rest_min_box.value(),
+            rest_max_s=self.rest_max_box.value(),
+            lead_in_s=getattr(self, "_lead_in", 2.0),
+            beep=self.beep_box.isChecked(),
+            seed=None if seed < 0 else seed,
+        )
+
+    def _update_estimate(self, *_: Any) -> None:
+        try:
+            cfg = self.config()
+        except ProtocolError as exc:
+            self.estimate_label.setText(f"<span style='color:#c62828'>{exc}</span>")
+            return
+        minutes = cfg.expected_duration_s() / 60
+        self.estimate_label.setText(f"{cfg.n_trials} trials, about {minutes:.1f} min")
+
+    def _load_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load protocol", "", "Protocol (*.toml)")
+        if path:
+            try:
+                self.set_config(ProtocolConfig.load(path))
+            except ProtocolError as exc:
+                self.report_error(str(exc))
+
+    def _save_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save protocol", "protocol.toml", "Protocol (*.toml)")
+        if path:
+            try:
+                self.config().save(path)
+            except (ProtocolError, OSError) as exc:
+                self.report_error(str(exc))
+
+    # ------------------------------------------------------------------ run
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        idle = state == "idle"
+        self.start_button.setEnabled(idle)
+        self.pause_button.setEnabled(state in ("running", "paused"))
+        self.pause_button.setText("Resume" if state == "paused" else "Pause")
+        self.abort_button.setEnabled(state in ("running", "paused"))
+        for w in (*self.class_boxes.values(), self.trials_box, self.fix_box, self.cue_box,
+                  self.imagery_box, self.rest_min_box, self.rest_max_box, self.beep_box, self.seed_box):
+            w.setEnabled(idle)
+        self.run_state_changed.emit(state)
+
+    def start(self) -> bool:
+        """Check, start the recorder in the background, then the protocol. False if refused."""
+        if self.state != "idle" or self.context is None:
+            return False
+        try:
+            cfg = self.config()
+        except ProtocolError as exc:
+            self.report_error(f"Protocol settings: {exc}")
+            return False
+        session = self.context.session
+        if session is None:
+            self.report_error("Open or create a session first (Session \u203a New, Ctrl+N): the "
+                              "calibration is recorded into it.")
+            return False
+        sm = self.context.streams
+        if sm.inlet is None:
+            self.report_error("Connect an EEG stream first (page 1 \u00b7 Connect): start the "
+                              "simulator, replay a file, or pick an amplifier's LSL stream.")
+            return False
+        desc = sm.description
+        out = session.new_recording_path("calibration")
+        self.recording_path = out
+        self._set_state("starting")
+        self.status_label.setText("Starting the recorder\u2026")
+        marker_name = f"neurodeck-cues-{uuid.uuid4().hex[:8]}"
+
+        def work():
+            from acquisition.outlet import MarkerOutlet
+            from acquisition.recorder import Recorder
+            from acquisition.streams import resolve_stream
+
+            outlet = MarkerOutlet(marker_name, source_id=marker_name)
+            eeg_info = resolve_stream(name=desc.name, source_id=desc.source_id or None, timeout=5.0)
+            rec = Recorder([eeg_info, marker_name], out)
+            rec.start()
+            if not outlet.wait_for_consumers(5.0):
+                rec.stop()
+                raise RuntimeError("the recorder did not connect to the marker stream within 5 s")
+            return outlet, rec
+
+        def fail(exc):
+            self._set_state("idle")
+            self.status_label.setText("Not started.")
+            self.report_error(f"Could not start the calibration recording: {error_text(exc)}")
+
+        self.context.background.run(work, lambda r: self._begin(cfg, *r), fail, name="recorder-start")
+        return True
+
+    def _begin(self, cfg: ProtocolConfig, outlet: Any, recorder: Any) -> None:
+        self.marker_outlet, self.recorder = outlet, recorder
+        if self.state != "starting":  # closed meanwhile
+            self._stop_recorder(sync=True)
+            return
+        proto = CalibrationProtocol(cfg, clock=self.clock)
+        proto.add_listener(MarkerSink(outlet))
+        sim = self.context.streams.simulator
+        if sim is not None:
+            proto.add_listener(SimulatorCueSink(sim, cfg))
+        self.runner = ProtocolRunner(proto, self)
+        self.runner.event.connect(self._on_event)
+        self.runner.progress.connect(self._on_progress)
+        self.runner.finished.connect(self._on_finished)
+        self.runner.error.connect(self.report_error)
+        self.progress.setRange(0, cfg.n_trials)
+        self.progress.setValue(0)
+        self._set_state("running")
+        self.status_label.setText(f"Recording into {self.recording_path.name}")
+        self.context.settings.protocol = cfg.to_dict()
+        try:
+            self.context.session.set_section("protocol", cfg.to_dict())
+        except OSError as exc:
+            self.report_error(f"Could not write the session config: {exc}")
+        self.runner.start()
+
+    def _on_event(self, ev) -> None:
+        self.cue_display.on_event(ev)
+        if self.fullscreen is not None:
+            self.fullscreen.on_event(ev)
+
+    def _on_progress(self, done: int, total: int) -> None:
+        self.progress.setMaximum(total)
+        self.progress.setValue(done)
+
+    def toggle_pause(self) -> None:
+        if self.runner is None:
+            return
+        if self.state == "running":
+            self.runner.pause()
+            self._set_state("paused")
+            self.status_label.setText("Paused \u2014 still recording. The interrupted trial will be repeated.")
+        elif self.state == "paused":
+            self.runner.resume()
+            self._set_state("running")
+            self.status_label.setText(f"Recording into {self.recording_path.name}")
+
+    def abort(self) -> None:
+        if self.runner is not None and self.state in ("running", "paused"):
+            self.runner.abort()
+
+    def _on_finished(self, how: str) -> None:
+        proto = self.runner.protocol
+        done, total = proto.progress
+        self.status_label.setText(f"Run {how}: {done} of {total} trials. Saving the recording\u2026")
+        self._stop_recorder(sync=False)
+
+    def _stop_recorder(self, sync: bool) -> None:
+        rec, outlet = self.recorder, self.marker_outlet
+        self.recorder = None
+        if rec is None:
+            self._set_state("idle")
+            return
+        self._set_state("saving")
+
+        def work():
+            return rec.stop()
+
+        def done(path):
+            if outlet is not None:
+                outlet.close()
+            self.marker_outlet = None
+            self.last_saved = Path(path)
+            self._set_state("idle")
+            self.status_label.setText(f"Saved {Path(path).name} in the session's recordings folder.")
+            if self.context is not None:
+                self.context.report_info(f"Calibration saved to {path}")
+            self.recording_saved.emit(Path(path))
+
+        def fail(exc):
+            self._set_state("idle")
+            self.report_error(f"Saving the recording failed: {error_text(exc)} (the partial files stay "
+                              f"next to it; `neurodeck recover` can finish them)")
+
+        if sync:
+            try:
+                done(work())
+            except Exception as exc:
+                fail(exc)
+        else:
+            self.context.background.run(work, done, fail, name="recorder-stop")
+
+    def show_fullscreen(self) -> None:
+        if self.fullscreen is not None:
+            self.fullscreen.close()
+        self.fullscreen = self.cue_display.open_fullscreen()
+        self.fullscreen.destroyed.connect(lambda *_: setattr(self, "fullscreen", None))
+
+    # ------------------------------------------------------------------ page API
+    def busy_reason(self) -> str | None:
+        if self.state in ("running", "paused", "starting"):
+            return f"a calibration run is recording into {self.recording_path}"
+        if self.state == "saving":
+            return "a calibration recording is being saved"
+        return None
+
+    def shutdown(self) -> None:
+        if self.runner is not None:
+            if self.runner.protocol.running:
+                self.runner.protocol.abort()
+            self.runner.stop()
+        if self.state == "starting":
+            self.state = "closing"  # _begin will stop the recorder when it arrives
+        if self.recorder is not None:
+            self._stop_recorder(sync=True)
+        if self.fullscreen is not None:
+            self.fullscreen.close()
+        if self.context is not None:
+            try:
+                self.context.settings.protocol = self.config().to_dict()
+            except ProtocolError:
+                pass
+
+    @property
+    def protocol(self) -> CalibrationProtocol | None:
+        return None if self.runner is None else self.runner.protocol
+
+    @property
+    def phase(self) -> Phase:
+        return Phase.IDLE if self.runner is None else self.runner.protocol.phase

@@ -1,0 +1,401 @@
+"""The neurodeck main window: workflow pages in a sidebar, a status bar that always shows the stream.
+
+Pages are registered in :data:`PAGES`, in workflow order. A page is a :class:`app.ui.widgets.Page`
+subclass built as ``PageClass(context)``; a page whose module does not exist yet shows a
+placeholder saying what will come, so adding a page means adding its module.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import importlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from PyQt6.QtCore import QByteArray, Qt, QTimer
+from PyQt6.QtGui import QAction, QKeySequence
+from PyQt6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMessageBox,
+    QPushButton,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.session import Session, SessionError, list_sessions
+from app.settings import Settings
+from app.ui.qt_models import AppContext, error_text
+from app.ui.widgets import APP_STYLE, ErrorBanner, InfoToast, Page, PlaceholderPage, StateBadge
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    """A workflow page: ``target`` is ``"module:Class"``; ``placeholder`` says what it will do."""
+
+    key: str
+    title: str
+    target: str
+    placeholder: str = ""
+
+
+PAGES: list[PageSpec] = [
+    PageSpec("connect", "1  Connect", "app.ui.connect_page:ConnectPage"),
+    PageSpec("calibrate", "2  Calibrate", "app.ui.calibrate_page:CalibratePage"),
+    PageSpec("features", "3  Features", "app.ui.features_page:FeaturesPage",
+             "From the calibration recordings: class-mean spectra, ERD/ERS, the R\u00b2 map "
+             "(channel \u00d7 frequency) for PSD and connectivity node strength, a scalp topomap at "
+             "the chosen frequency, and feature selection by clicking the map or taking the top N."),
+    PageSpec("train", "4  Train", "app.ui.train_page:TrainPage",
+             "Choose decoding pipelines (psd-lda, coh-lda, ts-lr, acm-ts-svm, mdm, ...), run "
+             "cross-validation in the background, compare scores and confusion matrices, save the "
+             "model bundle (ONNX + JSON) into the session and export an HTML calibration report."),
+    PageSpec("online", "5  Online", "app.ui.online_page:OnlinePage",
+             "Run the chosen model live: Graz feedback bar and a cursor task driven by the DKF, "
+             "cued runs that score themselves, decisions published on LSL, recording on."),
+    PageSpec("replay", "6  Replay", "app.ui.replay_page:ReplayPage",
+             "Open any recording and play it as LSL (speed, loop, pause) so the other pages work on "
+             "it, or run a pseudo-online evaluation of a saved model with progress and results."),
+]
+
+
+def load_page(spec: PageSpec, context: AppContext) -> tuple[Page, str | None]:
+    """Build the page of ``spec``; a placeholder if its module is missing. Returns (page, error)."""
+    module_name, _, cls_name = spec.target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            text = spec.placeholder or "This page is not built yet."
+            return PlaceholderPage(context, title=spec.title, text=f"Coming next. {text}"), None
+        err = f"The {spec.title.split()[-1]} page could not load: {error_text(exc)}"
+        return PlaceholderPage(context, title=spec.title, text=err), err
+    except Exception as exc:
+        err = f"The {spec.title.split()[-1]} page could not load: {error_text(exc)}"
+        logger.exception("loading page %s", spec.target)
+        return PlaceholderPage(context, title=spec.title, text=err), err
+    try:
+        page = getattr(module, cls_name)(context)
+    except Exception as exc:
+        err = f"The {spec.title.split()[-1]} page failed to start: {error_text(exc)}"
+        logger.exception("building page %s", spec.target)
+        return PlaceholderPage(context, title=spec.title, text=err), err
+    return page, None
+
+
+class SessionDialog(QDialog):
+    """Create a new subject/session folder or open a past one."""
+
+    def __init__(self, root: Path, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Session")
+        self.setMinimumWidth(560)
+        self.session: Session | None = None
+        lay = QVBoxLayout(self)
+        form = QFormLayout()
+        rootrow = QHBoxLayout()
+        self.root_edit = QLineEdit(str(root))
+        browse = QPushButton("Browse\u2026")
+        browse.clicked.connect(self._browse)
+        rootrow.addWidget(self.root_edit, 1)
+        rootrow.addWidget(browse)
+        form.addRow("Sessions folder", rootrow)
+        self.subject_edit = QLineEdit()
+        self.subject_edit.setPlaceholderText("e.g. S01 (letters, digits, - _ .)")
+        self.session_edit = QLineEdit(_dt.date.today().isoformat())
+        form.addRow("Subject", self.subject_edit)
+        form.addRow("Session", self.session_edit)
+        lay.addLayout(form)
+        self.error_label = QLabel("")
+        self.error_label.setStyleSheet("color: #c62828;")
+        self.error_label.setWordWrap(True)
+        lay.addWidget(self.error_label)
+        lay.addWidget(QLabel("Past sessions (double-click to open):"))
+        self.past = QListWidget()
+        self.past.itemDoubleClicked.connect(self._open_item)
+        lay.addWidget(self.past, 1)
+        buttons = QDialogButtonBox()
+        self.create_button = buttons.addButton("Create session", QDialogButtonBox.ButtonRole.AcceptRole)
+        self.open_button = buttons.addButton("Open selected", QDialogButtonBox.ButtonRole.ActionRole)
+        buttons.addButton(QDialogButtonBox.StandardButton.Cancel)
+        self.create_button.clicked.connect(self.create)
+        self.open_button.clicked.connect(lambda: self._open_item(self.past.currentItem()))
+        buttons.rejected.connect(self.reject)
+        lay.addWidget(buttons)
+        self.root_edit.editingFinished.connect(self._fill_past)
+        self._fill_past()
+
+    def _browse(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Sessions folder", self.root_edit.text())
+        if path:
+            self.root_edit.setText(path)
+            self._fill_past()
+
+    def _fill_past(self) -> None:
+        self.past.clear()
+        for info in list_sessions(self.root_edit.text()):
+            item = QListWidgetItem(f"{info.subject} / {info.session}   \u2014 created {info.created}, "
+                                   f"{info.n_recordings} recording(s), {info.n_models} model(s)")
+            item.setData(Qt.ItemDataRole.UserRole, str(info.path))
+            self.past.addItem(item)
+
+    def create(self) -> None:
+        try:
+            self.session = Session.create(self.root_edit.text(), self.subject_edit.text(),
+                                          self.session_edit.text())
+        except (SessionError, OSError) as exc:
+            self.error_label.setText(str(exc))
+            return
+        self.accept()
+
+    def _open_item(self, item: QListWidgetItem | None) -> None:
+        if item is None:
+            self.error_label.setText("Select a past session first.")
+            return
+        try:
+            self.session = Session.open(item.data(Qt.ItemDataRole.UserRole))
+        except SessionError as exc:
+            self.error_label.setText(str(exc))
+            return
+        self.accept()
+
+
+class MainWindow(QMainWindow):
+    """The whole workflow in one window.
+
+    Parameters
+    ----------
+    context : AppContext, optional
+        Shared state (a new one with the saved settings by default).
+    session : Session, optional
+        Session to open at start.
+    """
+
+    def __init__(self, context: AppContext | None = None, session: Session | None = None,
+                 settings: Settings | None = None):
+        super().__init__()
+        self.context = context if context is not None else AppContext(settings)
+        self.setWindowTitle("neurodeck \u2014 motor-imagery BCI")
+        self.setStyleSheet(APP_STYLE)
+        self._closing_done = False
+        #: Asked before closing while something runs; tests replace it.
+        self.confirm = self._ask
+
+        central = QWidget()
+        outer = QVBoxLayout(central)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.setSpacing(0)
+        self.banner = ErrorBanner()
+        self.toast = InfoToast()
+        notes = QVBoxLayout()
+        notes.setContentsMargins(8, 6, 8, 0)
+        notes.addWidget(self.banner)
+        notes.addWidget(self.toast)
+        outer.addLayout(notes)
+        row = QHBoxLayout()
+        row.setSpacing(0)
+        outer.addLayout(row, 1)
+        self.sidebar = QListWidget()
+        self.sidebar.setObjectName("sidebar")
+        self.sidebar.setFixedWidth(190)
+        self.stack = QStackedWidget()
+        row.addWidget(self.sidebar)
+        row.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
+
+        self.pages: dict[str, Page] = {}
+        for spec in PAGES:
+            page, err = load_page(spec, self.context)
+            self.pages[spec.key] = page
+            self.stack.addWidget(page)
+            item = QListWidgetItem(spec.title)
+            item.setData(Qt.ItemDataRole.UserRole, spec.key)
+            if isinstance(page, PlaceholderPage):
+                item.setForeground(Qt.GlobalColor.darkGray)
+            self.sidebar.addItem(item)
+            if err:
+                QTimer.singleShot(0, lambda e=err: self.context.report_error(e))
+        self.sidebar.currentRowChanged.connect(self.stack.setCurrentIndex)
+        self.sidebar.setCurrentRow(0)
+
+        self._build_menu()
+        self._build_status()
+        self.context.error_reported.connect(self.show_error)
+        self.context.info_reported.connect(self.toast.show_message)
+        self.context.session_changed.connect(self._on_session)
+        sm = self.context.streams
+        sm.state_changed.connect(self._on_state)
+        sm.counters_changed.connect(self._on_counters)
+        sm.connection_changed.connect(self._on_connection)
+        self._on_connection()
+
+        geo = self.context.settings.window_geometry
+        if geo:
+            try:
+                self.restoreGeometry(QByteArray.fromHex(geo.encode()))
+            except Exception:  # a bad saved geometry is no reason to fail
+                logger.warning("ignoring saved window geometry")
+        else:
+            self.resize(1400, 900)
+        if session is not None:
+            self.context.set_session(session)
+        else:
+            self._on_session(self.context.session)
+
+    # ------------------------------------------------------------------ chrome
+    def _build_menu(self) -> None:
+        m = self.menuBar().addMenu("&Session")
+        new = QAction("&New or open session\u2026", self)
+        new.setShortcut(QKeySequence("Ctrl+N"))
+        new.triggered.connect(self.choose_session)
+        m.addAction(new)
+        opn = QAction("Open session &folder\u2026", self)
+        opn.setShortcut(QKeySequence("Ctrl+O"))
+        opn.triggered.connect(self._open_folder)
+        m.addAction(opn)
+        m.addSeparator()
+        quit_ = QAction("&Quit", self)
+        quit_.setShortcut(QKeySequence("Ctrl+Q"))
+        quit_.triggered.connect(self.close)
+        m.addAction(quit_)
+        h = self.menuBar().addMenu("&Help")
+        about = QAction("&About", self)
+        about.triggered.connect(lambda: QMessageBox.about(
+            self, "neurodeck", "neurodeck: a real-time motor-imagery brain-computer interface.\n"
+            "Acquisition over LSL, Graz calibration, Riemannian and DKF decoders, ONNX online decoding."))
+        h.addAction(about)
+
+    def _build_status(self) -> None:
+        sb = self.statusBar()
+        self.state_badge = StateBadge("EEG: ")
+        self.counters_label = QLabel("")
+        self.marker_label = QLabel("")
+        self.session_label = QLabel("")
+        self.session_label.setStyleSheet("font-weight: 600;")
+        sb.addWidget(self.state_badge)
+        sb.addWidget(self.counters_label, 1)
+        sb.addPermanentWidget(self.marker_label)
+        sb.addPermanentWidget(self.session_label)
+
+    def show_page(self, key: str) -> Page:
+        keys = [s.key for s in PAGES]
+        self.sidebar.setCurrentRow(keys.index(key))
+        return self.pages[key]
+
+    # ------------------------------------------------------------------ news
+    def show_error(self, message: str) -> None:
+        self.banner.show_error(message)
+
+    def _on_state(self, state: str) -> None:
+        self.state_badge.set_state(state)
+
+    def _on_counters(self, c) -> None:
+        lost = c.samples_missing
+        style = "color: #c62828; font-weight: 600;" if lost or c.overruns else "color: #37474f;"
+        self.counters_label.setStyleSheet(style)
+        self.counters_label.setText(
+            f"  {c.samples_received:,} samples \u00b7 {c.gaps} gaps \u00b7 {lost} missing \u00b7 "
+            f"{c.overruns} overruns \u00b7 {c.reconnects} reconnects"
+        )
+
+    def _on_connection(self) -> None:
+        sm = self.context.streams
+        self.state_badge.set_state(sm.state)
+        if sm.inlet is None:
+            self.counters_label.setText("  no EEG stream \u2014 go to Connect")
+            self.counters_label.setStyleSheet("color: #37474f;")
+            self.marker_label.setText("")
+        else:
+            d = sm.description
+            mk = sm.marker_description
+            self.marker_label.setText(f"{d.name} ({d.n_channels} ch, {d.srate:g} Hz)"
+                                      + (f" + {mk.name}" if mk is not None else "") + "  ")
+
+    def _on_session(self, session: Session | None) -> None:
+        if session is None:
+            self.session_label.setText("No session \u2014 Session \u203a New (Ctrl+N)")
+            self.setWindowTitle("neurodeck \u2014 motor-imagery BCI")
+        else:
+            self.session_label.setText(f"Session: {session.label}")
+            self.setWindowTitle(f"neurodeck \u2014 {session.label}")
+
+    # ------------------------------------------------------------------ sessions
+    def choose_session(self) -> Session | None:
+        dlg = SessionDialog(self.context.settings.session_root_path(), self)
+        if dlg.exec() and dlg.session is not None:
+            self.context.settings.session_root = str(dlg.session.path.parent.parent)
+            self.context.set_session(dlg.session)
+            self.context.report_info(f"Session {dlg.session.label} ready in {dlg.session.path}")
+        return self.context.session
+
+    def _open_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open a session folder",
+                                                str(self.context.settings.session_root_path()))
+        if not path:
+            return
+        try:
+            self.context.set_session(Session.open(path))
+        except SessionError as exc:
+            self.show_error(str(exc))
+
+    # ------------------------------------------------------------------ closing
+    def busy_reasons(self) -> list[str]:
+        out = []
+        for page in self.pages.values():
+            try:
+                why = page.busy_reason()
+            except Exception:  # pragma: no cover
+                why = None
+            if why:
+                out.append(why)
+        return out
+
+    def _ask(self, text: str) -> bool:
+        answer = QMessageBox.question(
+            self, "Quit neurodeck?", text,
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt name)
+        if self._closing_done:
+            event.accept()
+            return
+        reasons = self.busy_reasons()
+        if reasons:
+            text = ("Still running:\n\u2022 " + "\n\u2022 ".join(reasons)
+                    + "\n\nStop everything, save what was recorded, and quit?")
+            if not self.confirm(text):
+                event.ignore()
+                return
+        self.shutdown()
+        event.accept()
+
+    def shutdown(self) -> None:
+        """Stop every page, the streams and background work; save settings. Idempotent."""
+        if self._closing_done:
+            return
+        self._closing_done = True
+        for page in self.pages.values():
+            try:
+                page.shutdown()
+            except Exception:
+                logger.exception("page %s failed to shut down", type(page).__name__)
+        self.context.shutdown()
+        try:
+            self.context.settings.window_geometry = bytes(self.saveGeometry().toHex()).decode()
+            self.context.settings.save()
+        except OSError as exc:
+            logger.warning("could not save settings: %s", exc)

@@ -1,0 +1,465 @@
+"""Qt bridges: QObjects that own the Qt-free runtime objects and re-emit their news as signals.
+
+* :class:`Background` runs slow calls (resolving LSL streams, starting a recorder, finalizing a
+  recording) on a Python thread and delivers the result on the GUI thread; every thread is joined
+  by :meth:`Background.wait_all` at shutdown, so nothing dangles.
+* :class:`StreamModel` owns the data source (a simulator or a player it started) and the inlets
+  (EEG + markers); it polls their state and loss counters on a GUI timer and emits them.
+* :class:`ProtocolRunner` drives a :class:`app.protocol.CalibrationProtocol` from a precise GUI
+  timer and emits its events.
+* :class:`AppContext` is what every page receives: settings, session, stream model, and
+  ``report_error`` so errors reach the window.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PyQt6.QtCore import QObject, Qt, QTimer, pyqtSignal
+
+from app.protocol import CalibrationProtocol, Phase, ProtocolEvent
+from app.session import Session
+from app.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def error_text(exc: BaseException) -> str:
+    """One readable line for an exception (our errors already are; others get their type)."""
+    from acquisition.errors import AcquisitionError
+    from app.cli import UserError
+
+    try:
+        from decoders.errors import DecoderError
+    except Exception:  # pragma: no cover
+        DecoderError = AcquisitionError  # noqa: N806
+    if isinstance(exc, AcquisitionError | UserError | DecoderError | ValueError | FileNotFoundError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+class _Delivery(QObject):
+    """Lives on the GUI thread; queued signals carry results back from worker threads."""
+
+    done = pyqtSignal(object, object)  # callback, result
+    failed = pyqtSignal(object, object)  # callback, exception
+
+
+class Background(QObject):
+    """Run callables on worker threads; callbacks run on the GUI thread."""
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._delivery = _Delivery(self)
+        self._delivery.done.connect(lambda cb, res: cb(res) if cb else None,
+                                    Qt.ConnectionType.QueuedConnection)
+        self._delivery.failed.connect(lambda cb, exc: cb(exc) if cb else None,
+                                      Qt.ConnectionType.QueuedConnection)
+
+    def run(self, fn: Callable[[], Any], on_done: Callable[[Any], None] | None = None,
+            on_error: Callable[[BaseException], None] | None = None, name: str = "task") -> threading.Thread:
+        def target() -> None:
+            try:
+                result = fn()
+            except BaseException as exc:  # delivered to the GUI, never lost
+                logger.debug("background %s failed:\n%s", name, traceback.format_exc())
+                self._delivery.failed.emit(on_error, exc)
+            else:
+                self._delivery.done.emit(on_done, result)
+
+        t = threading.Thread(target=target, name=f"neurodeck-{name}", daemon=True)
+        with self._lock:
+            self._threads = [x for x in self._threads if x.is_alive()]
+            self._threads.append(t)
+        t.start()
+        return t
+
+    @property
+    def active(self) -> int:
+        with self._lock:
+            return sum(t.is_alive() for t in self._threads)
+
+    def wait_all(self, timeout: float = 10.0) -> bool:
+        """Join every worker (True if all ended within ``timeout`` seconds in total)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            threads = list(self._threads)
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in threads)
+
+
+class StreamModel(QObject):
+    """The EEG (+ marker) inlets and the source that feeds them, if we started it.
+
+    Signals
+    -------
+    connection_changed()
+        Inlets were connected or disconnected.
+    state_changed(str)
+        EEG stream state: ``none``, ``connecting``, ``connected``, ``stalled``, ``lost``,
+        ``recovered``, ``stopped``.
+    counters_changed(object)
+        The EEG inlet's :class:`~acquisition.inlet.InletCounters` (polled, ~4 Hz).
+    source_changed(str)
+        ``"simulator"``, ``"replay"``, ``"lsl"`` or ``""``.
+    busy_changed(bool)
+        A connect / start is in progress.
+    error(str)
+    """
+
+    connection_changed = pyqtSignal()
+    state_changed = pyqtSignal(str)
+    counters_changed = pyqtSignal(object)
+    source_changed = pyqtSignal(str)
+    busy_changed = pyqtSignal(bool)
+    error = pyqtSignal(str)
+
+    def __init__(self, background: Background, parent: QObject | None = None, poll_ms: int = 250):
+        super().__init__(parent)
+        self.background = background
+        self.inlet: Any = None
+        self.marker_inlet: Any = None
+        self.simulator: Any = None
+        self.player: Any = None
+        self.source_kind = ""
+        self.source_label = ""
+        self._state = "none"
+        self._last_counters: Any = None
+        self._busy = False
+        self._closed = False
+        self._timer = QTimer(self)
+        self._timer.setInterval(poll_ms)
+        self._timer.timeout.connect(self.poll)
+        self._timer.start()
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def state(self) -> str:
+        return self._state
+
+    @property
+    def connected(self) -> bool:
+        return self.inlet is not None
+
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
+    @property
+    def description(self) -> Any:
+        return None if self.inlet is None else self.inlet.description
+
+    @property
+    def marker_description(self) -> Any:
+        return None if self.marker_inlet is None else self.marker_inlet.description
+
+    def _set_busy(self, busy: bool) -> None:
+        self._busy = busy
+        self.busy_changed.emit(busy)
+
+    # ------------------------------------------------------------------ polling
+    def poll(self) -> None:
+        """Read the inlet state and counters (GUI thread) and emit what changed."""
+        if self.inlet is None:
+            state = "none"
+        else:
+            state = self.inlet.state.value
+            err = getattr(self.inlet, "error", None)
+            if err is not None and err is not getattr(self, "_last_err", None):
+                self._last_err = err
+                self.error.emit(f"EEG stream: {error_text(err)}")
+        if state != self._state:
+            self._state = state
+            self.state_changed.emit(state)
+        if self.inlet is not None:
+            c = self.inlet.counters
+            if c != self._last_counters:
+                self._last_counters = c
+                self.counters_changed.emit(c)
+        if self.player is not None and getattr(self.player, "error", None) is not None:
+            err, self.player.error = self.player.error, None
+            self.error.emit(f"Replay stopped: {error_text(err)}")
+
+    # ------------------------------------------------------------------ sources
+    def start_simulator(self, *, n_channels: int = 64, srate: float = 512.0, classes=None,
+                        on_done: Callable[[Any], None] | None = None, **config: Any) -> None:
+        """Start the built-in simulator (external cue schedule) and connect to it."""
+        name = f"neurodeck-sim-{uuid.uuid4().hex[:6]}"
+
+        def work():
+            from acquisition.simulator import Simulator, SimulatorConfig
+
+            kwargs: dict[str, Any] = dict(n_channels=n_channels, srate=srate, name=name,
+                                          mode="cued", schedule="external")
+            if classes is not None:
+                kwargs["classes"] = tuple(classes)
+            kwargs.update(config)
+            sim = Simulator(SimulatorConfig(**kwargs))
+            sim.start()
+            try:
+                inlet = self._open_inlet(sim_stream_name(sim, name))
+            except BaseException:
+                sim.stop()
+                raise
+            return sim, inlet
+
+        def done(result):
+            sim, inlet = result
+            self._adopt(inlet, None, "simulator", f"Simulator ({n_channels} ch @ {srate:g} Hz)",
+                        simulator=sim)
+            if on_done:
+                on_done(result)
+
+        self._begin(work, done, "simulator")
+
+    def start_player(self, path: str | Path, *, speed: float = 1.0, loop: bool = True,
+                     on_done: Callable[[Any], None] | None = None) -> None:
+        """Replay a recording file as LSL and connect to its EEG (and marker) stream."""
+        path = Path(path)
+        name = f"neurodeck-replay-{uuid.uuid4().hex[:6]}"
+
+        def work():
+            from acquisition.player import Player
+
+            player = Player(path, speed=speed, loop=loop, name=name)
+            player.start()
+            try:
+                names = list(player.outlet_names)
+                eeg_name = names[0]
+                inlet = self._open_inlet(eeg_name)
+                marker = None
+                markers = [n for n in names[1:] if "marker" in n.lower()]
+                if markers:
+                    from acquisition.inlet import MarkerInlet
+
+                    marker = MarkerInlet(markers[0]).start()
+            except BaseException:
+                player.stop()
+                raise
+            return player, inlet, marker
+
+        def done(result):
+            player, inlet, marker = result
+            self._adopt(inlet, marker, "replay", f"Replay of {path.name} (x{speed:g})", player=player)
+            if on_done:
+                on_done(result)
+
+        self._begin(work, done, "player")
+
+    def connect_streams(self, eeg: Any, markers: Any = None,
+                        on_done: Callable[[Any], None] | None = None) -> None:
+        """Connect to existing LSL streams (StreamDescription, StreamInfo or name)."""
+
+        def work():
+            inlet = self._open_inlet(eeg)
+            marker = None
+            if markers is not None:
+                from acquisition.inlet import MarkerInlet
+
+                try:
+                    marker = MarkerInlet(markers).start()
+                except BaseException:
+                    inlet.stop()
+                    raise
+            return inlet, marker
+
+        def done(result):
+            inlet, marker = result
+            label = getattr(eeg, "name", str(eeg))
+            self._adopt(inlet, marker, "lsl", f"LSL stream {label}")
+            if on_done:
+                on_done(result)
+
+        self._begin(work, done, "connect")
+
+    @staticmethod
+    def _open_inlet(source: Any) -> Any:
+        from acquisition.inlet import Inlet
+
+        inlet = Inlet(source, buffer_seconds=30.0)
+        inlet.start()
+        return inlet
+
+    def _begin(self, work, done, name: str) -> None:
+        if self._busy:
+            self.error.emit("Please wait: a connection is already being set up.")
+            return
+        self.disconnect()
+        self._set_busy(True)
+
+        def ok(result):
+            self._set_busy(False)
+            if self._closed:  # the window closed while we were connecting: stop what started
+                for obj in result if isinstance(result, tuple) else (result,):
+                    if obj is not None and hasattr(obj, "stop"):
+                        obj.stop()
+                return
+            done(result)
+
+        def fail(exc):
+            self._set_busy(False)
+            self.error.emit(f"Could not start the {name}: {error_text(exc)}")
+
+        self.background.run(work, ok, fail, name=name)
+
+    def _adopt(self, inlet, marker, kind: str, label: str, simulator=None, player=None) -> None:
+        self.inlet, self.marker_inlet = inlet, marker
+        self.simulator, self.player = simulator, player
+        self.source_kind, self.source_label = kind, label
+        self._last_counters = None
+        self.poll()
+        self.connection_changed.emit()
+        self.source_changed.emit(kind)
+        logger.info("connected: %s", label)
+
+    def disconnect(self) -> None:
+        """Stop the inlets and any source we started (GUI thread; quick)."""
+        had = self.inlet is not None or self.simulator is not None or self.player is not None
+        for obj in (self.marker_inlet, self.inlet, self.player, self.simulator):
+            if obj is None:
+                continue
+            try:
+                obj.stop()
+            except Exception as exc:  # report, keep going: the rest must stop too
+                logger.exception("stopping %r failed", obj)
+                self.error.emit(f"Stopping {type(obj).__name__} failed: {error_text(exc)}")
+        self.inlet = self.marker_inlet = self.simulator = self.player = None
+        self.source_kind = self.source_label = ""
+        if had:
+            self.poll()
+            self.connection_changed.emit()
+            self.source_changed.emit("")
+
+    def shutdown(self) -> None:
+        """Stop polling and every source/inlet; later connection results are stopped on arrival."""
+        self._closed = True
+        self._timer.stop()
+        self.disconnect()
+
+
+def sim_stream_name(sim: Any, default: str) -> str:
+    """EEG stream name of a started simulator (its config name)."""
+    cfg = getattr(sim, "config", None)
+    return str(getattr(cfg, "name", None) or default)
+
+
+class ProtocolRunner(QObject):
+    """Drives a :class:`CalibrationProtocol` from a precise GUI timer.
+
+    Signals
+    -------
+    event(object)
+        Every :class:`~app.protocol.ProtocolEvent`.
+    progress(int, int)
+        Completed trials, total trials.
+    finished(str)
+        ``"finished"`` or ``"aborted"``.
+    error(str)
+        A protocol listener failed (marker outlet, simulator, ...).
+    """
+
+    event = pyqtSignal(object)
+    progress = pyqtSignal(int, int)
+    finished = pyqtSignal(str)
+    error = pyqtSignal(str)
+
+    def __init__(self, protocol: CalibrationProtocol, parent: QObject | None = None, interval_ms: int = 5):
+        super().__init__(parent)
+        self.protocol = protocol
+        protocol.add_listener(self._on_event)
+        protocol.add_error_listener(lambda exc: self.error.emit(f"Calibration: {error_text(exc)}"))
+        self._timer = QTimer(self)
+        self._timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self._timer.setInterval(interval_ms)
+        self._timer.timeout.connect(self._tick)
+
+    def start(self) -> None:
+        self.protocol.start()
+        self._timer.start()
+
+    def pause(self) -> None:
+        self.protocol.pause()
+
+    def resume(self) -> None:
+        self.protocol.resume()
+
+    def abort(self) -> None:
+        if self.protocol.running:
+            self.protocol.abort()
+
+    def _tick(self) -> None:
+        self.protocol.tick()
+
+    def _on_event(self, ev: ProtocolEvent) -> None:
+        self.event.emit(ev)
+        done, total = self.protocol.progress
+        self.progress.emit(done, total)
+        if ev.phase in (Phase.FINISHED, Phase.ABORTED):
+            self._timer.stop()
+            self.finished.emit(ev.phase.value)
+
+    def stop(self) -> None:
+        self._timer.stop()
+
+
+class AppContext(QObject):
+    """Shared state handed to every page.
+
+    Signals
+    -------
+    session_changed(object)
+        The current :class:`~app.session.Session` (or None).
+    error_reported(str)
+        An error to show in the window.
+    info_reported(str)
+        A short success note ("Saved to ...").
+    """
+
+    session_changed = pyqtSignal(object)
+    error_reported = pyqtSignal(str)
+    info_reported = pyqtSignal(str)
+
+    def __init__(self, settings: Settings | None = None, parent: QObject | None = None):
+        super().__init__(parent)
+        self.settings = settings if settings is not None else Settings.load()
+        self.background = Background(self)
+        self.streams = StreamModel(self.background, self)
+        self.streams.error.connect(self.report_error)
+        self.session: Session | None = None
+
+    def report_error(self, message: str) -> None:
+        logger.error("%s", message)
+        self.error_reported.emit(str(message))
+
+    def report_info(self, message: str) -> None:
+        logger.info("%s", message)
+        self.info_reported.emit(str(message))
+
+    def set_session(self, session: Session | None) -> None:
+        self.session = session
+        if session is not None:
+            self.settings.last_session = str(session.path)
+            try:
+                self.settings.save()
+            except OSError as exc:
+                self.report_error(f"Could not save settings: {exc}")
+        self.session_changed.emit(session)
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop streams and join background threads."""
+        from PyQt6.QtCore import QCoreApplication
+
+        self.streams.shutdown()
+        if not self.background.wait_all(timeout):
+            logger.warning("background tasks still running after %.1f s", timeout)
+        QCoreApplication.processEvents()  # deliver late results so they get stopped

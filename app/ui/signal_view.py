@@ -1,0 +1,547 @@
+"""Live scrolling multi-channel EEG viewer (pyqtgraph).
+
+Design (the fast pyqtgraph way):
+
+* ONE persistent :class:`pyqtgraph.PlotCurveItem` per channel, updated with ``setData``;
+* a ``QTimer`` on the GUI thread pulls only the *new* samples from the inlet's ring buffer
+  (absolute indices, so nothing is skipped or drawn twice), applies common-average reference and a
+  causal band-pass + notch (designed once with scipy, filter state carried between frames, so each
+  frame filters ~17 samples instead of the whole span), and writes them into a display ring;
+* only the visible span is processed (clip to view) and it is peak-downsampled (min/max per pixel
+  column) before ``setData``, so the cost does not grow with the sampling rate.
+
+:meth:`SignalView.frame_stats` reports frames drawn, frames per second and the time spent per
+frame, for the benchmark. Bad channels (flat, saturated, noisy by line-noise ratio or amplitude)
+are re-assessed every second and flagged next to their labels (and drawn in red).
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import math
+import time
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6.QtCore import QTimer, pyqtSignal
+from PyQt6.QtGui import QAction
+from PyQt6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QHBoxLayout,
+    QLabel,
+    QMenu,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+from scipy import signal as sps
+
+logger = logging.getLogger(__name__)
+
+SCALES_UV = (5, 10, 20, 50, 100, 200, 500, 1000, 5000)
+SPANS_S = (2, 5, 10, 20, 30)
+MOTOR_PREFIXES = ("FC", "C", "CP")
+
+
+# ---------------------------------------------------------------------- pure helpers
+def design_filter(srate: float, highpass: float | None, lowpass: float | None,
+                  notch: float | None, order: int = 4) -> np.ndarray | None:
+    """Second-order sections of band-pass (or high/low-pass) + notch; None when nothing to do.
+
+    Cut-offs at or above Nyquist are ignored (a 40 Hz low-pass on a 64 Hz stream is skipped).
+    """
+    nyq = srate / 2.0
+    hp = highpass if highpass and 0 < highpass < nyq else None
+    lp = lowpass if lowpass and 0 < lowpass < nyq * 0.99 else None
+    if hp and lp and lp <= hp:
+        lp = None
+    parts = []
+    if hp and lp:
+        parts.append(sps.butter(order, [hp, lp], btype="bandpass", fs=srate, output="sos"))
+    elif hp:
+        parts.append(sps.butter(order, hp, btype="highpass", fs=srate, output="sos"))
+    elif lp:
+        parts.append(sps.butter(order, lp, btype="lowpass", fs=srate, output="sos"))
+    if notch and 0 < notch < nyq * 0.98:
+        b, a = sps.iirnotch(notch, 30.0, fs=srate)
+        parts.append(sps.tf2sos(b, a))
+    if not parts:
+        return None
+    return np.vstack(parts)
+
+
+def peak_downsample(data: np.ndarray, factor: int) -> np.ndarray:
+    """Min/max per block of ``factor`` samples, interleaved (keeps spikes visible).
+
+    Parameters
+    ----------
+    data : ndarray, shape (n_channels, n_times)
+    factor : int
+
+    Returns
+    -------
+    ndarray, shape (n_channels, 2 * (n_times // factor))
+    """
+    if factor <= 1:
+        return data
+    n_ch, n = data.shape
+    nb = n // factor
+    blocks = data[:, n - nb * factor:].reshape(n_ch, nb, factor)
+    out = np.empty((n_ch, nb, 2), dtype=data.dtype)
+    np.min(blocks, axis=2, out=out[:, :, 0])
+    np.max(blocks, axis=2, out=out[:, :, 1])
+    return out.reshape(n_ch, 2 * nb)
+
+
+def bad_channel_flags(data: np.ndarray, srate: float, line_hz: float = 50.0, *,
+                      flat_uv: float = 0.5, saturation_uv: float = 3000.0,
+                      line_ratio: float = 1.5, relative: float = 3.0) -> list[str]:
+    """Classify each channel as ``""`` (fine), ``"flat"``, ``"saturated"`` or ``"noisy"``.
+
+    Parameters
+    ----------
+    data : ndarray, shape (n_channels, n_times)
+        Raw (unfiltered) signal in microvolts, a couple of seconds.
+    srate : float
+    line_hz : float
+        Mains frequency. Line-noise ratio = power in ``line_hz ± 2 Hz`` / power in 1-40 Hz;
+        "noisy" when it exceeds both ``line_ratio`` and ``relative`` x the median channel's ratio.
+    flat_uv : float
+        Standard deviation under this (after removing the mean) = flat.
+    saturation_uv : float
+        Any |value| at or above this, or >= 5 % of samples stuck at the channel's extreme = saturated.
+    relative : float
+        Also "noisy" when the high-frequency amplitude (std of the first difference, insensitive to
+        slow eye blinks) exceeds ``relative`` x the median channel's.
+
+    Returns
+    -------
+    list of str, length n_channels
+    """
+    data = np.asarray(data, dtype=np.float64)
+    n_ch, n = data.shape
+    flags = [""] * n_ch
+    if n < 8:
+        return flags
+    centred = data - data.mean(axis=1, keepdims=True)
+    std = centred.std(axis=1)
+    ptp = data.max(axis=1) - data.min(axis=1)
+    tol = 1e-9 * (1 + ptp[:, None])
+    at_max = (data >= data.max(axis=1, keepdims=True) - tol).mean(axis=1)
+    at_min = (data <= data.min(axis=1, keepdims=True) + tol).mean(axis=1)
+    spec = np.abs(np.fft.rfft(centred * np.hanning(n), axis=1)) ** 2
+    freqs = np.fft.rfftfreq(n, 1.0 / srate)
+    band = (freqs >= 1) & (freqs <= 40)
+    line = (freqs >= line_hz - 2) & (freqs <= line_hz + 2)
+    ratio = spec[:, line].sum(axis=1) / (spec[:, band].sum(axis=1) + 1e-12) if line.any() else np.zeros(n_ch)
+    hf = np.diff(data, axis=1).std(axis=1)
+    alive = std >= flat_uv
+    med_ratio = float(np.median(ratio[alive])) if alive.any() else 0.0
+    med_hf = float(np.median(hf[alive])) if alive.any() else 0.0
+    for i in range(n_ch):
+        if not alive[i]:
+            flags[i] = "flat"
+        elif np.abs(data[i]).max() >= saturation_uv or max(at_max[i], at_min[i]) >= 0.05:
+            flags[i] = "saturated"
+        elif (ratio[i] > max(line_ratio, relative * med_ratio)
+              or (med_hf > 0 and hf[i] > relative * med_hf)):
+            flags[i] = "noisy"
+    return flags
+
+
+def channel_labels(desc: Any) -> list[str]:
+    labels = list(getattr(desc, "labels", ()) or ())
+    n = int(getattr(desc, "n_channels", len(labels)) or len(labels))
+    if len(labels) != n:
+        labels = [f"Ch{i + 1}" for i in range(n)]
+    return labels
+
+
+# ---------------------------------------------------------------------- the widget
+class SignalView(QWidget):
+    """Scrolling traces of the channels of an :class:`acquisition.inlet.Inlet`.
+
+    Signals
+    -------
+    bad_channels_changed(dict)
+        ``{label: reason}`` of the currently flagged channels.
+    """
+
+    bad_channels_changed = pyqtSignal(dict)
+
+    def __init__(self, parent: QWidget | None = None, prefs: dict | None = None, fps: int = 30):
+        super().__init__(parent)
+        prefs = dict(prefs or {})
+        self.inlet: Any = None
+        self.srate = 0.0
+        self.labels: list[str] = []
+        self.flags: list[str] = []
+        self.selected: list[int] = []
+        self.curves: list[pg.PlotCurveItem] = []
+        self.frames = 0
+        self._frame_ms: collections.deque[float] = collections.deque(maxlen=300)
+        self._frame_at: collections.deque[float] = collections.deque(maxlen=300)
+        self._sos: np.ndarray | None = None
+        self._zi: np.ndarray | None = None
+        self._ring: np.ndarray | None = None
+        self._ring_pos = 0
+        self._n_seen = 0
+        self._need_reset = True
+        self._last_flags_at = 0.0
+        self._build_ui(prefs)
+        self._timer = QTimer(self)
+        self._timer.setInterval(max(5, int(1000 / fps)))
+        self._timer.timeout.connect(self.update_frame)
+
+    # ------------------------------------------------------------------ UI
+    def _build_ui(self, prefs: dict) -> None:
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        bar = QHBoxLayout()
+        bar.setSpacing(8)
+        lay.addLayout(bar)
+        bar2 = QHBoxLayout()
+        bar2.setSpacing(8)
+        lay.addLayout(bar2)
+
+        bar.addWidget(QLabel("Span"))
+        self.span_box = QComboBox()
+        for s in SPANS_S:
+            self.span_box.addItem(f"{s} s", s)
+        self._select_data(self.span_box, prefs.get("span_s", 10))
+        self.span_box.currentIndexChanged.connect(self._reset)
+        bar.addWidget(self.span_box)
+
+        bar.addWidget(QLabel("Scale"))
+        self.scale_box = QComboBox()
+        for s in SCALES_UV:
+            self.scale_box.addItem(f"{s} \u00b5V", s)
+        self._select_data(self.scale_box, prefs.get("scale_uv", 100))
+        self.scale_box.currentIndexChanged.connect(self._update_ticks)
+        bar.addWidget(self.scale_box)
+
+        self.filter_box = QCheckBox("Band-pass")
+        self.filter_box.setChecked(bool(prefs.get("filter", True)))
+        bar2.addWidget(self.filter_box)
+        self.hp_box = QDoubleSpinBox()
+        self.hp_box.setRange(0.0, 100.0)
+        self.hp_box.setDecimals(1)
+        self.hp_box.setValue(float(prefs.get("highpass_hz", 1.0)))
+        self.hp_box.setSuffix(" Hz")
+        self.lp_box = QDoubleSpinBox()
+        self.lp_box.setRange(1.0, 1000.0)
+        self.lp_box.setDecimals(1)
+        self.lp_box.setValue(float(prefs.get("lowpass_hz", 40.0)))
+        self.lp_box.setSuffix(" Hz")
+        bar2.addWidget(self.hp_box)
+        bar2.addWidget(QLabel("\u2013"))
+        bar2.addWidget(self.lp_box)
+
+        bar2.addWidget(QLabel("Notch"))
+        self.notch_box = QComboBox()
+        self.notch_box.addItem("off", 0.0)
+        self.notch_box.addItem("50 Hz", 50.0)
+        self.notch_box.addItem("60 Hz", 60.0)
+        self._select_data(self.notch_box, float(prefs.get("notch_hz", 50.0)))
+        bar2.addWidget(self.notch_box)
+
+        self.car_box = QCheckBox("Common average")
+        self.car_box.setToolTip("Subtract the mean of the shown, non-flagged channels")
+        self.car_box.setChecked(bool(prefs.get("car", False)))
+        bar2.addWidget(self.car_box)
+        bar2.addStretch(1)
+
+        self.channels_button = QToolButton()
+        self.channels_button.setText("Channels\u2026")
+        self.channels_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.channel_menu = QMenu(self)
+        self.channels_button.setMenu(self.channel_menu)
+        bar.addWidget(self.channels_button)
+        bar.addStretch(1)
+        self.fps_label = QLabel("")
+        self.fps_label.setStyleSheet("color: #607d8b;")
+        bar.addWidget(self.fps_label)
+
+        for w in (self.filter_box, self.car_box):
+            w.toggled.connect(self._reset)
+        for w in (self.hp_box, self.lp_box):
+            w.valueChanged.connect(self._reset)
+        self.notch_box.currentIndexChanged.connect(self._reset)
+
+        self.plot = pg.PlotWidget(background="w")
+        self.plot.setMouseEnabled(x=False, y=False)
+        self.plot.hideButtons()
+        self.plot.setMenuEnabled(False)
+        self.plot.showGrid(x=True, y=False, alpha=0.25)
+        self.plot.setLabel("bottom", "time (s)")
+        self.plot.getAxis("left").setStyle(tickTextOffset=6)
+        self.plot.getAxis("left").setWidth(96)
+        self.empty_text = pg.TextItem("No stream connected", color="#78909c", anchor=(0.5, 0.5))
+        self.plot.addItem(self.empty_text)
+        self.empty_text.setPos(-5, 0.5)
+        self.plot.setXRange(-10, 0, padding=0)
+        self.plot.setYRange(0, 1)
+        lay.addWidget(self.plot, 1)
+
+    @staticmethod
+    def _select_data(box: QComboBox, value: Any) -> None:
+        idx = box.findData(value)
+        if idx >= 0:
+            box.setCurrentIndex(idx)
+
+    # ------------------------------------------------------------------ settings
+    @property
+    def span_s(self) -> float:
+        return float(self.span_box.currentData())
+
+    @property
+    def scale_uv(self) -> float:
+        return float(self.scale_box.currentData())
+
+    def prefs(self) -> dict:
+        """Current viewer settings (for :class:`app.settings.Settings`)."""
+        return {
+            "span_s": self.span_s,
+            "scale_uv": self.scale_uv,
+            "filter": self.filter_box.isChecked(),
+            "highpass_hz": self.hp_box.value(),
+            "lowpass_hz": self.lp_box.value(),
+            "notch_hz": float(self.notch_box.currentData()),
+            "car": self.car_box.isChecked(),
+        }
+
+    def set_selected(self, indices: list[int]) -> None:
+        """Show only these channel indices (in order)."""
+        n = len(self.labels)
+        sel = [i for i in dict.fromkeys(int(i) for i in indices) if 0 <= i < n]
+        self.selected = sel
+        for i, act in enumerate(self.channel_menu.actions()[3:]):
+            act.blockSignals(True)
+            act.setChecked(i in sel)
+            act.blockSignals(False)
+        self._layout_curves()
+
+    # ------------------------------------------------------------------ inlet
+    def set_inlet(self, inlet: Any) -> None:
+        """Show this inlet (None to clear); starts/stops the frame timer."""
+        self.inlet = inlet
+        for c in self.curves:
+            self.plot.removeItem(c)
+        self.curves = []
+        self.channel_menu.clear()
+        if inlet is None:
+            self._timer.stop()
+            self.labels, self.flags, self.selected = [], [], []
+            self.empty_text.show()
+            self._update_ticks()
+            return
+        desc = inlet.description
+        self.srate = float(desc.srate)
+        self.labels = channel_labels(desc)
+        self.flags = [""] * len(self.labels)
+        self.selected = list(range(len(self.labels)))
+        pen = pg.mkPen("#263238", width=1)
+        for _ in self.labels:
+            curve = pg.PlotCurveItem(pen=pen, skipFiniteCheck=True)
+            self.plot.addItem(curve)
+            self.curves.append(curve)
+        self._build_channel_menu()
+        self.empty_text.hide()
+        self._layout_curves()
+        self._reset()
+        self._timer.start()
+
+    def _build_channel_menu(self) -> None:
+        m = self.channel_menu
+        m.addAction("Show all", lambda: self.set_selected(list(range(len(self.labels)))))
+        m.addAction("Motor strip (FC/C/CP)", self._select_motor)
+        m.addSeparator()
+        for i, lab in enumerate(self.labels):
+            act = QAction(lab, m)
+            act.setCheckable(True)
+            act.setChecked(True)
+            act.toggled.connect(lambda on, i=i: self._toggle_channel(i, on))
+            m.addAction(act)
+
+    def _select_motor(self) -> None:
+        idx = [i for i, lab in enumerate(self.labels)
+               if lab.rstrip("0123456789zZ.").upper() in MOTOR_PREFIXES]
+        self.set_selected(idx or list(range(len(self.labels))))
+
+    def _toggle_channel(self, i: int, on: bool) -> None:
+        sel = set(self.selected)
+        (sel.add if on else sel.discard)(i)
+        self.set_selected(sorted(sel))
+
+    def _layout_curves(self) -> None:
+        shown = set(self.selected)
+        for i, c in enumerate(self.curves):
+            c.setVisible(i in shown)
+        n = max(1, len(self.selected))
+        self.plot.setYRange(-0.7, n - 0.3, padding=0)
+        self._update_ticks()
+
+    def _update_ticks(self) -> None:
+        ax = self.plot.getAxis("left")
+        n = len(self.selected)
+        ticks = []
+        for row, i in enumerate(self.selected):
+            flag = self.flags[i] if i < len(self.flags) else ""
+            text = f"{self.labels[i]}  \u26a0{flag}" if flag else self.labels[i]
+            ticks.append((n - 1 - row, text))
+        # show every label when they fit; otherwise every k-th (flags always)
+        height = max(1, self.plot.height())
+        step = max(1, math.ceil(n * 14 / max(height - 40, 50)))
+        flagged = [r for r, t in enumerate(ticks) if "\u26a0" in t[1]]
+        keep = set(flagged)
+        for r in range(0, n, step):
+            if all(abs(r - f) >= step for f in flagged):
+                keep.add(r)
+        ax.setTicks([[ticks[r] for r in sorted(keep)], []])
+        self.plot.setLabel("left", f"{self.scale_uv:g} \u00b5V / channel")
+
+    # ------------------------------------------------------------------ processing
+    def _reset(self, *_: Any) -> None:
+        self._need_reset = True
+        if self.span_box is not None:
+            self.plot.setXRange(-self.span_s, 0, padding=0)
+
+    def _design(self) -> None:
+        self._sos = None
+        if self.filter_box.isChecked() or float(self.notch_box.currentData()) > 0:
+            hp = self.hp_box.value() if self.filter_box.isChecked() else None
+            lp = self.lp_box.value() if self.filter_box.isChecked() else None
+            self._sos = design_filter(self.srate, hp, lp, float(self.notch_box.currentData()) or None)
+
+    def _process(self, raw: np.ndarray) -> np.ndarray:
+        """CAR + causal filter of new samples (n_channels, n); updates the filter state."""
+        x = raw.astype(np.float64, copy=False)
+        if self.car_box.isChecked():
+            use = [i for i in self.selected if not self.flags[i]] or list(range(x.shape[0]))
+            x = x - x[use].mean(axis=0, keepdims=True)
+        if self._sos is None:
+            return x
+        if self._zi is None:
+            zi0 = sps.sosfilt_zi(self._sos)  # (n_sections, 2)
+            self._zi = zi0[:, None, :] * x[None, :, :1]
+        y, self._zi = sps.sosfilt(self._sos, x, axis=-1, zi=self._zi)
+        return y
+
+    def _pull_new(self) -> bool:
+        """Move new samples from the inlet's ring buffer into the display ring. True if any."""
+        buf = self.inlet.buffer
+        n_written = int(buf.n_written)
+        span_n = max(2, int(round(self.span_s * self.srate)))
+        if self._need_reset or self._ring is None or self._ring.shape[1] != span_n:
+            self._need_reset = False
+            self._design()
+            self._zi = None
+            self._ring = np.zeros((len(self.labels), span_n), dtype=np.float64)
+            self._ring_pos = 0
+            # warm the filter on one extra second, then fill the whole span
+            start = max(0, n_written - span_n - int(self.srate), n_written - buf.capacity + 1)
+            self._n_seen = start
+        start = max(self._n_seen, n_written - span_n - int(self.srate), n_written - buf.capacity + 1)
+        if n_written <= start:
+            return False
+        data, _ = buf.read(start, n_written)
+        self._n_seen = n_written
+        y = self._process(data)
+        n = y.shape[1]
+        if n >= span_n:
+            self._ring[:] = y[:, -span_n:]
+            self._ring_pos = 0
+        else:
+            end = self._ring_pos + n
+            if end <= span_n:
+                self._ring[:, self._ring_pos:end] = y
+            else:
+                k = span_n - self._ring_pos
+                self._ring[:, self._ring_pos:] = y[:, :k]
+                self._ring[:, : n - k] = y[:, k:]
+            self._ring_pos = end % span_n
+        return True
+
+    def update_frame(self) -> None:
+        """Timer callback: pull, process, downsample, setData (GUI thread)."""
+        if self.inlet is None:
+            return
+        t0 = time.perf_counter()
+        try:
+            if not self._pull_new():
+                return
+            self._draw()
+            now = time.monotonic()
+            if now - self._last_flags_at >= 1.0:
+                self._last_flags_at = now
+                self._assess_channels()
+        except Exception as exc:  # never kill the timer silently: log once per kind, stop drawing
+            logger.exception("signal view frame failed")
+            self._timer.stop()
+            self.empty_text.setText(f"Viewer stopped: {exc}")
+            self.empty_text.show()
+            return
+        self.frames += 1
+        self._frame_ms.append((time.perf_counter() - t0) * 1000.0)
+        self._frame_at.append(time.monotonic())
+        if self.frames % 15 == 0:
+            st = self.frame_stats()
+            self.fps_label.setText(f"{st['fps']:.0f} fps \u00b7 {st['mean_ms']:.1f} ms/frame")
+
+    def _draw(self) -> None:
+        assert self._ring is not None
+        ring = np.concatenate([self._ring[:, self._ring_pos:], self._ring[:, : self._ring_pos]], axis=1)
+        sel = self.selected
+        if not sel:
+            return
+        data = ring[sel]
+        span_n = data.shape[1]
+        width = max(100, int(self.plot.getViewBox().width()) or 800)
+        factor = max(1, span_n // width)
+        ds = peak_downsample(data, factor)
+        n_pts = ds.shape[1]
+        if factor > 1:
+            nb = n_pts // 2
+            t_blocks = (np.arange(nb) * factor + (span_n - nb * factor)) / self.srate - self.span_s
+            x = np.repeat(t_blocks, 2)
+        else:
+            x = np.arange(span_n) / self.srate - self.span_s
+        n = len(sel)
+        ys = ds / self.scale_uv + (n - 1 - np.arange(n))[:, None]
+        for row, i in enumerate(sel):
+            self.curves[i].setData(x, ys[row], skipFiniteCheck=True)
+
+    def _assess_channels(self) -> None:
+        buf = self.inlet.buffer
+        n = min(int(buf.n_written), int(2 * self.srate), buf.capacity)
+        if n < int(self.srate):
+            return
+        raw, _ = buf.latest(n)
+        line = float(self.notch_box.currentData()) or 50.0
+        flags = bad_channel_flags(raw, self.srate, line)
+        if flags != self.flags:
+            self.flags = flags
+            red, normal = pg.mkPen("#c62828", width=1), pg.mkPen("#263238", width=1)
+            for i, c in enumerate(self.curves):
+                c.setPen(red if flags[i] else normal)
+            self._update_ticks()
+            self.bad_channels_changed.emit(self.bad_channels())
+
+    def bad_channels(self) -> dict[str, str]:
+        return {self.labels[i]: f for i, f in enumerate(self.flags) if f}
+
+    # ------------------------------------------------------------------ stats
+    def frame_stats(self) -> dict[str, float]:
+        """``frames`` drawn, ``fps`` over the last 2 s, ``mean_ms`` / ``p95_ms`` per frame."""
+        now = time.monotonic()
+        recent = [t for t in self._frame_at if now - t <= 2.0]
+        fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 2 and recent[-1] > recent[0] else 0.0
+        ms = np.asarray(self._frame_ms) if self._frame_ms else np.zeros(1)
+        return {"frames": float(self.frames), "fps": float(fps), "mean_ms": float(ms.mean()),
+                "p95_ms": float(np.percentile(ms, 95))}
+
+    def stop(self) -> None:
+        self._timer.stop()
