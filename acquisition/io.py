@@ -533,7 +533,9 @@ def load_recording(path: str | Path, *, stream: str | None = None, preload: bool
     raw : mne.io.BaseRaw
         Annotation descriptions that are marker codes of :mod:`acquisition.markers` are replaced by
         their names (``"769"`` -> ``"left_hand"``); other labels pass through (``"T1"``). The
-        ``"Comment/"`` prefix BrainVision writers add to free-text labels is removed.
+        ``"Comment/"`` prefix BrainVision writers add to free-text labels is removed. A file without
+        event annotations but with stim channels gets one annotation per stim event (named by
+        code, as above).
         For XDF ``raw.info["description"]`` holds JSON with the streams' metadata and timing.
 
     Raises
@@ -559,6 +561,7 @@ def load_recording(path: str | Path, *, stream: str | None = None, preload: bool
         ) from exc
     if raw.n_times == 0:
         raise RecordingError(f"{path}: no samples; expected a non-empty recording")
+    _stim_to_annotations(raw, suffix)
     if len(raw.annotations):
         # BrainVision writers (pybv / mne.export) store free-text annotations as "Comment/<label>"
         strip = "Comment/" if suffix == ".vhdr" else None
@@ -568,6 +571,34 @@ def load_recording(path: str | Path, *, stream: str | None = None, preload: bool
         if new != list(raw.annotations.description):
             raw.annotations.description = np.asarray(new, dtype=object)
     return raw
+
+
+def _stim_to_annotations(raw, suffix: str) -> None:
+    """Events of the stim channels become annotations when the file has no event annotations.
+
+    Every change of a stim channel to a non-zero value is one event (``consecutive=True``); on
+    ``.bdf`` files only the low 16 bits count (BioSemi keeps status flags in the upper bits).
+    """
+    import mne
+
+    picks = mne.pick_types(raw.info, stim=True, exclude=[])
+    has_events = any(not str(d).upper().startswith(("BAD", "EDGE")) for d in raw.annotations.description)
+    if not len(picks) or has_events:
+        return
+    kwargs = {"mask": 0xFFFF, "mask_type": "and"} if suffix == ".bdf" else {}
+    events = mne.find_events(
+        raw, stim_channel=[raw.ch_names[p] for p in picks], shortest_event=1, consecutive=True,
+        initial_event=True, verbose="error", **kwargs,
+    )
+    if not len(events):
+        return
+    codes = sorted({int(c) for c in events[:, 2]})
+    ann = mne.annotations_from_events(
+        events, raw.info["sfreq"], event_desc={c: name_of(c) for c in codes}, first_samp=raw.first_samp,
+        orig_time=raw.annotations.orig_time, verbose="error",
+    )
+    raw.set_annotations(raw.annotations + ann, verbose="error")
+    logger.info("%d events of the stim channel(s) %s became annotations", len(events), [raw.ch_names[p] for p in picks])
 
 
 # ----------------------------------------------------------------------------------------- events

@@ -301,3 +301,24 @@ def test_gdf_written_by_hand_codes_become_names(tmp_path):
     events, event_id = get_events(raw, {"769": "left_hand", "770": "right_hand"})
     assert event_id == {"left_hand": 769, "right_hand": 770}
     np.testing.assert_array_equal(events[:, 0], [500, 1500])
+
+
+def test_stim_channel_events_become_annotations(tmp_path):
+    n, sfreq = 3000, 250.0
+    info = mne.create_info(["C3", "Cz", "STI 014"], sfreq, ["eeg", "eeg", "stim"])
+    data = np.zeros((3, n))
+    data[:2] = np.random.default_rng(5).normal(0, 1e-5, (2, n))
+    for start, code in [(300, 769), (1100, 770), (1105, 771), (2000, 5)]:  # 770 -> 771 back to back
+        data[2, start : start + 10] = code
+        data[2, start + 5 : start + 10] = code if code != 770 else 0
+    data[2, 1105:1115] = 771
+    raw = mne.io.RawArray(data, info, verbose="error")
+    raw.set_meas_date(None)
+    raw.crop(0.4, None)  # first_samp = 100: onsets must stay on their samples
+    raw.save(tmp_path / "stim_raw.fif", verbose="error")
+    back = load_recording(tmp_path / "stim_raw.fif")
+    assert list(back.annotations.description) == ["left_hand", "right_hand", "feet", "5"]
+    # orig_time None: MNE counts onsets from the original sample 0 (first_time included)
+    np.testing.assert_allclose((back.annotations.onset - back.first_time) * sfreq, [200, 1000, 1005, 1900])
+    events, event_id = get_events(back, {"769": "left_hand", "770": "right_hand"})
+    np.testing.assert_array_equal(events[:, 0] - back.first_samp, [200, 1000])
