@@ -1,0 +1,302 @@
+"""The online engine: live inlet -> latest window every hop -> decoder -> decision out.
+
+One engine serves the GUI's Online page and ``neurodeck decode`` (headless). It is Qt-free: views
+subscribe with :meth:`OnlineEngine.add_decision_listener` / :meth:`add_state_listener` (called on
+the engine thread; a Qt view re-emits them as signals).
+
+Windows are taken at exact hop boundaries of the absolute sample index (the same windows that
+:func:`decoders.evaluation.pseudo_online` slides over a recording), so online and offline decisions
+can be compared one to one. If the engine falls behind by more than ``max_lag_hops`` hops it jumps
+to the newest boundary and counts the skipped hops instead of queueing stale work.
+
+A window that spans a gap in the timestamps (stream lost and recovered) or holds NaN/Inf is not
+decoded: a :class:`Decision` with ``valid=False`` and a reason is emitted and the output stream
+gets the values NaN with the ``valid`` channel at 0, so no consumer mistakes it for a decision.
+Each published decision carries as LSL timestamp the timestamp of the window's last EEG sample.
+"""
+from __future__ import annotations
+
+import dataclasses
+import enum
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from acquisition.inlet import Inlet, StreamState
+from acquisition.outlet import DecisionOutlet, local_clock
+
+logger = logging.getLogger(__name__)
+
+
+class Decoder(Protocol):
+    """What the engine needs of a decoder (``decoders.online.OnlineDecoder`` provides it)."""
+
+    labels: Sequence[str]
+
+    def stream_picks(self, ch_names: Sequence[str], sfreq: float) -> np.ndarray: ...
+
+    @property
+    def window_samples(self) -> int: ...
+
+    def decide(self, window: np.ndarray) -> np.ndarray | None: ...
+
+
+class EngineState(enum.Enum):
+    IDLE = "idle"
+    WAITING = "waiting for data"
+    RUNNING = "running"
+    PAUSED = "paused (stream interrupted)"
+    STOPPED = "stopped"
+    ERROR = "error"
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    """One decoder output.
+
+    Attributes
+    ----------
+    index : int
+        Absolute index (in the inlet's sample count) one past the window's last sample.
+    timestamp : float
+        LSL timestamp of the window's last sample (local clock).
+    values : ndarray, shape (n_outputs,)
+        Class probabilities or continuous values; NaN when ``valid`` is False.
+    valid : bool
+        False when the window was not decodable (``reason`` says why).
+    published_at : float
+        ``local_clock()`` when the decision was published.
+    """
+
+    index: int
+    timestamp: float
+    values: np.ndarray
+    valid: bool
+    published_at: float
+    reason: str = ""
+
+    @property
+    def latency(self) -> float:
+        """Seconds from the window's last sample timestamp to publication."""
+        return self.published_at - self.timestamp
+
+
+@dataclasses.dataclass
+class EngineStats:
+    decisions: int = 0
+    invalid: int = 0
+    skipped_hops: int = 0
+    errors: int = 0
+    # per-stage durations of the last decisions, seconds
+    read_s: list[float] = dataclasses.field(default_factory=list)
+    decide_s: list[float] = dataclasses.field(default_factory=list)
+    publish_s: list[float] = dataclasses.field(default_factory=list)
+    latency_s: list[float] = dataclasses.field(default_factory=list)
+
+    def percentiles(self, name: str, q=(50, 95, 99)) -> dict[int, float]:
+        values = getattr(self, name)
+        if not values:
+            return {p: float("nan") for p in q}
+        return dict(zip(q, np.percentile(values, q).tolist(), strict=True))
+
+
+DecisionListener = Callable[[Decision], None]
+StateListener = Callable[[EngineState, EngineState], None]
+
+
+class OnlineEngine:
+    """Run ``decoder`` on the newest window of ``inlet`` every ``hop_s`` seconds.
+
+    Parameters
+    ----------
+    decoder : Decoder
+        A loaded model (``decoders.online.OnlineDecoder``); its sessions should be warmed up.
+    inlet : acquisition.inlet.Inlet
+        A started (or to-be-started) EEG inlet. The engine checks its channels and rate against
+        the decoder once the stream is known and refuses a mismatch with a clear error.
+    hop_s : float
+        Seconds between decisions (rounded to whole samples).
+    out_name : str or None
+        Name of the LSL decision stream; ``None`` publishes nothing (listeners only).
+    max_lag_hops : int
+        How far behind the engine may fall before it skips to the newest window.
+    keep_stats : int
+        How many recent per-stage timings to keep.
+    """
+
+    def __init__(
+        self,
+        decoder: Decoder,
+        inlet: Inlet,
+        *,
+        hop_s: float = 0.0625,
+        out_name: str | None = "neurodeck-decisions",
+        max_lag_hops: int = 2,
+        keep_stats: int = 100_000,
+    ):
+        if not hop_s > 0:
+            raise ValueError(f"hop_s={hop_s!r} invalid; expected > 0 seconds")
+        self.decoder = decoder
+        self.inlet = inlet
+        self.hop_s = float(hop_s)
+        self.out_name = out_name
+        self.max_lag_hops = int(max_lag_hops)
+        self.keep_stats = int(keep_stats)
+        self.stats = EngineStats()
+        self.error: BaseException | None = None
+        self._state = EngineState.IDLE
+        self._decision_listeners: list[DecisionListener] = []
+        self._state_listeners: list[StateListener] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._outlet: DecisionOutlet | None = None
+        self._lock = threading.Lock()
+        self.last_decision: Decision | None = None
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def state(self) -> EngineState:
+        return self._state
+
+    @property
+    def labels(self) -> list[str]:
+        return [str(lab) for lab in self.decoder.labels]
+
+    def add_decision_listener(self, fn: DecisionListener) -> None:
+        self._decision_listeners.append(fn)
+
+    def add_state_listener(self, fn: StateListener) -> None:
+        self._state_listeners.append(fn)
+
+    def start(self) -> OnlineEngine:
+        """Check the stream against the model, open the output stream, start the thread."""
+        if self._thread is not None:
+            raise RuntimeError("engine already started")
+        desc = self.inlet.description
+        self._picks = np.asarray(self.decoder.stream_picks(desc.labels, desc.srate), dtype=int)
+        self._window = int(self.decoder.window_samples)
+        self._hop = max(1, int(round(self.hop_s * desc.srate)))
+        self._srate = float(desc.srate)
+        if self.out_name:
+            self._outlet = DecisionOutlet(
+                self.out_name, [*self.labels, "valid"], source_id=f"{self.out_name}-{id(self):x}"
+            )
+        if not self.inlet.running:
+            self.inlet.start()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="neurodeck-engine", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the thread and close the output stream (the inlet is the caller's)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                logger.error("engine thread did not stop within %.1f s", timeout)
+            self._thread = None
+        if self._outlet is not None:
+            self._outlet.close()
+            self._outlet = None
+        if self._state is not EngineState.ERROR:
+            self._set_state(EngineState.STOPPED)
+
+    def __enter__(self) -> OnlineEngine:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def outlet_info(self):
+        """The ``pylsl.StreamInfo`` of the decision stream (None when not publishing)."""
+        return None if self._outlet is None else self._outlet.info
+
+    # ------------------------------------------------------------------ the thread
+    def _set_state(self, new: EngineState) -> None:
+        old, self._state = self._state, new
+        if old is new:
+            return
+        logger.info("engine: %s -> %s", old.value, new.value)
+        for fn in list(self._state_listeners):
+            try:
+                fn(old, new)
+            except Exception:  # a view's bug must not stop decoding
+                logger.exception("engine state listener failed")
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:  # surfaced to the user through .error and the state
+            self.error = exc
+            logger.exception("online engine stopped on an error")
+            self._set_state(EngineState.ERROR)
+
+    def _loop(self) -> None:
+        W, hop = self._window, self._hop
+        next_end = W
+        self._set_state(EngineState.WAITING)
+        while not self._stop.is_set():
+            if not self.inlet.wait_for_samples(next_end, timeout=0.05):
+                if self.inlet.state in (StreamState.LOST, StreamState.STALLED):
+                    if self._state is EngineState.RUNNING:
+                        self._set_state(EngineState.PAUSED)
+                continue
+            n = self.inlet.n_received
+            behind = (n - next_end) // hop
+            if behind > self.max_lag_hops:
+                self.stats.skipped_hops += int(behind)
+                next_end += int(behind) * hop
+            self._decide_window(next_end)
+            next_end += hop
+
+    def _decide_window(self, end: int) -> None:
+        t0 = time.perf_counter()
+        data, ts = self.inlet.buffer.read(end - self._window, end)
+        t1 = time.perf_counter()
+        reason = ""
+        steps = np.diff(ts)
+        if steps.size and steps.max() > 1.5 / self._srate + 0.02:
+            reason = f"window spans a {steps.max():.3f} s gap in the stream"
+        window = data[self._picks]
+        values = None
+        if not reason:
+            if not np.isfinite(window).all():
+                reason = "window contains NaN/Inf samples"
+            else:
+                values = self.decoder.decide(window)
+                if values is None:
+                    reason = "decoder marked the window invalid"
+        t2 = time.perf_counter()
+        valid = values is not None
+        if not valid:
+            values = np.full(len(self.labels), np.nan)
+        out = np.append(np.asarray(values, dtype=float), 1.0 if valid else 0.0)
+        if self._outlet is not None:
+            self._outlet.push(out, float(ts[-1]))
+        published = local_clock()
+        t3 = time.perf_counter()
+        decision = Decision(end, float(ts[-1]), np.asarray(values, float), valid, published, reason)
+        self.last_decision = decision
+        st = self.stats
+        st.decisions += 1
+        st.invalid += 0 if valid else 1
+        if len(st.read_s) < self.keep_stats:
+            st.read_s.append(t1 - t0)
+            st.decide_s.append(t2 - t1)
+            st.publish_s.append(t3 - t2)
+            st.latency_s.append(decision.latency)
+        if valid and self._state is not EngineState.RUNNING:
+            self._set_state(EngineState.RUNNING)
+        elif not valid and self._state is EngineState.RUNNING and reason.startswith("window spans"):
+            self._set_state(EngineState.PAUSED)
+        for fn in list(self._decision_listeners):
+            try:
+                fn(decision)
+            except Exception:
+                logger.exception("decision listener failed")

@@ -1,0 +1,136 @@
+"""Online engine on a real loopback LSL stream: exact windows, timestamps, invalid windows."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pylsl
+import pytest
+
+from acquisition.inlet import Inlet
+from acquisition.outlet import DataOutlet, make_stream_info
+from app.engine import EngineState, OnlineEngine
+
+SRATE = 256.0
+LABELS = ["C3", "Cz", "C4", "COUNTER"]
+
+
+class CounterDecoder:
+    """Reports the first and last counter value of each window: proves which samples it saw."""
+
+    labels = ("first", "last")
+    window_samples = 128
+
+    def stream_picks(self, ch_names, sfreq):
+        assert sfreq == SRATE
+        return np.array([list(ch_names).index("COUNTER")])
+
+    def decide(self, window):
+        assert window.shape == (1, self.window_samples)
+        return np.array([window[0, 0], window[0, -1]])
+
+
+def _push(outlet, n_total, chunk, nan_at=None, stop=None):
+    t0 = pylsl.local_clock()
+    for start in range(0, n_total, chunk):
+        if stop is not None and stop.is_set():
+            return
+        idx = np.arange(start, start + chunk, dtype=np.float64)
+        block = np.zeros((chunk, len(LABELS)))
+        block[:, -1] = idx
+        if nan_at is not None and start <= nan_at < start + chunk:
+            block[nan_at - start, 0] = np.nan
+        last_ts = t0 + (start + chunk - 1) / SRATE
+        while pylsl.local_clock() < last_ts:
+            time.sleep(0.001)
+        outlet.push_chunk(block, last_ts)
+
+
+@pytest.fixture
+def source(unique_name):
+    info = make_stream_info(unique_name, "EEG", LABELS, SRATE, fmt="double64", source_id=unique_name)
+    outlet = DataOutlet(info)
+    return unique_name, outlet
+
+
+def test_engine_decides_on_exact_hop_windows_and_publishes(source):
+    name, outlet = source
+    inlet = Inlet(name, buffer_seconds=10)
+    inlet.start()
+    engine = OnlineEngine(CounterDecoder(), inlet, hop_s=32 / SRATE, out_name=f"{name}-dec")
+    got = []
+    engine.add_decision_listener(got.append)
+    engine.start()
+    dec_inlet = pylsl.StreamInlet(
+        pylsl.resolve_byprop("name", f"{name}-dec", timeout=5)[0], processing_flags=0
+    )
+    dec_inlet.open_stream(timeout=5)
+    n_total = int(SRATE * 3)
+    _push(outlet, n_total, 16, nan_at=1000)
+    time.sleep(0.5)
+    received, rts = dec_inlet.pull_chunk(timeout=1.0, max_samples=10_000)
+    engine.stop()
+    inlet.stop()
+
+    assert engine.state is EngineState.STOPPED and engine.error is None
+    assert engine.stats.skipped_hops == 0
+    ends = [d.index for d in got]
+    # first decision once a full window is there, then every hop, nothing skipped or repeated
+    assert ends[0] == 128
+    assert np.all(np.diff(ends) == 32)
+    assert ends[-1] == n_total
+    for d in got:
+        if d.valid:
+            assert d.values.tolist() == [d.index - 128, d.index - 1]
+    # the windows holding the NaN sample (index 1000) are invalid, all others valid
+    bad = [d.index for d in got if not d.valid]
+    assert bad == [e for e in ends if e - 128 <= 1000 < e]
+    assert all("NaN" in d.reason for d in got if not d.valid)
+    # every decision reached an independent inlet, with the last sample's timestamp
+    received = np.asarray(received)
+    assert len(received) == len(got)
+    valid = received[:, 2] == 1.0
+    assert np.array_equal(received[valid, 1], [d.values[1] for d in got if d.valid])
+    assert np.all(np.isnan(received[~valid, :2]))
+    np.testing.assert_allclose(rts, [d.timestamp for d in got], atol=1e-6)
+
+
+def test_engine_refuses_a_model_that_does_not_fit_the_stream(source):
+    name, outlet = source
+
+    class WrongRate(CounterDecoder):
+        def stream_picks(self, ch_names, sfreq):
+            raise ValueError(f"stream rate {sfreq} Hz differs from the model's 512 Hz")
+
+    inlet = Inlet(name, buffer_seconds=2)
+    inlet.start()
+    try:
+        with pytest.raises(ValueError, match="512 Hz"):
+            OnlineEngine(WrongRate(), inlet, out_name=None).start()
+    finally:
+        inlet.stop()
+
+
+def test_engine_skips_windows_across_a_gap(source):
+    name, outlet = source
+    inlet = Inlet(name, buffer_seconds=10, stall_after=0.2, lost_after=0.4)
+    inlet.start()
+    engine = OnlineEngine(CounterDecoder(), inlet, hop_s=32 / SRATE, out_name=None)
+    got = []
+    engine.add_decision_listener(got.append)
+    states = []
+    engine.add_state_listener(lambda old, new: states.append(new))
+    engine.start()
+    _push(outlet, 512, 16)
+    time.sleep(0.8)  # the source pauses: timestamps jump
+    _push(outlet, 512, 16)
+    time.sleep(0.3)
+    engine.stop()
+    inlet.stop()
+    invalid = [d for d in got if not d.valid]
+    assert invalid, "windows spanning the pause must be flagged"
+    assert all("gap" in d.reason for d in invalid)
+    # exactly the windows ending 1, 2 and 3 hops after the pause mix samples from both sides
+    assert [d.index for d in invalid] == [512 + 32, 512 + 64, 512 + 96]
+    assert EngineState.PAUSED in states and states[-1] is EngineState.STOPPED
+    assert got[-1].valid
