@@ -108,6 +108,11 @@ class Player:
     ----------
     outlet_names, source_ids : list of str
         One per outlet, in creation order.
+    eeg_name : str or None
+        Outlet carrying the EEG: the Raw's data, or for XDF the stream
+        :func:`acquisition.io.choose_eeg_stream` picks (None if the file has no EEG-typed stream).
+    marker_names : list of str
+        Outlets of string or irregular streams (the marker stream of an MNE file).
     duration_s : float
         Length of one pass in file seconds.
     error : BaseException or None
@@ -156,6 +161,7 @@ class Player:
         if not self._tracks:
             raise RecordingError(f"{self.source}: nothing to replay (every selected stream is empty)")
         self.outlet_names = [t.name for t in self._tracks]
+        self.marker_names = [t.name for t in self._tracks if t.kind in ("marker", "string") or t.srate == 0]
 
     # ------------------------------------------------------------------------------------ setup
     def _max_buffered(self) -> int:
@@ -191,6 +197,7 @@ class Player:
         scale = np.asarray(scales)[None, :]
         uid = f"neurodeck-player:{name}"
         self.source_ids = [uid, f"{uid}-markers"]
+        self.eeg_name = name
         info = make_stream_info(name, "EEG", raw.ch_names, sfreq, source_id=uid, units=units, ch_types=types)
         self.duration_s = raw.n_times / sfreq
 
@@ -219,9 +226,10 @@ class Player:
         self._loop_len = self.duration_s
 
     def _setup_xdf(self, path: Path, name: str | None, wanted: Sequence[str] | None) -> None:
-        from acquisition.io import read_xdf_streams
+        from acquisition.io import choose_eeg_stream, read_xdf_streams
 
         all_streams = read_xdf_streams(path)
+        self.eeg_name = None
         if wanted is not None:
             names = [s.name for s in all_streams]
             unknown = [w for w in wanted if w not in names]
@@ -243,6 +251,10 @@ class Player:
         self._loop_len = last - first + period
         self.duration_s = self._loop_len
         self.xdf_t0 = first
+        try:
+            eeg = choose_eeg_stream(streams)
+        except RecordingError:
+            eeg = None
         for i, s in enumerate(streams):
             out_name = f"{name}-{s.name}" if name else s.name
             uid = f"neurodeck-player:{name or path.stem}:{i}:{s.source_id or s.name}"
@@ -264,6 +276,8 @@ class Player:
                 track = _Track(out_name, outlet, s.n_samples, s.srate, times=times, data=data)
             self._tracks.append(track)
             self.source_ids.append(uid)
+            if s is eeg:
+                self.eeg_name = out_name
 
     # ----------------------------------------------------------------------------------- control
     def start(self) -> Player:

@@ -67,6 +67,7 @@ def test_edf_replay_data_labels_markers(eegmmidb, unique_name):
     speed = 50.0
     raw = load_recording(path)
     with Player(path, speed=speed, name=unique_name) as player:
+        assert player.eeg_name == unique_name and player.marker_names == [unique_name + "-markers"]
         inlets = {"eeg": _inlet(unique_name), "mk": _inlet(unique_name + "-markers")}
         labels, units = _channels(inlets["eeg"])
         assert labels == raw.ch_names
@@ -94,6 +95,9 @@ def test_xdf_replay_all_streams(shared_data, unique_name, fname, speed, caplog):
     nonempty = [s for s in streams if s.n_samples]
     with Player(path, speed=speed, name=unique_name) as player:
         assert player.outlet_names == [f"{unique_name}-{s.name}" for s in nonempty]
+        assert player.marker_names == [f"{unique_name}-{s.name}" for s in nonempty if s.is_string or not s.srate]
+        eeg = {"minimal.xdf": "SendDataC", "clock_resets.xdf": "BioSemi", "empty_streams.xdf": None}[fname]
+        assert player.eeg_name == (f"{unique_name}-{eeg}" if eeg else None)
         inlets = {s.name: _inlet(f"{unique_name}-{s.name}") for s in nonempty}
         for s in nonempty:
             info = inlets[s.name].info()
