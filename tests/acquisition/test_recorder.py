@@ -240,12 +240,24 @@ NAMES = {"769": "left_hand", "770": "right_hand", "T1": "T1", "771": "feet", "80
 def test_record_live_streams_exact_samples_and_markers(tmp_path, unique_name):
     _needs_inlet()
     srate, n_ch, duration = 512.0, 32, 5.0
+    from acquisition.streams import resolve_stream
+
     src = _Source(unique_name, n_ch, srate, MARKERS)
+    # a second numeric stream (e.g. an accelerometer), irregular pushes, double precision
+    aux_name = unique_name + "-aux"
+    aux = DataOutlet(make_stream_info(aux_name, "Accelerometer", ["X", "Y"], 50.0,
+                                      fmt="double64", source_id=aux_name))
     out = tmp_path / "live_raw.fif"
-    rec = Recorder([src.name, src.marker_name], out, flush_every=0.25)
+    # sources by name and as a resolved StreamInfo
+    rec = Recorder([src.name, resolve_stream(name=src.marker_name), aux_name], out, flush_every=0.25)
     rec.start()
     src.wait_for_consumers(10)
+    assert aux.wait_for_consumers(10)
     src.start(duration)
+    aux_rows = np.column_stack([np.arange(200.0), -np.arange(200.0)])
+    for k in range(0, 200, 10):  # 10 rows every 0.2 s = the nominal 50 Hz
+        aux.push_chunk(aux_rows[k:k + 10])
+        time.sleep(0.2)
     src.thread.join(30)
     assert rec.status.state == "recording" and rec.error is None
     path = rec.stop()
@@ -253,7 +265,8 @@ def test_record_live_streams_exact_samples_and_markers(tmp_path, unique_name):
     assert n_sent == int(duration * srate)
     assert path == out and not partial_dir_for(out).exists()
     assert rec.counters == {src.name: {"received": n_sent, "written": n_sent},
-                            src.marker_name: {"received": len(MARKERS), "written": len(MARKERS)}}
+                            src.marker_name: {"received": len(MARKERS), "written": len(MARKERS)},
+                            aux_name: {"received": 200, "written": 200}}
 
     raw = _read_fif(path)
     assert raw.info["sfreq"] == srate and raw.n_times == n_sent
@@ -264,9 +277,13 @@ def test_record_live_streams_exact_samples_and_markers(tmp_path, unique_name):
     assert set(raw.get_channel_types()) == {"misc", "eeg"}
 
     ann = raw.annotations
-    assert list(ann.description) == [NAMES[c] for c in MARKERS.values()]
-    np.testing.assert_allclose(ann.onset * srate, list(MARKERS), atol=1.0)
-    assert [e["code"] for e in ann.extras] == list(MARKERS.values())
+    # the aux stream stops ~1 s before the end: a "stream_lost" of it may be annotated too
+    state = [(d, e["stream"]) for d, e in zip(ann.description, ann.extras) if d.startswith("stream_")]
+    assert set(state) <= {("stream_lost", aux_name)}
+    keep = [i for i, d in enumerate(ann.description) if not d.startswith("stream_")]
+    assert [ann.description[i] for i in keep] == [NAMES[c] for c in MARKERS.values()]
+    np.testing.assert_allclose(ann.onset[keep] * srate, list(MARKERS), atol=1.0)
+    assert [ann.extras[i]["code"] for i in keep] == list(MARKERS.values())
 
     side = json.loads(out.with_name("live_raw.json").read_text())
     by_name = {s["name"]: s for s in side["streams"]}
@@ -274,6 +291,11 @@ def test_record_live_streams_exact_samples_and_markers(tmp_path, unique_name):
     assert by_name[src.name]["labels"][0] == "counter"
     assert by_name[src.marker_name]["count"] == len(MARKERS)
     assert [m["code"] for m in side["markers"]] == list(MARKERS.values())
+    assert by_name[aux_name]["role"] == "extra" and by_name[aux_name]["count"] == 200
+    with np.load(out.with_name(by_name[aux_name]["file"])) as z:
+        np.testing.assert_array_equal(z["data"], aux_rows)
+        assert z["timestamps"].shape == (200,) and np.all(np.diff(z["timestamps"]) > 0)
+        assert list(z["labels"]) == ["X", "Y"]
     assert side["first_timestamp"] == pytest.approx(raw.info["description"] and
                                                     json.loads(raw.info["description"])["neurodeck_first_lsl_timestamp"])
     src.join()
