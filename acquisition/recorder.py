@@ -149,6 +149,20 @@ def _disk_dtype(desc: dict) -> np.dtype:
     return np.dtype(_DISK_DTYPES[fmt])
 
 
+def _stem(path: Path) -> str:
+    """File name without ``.fif`` / ``.fif.gz``."""
+    for suffix in (".fif.gz", ".fif"):
+        if path.name.endswith(suffix):
+            return path.name[: -len(suffix)]
+    return path.stem
+
+
+def sidecar_path(fif_path: Path | str) -> Path:
+    """The JSON sidecar of a recording: ``<stem>.json`` next to ``<stem>.fif``."""
+    fif_path = Path(fif_path)
+    return fif_path.with_name(_stem(fif_path) + ".json")
+
+
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "stream"
 
@@ -489,7 +503,7 @@ def finalize_partial(partial_dir: Path | str, out: Path | str | None = None, *,
         raise _oserror(exc, out, "write the recording") from exc
 
     # --- extra numeric streams -------------------------------------------------------------
-    stem = out.name[:-4] if out.name.endswith(".fif") else out.stem
+    stem = _stem(out)
     stream_entries = []
     for s in streams:
         entry = {k: v for k, v in s.items() if k != "key"}
@@ -544,7 +558,7 @@ def finalize_partial(partial_dir: Path | str, out: Path | str | None = None, *,
         "markers": markers,
         "markers_outside_eeg": outside,
     }
-    side = out.with_name(stem + ".json")
+    side = sidecar_path(out)
     try:
         _write_json_atomic(side, sidecar)
     except OSError as exc:
@@ -607,7 +621,7 @@ def export_recording(fif_path: Path | str, fmt: str, out: Path | str | None = No
     if suffix is None:
         raise RecordingError(f"export format {fmt!r} unknown; expected 'edf' or 'brainvision'")
     fif_path = Path(fif_path)
-    stem = fif_path.name[:-4] if fif_path.name.endswith(".fif") else fif_path.stem
+    stem = _stem(fif_path)
     out = Path(out) if out is not None else fif_path.with_name(stem + suffix)
     try:
         with warnings.catch_warnings():
@@ -796,8 +810,14 @@ class Recorder:
         self._writer.start()
         for s in self._slots:
             self._attach(s)
-        for s in self._slots:
-            s.inlet.start()
+        try:
+            for s in self._slots:
+                s.inlet.start()
+        except BaseException:
+            # nothing was recorded: undo everything, leave no partial folder behind
+            self.abort()
+            shutil.rmtree(self.partial_dir, ignore_errors=True)
+            raise
         logger.info("recording %s into %s", [s.desc["name"] for s in self._slots], self.partial_dir)
         return self
 
@@ -973,6 +993,16 @@ class Recorder:
                 logger.error("recorder: %s", err)
 
     def _write_loop(self) -> None:
+        try:
+            self._write_loop_inner()
+        except BaseException as exc:  # noqa: BLE001 - surfaced through .error and stop()
+            logger.exception("recorder writer thread crashed")
+            self._set_error(RecordingError(f"recorder writer thread crashed: {exc!r}"))
+            while True:  # keep consuming so nothing piles up; stop() ends this
+                if self._queue.get() is _STOP:
+                    break
+
+    def _write_loop_inner(self) -> None:
         store = self._store
         assert store is not None
         slots = {s.key: s for s in self._slots}
@@ -1002,8 +1032,10 @@ class Recorder:
                         dirty = True
                     except OSError as exc:
                         self._set_error(_oserror(exc, store.dir, "write to"))
-                    except (ValueError, TypeError) as exc:  # a malformed chunk: keep going, say so
-                        logger.error("recorder: dropping chunk of %s: %s", key, exc)
+                    except (ValueError, TypeError) as exc:  # a chunk that does not fit the stream
+                        self._set_error(RecordingError(
+                            f"chunk of stream {slots[key].desc.get('name')!r} cannot be stored ({exc}); "
+                            f"expected {slots[key].desc.get('n_channels')} channels"))
             now = time.monotonic()
             if self._error is None and now - last_clock >= 5.0:
                 last_clock = now
@@ -1084,6 +1116,7 @@ __all__ = [
     "load_partial",
     "partial_dir_for",
     "recover",
+    "sidecar_path",
     "AcquisitionError",
     "RecordingError",
 ]

@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from acquisition.recorder import Recorder, export_recording
+    from acquisition.recorder import Recorder, export_recording, sidecar_path
     from app.cli import UserError
 
     if args.duration is not None and not args.duration > 0:
@@ -70,12 +70,9 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(sig, signal.SIG_IGN)
     path = rec.stop()
     counts = ", ".join(f"{name}: {c['written']}" for name, c in rec.counters.items())
-    print(f"saved {path} ({counts}); sidecar {path.with_name(_stem(path) + '.json')}", flush=True)
+    print(f"saved {path} ({counts}); sidecar {sidecar_path(path)}", flush=True)
     if args.format != "fif":
         exported = export_recording(path, args.format)
         print(f"exported {exported}", flush=True)
     return 0
 
-
-def _stem(path) -> str:
-    return path.name[:-4] if path.name.endswith(".fif") else path.stem

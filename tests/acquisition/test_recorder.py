@@ -342,6 +342,16 @@ def test_unwritable_output_raises_recording_error_naming_path(tmp_path, unique_n
     blocker.write_text("x")
     with pytest.raises(RecordingError, match="not_a_dir"):
         Recorder([unique_name], blocker / "rec_raw.fif").start()
+    if hasattr(os, "geteuid") and os.geteuid() != 0:  # root may write anywhere
+        ro = tmp_path / "readonly"
+        ro.mkdir()
+        ro.chmod(0o500)
+        try:
+            with pytest.raises(RecordingError, match="readonly"):
+                PartialStore(partial_dir_for(ro / "r_raw.fif"), ro / "r_raw.fif",
+                             [{**_eeg_desc("E", 2, 10.0), "key": "s0"}])
+        finally:
+            ro.chmod(0o700)
     if sys.platform.startswith("linux"):
         # /proc exists but nobody (not even root) may create a folder in it
         with pytest.raises(RecordingError, match="/proc/"):
@@ -478,3 +488,13 @@ def test_stream_loss_and_recovery_are_annotated(tmp_path, unique_name):
     assert len(eeg["gaps"]) == 1 and eeg["gaps"][0]["after_sample"] == 255
     assert eeg["gaps"][0]["duration"] > 2.0
     assert [c["new"] for c in eeg["state_changes"] if c["new"] in ("LOST", "RECOVERED")] == ["LOST", "RECOVERED"]
+
+
+def test_missing_stream_leaves_nothing_behind(tmp_path, unique_name):
+    _needs_inlet()
+    from acquisition.errors import StreamNotFoundError
+
+    out = tmp_path / "none_raw.fif"
+    with pytest.raises(StreamNotFoundError, match=unique_name):
+        Recorder([unique_name], out, resolve_timeout=0.3).start()
+    assert list(tmp_path.iterdir()) == []
