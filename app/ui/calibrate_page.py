@@ -10,6 +10,7 @@ stop the recorder, which finalizes the file.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -303,12 +304,13 @@ class CalibratePage(Page):
             self._stop_recorder(sync=True)
             return
         proto = CalibrationProtocol(cfg, clock=self.clock)
-        proto.add_listener(MarkerSink(outlet))
+        self._marker_sink = MarkerSink(outlet)
+        proto.add_listener(self._marker_sink)
         sim = self.context.streams.simulator
         if sim is not None:
             proto.add_listener(SimulatorCueSink(sim, cfg))
         self.runner = ProtocolRunner(proto, self)
-        self.runner.event.connect(self._on_event)
+        self.runner.phase_changed.connect(self._on_event)
         self.runner.progress.connect(self._on_progress)
         self.runner.finished.connect(self._on_finished)
         self.runner.error.connect(self.report_error)
@@ -362,7 +364,21 @@ class CalibratePage(Page):
             return
         self._set_state("saving")
 
+        sink = getattr(self, "_marker_sink", None)
+        n_sent = 0 if sink is None else len(sink.sent)
+
         def work():
+            # the last markers (abort, experiment_stop) were pushed a moment ago: let the recorder
+            # receive them before it drains, so they cannot be cut off
+            deadline = time.monotonic() + 2.0
+            try:
+                while time.monotonic() < deadline:
+                    got = [s.received for s in rec.status.streams if s.kind == "marker"]
+                    if not got or min(got) >= n_sent:
+                        break
+                    time.sleep(0.01)
+            except Exception:  # a status problem must never keep the recording from being saved
+                logger.exception("waiting for the last markers failed")
             return rec.stop()
 
         def done(path):

@@ -358,7 +358,7 @@ class ProtocolRunner(QObject):
 
     Signals
     -------
-    event(object)
+    phase_changed(object)
         Every :class:`~app.protocol.ProtocolEvent`.
     progress(int, int)
         Completed trials, total trials.
@@ -368,7 +368,7 @@ class ProtocolRunner(QObject):
         A protocol listener failed (marker outlet, simulator, ...).
     """
 
-    event = pyqtSignal(object)
+    phase_changed = pyqtSignal(object)
     progress = pyqtSignal(int, int)
     finished = pyqtSignal(str)
     error = pyqtSignal(str)
@@ -401,7 +401,7 @@ class ProtocolRunner(QObject):
         self.protocol.tick()
 
     def _on_event(self, ev: ProtocolEvent) -> None:
-        self.event.emit(ev)
+        self.phase_changed.emit(ev)
         done, total = self.protocol.progress
         self.progress.emit(done, total)
         if ev.phase in (Phase.FINISHED, Phase.ABORTED):
@@ -456,10 +456,13 @@ class AppContext(QObject):
         self.session_changed.emit(session)
 
     def shutdown(self, timeout: float = 10.0) -> None:
-        """Stop streams and join background threads."""
+        """Join background threads (recordings get saved), then stop the streams."""
         from PyQt6.QtCore import QCoreApplication
 
-        self.streams.shutdown()
+        # finish background work (a recording being finalized) while the sources still stream,
+        # so the recording ends after its last markers; results of late connections get stopped
+        self.streams._closed = True
         if not self.background.wait_all(timeout):
             logger.warning("background tasks still running after %.1f s", timeout)
-        QCoreApplication.processEvents()  # deliver late results so they get stopped
+        QCoreApplication.processEvents()
+        self.streams.shutdown()

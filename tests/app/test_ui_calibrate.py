@@ -1,0 +1,139 @@
+"""Calibrate page: an accelerated Graz run against the simulator, recorded into the session."""
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from app.protocol import Phase, ProtocolConfig  # noqa: E402
+from app.session import Session  # noqa: E402
+from app.ui.main_window import MainWindow  # noqa: E402
+from app.ui.qt_models import AppContext  # noqa: E402
+
+FAST = ProtocolConfig(classes=("left_hand", "right_hand"), trials_per_class=3, fixation_s=0.2,
+                      cue_s=0.3, imagery_s=0.3, rest_min_s=0.1, rest_max_s=0.2, lead_in_s=0.3,
+                      beep=True, seed=5)
+
+
+@pytest.fixture
+def window(qtbot):
+    threads_before = set(threading.enumerate())
+    win = MainWindow(AppContext())
+    win.confirm = lambda text: True
+    qtbot.addWidget(win)
+    win.resize(1400, 900)
+    win.show()
+    yield win
+    win.close()
+    leftover = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()
+                and t.name.startswith(("neurodeck", "simulator", "inlet"))]
+    assert not leftover, f"threads left running: {leftover}"
+
+
+def test_refuses_without_session_or_stream(window, session_root):
+    page = window.show_page("calibrate")
+    assert page.start() is False
+    assert "session" in window.banner.message.lower()
+    window.context.set_session(Session.create(session_root, "S09", "x"))
+    assert page.start() is False
+    assert "Connect an EEG stream" in window.banner.message
+    page.class_boxes["right_hand"].setChecked(False)
+    assert page.start() is False
+    assert "at least 2 classes" in window.banner.message
+    assert page.state == "idle"
+
+
+def test_accelerated_run_on_simulator_is_recorded_with_markers(window, qtbot, session_root):
+    import mne
+
+    session = Session.create(session_root, "S01", "cal")
+    window.context.set_session(session)
+    assert "S01/cal" in window.session_label.text()
+    sm = window.context.streams
+    with qtbot.waitSignal(sm.connection_changed, timeout=15000):
+        sm.start_simulator(n_channels=8, srate=256.0)
+    page = window.show_page("calibrate")
+    page.set_config(FAST)
+    assert page.config() == FAST
+    events = []
+    with qtbot.waitSignal(page.run_state_changed, timeout=20000,
+                          check_params_cb=lambda s: s == "running"):
+        assert page.start() is True
+    assert page.busy_reason() and "recording" in page.busy_reason()
+    page.runner.phase_changed.connect(events.append)
+    cues = []
+    sim = sm.simulator
+    real_cue = sim.cue
+    sim.cue = lambda c, d, **kw: cues.append(c) or real_cue(c, d, **kw)
+
+    # pause in the middle of the second trial, then resume
+    qtbot.waitUntil(lambda: page.protocol.trial >= 2 and page.phase is Phase.CUE, timeout=20000)
+    page.toggle_pause()
+    assert page.state == "paused" and page.phase is Phase.PAUSED
+    assert page.cue_display.phase is Phase.PAUSED
+    qtbot.wait(300)
+    page.toggle_pause()
+    assert page.state == "running"
+    with qtbot.waitSignal(page.recording_saved, timeout=60000) as saved:
+        pass
+    path = saved.args[0]
+    assert path.exists() and path.parent == session.recordings_dir
+    assert path.name == "calibration-run01_raw.fif"
+    assert page.state == "idle" and page.recorder is None
+    assert page.protocol.phase is Phase.FINISHED and page.progress.value() == 6
+    assert page.protocol.interrupted == 1
+    assert page.cue_display.phase is Phase.FINISHED
+    assert cues and set(cues) <= {"left_hand", "right_hand"}
+
+    raw = mne.io.read_raw_fif(path, preload=False, verbose="error")
+    assert raw.info["nchan"] == 8 and raw.info["sfreq"] == 256
+    desc = list(raw.annotations.description)
+    counts = Counter(desc)
+    # every cue of the run is in the file: 6 completed + the one interrupted by the pause
+    assert counts["left_hand"] + counts["right_hand"] == 7
+    assert counts["trial_end"] == 6 and counts["feedback_start"] == 6
+    assert counts["pause"] == 1 and counts["resume"] == 1
+    assert counts["experiment_start"] == 1 and counts["experiment_stop"] == 1
+    assert counts["beep"] == 7 and counts["fixation"] == 7
+    # marker order in the file is the protocol's order
+    sent = [m for ev in page.protocol.events for m in ev.markers]
+    assert [d for d in desc if d in set(sent)] == sent
+    # class cue -> feedback_start spacing is cue_s (0.3 s) within a sample or two
+    onsets = raw.annotations.onset
+    for i, d in enumerate(desc):
+        if d in ("left_hand", "right_hand") and i + 1 < len(desc) and desc[i + 1] == "feedback_start":
+            assert onsets[i + 1] - onsets[i] == pytest.approx(0.3, abs=0.03)
+    # the protocol used is stored with the session
+    assert ProtocolConfig.from_dict(Session.open(session.path).section("protocol")) == FAST
+
+
+def test_abort_and_close_save_the_recording(window, qtbot, session_root):
+    import mne
+
+    session = Session.create(session_root, "S02", "cal")
+    window.context.set_session(session)
+    sm = window.context.streams
+    with qtbot.waitSignal(sm.connection_changed, timeout=15000):
+        sm.start_simulator(n_channels=4, srate=128.0)
+    page = window.show_page("calibrate")
+    page.set_config(ProtocolConfig(**{**FAST.to_dict(), "classes": ("feet", "rest"),
+                                      "trials_per_class": 20}))
+    with qtbot.waitSignal(page.run_state_changed, timeout=20000,
+                          check_params_cb=lambda s: s == "running"):
+        page.start()
+    qtbot.waitUntil(lambda: page.protocol.progress[0] >= 1, timeout=20000)
+    asked = []
+    window.confirm = lambda text: asked.append(text) or False
+    window.close()  # refused: still running
+    assert asked and "calibration" in asked[0] and window.isVisible()
+    assert page.state == "running"
+    window.confirm = lambda text: True
+    window.close()  # accepted: aborts, stops the recorder, finalizes
+    assert page.protocol.phase is Phase.ABORTED
+    assert page.last_saved is not None and page.last_saved.exists()
+    desc = list(mne.io.read_raw_fif(page.last_saved, verbose="error").annotations.description)
+    assert desc[-2:] == ["abort", "experiment_stop"]
+    assert desc.count("trial_end") >= 1
