@@ -538,6 +538,7 @@ def finalize_partial(partial_dir: Path | str, out: Path | str | None = None, *,
                 entry["file"] = npz.name
         entry["clock_offsets"] = clocks.get(s["name"], [])
         entry["inlet_counters"] = (meta.get("inlet_counters") or {}).get(key, {})
+        entry["inlet_error"] = (meta.get("inlet_errors") or {}).get(key)
         entry["state_changes"] = [st for st in states if st["stream"] == s["name"]]
         stream_entries.append(entry)
 
@@ -652,6 +653,7 @@ class StreamCounters:
     written: int
     state: str
     last_timestamp: float | None
+    error: str | None = None  # the inlet's background error, if any
 
 
 @dataclasses.dataclass(frozen=True)
@@ -669,6 +671,8 @@ class RecorderStatus:
         for s in self.streams:
             what = "markers" if s.kind == "marker" else "samples"
             parts.append(f"{s.name}: {s.written} {what} ({s.state.lower()})")
+            if s.error:
+                parts.append(f"{s.name} inlet error: {s.error}")
         if self.error:
             parts.append(f"ERROR: {self.error}")
         return " | ".join(parts)
@@ -771,7 +775,7 @@ class Recorder:
         el = time.monotonic() - self._t_start if self._t_start else 0.0
         streams = tuple(
             StreamCounters(s.desc.get("name", str(s.source)), "marker" if s.desc.get("is_marker") else "numeric",
-                           s.received, s.written, s.state, s.last_ts)
+                           s.received, s.written, s.state, s.last_ts, _inlet_error(s.inlet))
             for s in self._slots
         )
         return RecorderStatus(self._state, el, streams, self._queue.qsize(),
@@ -857,6 +861,7 @@ class Recorder:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
             meta["stopped_utc"] = _dt.datetime.now(_dt.UTC).isoformat()
             meta["inlet_counters"] = {s.key: _counters_dict(s.inlet) for s in self._slots}
+            meta["inlet_errors"] = {s.key: _inlet_error(s.inlet) for s in self._slots}
             _write_json_atomic(meta_path, meta)
             self.path = finalize_partial(self.partial_dir, self.out)
         except RecordingError as exc:
@@ -1079,6 +1084,11 @@ def _probe(info: Any, timeout: float) -> tuple[Any, float | None]:
     except Exception as exc:  # noqa: BLE001 - metadata only; the recording goes on
         logger.warning("could not read channel types / clock offset of %r: %s", info.name(), exc)
     return full, offset
+
+
+def _inlet_error(inlet: Any) -> str | None:
+    err = getattr(inlet, "error", None)
+    return None if err is None else str(err)
 
 
 def _counters_dict(inlet: Any) -> dict:
