@@ -244,7 +244,8 @@ class FeatureSelector(TransformerMixin, BaseEstimator):
     ----------
     r2_ : ndarray, shape (n_channels, n_freqs)
         Signed R² map of the training data (computed even when ``selection`` is given, for
-        display).
+        display). With more than two classes: per feature, the one-vs-rest R² of largest
+        magnitude.
     selected_ : list of (int, int)
         Selected (channel index, frequency index) pairs, in output column order.
     classes_ : ndarray
@@ -283,7 +284,8 @@ class FeatureSelector(TransformerMixin, BaseEstimator):
         ----------
         F : array-like, shape (n_epochs, n_channels, n_freqs)
         y : array-like, shape (n_epochs,)
-            Two classes.
+            Two classes; with more, ``r2_`` holds per feature the one-vs-rest R² of largest
+            magnitude over the classes.
 
         Returns
         -------
@@ -300,7 +302,13 @@ class FeatureSelector(TransformerMixin, BaseEstimator):
                     f"freqs has {freqs.size} values but F has {F.shape[2]} frequency bins; "
                     "pass the previous step's freqs_"
                 )
-        r2 = r2_map(F, y)
+        classes = np.unique(y)
+        if classes.size == 2:
+            r2 = r2_map(F, y)
+        else:  # one-vs-rest maps; keep, per feature, the class with the largest |R²|
+            maps = np.stack([r2_map(F, y, positive=c) for c in classes.tolist()])
+            best = np.argmax(np.abs(maps), axis=0)
+            r2 = np.take_along_axis(maps, best[None], axis=0)[0]
         if self.selection is not None:
             selected = parse_selection(self.selection, names, freqs, n_freqs=F.shape[2])
         else:
@@ -312,7 +320,7 @@ class FeatureSelector(TransformerMixin, BaseEstimator):
                 logger.warning("n_features=%d > %d features available; keeping all", n, total)
             selected = top_features(r2, min(int(n), total))
         self.r2_ = r2
-        self.classes_ = np.unique(y)
+        self.classes_ = classes
         self.selected_ = selected
         self.n_channels_ = F.shape[1]
         self.n_freqs_ = F.shape[2]

@@ -179,7 +179,7 @@ def fnn_fractions(
     *,
     rtol: float = 15.0,
     atol: float = 2.0,
-    max_points: int = 2000,
+    max_points: int = 1000,
     theiler: int | None = None,
 ) -> np.ndarray:
     """Fraction of false nearest neighbours per embedding dimension (Kennel et al. 1992).

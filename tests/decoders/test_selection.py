@@ -59,6 +59,18 @@ def test_r2_multiclass_raises_or_one_vs_rest():
         r2_map(F, y3, positive=7)
 
 
+def test_feature_selector_multiclass_one_vs_rest():
+    rng = np.random.default_rng(3)
+    y = np.repeat([0, 1, 2], 60)
+    F = rng.standard_normal((180, 4, 23))
+    F[y == 2, 3, 10] += 3.0  # class 2 vs rest at Pz 18 Hz
+    F[y == 0, 1, 2] -= 2.0  # class 0 vs rest at Cz 10 Hz
+    sel = FeatureSelector(CH, FREQS, n_features=2).fit(F, y)
+    assert sel.selected_ == [(3, 10), (1, 2)]
+    assert sel.r2_[3, 10] > 0.4 and sel.r2_[1, 2] < -0.2
+    assert sel.classes_.tolist() == [0, 1, 2]
+
+
 def test_parse_selection_forms():
     names = ["C3..", "Cz..", "C4..", "Pz.."]
     assert parse_selection("C4:13", names, FREQS) == [(2, 5)]
