@@ -1,0 +1,531 @@
+"""Qt-free feedback logic of the Online page: smoothing, the Graz bar, the cursor task, scoring.
+
+* :class:`OutputSmoother` smooths the classifier output (exponential moving average with a time
+  constant in seconds, invalid decisions hold the last value).
+* :func:`bar_value` turns class probabilities into the signed Graz-bar value in [-1, 1]
+  (negative: the first class, e.g. left hand; positive: the second).
+* :class:`CursorTask` is a 1-D or 2-D cursor-to-target task: targets, hits, misses (wrong target),
+  time-outs and time to target. It is driven by a velocity (classifier output or DKF estimate).
+* :class:`VelocityDKF` wraps :class:`decoders.dkf.DiscriminativeKalmanFilter` to map classifier
+  outputs to a smooth cursor velocity, fitted on (output, intended velocity) pairs.
+* :class:`CuedRunScorer` scores a cued online run from the marker and decision streams (both on
+  the LSL clock): per-trial predicted class, correctness and time to decision, and a summary.
+
+Everything here is plain Python + numpy so it is tested headless and reused by the CLI.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "CuedRunScorer",
+    "CursorConfig",
+    "CursorTask",
+    "OutputSmoother",
+    "RunSummary",
+    "TrialResult",
+    "VelocityDKF",
+    "bar_value",
+    "velocity_from_probs",
+]
+
+
+# ---------------------------------------------------------------------------------- smoothing
+class OutputSmoother:
+    """Exponential moving average of decoder outputs with a time constant.
+
+    ``y += alpha * (x - y)`` with ``alpha = 1 - exp(-dt / tau)``; ``dt`` is the time since the
+    previous update (the hop), so the smoothing does not depend on the decision rate.
+
+    Parameters
+    ----------
+    tau_s : float
+        Time constant in seconds (>= 0; 0 means no smoothing).
+    """
+
+    def __init__(self, tau_s: float = 0.5):
+        if not (isinstance(tau_s, int | float) and math.isfinite(tau_s) and tau_s >= 0):
+            raise ValueError(f"tau_s={tau_s!r} invalid; expected a time constant >= 0 seconds")
+        self.tau_s = float(tau_s)
+        self.value: np.ndarray | None = None
+        self._t: float | None = None
+
+    def reset(self) -> None:
+        self.value = None
+        self._t = None
+
+    def alpha(self, dt: float) -> float:
+        """Weight of a new value after ``dt`` seconds."""
+        if self.tau_s == 0 or self.value is None:
+            return 1.0
+        if dt <= 0:
+            return 0.0
+        return 1.0 - math.exp(-dt / self.tau_s)
+
+    def update(self, values: Sequence[float] | np.ndarray, t: float) -> np.ndarray | None:
+        """Add the output at time ``t`` (seconds); returns the smoothed output.
+
+        Parameters
+        ----------
+        values : array-like, shape (n_outputs,)
+            Decoder output; any NaN (an invalid decision) leaves the state unchanged.
+        t : float
+            Time of the output in seconds (e.g. the LSL timestamp of its window).
+
+        Returns
+        -------
+        smoothed : ndarray, shape (n_outputs,) or None
+            None until the first valid output.
+        """
+        x = np.asarray(values, dtype=float).ravel()
+        if not np.isfinite(x).all():
+            return None if self.value is None else self.value.copy()
+        if self.value is None or self.value.shape != x.shape:
+            self.value = x.copy()
+        else:
+            a = self.alpha(float(t) - float(self._t if self._t is not None else t))
+            self.value = self.value + a * (x - self.value)
+        self._t = float(t)
+        return self.value.copy()
+
+
+def bar_value(probs: Sequence[float] | np.ndarray, labels: Sequence[str],
+              negative: str | None = None, positive: str | None = None) -> float:
+    """Signed Graz-bar value: ``p(positive) - p(negative)`` in [-1, 1].
+
+    Parameters
+    ----------
+    probs : array-like, shape (n_classes,)
+        Class probabilities in the order of ``labels``.
+    labels : sequence of str
+        Class labels.
+    negative, positive : str or None
+        Classes drawn to the left / right; default the first and the second label (for
+        ``left_hand`` / ``right_hand`` exactly that). Other classes are ignored.
+
+    Returns
+    -------
+    value : float
+        NaN if ``probs`` holds NaN.
+    """
+    p = np.asarray(probs, dtype=float).ravel()
+    labels = [str(lab) for lab in labels]
+    if p.size != len(labels):
+        raise ValueError(f"{p.size} outputs for {len(labels)} labels {labels}; expected one per label")
+    if len(labels) < 2:
+        raise ValueError(f"the Graz bar needs at least 2 classes, got {labels}")
+    neg = labels.index(negative) if negative is not None else 0
+    pos = labels.index(positive) if positive is not None else 1
+    return float(np.clip(p[pos] - p[neg], -1.0, 1.0))
+
+
+def velocity_from_probs(probs: Sequence[float] | np.ndarray, labels: Sequence[str],
+                        dims: int = 1) -> np.ndarray:
+    """Cursor velocity direction (unit scale) from class probabilities.
+
+    1-D: ``[p(second) - p(first)]``. 2-D: x from ``right_hand - left_hand`` and y from
+    ``feet - rest`` (up = feet) when those labels exist, else x from the first two classes
+    and y = 0.
+
+    Returns
+    -------
+    v : ndarray, shape (dims,)
+    """
+    labels = [str(lab) for lab in labels]
+    p = np.asarray(probs, dtype=float).ravel()
+    if dims == 1:
+        return np.array([bar_value(p, labels)])
+    out = np.zeros(2)
+    if "left_hand" in labels and "right_hand" in labels:
+        out[0] = p[labels.index("right_hand")] - p[labels.index("left_hand")]
+    else:
+        out[0] = bar_value(p, labels)
+    if "feet" in labels:
+        down = p[labels.index("rest")] if "rest" in labels else 0.0
+        out[1] = p[labels.index("feet")] - down
+    return np.clip(out, -1.0, 1.0)
+
+
+# ---------------------------------------------------------------------------------- cursor task
+@dataclasses.dataclass(frozen=True)
+class CursorConfig:
+    """Cursor task settings (workspace is [-1, 1] on each axis).
+
+    Parameters
+    ----------
+    dims : int
+        1 (left/right) or 2 (plus up/down).
+    speed : float
+        Workspace units per second at full output (|v| = 1).
+    target_radius : float
+        Hit when the cursor centre is within this distance of the target centre.
+    target_distance : float
+        Distance of the targets from the centre.
+    n_targets : int
+        Targets evenly spaced on the circle (2-D; 1-D always has 2: left and right).
+    timeout_s : float
+        A trial with no target reached ends as a time-out.
+    """
+
+    dims: int = 1
+    speed: float = 0.5
+    target_radius: float = 0.15
+    target_distance: float = 0.8
+    n_targets: int = 4
+    timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.dims not in (1, 2):
+            raise ValueError(f"dims={self.dims!r}; expected 1 or 2")
+        for name in ("speed", "target_radius", "target_distance", "timeout_s"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v > 0):
+                raise ValueError(f"{name}={v!r}; expected a positive number")
+        if self.target_distance + self.target_radius > 1.0 + 1e-9:
+            raise ValueError(
+                f"target_distance + target_radius = {self.target_distance + self.target_radius:g}"
+                " leaves the workspace; expected <= 1"
+            )
+        if self.dims == 2 and self.n_targets < 2:
+            raise ValueError(f"n_targets={self.n_targets!r}; expected >= 2")
+
+    def targets(self) -> np.ndarray:
+        """Target centres, shape (n_targets, dims): 1-D left then right; 2-D right, up, ..."""
+        if self.dims == 1:
+            return np.array([[-self.target_distance], [self.target_distance]])
+        ang = 2 * np.pi * np.arange(self.n_targets) / self.n_targets
+        return self.target_distance * np.stack([np.cos(ang), np.sin(ang)], axis=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class CursorTrial:
+    """Outcome of one cursor trial: ``outcome`` is ``"hit"``, ``"miss"`` or ``"timeout"``."""
+
+    target: int
+    outcome: str
+    reached: int | None
+    duration_s: float
+    path_length: float
+
+
+class CursorTask:
+    """Move a cursor with a velocity; hit the cued target, avoid the others.
+
+    Call :meth:`new_trial` with a target index (or let it cycle), then :meth:`step` with the
+    velocity direction (|v| <= 1, scaled by ``config.speed``) every hop. A trial ends when the
+    cursor enters any target (hit if it is the cued one, miss otherwise) or after
+    ``config.timeout_s``; the cursor then returns to the centre.
+    """
+
+    def __init__(self, config: CursorConfig | None = None):
+        self.config = config if config is not None else CursorConfig()
+        self.targets = self.config.targets()
+        self.position = np.zeros(self.config.dims)
+        self.target: int | None = None
+        self.elapsed = 0.0
+        self.trials: list[CursorTrial] = []
+        self._path = 0.0
+        self._next = 0
+
+    def new_trial(self, target: int | None = None) -> int:
+        """Start a trial towards ``target`` (default: the next target in turn)."""
+        n = len(self.targets)
+        if target is None:
+            target = self._next % n
+        if not 0 <= int(target) < n:
+            raise ValueError(f"target {target!r} out of range; expected 0..{n - 1}")
+        self._next = int(target) + 1
+        self.target = int(target)
+        self.position = np.zeros(self.config.dims)
+        self.elapsed = 0.0
+        self._path = 0.0
+        return self.target
+
+    @property
+    def active(self) -> bool:
+        return self.target is not None
+
+    def step(self, velocity: Sequence[float] | np.ndarray, dt: float) -> CursorTrial | None:
+        """Advance ``dt`` seconds at ``velocity`` (clipped to unit length); a finished trial or None.
+
+        NaN velocity (an invalid decision) keeps the cursor still but time runs on.
+        """
+        if self.target is None:
+            return None
+        v = np.asarray(velocity, dtype=float).ravel()[: self.config.dims]
+        if v.size != self.config.dims:
+            raise ValueError(f"velocity has {v.size} values; expected {self.config.dims}")
+        if not np.isfinite(v).all():
+            v = np.zeros(self.config.dims)
+        norm = float(np.linalg.norm(v))
+        if norm > 1.0:
+            v = v / norm
+        move = v * self.config.speed * float(dt)
+        self.position = np.clip(self.position + move, -1.0, 1.0)
+        self._path += float(np.linalg.norm(move))
+        self.elapsed += float(dt)
+        d = np.linalg.norm(self.targets - self.position[None, :], axis=1)
+        inside = np.flatnonzero(d <= self.config.target_radius + 1e-9)
+        if inside.size:
+            reached = int(inside[np.argmin(d[inside])])
+            outcome = "hit" if reached == self.target else "miss"
+            return self._finish(outcome, reached)
+        if self.elapsed >= self.config.timeout_s:
+            return self._finish("timeout", None)
+        return None
+
+    def _finish(self, outcome: str, reached: int | None) -> CursorTrial:
+        trial = CursorTrial(int(self.target), outcome, reached, self.elapsed, self._path)
+        self.trials.append(trial)
+        self.target = None
+        self.position = np.zeros(self.config.dims)
+        return trial
+
+    def summary(self) -> dict[str, Any]:
+        """Counts, hit rate (over all trials) and mean time to target of the hits."""
+        n = len(self.trials)
+        hits = [t for t in self.trials if t.outcome == "hit"]
+        return {
+            "trials": n,
+            "hits": len(hits),
+            "misses": sum(t.outcome == "miss" for t in self.trials),
+            "timeouts": sum(t.outcome == "timeout" for t in self.trials),
+            "hit_rate": len(hits) / n if n else float("nan"),
+            "mean_time_to_target_s": float(np.mean([t.duration_s for t in hits])) if hits else float("nan"),
+        }
+
+
+class VelocityDKF:
+    """Classifier output -> cursor velocity through a Discriminative Kalman Filter.
+
+    The DKF (:class:`decoders.dkf.DiscriminativeKalmanFilter`, Nadaraya-Watson ``f`` and ``Q``)
+    is fitted on sequences of classifier outputs ``X`` and intended velocities ``Z`` (e.g. +1
+    during right-hand cues, -1 during left-hand cues, 0 at rest), then filters live outputs.
+
+    Parameters
+    ----------
+    dkf_params : dict
+        Passed to ``DiscriminativeKalmanFilter``.
+    """
+
+    def __init__(self, **dkf_params: Any):
+        from decoders.dkf import DiscriminativeKalmanFilter
+
+        params = {"regressor": "nw", "loo_max_samples": 400}
+        params.update(dkf_params)
+        self.dkf = DiscriminativeKalmanFilter(**params)
+        self.fitted = False
+
+    def fit(self, X: np.ndarray, Z: np.ndarray) -> VelocityDKF:
+        """Fit on outputs ``X`` (n_steps, n_outputs) and velocities ``Z`` (n_steps, dims)."""
+        X = np.asarray(X, dtype=float)
+        Z = np.asarray(Z, dtype=float)
+        if Z.ndim == 1:
+            Z = Z[:, None]
+        ok = np.isfinite(X).all(axis=1) & np.isfinite(Z).all(axis=1)
+        self.dkf.fit(X[ok], Z[ok])
+        self.dkf.reset()
+        self.fitted = True
+        return self
+
+    def reset(self) -> None:
+        if self.fitted:
+            self.dkf.reset()
+
+    def step(self, x: Sequence[float] | np.ndarray) -> np.ndarray:
+        """Filtered velocity after one output (NaN outputs return the prior's prediction)."""
+        x = np.asarray(x, dtype=float).ravel()
+        if not np.isfinite(x).all():
+            return np.full(self.dkf.n_states_, np.nan)
+        return np.clip(self.dkf.step(x), -1.0, 1.0)
+
+
+def cue_velocity(labels_at: Sequence[str | None], dims: int = 1) -> np.ndarray:
+    """Intended velocity for each step's cued class (``None``: rest -> 0).
+
+    ``left_hand`` -> -x, ``right_hand`` -> +x, ``feet`` -> +y (2-D), anything else 0.
+
+    Returns
+    -------
+    Z : ndarray, shape (n_steps, dims)
+    """
+    table = {"left_hand": (-1.0, 0.0), "right_hand": (1.0, 0.0), "feet": (0.0, 1.0)}
+    Z = np.array([table.get(str(lab), (0.0, 0.0)) if lab is not None else (0.0, 0.0)
+                  for lab in labels_at], dtype=float).reshape(-1, 2)
+    return Z[:, :dims]
+
+
+# ---------------------------------------------------------------------------------- cued runs
+@dataclasses.dataclass(frozen=True)
+class TrialResult:
+    """One scored cued trial.
+
+    Attributes
+    ----------
+    label : str
+        Cued class.
+    onset : float
+        Cue time (LSL seconds).
+    predicted : str or None
+        Class with the largest mean probability over the trial's decisions (None: no decision).
+    correct : bool
+    time_to_decision_s : float or None
+        From the cue to the first decision whose smoothed probability of any class reached the
+        threshold (None if never).
+    decided : str or None
+        The class that first reached the threshold.
+    n_decisions : int
+    """
+
+    label: str
+    onset: float
+    predicted: str | None
+    correct: bool
+    time_to_decision_s: float | None
+    decided: str | None
+    n_decisions: int
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSummary:
+    n_trials: int
+    n_correct: int
+    accuracy: float
+    chance: float
+    mean_time_to_decision_s: float
+    n_undecided: int
+
+    def line(self) -> str:
+        if not self.n_trials:
+            return "no trial scored yet"
+        ttd = (f"{self.mean_time_to_decision_s:.2f} s" if math.isfinite(self.mean_time_to_decision_s)
+               else "n/a")
+        return (f"{self.n_correct}/{self.n_trials} correct ({100 * self.accuracy:.0f} %, chance "
+                f"{100 * self.chance:.0f} %) \u00b7 mean time to decision {ttd}")
+
+
+class CuedRunScorer:
+    """Scores a cued online run from cue markers and decisions (same clock).
+
+    A trial starts at a cue marker whose label maps to a class and lasts ``trial_s`` seconds
+    (or until the next cue). Decisions whose window ends inside ``[onset + start_s, onset +
+    trial_s]`` belong to it. Trials are scored when they end (:meth:`advance` with the current
+    time, or a later decision/cue).
+
+    Parameters
+    ----------
+    labels : sequence of str
+        Class labels in the decoder's output order.
+    events : mapping of str to str
+        Marker label -> class label (e.g. ``{"T1": "left_hand"}``); class names map to
+        themselves.
+    trial_s : float
+        Imagery duration after the cue in seconds.
+    start_s : float
+        Decisions before ``onset + start_s`` are ignored (the window still holds pre-cue EEG).
+    threshold : float
+        Smoothed probability a class must reach for the time to decision.
+    tau_s : float
+        Smoothing time constant for the time to decision.
+    """
+
+    def __init__(self, labels: Sequence[str], events: Mapping[str, str] | None = None, *,
+                 trial_s: float = 4.0, start_s: float = 0.0, threshold: float = 0.7,
+                 tau_s: float = 0.5):
+        self.labels = [str(lab) for lab in labels]
+        self.events = {str(k): str(v) for k, v in (events or {}).items()}
+        for lab in self.labels:
+            self.events.setdefault(lab, lab)
+        if not trial_s > start_s >= 0:
+            raise ValueError(f"trial_s={trial_s!r}, start_s={start_s!r}; expected trial_s > start_s >= 0")
+        if not 0 < threshold <= 1:
+            raise ValueError(f"threshold={threshold!r}; expected a probability in (0, 1]")
+        self.trial_s = float(trial_s)
+        self.start_s = float(start_s)
+        self.threshold = float(threshold)
+        self.tau_s = float(tau_s)
+        self.results: list[TrialResult] = []
+        self._current: dict[str, Any] | None = None
+
+    def class_of(self, marker: str) -> str | None:
+        """Class label of a marker (None if it is no cue)."""
+        cls = self.events.get(str(marker))
+        return cls if cls in self.labels else None
+
+    def on_marker(self, marker: str, t: float) -> TrialResult | None:
+        """A marker at ``t``; returns the trial it ended, if any."""
+        ended = self._close_if(float(t), force=True) if self.class_of(marker) is not None else None
+        cls = self.class_of(marker)
+        if cls is not None:
+            self._current = {"label": cls, "onset": float(t), "probs": [], "decided": None,
+                             "ttd": None, "smoother": OutputSmoother(self.tau_s)}
+        return ended
+
+    def on_decision(self, values: Sequence[float] | np.ndarray, t: float) -> TrialResult | None:
+        """A decision whose window ended at ``t``; returns a trial that ended before it, if any."""
+        ended = self._close_if(float(t))
+        cur = self._current
+        if cur is None:
+            return ended
+        rel = float(t) - cur["onset"]
+        if rel < self.start_s:
+            return ended
+        p = np.asarray(values, dtype=float).ravel()
+        if p.size != len(self.labels) or not np.isfinite(p).all():
+            return ended
+        cur["probs"].append(p)
+        sm = cur["smoother"].update(p, t)
+        if cur["decided"] is None and sm is not None and sm.max() >= self.threshold:
+            cur["decided"] = self.labels[int(np.argmax(sm))]
+            cur["ttd"] = rel
+        return ended
+
+    def advance(self, t: float) -> TrialResult | None:
+        """Close the current trial if ``t`` is past its end."""
+        return self._close_if(float(t))
+
+    def finish(self) -> TrialResult | None:
+        """End of the run: score the open trial (if it has decisions)."""
+        return self._close_if(math.inf, force=True)
+
+    def _close_if(self, t: float, force: bool = False) -> TrialResult | None:
+        cur = self._current
+        if cur is None or (not force and t <= cur["onset"] + self.trial_s):
+            return None
+        self._current = None
+        probs = cur["probs"]
+        if probs:
+            mean = np.mean(probs, axis=0)
+            predicted: str | None = self.labels[int(np.argmax(mean))]
+        else:
+            predicted = None
+        res = TrialResult(cur["label"], cur["onset"], predicted, predicted == cur["label"],
+                          cur["ttd"], cur["decided"], len(probs))
+        self.results.append(res)
+        return res
+
+    @property
+    def current_label(self) -> str | None:
+        return None if self._current is None else self._current["label"]
+
+    def summary(self) -> RunSummary:
+        scored = [r for r in self.results if r.n_decisions > 0]
+        n = len(scored)
+        correct = sum(r.correct for r in scored)
+        ttd = [r.time_to_decision_s for r in scored if r.time_to_decision_s is not None]
+        return RunSummary(
+            n_trials=n,
+            n_correct=correct,
+            accuracy=correct / n if n else float("nan"),
+            chance=1.0 / len(self.labels),
+            mean_time_to_decision_s=float(np.mean(ttd)) if ttd else float("nan"),
+            n_undecided=sum(r.time_to_decision_s is None for r in scored),
+        )
