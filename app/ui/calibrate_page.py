@@ -144,7 +144,7 @@ class CalibratePage(Page):
         ctl.addWidget(self.abort_button, 1)
         rv.addLayout(ctl)
         self.progress = QProgressBar()
-        self.progress.setFormat("trial %v of %m")
+        self.progress.setFormat("not started")
         self.progress.setRange(0, 1)
         self.progress.setValue(0)
         self.progress.setMinimumHeight(24)
@@ -326,6 +326,13 @@ class CalibratePage(Page):
         self.runner.start()
 
     def _on_event(self, ev) -> None:
+        done = self.runner.protocol.progress[0] if self.runner is not None else 0
+        if ev.phase in (Phase.FINISHED, Phase.ABORTED):
+            self.progress.setFormat(f"{done} of {ev.n_trials} trials done ({ev.phase.value})")
+        elif ev.trial:
+            self.progress.setFormat(f"trial {ev.trial} of {ev.n_trials}  \u00b7  {done} done")
+        else:
+            self.progress.setFormat(f"starting \u00b7 {ev.n_trials} trials")
         self.cue_display.on_event(ev)
         if self.fullscreen is not None:
             self.fullscreen.on_event(ev)

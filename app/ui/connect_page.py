@@ -101,6 +101,8 @@ class ConnectPage(Page):
         for c in (1, 2, 3):
             hh.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
         self.table.setMinimumHeight(130)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.table.setWordWrap(False)
         self.table.itemSelectionChanged.connect(self._table_selected)
         lsv.addWidget(self.table, 1)
         self.refresh_button = QPushButton("\u21bb  Refresh list")
@@ -202,6 +204,13 @@ class ConnectPage(Page):
             i = box.findText(prev)
             if i >= 0:
                 box.setCurrentIndex(i)
+        sm = self.context.streams if self.context is not None else None
+        if sm is not None and sm.inlet is not None:  # show what is connected
+            d = sm.description
+            self.select_stream(d.name, d.source_id)
+            mk = sm.marker_description
+            if mk is not None:
+                self.select_stream(mk.name, mk.source_id)
         self._update_buttons()
 
     def _table_selected(self) -> None:

@@ -70,6 +70,11 @@ PAGES: list[PageSpec] = [
 ]
 
 
+def _page_title(spec: PageSpec) -> str:
+    number, _, name = spec.title.partition(" ")
+    return f"{number} \u00b7 {name.strip()}"
+
+
 def load_page(spec: PageSpec, context: AppContext) -> tuple[Page, str | None]:
     """Build the page of ``spec``; a placeholder if its module is missing. Returns (page, error)."""
     module_name, _, cls_name = spec.target.partition(":")
@@ -78,19 +83,19 @@ def load_page(spec: PageSpec, context: AppContext) -> tuple[Page, str | None]:
     except ModuleNotFoundError as exc:
         if exc.name == module_name:
             text = spec.placeholder or "This page is not built yet."
-            return PlaceholderPage(context, title=spec.title, text=f"Coming next. {text}"), None
+            return PlaceholderPage(context, title=_page_title(spec), text=f"Coming next. {text}"), None
         err = f"The {spec.title.split()[-1]} page could not load: {error_text(exc)}"
-        return PlaceholderPage(context, title=spec.title, text=err), err
+        return PlaceholderPage(context, title=_page_title(spec), text=err), err
     except Exception as exc:
         err = f"The {spec.title.split()[-1]} page could not load: {error_text(exc)}"
         logger.exception("loading page %s", spec.target)
-        return PlaceholderPage(context, title=spec.title, text=err), err
+        return PlaceholderPage(context, title=_page_title(spec), text=err), err
     try:
         page = getattr(module, cls_name)(context)
     except Exception as exc:
         err = f"The {spec.title.split()[-1]} page failed to start: {error_text(exc)}"
         logger.exception("building page %s", spec.target)
-        return PlaceholderPage(context, title=spec.title, text=err), err
+        return PlaceholderPage(context, title=_page_title(spec), text=err), err
     return page, None
 
 

@@ -1,0 +1,112 @@
+"""Render every page of the neurodeck window at 1400x900 with live simulator data.
+
+Usage::
+
+    QT_QPA_PLATFORM=offscreen python scripts/screenshots.py [--out docs/screenshots]
+
+(or under ``xvfb-run``). Starts the built-in simulator (64 ch @ 512 Hz), lets the signal view and
+spectrum fill, runs a short calibration in a throw-away session to capture the cue display mid-trial,
+and saves one PNG per page (``01-connect.png`` ...) plus the cue display alone.
+Settings and sessions go to a temporary folder, never to your home.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pump(app, seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.003)
+
+
+def wait_for(app, cond, timeout: float, what: str) -> None:
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            raise SystemExit(f"screenshots: timed out waiting for {what}")
+        app.processEvents()
+        time.sleep(0.005)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
+    parser.add_argument("--width", type=int, default=1400)
+    parser.add_argument("--height", type=int, default=900)
+    args = parser.parse_args(argv)
+    if not os.environ.get("DISPLAY"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    tmp = Path(tempfile.mkdtemp(prefix="neurodeck-shots-"))
+    os.environ["NEURODECK_HOME"] = str(tmp / "home")
+    sys.path.insert(0, str(ROOT))
+
+    from PyQt6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication(["neurodeck-screenshots"])
+
+    from app.protocol import Phase, ProtocolConfig
+    from app.session import Session
+    from app.ui.main_window import PAGES, MainWindow
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    win = MainWindow()
+    win.confirm = lambda text: True
+    win.resize(args.width, args.height)
+    win.show()
+    session = Session.create(tmp / "sessions", "S01", "demo")
+    win.context.set_session(session)
+    sm = win.context.streams
+    sm.start_simulator(n_channels=64, srate=512.0, seed=3)
+    wait_for(app, lambda: sm.inlet is not None, 20, "the simulator")
+    connect = win.pages["connect"]
+    connect.refresh()
+    pump(app, 11.0)  # fill the 10 s view and a few spectra
+    saved = []
+
+    def shoot(name: str, widget=None) -> None:
+        widget = widget or win
+        app.processEvents()
+        path = args.out / f"{name}.png"
+        if not widget.grab().save(str(path)):
+            raise SystemExit(f"screenshots: could not write {path}")
+        saved.append(path)
+
+    for i, spec in enumerate(PAGES, start=1):
+        if spec.key == "calibrate":
+            continue
+        win.show_page(spec.key)
+        pump(app, 0.5)
+        shoot(f"{i:02d}-{spec.key}")
+
+    # calibrate: a short run, captured while the arrow is on screen
+    cal = win.show_page("calibrate")
+    cal.set_config(ProtocolConfig(classes=("left_hand", "right_hand", "feet"), trials_per_class=5,
+                                  fixation_s=1.0, cue_s=1.25, imagery_s=1.0, rest_min_s=0.5,
+                                  rest_max_s=0.8, lead_in_s=0.5, beep=False, seed=4))
+    cal.start()
+    wait_for(app, lambda: cal.protocol is not None and cal.protocol.trial >= 2
+             and cal.phase is Phase.CUE, 60, "a cue")
+    pump(app, 0.2)
+    shoot("02-calibrate")
+    shoot("02b-cue-display", cal.cue_display)
+    cal.abort()
+    wait_for(app, lambda: cal.state == "idle", 30, "the recording to be saved")
+    pump(app, 0.3)
+    shoot("02c-calibrate-saved")
+    win.close()
+    for p in saved:
+        print(p)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
