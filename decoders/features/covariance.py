@@ -59,6 +59,10 @@ def augment(X: np.ndarray, order: int, lag: int) -> np.ndarray:
     ``t = 0 .. n_times - (order - 1) * lag - 1``: block ``k`` is the epoch advanced by ``k * lag``
     samples. ``order=1`` returns ``X`` unchanged (a copy).
 
+    The blocks are MOABB's (``moabb.pipelines.features.AugmentedDataset``), which however stops
+    every block ``lag`` samples earlier (length ``n_times - order * lag``); we keep every sample
+    that all blocks have, so MOABB's output is ``augment(X, order, lag)[..., :n_times - order*lag]``.
+
     Parameters
     ----------
     X : ndarray, shape (n_epochs, n_channels, n_times)

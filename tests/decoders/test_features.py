@@ -69,6 +69,37 @@ def test_burg_ar_recovers_ar2_coefficients_vectorised():
     np.testing.assert_allclose(sigma2, 1.0, rtol=0.05)
 
 
+def _burg_reference(x: np.ndarray, order: int):
+    """Textbook scalar Burg recursion (one signal), written independently of the library."""
+    a = np.array([1.0])
+    e = float(np.mean(x**2))
+    f, b = x[1:].astype(float), x[:-1].astype(float)
+    for _ in range(order):
+        k = -2.0 * np.dot(f, b) / (np.dot(f, f) + np.dot(b, b))
+        a = np.r_[a, 0.0]
+        a = a + k * a[::-1]
+        e *= 1.0 - k * k
+        f, b = (f + k * b)[1:], (b + k * f)[:-1]
+    return a, e
+
+
+def test_burg_ar_matches_scalar_reference_and_spectrum_formula():
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 3, 40))
+    a, s2 = burg_ar(x, 7)
+    for i in range(2):
+        for j in range(3):
+            ar, er = _burg_reference(x[i, j], 7)
+            np.testing.assert_allclose(a[i, j], ar, atol=1e-12)
+            assert s2[i, j] == pytest.approx(er, rel=1e-12)
+    # burg_psd on one window = 2 * sigma2 / (sfreq |A(f)|^2) of the mean-removed window
+    w = x[:1, :1]
+    psd, freqs = burg_psd(w, FS, 8, 30, order=7, win_s=40 / FS, step_s=1 / FS)
+    ar, er = _burg_reference(w[0, 0] - w.mean(), 7)
+    A = np.array([np.sum(ar * np.exp(-2j * np.pi * f * np.arange(8) / FS)) for f in freqs])
+    np.testing.assert_allclose(psd[0, 0], 2 * er / (FS * np.abs(A) ** 2), rtol=1e-10)
+
+
 def test_burg_psd_matches_loop_over_epochs():
     X = _sines(12.0, n_epochs=3, n_ch=2)
     psd, _ = burg_psd(X, FS, 8, 30)
@@ -209,9 +240,43 @@ def test_augment_matches_reference_and_differs_from_roll_only_at_the_edge():
         wrapped = rolled[:, blk, 50 - k * lag :]
         np.testing.assert_array_equal(wrapped, X[..., : k * lag])
     assert not np.allclose(rolled[..., n_out:], 0)
+    # MOABB's AugmentedDataset builds the same blocks but ends each one lag samples earlier
+    moabb = np.concatenate(
+        [X[..., : -order * lag]] + [X[..., p * lag : -(order - p) * lag] for p in range(1, order)],
+        axis=1,
+    )
+    np.testing.assert_array_equal(moabb, Xa[..., : 50 - order * lag])
     np.testing.assert_array_equal(augment(X, 1, 5), X)
     with pytest.raises(DecoderError, match="order=20"):
         augment(X, 20, 3)
+
+
+def test_augment_vs_pyriemann_time_delay_covariances():
+    # pyRiemann's TimeDelayCovariances stacks np.roll(X, +d): x(t - d), wrapped at the start.
+    from pyriemann.estimation import TimeDelayCovariances
+
+    rng = np.random.default_rng(10)
+    X = rng.standard_normal((3, 2, 60))
+    order, lag = 3, 4
+    edge = (order - 1) * lag
+    tdc = TimeDelayCovariances(delays=[k * lag for k in range(1, order)], estimator="scm")
+    C_td = tdc.fit_transform(X)
+    Xtd = tdc.Xtd_
+    ours = augment(X, order, lag)
+    reversed_blocks = np.concatenate(
+        [ours[:, k * 2 : (k + 1) * 2] for k in reversed(range(order))], axis=1
+    )
+    # past the wrapped edge, the two embeddings hold the same samples (blocks in reverse order)
+    np.testing.assert_array_equal(Xtd[..., edge:], reversed_blocks)
+    # within the edge, pyRiemann's delayed blocks hold wrapped samples from the epoch's end
+    for k in range(1, order):
+        d = k * lag
+        np.testing.assert_array_equal(Xtd[:, k * 2 : (k + 1) * 2, :d], X[..., -d:])
+    # so the covariances differ; ours equals the covariance of the un-wrapped samples
+    C_ours = AugmentedCovariances(order, lag, estimator="scm").fit_transform(X)
+    assert not np.allclose(C_ours[:, :2, :2], C_td[:, :2, :2])
+    ref = np.stack([np.cov(e, bias=True) for e in ours])
+    np.testing.assert_allclose(C_ours, ref, rtol=1e-10)
 
 
 def test_mutual_information_first_minimum_is_quarter_period():
