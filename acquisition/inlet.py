@@ -54,7 +54,7 @@ from pylsl.util import TimeoutError as LSLTimeoutError
 
 from acquisition.buffer import RingBuffer
 from acquisition.errors import AcquisitionError
-from acquisition.streams import StreamDescription, find_streams, resolve_stream
+from acquisition.streams import StreamDescription, _dispose, find_streams, resolve_stream
 
 logger = logging.getLogger(__name__)
 
@@ -226,6 +226,13 @@ class _BaseInlet:
                 f"{self.resolve_timeout:g} s: {exc}"
             ) from exc
 
+    def _take_inlet(self) -> list:
+        """Detach the liblsl inlet; returns ``[inlet]`` (or ``[]``) for :func:`_dispose`."""
+        with self._open_lock:
+            box = [] if self._inlet is None else [self._inlet]
+            self._inlet = None
+        return box
+
     @property
     def description(self) -> StreamDescription:
         """The stream's full description (resolves and connects on first access)."""
@@ -272,14 +279,7 @@ class _BaseInlet:
             if th.is_alive():
                 logger.error("%s inlet thread did not stop within %.1f s", self._kind, timeout)
         self._thread = None
-        with self._open_lock:
-            inlet, self._inlet = self._inlet, None
-        if inlet is not None:
-            try:
-                inlet.close_stream()
-            except Exception:  # noqa: BLE001 - closing a dead inlet must not raise
-                logger.debug("close_stream failed", exc_info=True)
-            del inlet
+        _dispose(self._take_inlet())
         if self._state is not StreamState.STOPPED:
             self._set_state(StreamState.STOPPED)
 
@@ -288,12 +288,6 @@ class _BaseInlet:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-    def __del__(self):
-        try:
-            self._stop_evt.set()
-        except Exception:  # noqa: BLE001
-            pass
 
     @property
     def running(self) -> bool:
@@ -392,10 +386,7 @@ class _BaseInlet:
         """liblsl says the source is gone and it will not recover it by itself."""
         now = time.monotonic()
         self._go_lost(now)
-        with self._open_lock:
-            inlet, self._inlet = self._inlet, None
-        if inlet is not None:
-            del inlet
+        _dispose(self._take_inlet())
         self._stop_evt.wait(self.poll_interval * 10)
 
     def _maybe_reresolve(self, now: float) -> None:
@@ -442,14 +433,11 @@ class _BaseInlet:
             self._kind, old.name, desc.uid, desc.source_id, old.uid, old.source_id,
         )
         with self._open_lock:
-            old_inlet, self._inlet = self._inlet, inlet
+            old = self._take_inlet()
+            self._inlet = inlet
             self._description = desc
-        if old_inlet is not None:
-            try:
-                old_inlet.close_stream()
-            except Exception:  # noqa: BLE001
-                pass
-            del old_inlet
+        del inlet
+        _dispose(old)
         self._on_switched()
 
     def _on_switched(self) -> None:
@@ -475,8 +463,9 @@ class Inlet(_BaseInlet):
     dejitter : bool
         Smooth timestamps of regular-rate streams (liblsl ``proc_dejitter``).
     stall_after, lost_after : float
-        Seconds without data before ``STALLED`` / ``LOST``. For irregular-rate numeric streams
-        (e.g. decisions), silence is normal: pass ``math.inf`` to disable.
+        Seconds without data before ``STALLED`` / ``LOST`` (regular-rate streams only: for an
+        irregular-rate numeric stream, e.g. decisions, silence is normal and only a loss that
+        liblsl reports, i.e. a source without source id, gives ``LOST``).
     max_chunk : int, optional
         Most samples per pull (default: half a second of data, at least 32).
     gap_tolerance : float
@@ -653,6 +642,10 @@ class Inlet(_BaseInlet):
     def _on_idle(self, now: float) -> None:
         silence = now - self._last_data
         state = self._state
+        if self._description.srate <= 0:  # irregular: silence is normal, only liblsl says "lost"
+            if state is StreamState.RECOVERED and now - self._recovered_at >= self.recovered_hold:
+                self._set_state(StreamState.CONNECTED)
+            return
         if silence >= self.lost_after:
             self._go_lost(now)
         elif silence >= self.stall_after and state in (StreamState.CONNECTED, StreamState.RECOVERED):

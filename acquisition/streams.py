@@ -12,6 +12,9 @@ live in the full info, which needs an inlet (:meth:`pylsl.StreamInlet.info`). Bo
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pylsl
@@ -148,20 +151,20 @@ def full_info(info: pylsl.StreamInfo, timeout: float = 2.0) -> pylsl.StreamInfo:
     AcquisitionError
         If the stream does not answer within ``timeout`` seconds or is gone.
     """
-    inlet = pylsl.StreamInlet(info, max_buflen=1, recover=False)
+    box = [pylsl.StreamInlet(info, max_buflen=1, recover=False)]
     try:
-        return inlet.info(timeout=timeout)
+        return box[0].info(timeout=timeout)
     except (pylsl.util.TimeoutError, pylsl.util.LostError) as exc:
         raise AcquisitionError(
             f"stream {info.name()!r} (source_id={info.source_id()!r}) did not send its full "
             f"description within {timeout} s: {exc}"
         ) from exc
     finally:
-        del inlet
+        _dispose(box)
 
 
 def _resolve_all(timeout: float) -> list[pylsl.StreamInfo]:
-    return list(pylsl.resolve_streams(wait_time=timeout))
+    return _resolve_query(None, 0, timeout)
 
 
 def list_streams(timeout: float = 1.0) -> list[StreamDescription]:
@@ -170,14 +173,20 @@ def list_streams(timeout: float = 1.0) -> list[StreamDescription]:
     Streams that vanish while their description is read are skipped (logged). Sorted by name,
     then source id.
     """
-    out = []
-    for info in _resolve_all(timeout):
+    infos = _resolve_all(timeout)
+
+    def describe(info: pylsl.StreamInfo) -> StreamDescription | None:
         try:
-            desc = StreamDescription.from_info(full_info(info, timeout=max(timeout, 1.0)))
+            return StreamDescription.from_info(full_info(info, timeout=max(timeout, 1.0)))
         except AcquisitionError as exc:
             logger.warning("skipping stream %r: %s", info.name(), exc)
-            continue
-        out.append(desc)
+            return None
+
+    if not infos:
+        return []
+    # one temporary inlet per stream, in parallel: a vanished stream costs one timeout, not n
+    with ThreadPoolExecutor(max_workers=min(16, len(infos))) as pool:
+        out = [d for d in pool.map(describe, infos) if d is not None]
     return sorted(out, key=lambda d: (d.name, d.source_id, d.uid))
 
 
@@ -214,8 +223,56 @@ def find_streams(
     if not query:
         found = _resolve_all(timeout)
     else:
-        found = list(pylsl.resolve_bypred(query, minimum, timeout))
+        found = _resolve_query(query, minimum, timeout)
     return sorted(found, key=lambda i: -i.created_at())
+
+
+def _resolve_query(query: str | None, minimum: int, timeout: float) -> list[pylsl.StreamInfo]:
+    """Streams matching ``query`` (None: all streams), polling a ContinuousResolver.
+
+    liblsl's one-shot ``resolve_bypred`` was measured here to overrun its timeout by 5 s in about
+    half of the calls that find nothing, which would freeze an inlet's recovery loop and
+    ``stop()``; hence this poll, and the resolver is destroyed off-thread (:func:`_dispose`)
+    because its destructor sometimes stalls the same way.
+    """
+    forget = max(1.0, timeout)
+    if query is None:
+        resolver = pylsl.ContinuousResolver(forget_after=forget)
+    else:
+        resolver = pylsl.ContinuousResolver(pred=query, forget_after=forget)
+    t0 = time.monotonic()
+    deadline = t0 + timeout
+    found = resolver.results()
+    while time.monotonic() < deadline:
+        if minimum > 0 and len(found) >= minimum:
+            break
+        time.sleep(min(0.01, max(0.0, deadline - time.monotonic())))
+        found = resolver.results()
+    logger.debug("resolve %s: %d stream(s) in %.3f s", query or "<all>", len(found), time.monotonic() - t0)
+    box = [resolver]
+    del resolver  # `box` now holds the only reference
+    _dispose(box)
+    return list(found)
+
+
+def _dispose(box: list) -> None:
+    """Close and drop the only references (held in ``box``) to liblsl objects on a daemon thread.
+
+    Destroying a liblsl resolver sometimes blocks for exactly 5 s (measured here with liblsl
+    1.18.0b6, likely the same stall that makes ``resolve_bypred`` overrun its timeout); no
+    caller should wait for that.
+    """
+
+    def drop() -> None:
+        for obj in box:
+            try:
+                if isinstance(obj, pylsl.StreamInlet):
+                    obj.close_stream()
+            except Exception:  # noqa: BLE001 - closing a dead inlet must not raise
+                logger.debug("close_stream failed", exc_info=True)
+        box.clear()  # the only references: liblsl's destructors run here
+
+    threading.Thread(target=drop, name="neurodeck-lsl-resolver-cleanup", daemon=True).start()
 
 
 def resolve_stream(
@@ -239,7 +296,7 @@ def resolve_stream(
     if name is None and stype is None and source_id is None:
         raise AcquisitionError("resolve_stream needs a name, a type or a source id; got none")
     query = _query(name, stype, source_id)
-    found = list(pylsl.resolve_bypred(query, 1, timeout))
+    found = _resolve_query(query, 1, timeout)
     if found:
         if len(found) > 1:
             logger.info("%d streams match %s; taking the newest", len(found), query)

@@ -286,3 +286,54 @@ def test_counter_source_helper_is_exact():
     # guards the helper the loss tests rely on: timestamps are t0 + k / srate exactly
     src = CounterSource("unused", "unused", n_channels=2, srate=100.0, chunk=4)
     assert src.labels == ["C0", "counter"]
+
+
+def test_source_without_source_id_is_found_again_by_name(counter_source):
+    """liblsl cannot recover a source without source id (it reports it lost); the inlet then
+    re-resolves by name and adopts the restarted outlet."""
+    src = counter_source(n_channels=3, srate=256.0, chunk=8, source_id="").open()
+    states: list[StreamState] = []
+    got = _Collector()
+    inlet = _recovery_inlet(src.name, states)
+    inlet.add_chunk_listener(got)
+    with inlet:
+        src.outlet.wait_for_consumers(5)
+        src.start()
+        assert inlet.wait_for_samples(100, 5)
+        src.close()
+        assert _wait(lambda: inlet.state is StreamState.LOST, 3)
+        time.sleep(0.2)
+        n_before = inlet.n_received
+        src.start()
+        assert _wait(lambda: inlet.n_received > n_before + 100, 10), inlet.state
+        src.close()
+        counters = inlet.counters
+    k = got.counter()
+    assert np.all(np.diff(k) >= 1) and np.count_nonzero(np.diff(k) != 1) == 1
+    assert counters.gaps == 1 and counters.reconnects == 1
+    assert abs(counters.samples_missing - int(np.diff(k).max() - 1)) <= 2
+    assert _in_order(states, [StreamState.LOST, StreamState.RECOVERED])
+
+
+def test_irregular_numeric_stream_decisions(unique_name):
+    from acquisition.outlet import DecisionOutlet
+
+    out = DecisionOutlet(unique_name, ["left", "right"], source_id=unique_name)
+    states: list[StreamState] = []
+    try:
+        inlet = Inlet(unique_name, stall_after=0.05, lost_after=0.1)
+        inlet.add_state_listener(lambda old, new: states.append(new))
+        with inlet:
+            assert inlet.description.labels == ("left", "right")
+            assert out.wait_for_consumers(5)
+            for i in range(5):
+                out.push([i / 10, 1 - i / 10], timestamp=50.0 + i)
+                time.sleep(0.06)  # silences longer than lost_after: normal for decisions
+            assert inlet.wait_for_samples(5, 5)
+            data, ts = inlet.latest(5)
+    finally:
+        out.close()
+    np.testing.assert_allclose(data[0], np.arange(5) / 10, atol=1e-6)
+    np.testing.assert_allclose(ts, 50.0 + np.arange(5), atol=1e-3)
+    assert StreamState.STALLED not in states and StreamState.LOST not in states
+    assert inlet.counters.gaps == 0
