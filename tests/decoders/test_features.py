@@ -114,6 +114,16 @@ def test_psd_log_is_10log10_of_linear():
     np.testing.assert_allclose(db, 10 * np.log10(lin))
 
 
+@pytest.mark.parametrize("method", ["welch", "burg"])
+def test_psd_scaling_adds_exactly_20log10_in_db(method):
+    X = _sines(12.0)
+    est = PSD(FS, method=method).fit(X)
+    np.testing.assert_allclose(est.transform(3.0 * X) - est.transform(X), 20 * np.log10(3.0),
+                               atol=1e-9)
+    # a constant offset per channel changes nothing (each segment/window mean is removed)
+    np.testing.assert_allclose(est.transform(X + 50.0), est.transform(X), atol=1e-6)
+
+
 def test_psd_errors():
     X = _sines(10.0)
     with pytest.raises(DecoderError, match="3-D"):
@@ -186,6 +196,15 @@ def test_coherence_lagged_source_high_and_imcoh_zero_for_zero_lag():
     assert imn[:, 0, 1][:, band].mean() < 0.1
     assert np.all(np.diagonal(imc, axis1=1, axis2=2) == 0)
     np.testing.assert_allclose(np.diagonal(msc, axis1=1, axis2=2), 1.0)
+
+
+@pytest.mark.parametrize("kind", ["msc", "coh", "imcoh"])
+def test_coherence_invariant_to_channel_gains(kind):
+    X = _lagged_pair(2)
+    gains = np.array([5.0, -0.2, 30.0])[None, :, None]
+    C1, _ = coherence(X, FS, 8, 30, kind)
+    C2, _ = coherence(X * gains, FS, 8, 30, kind)
+    np.testing.assert_allclose(C2, C1, atol=1e-10)
 
 
 def test_node_strength_sums_other_channels():
@@ -334,3 +353,37 @@ def test_augmented_covariances_auto_and_fixed():
         AugmentedCovariances(order=11).fit(X)
     with pytest.raises(DecoderError, match="lag=0"):
         AugmentedCovariances(lag=0).fit(X)
+
+
+# --------------------------------------------------------------------------- input checks
+def test_check_helpers_messages():
+    from decoders._checks import check_band, check_epochs, check_labels, check_sfreq
+
+    X = np.zeros((2, 3, 10), dtype=np.float32)
+    out = check_epochs(X)
+    assert out.dtype == np.float64 and out.shape == (2, 3, 10)
+    with pytest.raises(DecoderError, match=r"shape \(3, 10\) \(2-D\).*X\[np.newaxis\]"):
+        check_epochs(X[0])
+    with pytest.raises(DecoderError, match="complex"):
+        check_epochs(X + 1j)
+    with pytest.raises(DecoderError, match="converted to an array"):
+        check_epochs([[[1.0, 2.0]], [[1.0]]])
+    bad = np.zeros((2, 3, 10))
+    bad[0, 0, :5] = np.nan
+    with pytest.raises(DecoderError, match=r"5 NaN and 0 Inf.*epoch 0, channel 0, sample 0.* \.\.\."):
+        check_epochs(bad)
+    with pytest.raises(DecoderError, match="at least 20"):
+        check_epochs(X, min_times=20)
+    with pytest.raises(DecoderError, match="3 labels but X has 2"):
+        check_labels([0, 1, 1], 2)
+    with pytest.raises(DecoderError, match=r"1 class\(es\) \[1\]"):
+        check_labels([1, 1], 2)
+    with pytest.raises(DecoderError, match="NaN"):
+        check_labels([0.0, np.nan], 2)
+    assert check_labels([[0], [1]], 2).shape == (2,)
+    with pytest.raises(DecoderError, match="sfreq=-1"):
+        check_sfreq(-1)
+    with pytest.raises(DecoderError, match="sfreq='fast'"):
+        check_sfreq("fast")
+    with pytest.raises(DecoderError, match="fmin=30.*fmax=8"):
+        check_band(30, 8, 160.0)

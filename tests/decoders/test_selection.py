@@ -38,6 +38,18 @@ def test_r2_planted_effect_is_maximal_there_and_near_zero_elsewhere():
     np.testing.assert_allclose(r2_map(F, 1 - y), -r2)
 
 
+def test_r2_invariant_to_affine_feature_changes():
+    F, y = _planted(80, seed=2)
+    r2 = r2_map(F, y)
+    np.testing.assert_allclose(r2_map(4.0 * F - 7.0, y), r2, atol=1e-12)
+    np.testing.assert_allclose(r2_map(-F, y), -r2, atol=1e-12)
+    # labels may be strings; class1 is the larger label
+    np.testing.assert_allclose(r2_map(F, np.where(y == 1, "right", "left")), r2)
+    # constant features score 0, not NaN
+    F[:, 1, 1] = 5.0
+    assert r2_map(F, y)[1, 1] == 0.0
+
+
 def test_r2_matches_scipy_pointbiserial():
     from scipy.stats import pointbiserialr
 
