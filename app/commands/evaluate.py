@@ -1,15 +1,199 @@
-"""`neurodeck evaluate`."""
+"""`neurodeck evaluate`: cross-validate named pipelines on recordings (and replay them pseudo-online).
+
+Each positional argument is one dataset: a recording, or several recordings of one subject and
+session joined by commas. Windows are cut from the raw signal in microvolts with the filter
+padding in front (see :mod:`decoders.epochs`); every pipeline sees the same folds.
+"""
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+from pathlib import Path
 
 NAME = "evaluate"
-HELP = "TODO"
+HELP = ("cross-validate decoding pipelines on recordings (ROC-AUC for 2 classes, accuracy "
+        "otherwise) and print a results table")
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_EVENTS = "T1=left_hand,T2=right_hand"
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags shared by ``evaluate`` and ``train``."""
+    parser.add_argument("datasets", nargs="+", metavar="FILES",
+                        help="a recording, or recordings of one session joined by commas "
+                        "(e.g. S001R04.edf,S001R08.edf,S001R12.edf)")
+    parser.add_argument("--events", default=DEFAULT_EVENTS,
+                        help=f"annotation=class pairs, comma separated (default {DEFAULT_EVENTS}, "
+                        "EEGMMIDB runs 4/8/12)")
+    parser.add_argument("--tmin", type=float, default=0.5, help="epoch start after the cue, s (0.5)")
+    parser.add_argument("--tmax", type=float, default=2.5, help="epoch end after the cue, s (2.5)")
+    parser.add_argument("--band", type=float, nargs=2, default=(8.0, 32.0), metavar=("LOW", "HIGH"),
+                        help="band-pass in Hz (8 32)")
+    parser.add_argument("--picks", default=None, help="channels, comma separated (default: all EEG)")
+    parser.add_argument("--pad", type=float, default=1.0,
+                        help="seconds of signal before each window used to settle the causal "
+                        "band-pass (1.0)")
+    parser.add_argument("--seed", type=int, default=42, help="random seed (42)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    add_common_arguments(parser)
+    parser.add_argument("--pipelines", default="csp-lda,mdm,fgmdm,ts-lr,ts-svm,ts-lda",
+                        help="pipelines to compare, comma separated (see --list)")
+    parser.add_argument("--cv", type=int, default=5, help="stratified shuffled folds (5)")
+    parser.add_argument("--json", type=Path, default=None, metavar="OUT",
+                        help="write the results as JSON to OUT")
+    parser.add_argument("--list", action="store_true", help="list the pipelines and exit")
+
+
+def parse_events(text: str) -> dict[str, str]:
+    from app.cli import UserError
+
+    out: dict[str, str] = {}
+    for item in text.split(","):
+        key, sep, val = item.partition("=")
+        if not sep or not key.strip() or not val.strip():
+            raise UserError(f"--events item {item!r} is not ANNOTATION=CLASS (e.g. T1=left_hand)")
+        out[key.strip()] = val.strip()
+    if len(set(out.values())) < 2:
+        raise UserError(f"--events {text!r} must name at least two classes")
+    return out
+
+
+def load_dataset(spec: str, config, *, picks=None):
+    """Load one dataset (comma-joined recordings) into padded raw windows.
+
+    Returns
+    -------
+    X : ndarray, shape (n_trials, n_channels, window_samples)
+        Microvolts.
+    y : ndarray of str, shape (n_trials,)
+    ch_names : list of str
+    sfreq : float
+    raws : list of (continuous microvolt data (n_channels, n_times), events (onset sample, label))
+    """
+    import numpy as np
+
+    from acquisition.io import get_events, load_recording
+    from app.cli import UserError
+    from decoders.epochs import extract_epochs, pick_indices
+
+    Xs, ys, conts = [], [], []
+    ch_names = sfreq = None
+    for part in [p for p in spec.split(",") if p]:
+        path = Path(part)
+        if not path.exists():
+            raise UserError(f"recording {part!r} not found")
+        raw = load_recording(path)
+        raw.pick("eeg")
+        if sfreq is None:
+            sfreq = float(raw.info["sfreq"])
+            ch_names = list(raw.ch_names)
+            idx = pick_indices(ch_names, config.picks)
+            ch_names = [ch_names[i] for i in idx]
+        elif float(raw.info["sfreq"]) != sfreq:
+            raise UserError(f"{part}: rate {raw.info['sfreq']} Hz differs from {sfreq} Hz of the "
+                            "first recording of this dataset")
+        idx = pick_indices(raw.ch_names, ch_names)
+        data = raw.get_data()[idx] * 1e6  # volts -> microvolts (the LSL convention)
+        events, event_id = get_events(raw, config.event_mapping)
+        names = {v: k for k, v in event_id.items()}
+        onsets = events[:, 0] - raw.first_samp
+        labels = np.array([names[c] for c in events[:, 2]])
+        X, kept = extract_epochs(data, sfreq, onsets, config.tmin, config.tmax, config.pad)
+        Xs.append(X)
+        ys.append(labels[kept])
+        conts.append((data, onsets, labels))
+    X = np.concatenate(Xs)
+    y = np.concatenate(ys)
+    return X, y, ch_names, sfreq, conts
+
+
+def dataset_name(spec: str) -> str:
+    parts = [Path(p).stem for p in spec.split(",") if p]
+    return "+".join(parts)
+
+
+def make_config(args, pipeline: str):
+    from decoders.pipelines import DecoderConfig
+
+    picks = None if not args.picks else tuple(p.strip() for p in args.picks.split(",") if p.strip())
+    return DecoderConfig(
+        pipeline=pipeline,
+        band=tuple(args.band),
+        tmin=args.tmin,
+        tmax=args.tmax,
+        picks=picks,
+        events=parse_events(args.events),
+        pad=args.pad,
+    )
+
+
+def print_table(results) -> None:
+    datasets = list(dict.fromkeys(r["dataset"] for r in results))
+    pipes = list(dict.fromkeys(r["pipeline"] for r in results))
+    score = {(r["dataset"], r["pipeline"]): r["score"] for r in results}
+    metric = results[0]["metric"] if results else ""
+    w = max([len(d) for d in datasets] + [7])
+    print(f"{metric:<{w}}  " + "  ".join(f"{p:>10}" for p in pipes))
+    for d in datasets:
+        print(f"{d:<{w}}  " + "  ".join(f"{score.get((d, p), float('nan')):>10.3f}" for p in pipes))
+    if len(datasets) > 1:
+        import numpy as np
+
+        means = [np.mean([score[(d, p)] for d in datasets if (d, p) in score]) for p in pipes]
+        print(f"{'mean':<{w}}  " + "  ".join(f"{m:>10.3f}" for m in means))
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError("neurodeck evaluate is not built yet")
+    import warnings
+
+    from tqdm import tqdm
+
+    from app.cli import UserError
+    from decoders.evaluation import cross_validate_pipelines
+    from decoders.pipelines import PIPELINES
+
+    if args.list:
+        for name, desc in PIPELINES.items():
+            print(f"{name:<12} {desc}")
+        return 0
+    names = [p.strip() for p in args.pipelines.split(",") if p.strip()]
+    unknown = [n for n in names if n not in PIPELINES]
+    if unknown:
+        raise UserError(f"unknown pipelines {unknown}; expected some of {sorted(PIPELINES)}")
+    if args.cv < 2:
+        raise UserError(f"--cv must be >= 2, got {args.cv}")
+    base = make_config(args, names[0])
+    results = []
+    bar = tqdm(total=len(args.datasets) * len(names) * args.cv, unit="fold",
+               disable=args.no_progress, desc="evaluate")
+    for spec in args.datasets:
+        X, y, ch_names, sfreq, _ = load_dataset(spec, base)
+        name = dataset_name(spec)
+        pipes = {n: make_config(args, n).build(sfreq, ch_names, seed=args.seed) for n in names}
+
+        def progress(pipe, what, k, _name=name):
+            bar.set_postfix_str(f"{_name} {pipe}")
+            bar.update(1)
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            res = cross_validate_pipelines(X, y, pipes, cv=args.cv, seed=args.seed, dataset=name,
+                                           progress=progress)
+        for r in res:
+            d = r.as_dict()
+            d.update(files=[p for p in spec.split(",") if p], sfreq=sfreq, n_channels=len(ch_names),
+                     band=list(base.band), tmin=base.tmin, tmax=base.tmax, pad=base.pad)
+            results.append(d)
+    bar.close()
+    print_table(results)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"results": results}, indent=2))
+        print(f"results written to {args.json}")
+    return 0

@@ -1,0 +1,214 @@
+"""Epoching helpers shared by offline evaluation, training and the online decoder.
+
+Band-pass design choice (why online == offline exactly)
+-------------------------------------------------------
+Filtering is **not** applied to the continuous recording. Every window (a training epoch, a
+pseudo-online window or a live window from the ring buffer) is cut from the *raw* signal with
+``pad`` extra seconds in front of it, and the first step of every pipeline,
+:class:`BandPass`, filters that padded window with a causal Butterworth filter (``scipy.signal.sosfilt``,
+initial state set to the steady state of the first sample) and drops the padding. The online
+decoder receives exactly such a padded raw window from the ring buffer, so offline epochs and
+online windows go through the same function on the same samples: they are identical by
+construction, not by approximation. The padding (default 1 s) lets the filter transient die out;
+a window is ``pad + (tmax - tmin)`` seconds long.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from scipy import signal
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from decoders.errors import DecoderError
+
+logger = logging.getLogger(__name__)
+
+
+def n_samples(seconds: float, sfreq: float) -> int:
+    """Number of samples in ``seconds`` at ``sfreq`` (rounded)."""
+    return int(round(seconds * sfreq))
+
+
+def epoch_length(tmin: float, tmax: float, sfreq: float) -> int:
+    """Samples in an epoch from ``tmin`` to ``tmax`` inclusive (MNE's convention)."""
+    return n_samples(tmax, sfreq) - n_samples(tmin, sfreq) + 1
+
+
+def extract_epochs(
+    data: np.ndarray,
+    sfreq: float,
+    onsets: np.ndarray,
+    tmin: float,
+    tmax: float,
+    pad: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cut padded raw epochs out of a continuous recording.
+
+    Parameters
+    ----------
+    data : ndarray, shape (n_channels, n_times)
+        Continuous signal (unfiltered).
+    sfreq : float
+        Sampling rate in Hz.
+    onsets : ndarray of int, shape (n_events,)
+        Event onsets in samples.
+    tmin, tmax : float
+        Epoch start and end relative to the onset, in seconds (``tmax`` included).
+    pad : float
+        Seconds of signal kept in front of ``tmin`` for the band-pass filter to settle.
+
+    Returns
+    -------
+    X : ndarray, shape (n_kept, n_channels, n_pad + n_epoch)
+        The epochs that fit inside the recording.
+    kept : ndarray of int, shape (n_kept,)
+        Indices into ``onsets`` of the epochs kept.
+    """
+    data = np.asarray(data)
+    if data.ndim != 2:
+        raise DecoderError(f"data must be (n_channels, n_times), got shape {data.shape}")
+    start_off = n_samples(tmin, sfreq) - n_samples(pad, sfreq)
+    length = n_samples(pad, sfreq) + epoch_length(tmin, tmax, sfreq)
+    onsets = np.asarray(onsets, dtype=int)
+    starts = onsets + start_off
+    kept = np.flatnonzero((starts >= 0) & (starts + length <= data.shape[1]))
+    if len(kept) < len(onsets):
+        logger.info("dropped %d epochs that do not fit in the recording", len(onsets) - len(kept))
+    idx = starts[kept, None] + np.arange(length)[None, :]
+    X = data[:, idx].transpose(1, 0, 2)
+    return np.ascontiguousarray(X), kept
+
+
+def bandpass_sos(sfreq: float, l_freq: float, h_freq: float, order: int = 4) -> np.ndarray:
+    """Second-order sections of the Butterworth band-pass used everywhere."""
+    nyq = sfreq / 2.0
+    if not 0 < l_freq < h_freq < nyq:
+        raise DecoderError(
+            f"band ({l_freq}, {h_freq}) Hz must satisfy 0 < low < high < Nyquist ({nyq} Hz)"
+        )
+    return signal.butter(order, [l_freq, h_freq], btype="bandpass", fs=sfreq, output="sos")
+
+
+def bandpass_windows(X: np.ndarray, sos: np.ndarray, n_pad: int) -> np.ndarray:
+    """Causally filter each padded window and drop the padding.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n_windows, n_channels, n_times)
+    sos : ndarray, shape (n_sections, 6)
+    n_pad : int
+        Leading samples to drop after filtering.
+
+    Returns
+    -------
+    Xf : ndarray, shape (n_windows, n_channels, n_times - n_pad)
+    """
+    zi = signal.sosfilt_zi(sos)  # (n_sections, 2)
+    zi = zi[:, None, None, :] * X[None, :, :, 0:1]  # (n_sections, n_windows, n_channels, 2)
+    Xf, _ = signal.sosfilt(sos, X, axis=-1, zi=zi)
+    return Xf[..., n_pad:]
+
+
+class BandPass(TransformerMixin, BaseEstimator):
+    """Causal Butterworth band-pass of padded windows (first step of every pipeline).
+
+    Parameters
+    ----------
+    sfreq : float
+        Sampling rate in Hz.
+    l_freq, h_freq : float
+        Pass band in Hz.
+    order : int
+        Butterworth order.
+    pad : float
+        Seconds at the start of each window used only to settle the filter, then dropped.
+    """
+
+    def __init__(self, sfreq: float = 160.0, l_freq: float = 8.0, h_freq: float = 32.0,
+                 order: int = 4, pad: float = 1.0) -> None:
+        self.sfreq = sfreq
+        self.l_freq = l_freq
+        self.h_freq = h_freq
+        self.order = order
+        self.pad = pad
+
+    def fit(self, X, y=None):  # noqa: ARG002
+        self._check(X)
+        return self
+
+    def _check(self, X) -> np.ndarray:
+        X = np.asarray(X, dtype=float)
+        if X.ndim != 3:
+            raise DecoderError(
+                f"BandPass expects X of shape (n_windows, n_channels, n_times), got {X.shape}"
+            )
+        n_pad = n_samples(self.pad, self.sfreq)
+        if X.shape[-1] <= n_pad + 1:
+            raise DecoderError(
+                f"windows of {X.shape[-1]} samples are too short for a {self.pad} s filter "
+                f"padding ({n_pad} samples at {self.sfreq} Hz)"
+            )
+        return X
+
+    def transform(self, X):
+        X = self._check(X)
+        sos = bandpass_sos(self.sfreq, self.l_freq, self.h_freq, self.order)
+        return bandpass_windows(X, sos, n_samples(self.pad, self.sfreq))
+
+
+class PickChannels(TransformerMixin, BaseEstimator):
+    """Keep a subset of channels, by name, inside a pipeline.
+
+    Parameters
+    ----------
+    ch_names : list of str
+        Names of the channels of the incoming data, in order.
+    picks : list of str
+        Channels to keep (names are matched ignoring case and trailing dots).
+    """
+
+    def __init__(self, ch_names=None, picks=None) -> None:
+        self.ch_names = ch_names
+        self.picks = picks
+
+    def indices(self) -> np.ndarray:
+        return pick_indices(self.ch_names, self.picks)
+
+    def fit(self, X, y=None):  # noqa: ARG002
+        self.indices()
+        return self
+
+    def transform(self, X):
+        X = np.asarray(X)
+        if X.ndim != 3 or X.shape[1] != len(self.ch_names):
+            raise DecoderError(
+                f"PickChannels expects (n_windows, {len(self.ch_names)}, n_times), got {X.shape}"
+            )
+        return X[:, self.indices(), :]
+
+
+def normalize_name(name: str) -> str:
+    """Channel name for matching: trailing dots (EEGMMIDB ``C3..``) and case ignored."""
+    return name.strip().rstrip(".").lower()
+
+
+def pick_indices(ch_names, picks) -> np.ndarray:
+    """Indices of ``picks`` in ``ch_names`` (matching ignores case and trailing dots).
+
+    Raises
+    ------
+    DecoderError
+        Naming the picks that are not present.
+    """
+    if ch_names is None:
+        raise DecoderError("channel names are required to pick channels")
+    if picks is None:
+        return np.arange(len(ch_names))
+    lookup = {normalize_name(n): i for i, n in enumerate(ch_names)}
+    missing = [p for p in picks if normalize_name(p) not in lookup]
+    if missing:
+        raise DecoderError(
+            f"channels {missing} not found; available: {[str(c) for c in ch_names]}"
+        )
+    return np.array([lookup[normalize_name(p)] for p in picks], dtype=int)

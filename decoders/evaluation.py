@@ -1,0 +1,306 @@
+"""Honest offline evaluation: cross-validation of named pipelines and pseudo-online replay.
+
+Inputs are arrays (this module never reads files): padded raw windows for cross-validation
+(see :mod:`decoders.epochs`) and the continuous recording for pseudo-online evaluation.
+Every selection (features, (order, lag), C) happens inside the pipelines, hence inside the
+training folds.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.metrics import accuracy_score, roc_auc_score
+from sklearn.model_selection import StratifiedKFold
+
+from decoders.epochs import n_samples
+from decoders.errors import DecoderError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class CVResult:
+    """One (dataset, pipeline) cross-validation result (``as_dict`` gives the JSON record)."""
+
+    dataset: str
+    pipeline: str
+    metric: str
+    score: float
+    fold_scores: list[float]
+    n_trials: int
+    fit_time_s: float
+    predict_time_s: float
+    n_classes: int = 2
+    n_folds: int = 5
+    seed: int = 42
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _scores_for_auc(est, X: np.ndarray) -> np.ndarray:
+    """Continuous score of the positive class (decision function if any, else probability)."""
+    if hasattr(est, "decision_function"):
+        try:
+            s = np.asarray(est.decision_function(X))
+            if s.ndim == 1:
+                return s
+        except AttributeError:
+            pass
+    return np.asarray(est.predict_proba(X))[:, 1]
+
+
+def cross_validate_pipelines(
+    X: np.ndarray,
+    y: Sequence[Any],
+    pipelines: Mapping[str, Any],
+    cv: int = 5,
+    seed: int = 42,
+    dataset: str = "",
+    progress: Callable[[str, str, int], None] | None = None,
+) -> list[CVResult]:
+    """Shuffled stratified k-fold cross-validation of several pipelines on the same folds.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n_trials, n_channels, n_times)
+        Padded raw windows (what the pipelines take).
+    y : array-like, shape (n_trials,)
+        Class labels.
+    pipelines : mapping name -> estimator
+        Unfitted scikit-learn estimators (cloned for every fold).
+    cv : int
+        Number of folds (``StratifiedKFold(cv, shuffle=True, random_state=seed)``).
+    seed : int
+        Shuffle seed.
+    dataset : str
+        Name written in the records.
+    progress : callable or None
+        Called as ``progress(pipeline_name, "fold", fold_index)`` after every fold (e.g. a tqdm
+        update).
+
+    Returns
+    -------
+    results : list of CVResult
+        ROC-AUC for two classes, accuracy otherwise; ``score`` is the mean over folds.
+    """
+    X = np.asarray(X, dtype=float)
+    y = np.asarray(y)
+    if X.ndim != 3:
+        raise DecoderError(f"X must be (n_trials, n_channels, n_times), got shape {X.shape}")
+    if len(y) != len(X):
+        raise DecoderError(f"y has {len(y)} labels for {len(X)} trials")
+    classes, counts = np.unique(y, return_counts=True)
+    if len(classes) < 2:
+        raise DecoderError(f"need at least 2 classes, got {classes.tolist()}")
+    if counts.min() < cv:
+        raise DecoderError(
+            f"class {classes[counts.argmin()]!r} has {counts.min()} trials, fewer than cv={cv} folds"
+        )
+    metric = "roc_auc" if len(classes) == 2 else "accuracy"
+    folds = list(StratifiedKFold(cv, shuffle=True, random_state=seed).split(X, y))
+    results = []
+    for name, pipe in pipelines.items():
+        fold_scores, fit_t, pred_t = [], 0.0, 0.0
+        for k, (tr, te) in enumerate(folds):
+            est = clone(pipe)
+            t0 = time.perf_counter()
+            est.fit(X[tr], y[tr])
+            t1 = time.perf_counter()
+            if metric == "roc_auc":
+                s = _scores_for_auc(est, X[te])
+                score = roc_auc_score(y[te] == classes[1], s)
+            else:
+                score = accuracy_score(y[te], est.predict(X[te]))
+            t2 = time.perf_counter()
+            fit_t += t1 - t0
+            pred_t += t2 - t1
+            fold_scores.append(float(score))
+            if progress is not None:
+                progress(name, "fold", k)
+        results.append(
+            CVResult(
+                dataset=dataset,
+                pipeline=name,
+                metric=metric,
+                score=float(np.mean(fold_scores)),
+                fold_scores=fold_scores,
+                n_trials=len(y),
+                fit_time_s=fit_t,
+                predict_time_s=pred_t,
+                n_classes=len(classes),
+                n_folds=cv,
+                seed=seed,
+            )
+        )
+        logger.info("%s %s: %s %.3f", dataset, name, metric, results[-1].score)
+    return results
+
+
+@dataclasses.dataclass
+class PseudoOnlineResult:
+    """Sliding-window replay of a continuous recording.
+
+    Attributes
+    ----------
+    ends : ndarray of int, shape (n_windows,)
+        Sample index (exclusive) where each window ends; windows end on multiples of the hop.
+    outputs : ndarray, shape (n_windows, n_outputs)
+        Decoder outputs (NaN rows for windows with NaN/Inf).
+    labels : list of str
+        Output names.
+    trial_correct : ndarray of bool, shape (n_trials,)
+        Argmax of the mean output over the windows inside each trial == its label.
+    time_to_decision : ndarray, shape (n_trials,)
+        Seconds from the cue to the end of the first window from which the running mean output
+        stays correct until the trial ends (NaN if never).
+    accuracy : float
+        Mean of ``trial_correct``.
+    compute_s, duration_s, realtime_factor : float
+        Decoding time, recording length and their ratio (duration / compute).
+    """
+
+    ends: np.ndarray
+    outputs: np.ndarray
+    labels: list
+    trial_correct: np.ndarray
+    time_to_decision: np.ndarray
+    accuracy: float
+    compute_s: float
+    duration_s: float
+    realtime_factor: float
+
+    def summary(self) -> dict[str, Any]:
+        ttd = self.time_to_decision
+        return {
+            "n_windows": int(len(self.ends)),
+            "n_trials": int(len(self.trial_correct)),
+            "trial_accuracy": float(self.accuracy),
+            "median_time_to_decision_s": float(np.nanmedian(ttd)) if np.isfinite(ttd).any() else None,
+            "decided_trials": int(np.isfinite(ttd).sum()),
+            "compute_s": float(self.compute_s),
+            "realtime_factor": float(self.realtime_factor),
+        }
+
+
+def sliding_windows(data: np.ndarray, window: int, step: int, batch: int = 256):
+    """Yield (ends, windows) batches of windows ending on multiples of ``step``.
+
+    ``windows`` has shape (n, n_channels, window) and is a view-backed copy per batch.
+    """
+    n_times = data.shape[1]
+    first = -(-window // step) * step
+    ends = np.arange(first, n_times + 1, step)
+    view = np.lib.stride_tricks.sliding_window_view(data, window, axis=1)  # (ch, n_pos, window)
+    for i in range(0, len(ends), batch):
+        e = ends[i:i + batch]
+        yield e, np.ascontiguousarray(view[:, e - window, :].transpose(1, 0, 2))
+
+
+def pseudo_online(
+    model: Any,
+    data: np.ndarray,
+    sfreq: float,
+    events: tuple[Sequence[int], Sequence[Any]],
+    window_s: float | None = None,
+    step_s: float = 0.0625,
+    trial_s: float = 4.0,
+    batch: int = 256,
+) -> PseudoOnlineResult:
+    """Replay a continuous recording through a decoder, window by window, in batches.
+
+    Parameters
+    ----------
+    model : OnlineDecoder, ModelBundle, path or fitted pipeline
+        Bundles/decoders go through :meth:`OnlineDecoder.decide_batch` (what the live engine
+        uses); a fitted pipeline through ``predict_proba`` (then ``window_s`` is required and is
+        the padded window length).
+    data : ndarray, shape (n_channels, n_times)
+        The continuous raw recording, model channels in order, same unit as training.
+    sfreq : float
+    events : (onsets, labels)
+        Cue onsets in samples and their class labels.
+    window_s : float or None
+        Padded window length in seconds; checked against the model's when it has one.
+    step_s : float
+        Hop between windows.
+    trial_s : float
+        Seconds after a cue during which decisions count for that trial (EEGMMIDB: 4 s). A
+        trial's decisions are those of the windows whose signal part (after the filter padding)
+        starts at or after the cue and that end within ``trial_s``; the trial's decision is the
+        argmax of their running mean at the end of the trial.
+
+    Returns
+    -------
+    PseudoOnlineResult
+    """
+    from pathlib import Path
+
+    from decoders.online import OnlineDecoder
+    from decoders.onnx import ModelBundle
+
+    data = np.asarray(data, dtype=float)
+    if data.ndim != 2:
+        raise DecoderError(f"data must be (n_channels, n_times), got shape {data.shape}")
+    if isinstance(model, ModelBundle | str | Path):
+        model = OnlineDecoder(model)
+    if isinstance(model, OnlineDecoder):
+        if abs(model.sfreq - sfreq) > 1e-6 * sfreq:
+            from decoders.errors import ChannelMismatchError
+
+            raise ChannelMismatchError(f"data rate {sfreq} Hz differs from the model's {model.sfreq} Hz")
+        window = model.window_samples
+        if window_s is not None and n_samples(window_s, sfreq) != window:
+            raise DecoderError(f"window_s={window_s} s ({n_samples(window_s, sfreq)} samples) differs "
+                               f"from the model's window of {window} samples")
+        decide = model.decide_batch
+        labels = list(model.labels)
+        n_pad = n_samples(float(model.bundle.meta.get("pad_s", 0.0)), sfreq)
+    else:
+        if window_s is None:
+            raise DecoderError("window_s is required with a plain pipeline")
+        window = n_samples(window_s, sfreq)
+        decide = model.predict_proba
+        labels = [str(c) for c in model.classes_]
+        bp = getattr(model, "named_steps", {}).get("bandpass")
+        n_pad = n_samples(bp.pad, sfreq) if bp is not None else 0
+    step = max(1, n_samples(step_s, sfreq))
+    ends_l, outs = [], []
+    t0 = time.perf_counter()
+    for e, W in sliding_windows(data, window, step, batch):
+        ends_l.append(e)
+        outs.append(np.asarray(decide(W), dtype=float))
+    compute = time.perf_counter() - t0
+    ends = np.concatenate(ends_l) if ends_l else np.zeros(0, int)
+    outputs = np.concatenate(outs) if outs else np.zeros((0, len(labels)))
+    onsets, ylab = np.asarray(events[0], dtype=int), [str(v) for v in events[1]]
+    trial_len = n_samples(trial_s, sfreq)
+    correct = np.zeros(len(onsets), bool)
+    ttd = np.full(len(onsets), np.nan)
+    for i, (o, lab) in enumerate(zip(onsets, ylab)):
+        # windows whose signal part (after the filter padding) starts at or after the cue and
+        # that end within the trial
+        sel = np.flatnonzero((ends - (window - n_pad) >= o) & (ends <= o + trial_len))
+        sel = sel[np.isfinite(outputs[sel]).all(axis=1)]
+        if not len(sel) or lab not in labels:
+            continue
+        k = labels.index(lab)
+        running = np.cumsum(outputs[sel], axis=0) / np.arange(1, len(sel) + 1)[:, None]
+        ok = running.argmax(axis=1) == k
+        correct[i] = bool(ok[-1])
+        if ok[-1]:
+            wrong = np.flatnonzero(~ok)
+            first = 0 if not len(wrong) else wrong[-1] + 1
+            ttd[i] = (ends[sel[first]] - o) / sfreq
+    duration = data.shape[1] / sfreq
+    return PseudoOnlineResult(
+        ends=ends, outputs=outputs, labels=labels, trial_correct=correct, time_to_decision=ttd,
+        accuracy=float(correct.mean()) if len(correct) else float("nan"), compute_s=compute,
+        duration_s=duration, realtime_factor=duration / max(compute, 1e-12),
+    )

@@ -1,0 +1,375 @@
+"""Named decoding pipelines and the decoder configuration.
+
+Every pipeline is a scikit-learn :class:`~sklearn.pipeline.Pipeline` that takes **padded raw
+windows** ``(n_windows, n_channels, n_pad + n_times)`` in microvolts and starts with
+:class:`decoders.epochs.BandPass` (see :mod:`decoders.epochs` for why the band-pass lives inside
+the pipeline: offline epochs and online windows then go through the very same function).
+
+Build one with :func:`make_pipeline`; :data:`PIPELINES` lists the names with a one-line
+description. :class:`DecoderConfig` holds everything needed to cut windows out of a recording
+(band, epoch times, picks, events, pipeline name, window) and is stored as TOML or JSON.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pyriemann.classification import MDM
+from pyriemann.estimation import Covariances
+from pyriemann.spatialfilters import CSP
+from pyriemann.tangentspace import FGDA, TangentSpace
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.pipeline import Pipeline
+from sklearn.svm import SVC
+
+from decoders.epochs import BandPass, PickChannels, epoch_length, n_samples
+from decoders.errors import DecoderError
+
+logger = logging.getLogger(__name__)
+
+#: The 13 sensorimotor channels used by the augmented-covariance pipelines (MOABB's ACM choice).
+MOTOR_CHANNELS: tuple[str, ...] = (
+    "FC3", "FCz", "FC4", "C5", "C3", "C1", "Cz", "C2", "C4", "C6", "CP3", "CPz", "CP4",
+)
+
+#: name -> one-line description.
+PIPELINES: dict[str, str] = {
+    "psd-lda": "Welch PSD (dB) -> top-10 (channel, frequency) features by R² (fit in the fold) "
+    "-> shrinkage LDA (HappyFeat style)",
+    "coh-lda": "imaginary-coherence node strength -> top-10 features by R² -> shrinkage LDA",
+    "csp-lda": "OAS covariance -> CSP (8 filters, log-variance) -> LDA",
+    "mdm": "OAS covariance -> minimum distance to Riemannian mean (softmax of -d²)",
+    "fgmdm": "OAS covariance -> geodesic filtering (FGDA) -> MDM",
+    "ts-lr": "OAS covariance -> tangent space -> logistic regression (C=1)",
+    "ts-svm": "OAS covariance -> tangent space -> linear SVM, C by inner 3-fold grid search",
+    "ts-lda": "OAS covariance -> tangent space -> Ledoit-Wolf shrinkage LDA (our default)",
+    "acm-ts-svm": "augmented covariance on 13 motor channels -> tangent space -> linear SVM; "
+    "(order, lag, C) by inner 3-fold grid search",
+    "acm-mdm": "augmented covariance on 13 motor channels, (order, lag) from the data "
+    "(mutual information / false nearest neighbours) -> MDM",
+}
+
+#: The reference (MOABB-like) name for each of our pipelines that has one.
+REFERENCE_AUC: dict[str, tuple[float, tuple[float, float, float]]] = {
+    "fgmdm": (0.86, (0.90, 1.00, 0.68)),
+    "ts-svm": (0.82, (0.91, 0.96, 0.60)),
+    "ts-lr": (0.77, (0.85, 0.94, 0.53)),
+    "acm-ts-svm": (0.77, (0.96, 1.00, 0.34)),
+    "csp-lda": (0.68, (0.65, 0.91, 0.48)),
+    "mdm": (0.64, (0.70, 0.83, 0.40)),
+}
+
+ACM_ORDERS = (2, 3, 4, 5, 6)
+ACM_LAGS = (1, 2, 3, 4)
+
+
+def _motor_picks(ch_names: Sequence[str] | None) -> list[str] | None:
+    """The motor channels present in ``ch_names`` (None: no picking possible/needed)."""
+    if ch_names is None:
+        return None
+    from decoders.epochs import normalize_name
+
+    have = {normalize_name(c) for c in ch_names}
+    picks = [c for c in MOTOR_CHANNELS if normalize_name(c) in have]
+    if len(picks) < 3:  # not a 10-10 montage: use every channel
+        return None
+    return picks
+
+
+def make_pipeline(
+    name: str,
+    sfreq: float,
+    ch_names: Sequence[str] | None = None,
+    *,
+    band: tuple[float, float] = (8.0, 32.0),
+    pad: float = 1.0,
+    seed: int = 42,
+    **overrides: Any,
+) -> Pipeline:
+    """Build the named pipeline (unfitted).
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`PIPELINES`.
+    sfreq : float
+        Sampling rate of the windows in Hz.
+    ch_names : sequence of str or None
+        Channel names of the windows (needed for R² feature names and for the motor-channel
+        picks of the ``acm-*`` pipelines).
+    band : (float, float)
+        Band-pass in Hz (the :class:`BandPass` step and the spectral features).
+    pad : float
+        Seconds of filter padding at the start of each window.
+    seed : int
+        Seed of every random choice inside the pipeline (inner CV shuffles, SVM Platt scaling).
+    **overrides
+        ``step__param=value`` pairs passed to :meth:`Pipeline.set_params`.
+
+    Returns
+    -------
+    pipeline : sklearn.pipeline.Pipeline
+        Input ``(n_windows, n_channels, n_pad + n_times)``; ``predict_proba`` gives
+        ``(n_windows, n_classes)``.
+    """
+    if name not in PIPELINES:
+        raise DecoderError(f"unknown pipeline {name!r}; expected one of {sorted(PIPELINES)}")
+    if sfreq is None or not np.isfinite(sfreq) or sfreq <= 0:
+        raise DecoderError(f"sfreq must be a positive number of Hz, got {sfreq!r}")
+    l_freq, h_freq = (float(b) for b in band)
+    steps: list[tuple[str, Any]] = [
+        ("bandpass", BandPass(sfreq=float(sfreq), l_freq=l_freq, h_freq=h_freq, pad=pad))
+    ]
+    inner_cv = StratifiedKFold(3, shuffle=True, random_state=seed)
+    cov = ("cov", Covariances(estimator="oas"))
+    if name == "psd-lda":
+        from decoders.features.psd import PSD
+        from decoders.selection import FeatureSelector
+
+        steps += [
+            ("psd", PSD(sfreq=float(sfreq), fmin=l_freq, fmax=h_freq, method="welch", log=True)),
+            ("select", FeatureSelector(ch_names=_names(ch_names), n_features=10)),
+            ("lda", LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")),
+        ]
+    elif name == "coh-lda":
+        from decoders.features.connectivity import NodeStrength
+        from decoders.selection import FeatureSelector
+
+        steps += [
+            ("coh", NodeStrength(sfreq=float(sfreq), fmin=l_freq, fmax=h_freq, kind="imcoh")),
+            ("select", FeatureSelector(ch_names=_names(ch_names), n_features=10)),
+            ("lda", LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")),
+        ]
+    elif name == "csp-lda":
+        steps += [cov, ("csp", CSP(nfilter=8, log=True)), ("lda", LinearDiscriminantAnalysis())]
+    elif name == "mdm":
+        steps += [cov, ("mdm", MDM(metric="riemann"))]
+    elif name == "fgmdm":
+        # pyriemann's FgMDM is exactly FGDA followed by MDM; spelled out so that every learned
+        # state is a plain step (serialisable to JSON for the model bundle).
+        steps += [cov, ("fgda", FGDA(metric="riemann")), ("mdm", MDM(metric="riemann"))]
+    elif name == "ts-lr":
+        steps += [cov, ("ts", TangentSpace(metric="riemann")), ("lr", LogisticRegression())]
+    elif name == "ts-svm":
+        svm = GridSearchCV(
+            SVC(kernel="linear", probability=True, random_state=seed),
+            {"C": [0.1, 1.0, 10.0]},
+            cv=inner_cv,
+            scoring="roc_auc",
+        )
+        steps += [cov, ("ts", TangentSpace(metric="riemann")), ("svm", svm)]
+    elif name == "ts-lda":
+        steps += [
+            cov,
+            ("ts", TangentSpace(metric="riemann")),
+            ("lda", LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")),
+        ]
+    elif name in ("acm-ts-svm", "acm-mdm"):
+        from decoders.features.covariance import AugmentedCovariances
+
+        picks = _motor_picks(ch_names)
+        if picks is not None:
+            steps.append(("picks", PickChannels(ch_names=list(ch_names), picks=picks)))
+        if name == "acm-mdm":
+            steps += [
+                ("acm", AugmentedCovariances(order="auto", lag="auto", estimator="oas")),
+                ("mdm", MDM(metric="riemann")),
+            ]
+        else:
+            inner = Pipeline(
+                [
+                    ("acm", AugmentedCovariances(order=4, lag=2, estimator="oas")),
+                    ("ts", TangentSpace(metric="riemann")),
+                    ("svm", SVC(kernel="linear", probability=True, random_state=seed)),
+                ]
+            )
+            grid = GridSearchCV(
+                inner,
+                {
+                    "acm__order": list(ACM_ORDERS),
+                    "acm__lag": list(ACM_LAGS),
+                    "svm__C": [0.1, 1.0],
+                },
+                cv=inner_cv,
+                scoring="roc_auc",
+            )
+            steps.append(("search", grid))
+    pipe = Pipeline(steps)
+    if overrides:
+        try:
+            pipe.set_params(**overrides)
+        except ValueError as exc:
+            raise DecoderError(f"bad override for pipeline {name!r}: {exc}") from exc
+    return pipe
+
+
+def _names(ch_names: Sequence[str] | None) -> list[str] | None:
+    return None if ch_names is None else [str(c).rstrip(".") for c in ch_names]
+
+
+def _pairs(mapping: Mapping[str, Any] | Sequence[Sequence[Any]] | None) -> tuple:
+    if mapping is None:
+        return ()
+    items = mapping.items() if isinstance(mapping, Mapping) else mapping
+    out = []
+    for item in items:
+        if len(item) != 2:
+            raise DecoderError(f"expected (key, value) pairs, got {item!r}")
+        out.append((str(item[0]), item[1]))
+    return tuple(out)
+
+
+@dataclasses.dataclass(frozen=True)
+class DecoderConfig:
+    """Everything needed to turn a recording into windows for a pipeline.
+
+    Parameters
+    ----------
+    pipeline : str
+        Name in :data:`PIPELINES`.
+    band : (float, float)
+        Band-pass in Hz.
+    tmin, tmax : float
+        Epoch start / end after the cue in seconds (``tmax`` included, MNE's convention).
+    picks : tuple of str or None
+        Channels given to the pipeline, in this order (None: every EEG channel of the data).
+    events : tuple of (str, str)
+        Annotation -> class label, e.g. ``(("T1", "left_hand"), ("T2", "right_hand"))``; a dict
+        is accepted and converted.
+    pad : float
+        Seconds of filter padding in front of each window (see :mod:`decoders.epochs`).
+    window : float or None
+        Online window length in seconds without the padding (None: ``tmax - tmin``). Must equal
+        the epoch length when set: the features are fitted on windows of that length.
+    filter_order : int
+        Butterworth order of the band-pass.
+    overrides : tuple of (str, value)
+        ``step__param`` overrides passed to :func:`make_pipeline`.
+    """
+
+    pipeline: str = "ts-lda"
+    band: tuple[float, float] = (8.0, 32.0)
+    tmin: float = 0.5
+    tmax: float = 2.5
+    picks: tuple[str, ...] | None = None
+    events: tuple[tuple[str, str], ...] = (("T1", "left_hand"), ("T2", "right_hand"))
+    pad: float = 1.0
+    window: float | None = None
+    filter_order: int = 4
+    overrides: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        if self.pipeline not in PIPELINES:
+            raise DecoderError(
+                f"pipeline {self.pipeline!r} unknown; expected one of {sorted(PIPELINES)}"
+            )
+        band = tuple(float(b) for b in self.band)
+        if len(band) != 2 or not 0 <= band[0] < band[1]:
+            raise DecoderError(f"band must be (low, high) Hz with 0 <= low < high, got {self.band!r}")
+        set_(self, "band", band)
+        if not float(self.tmax) > float(self.tmin):
+            raise DecoderError(f"tmax ({self.tmax}) must be greater than tmin ({self.tmin})")
+        set_(self, "tmin", float(self.tmin))
+        set_(self, "tmax", float(self.tmax))
+        if self.picks is not None:
+            if isinstance(self.picks, str) or not len(self.picks):
+                raise DecoderError(f"picks must be a non-empty list of channel names, got {self.picks!r}")
+            set_(self, "picks", tuple(str(p) for p in self.picks))
+        events = tuple((k, str(v)) for k, v in _pairs(self.events))
+        if len(events) < 2:
+            raise DecoderError(f"events must map at least 2 annotations to classes, got {self.events!r}")
+        set_(self, "events", events)
+        if not float(self.pad) >= 0:
+            raise DecoderError(f"pad must be >= 0 seconds, got {self.pad!r}")
+        set_(self, "pad", float(self.pad))
+        if self.window is not None:
+            if abs(float(self.window) - (self.tmax - self.tmin)) > 1e-9:
+                raise DecoderError(
+                    f"window ({self.window} s) must equal tmax - tmin ({self.tmax - self.tmin} s): "
+                    "features are fitted on windows of the epoch length"
+                )
+            set_(self, "window", float(self.window))
+        if int(self.filter_order) < 1:
+            raise DecoderError(f"filter_order must be >= 1, got {self.filter_order!r}")
+        set_(self, "overrides", _pairs(self.overrides))
+
+    @property
+    def event_mapping(self) -> dict[str, str]:
+        """Annotation description -> class label."""
+        return dict(self.events)
+
+    @property
+    def labels(self) -> list[str]:
+        """Class labels in sorted order (the order of ``predict_proba`` columns)."""
+        return sorted(set(self.event_mapping.values()))
+
+    def window_seconds(self) -> float:
+        return self.tmax - self.tmin
+
+    def window_samples(self, sfreq: float) -> int:
+        """Samples of a padded window at ``sfreq`` (what the online decoder needs)."""
+        return n_samples(self.pad, sfreq) + epoch_length(self.tmin, self.tmax, sfreq)
+
+    def build(self, sfreq: float, ch_names: Sequence[str] | None = None, seed: int = 42) -> Pipeline:
+        """The unfitted pipeline for data at ``sfreq`` with channels ``ch_names``."""
+        pipe = make_pipeline(
+            self.pipeline, sfreq, ch_names, band=self.band, pad=self.pad, seed=seed,
+            **dict(self.overrides),
+        )
+        pipe.set_params(bandpass__order=self.filter_order)
+        return pipe
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pipeline": self.pipeline,
+            "band": list(self.band),
+            "tmin": self.tmin,
+            "tmax": self.tmax,
+            "picks": None if self.picks is None else list(self.picks),
+            "events": dict(self.events),
+            "pad": self.pad,
+            "window": self.window,
+            "filter_order": self.filter_order,
+            "overrides": dict(self.overrides),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> DecoderConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise DecoderError(f"unknown decoder config keys {sorted(unknown)}; expected {sorted(known)}")
+        kw = dict(d)
+        if "band" in kw:
+            kw["band"] = tuple(kw["band"])
+        return cls(**kw)
+
+    def save(self, path: str | Path) -> None:
+        """Write as TOML (``.toml``) or JSON (any other suffix)."""
+        path = Path(path)
+        d = {k: v for k, v in self.to_dict().items() if v is not None}
+        if path.suffix == ".toml":
+            import tomli_w
+
+            path.write_text(tomli_w.dumps(d))
+        else:
+            path.write_text(json.dumps(d, indent=2))
+
+    @classmethod
+    def load(cls, path: str | Path) -> DecoderConfig:
+        path = Path(path)
+        text = path.read_text()
+        try:
+            d = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+            raise DecoderError(f"cannot parse decoder config {path}: {exc}") from exc
+        return cls.from_dict(d)
