@@ -186,9 +186,15 @@ def coherence(
 def node_strength(C: np.ndarray, *, normalize: bool = False) -> np.ndarray:
     """Node strength: sum of a node's connectivity with every *other* node.
 
-    ``strength[e, i, f] = sum_{j != i} C[e, i, j, f]`` (HappyFeat/OpenViBE definition: the
-    diagonal, self-connectivity, is excluded). With ``normalize=True`` the sum is divided by
-    ``n_channels - 1`` (mean connectivity, comparable across montages, in [0, 1] for coherence).
+    ``strength[e, i, f] = sum_{j != i} C[e, i, j, f]``: the weighted-graph node strength
+    (Rubinov & Sporns 2010, BCT's ``strengths_und`` on the matrix with its diagonal zeroed), the
+    feature HappyFeat builds from OpenViBE's connectivity matrices. The diagonal is excluded
+    because self-coherence is a constant (1 for msc/coh, 0 for imcoh) that carries no
+    information. Unnormalised by default, so values grow with the montage size (up to
+    ``n_channels - 1``); ``normalize=True`` divides by ``n_channels - 1`` (mean connectivity of
+    the node, in [0, 1] for every ``kind``, comparable across montages). Whether OpenViBE's box
+    divides by the channel count was not verified; for R² selection and LDA (the HappyFeat use)
+    the constant factor makes no difference.
 
     Parameters
     ----------
