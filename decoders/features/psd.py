@@ -271,8 +271,16 @@ def burg_psd(
     return (out * scale).reshape(n_epochs, n_ch, freqs.size), freqs
 
 
-def _to_db(psd: np.ndarray) -> np.ndarray:
-    return 10.0 * np.log10(np.maximum(psd, np.finfo(float).tiny))
+_LOGS = (True, False, "db", "ln")
+
+
+def _scale_output(psd: np.ndarray, log: bool | str) -> np.ndarray:
+    if log is False:
+        return psd
+    floor = np.maximum(psd, np.finfo(float).tiny)  # a flat channel gives a very low, finite value
+    if log == "ln":
+        return np.log(floor)
+    return 10.0 * np.log10(floor)  # True or "db"
 
 
 class PSD(TransformerMixin, BaseEstimator):
@@ -286,8 +294,9 @@ class PSD(TransformerMixin, BaseEstimator):
         Band kept, inclusive, in Hz.
     method : {"welch", "burg"}
         :func:`welch_psd` or :func:`burg_psd`.
-    log : bool
-        If True, return ``10 * log10(psd)`` (dB).
+    log : bool or {"db", "ln"}
+        ``True`` or ``"db"``: ``10 * log10(psd)`` (dB); ``"ln"``: natural log power;
+        ``False``: linear density.
     nperseg, noverlap : int or None
         Welch segment length and overlap (samples); see :func:`welch_psd`.
     order, win_s, step_s, nfreqs :
@@ -318,7 +327,7 @@ class PSD(TransformerMixin, BaseEstimator):
         fmin: float = 8.0,
         fmax: float = 30.0,
         method: str = "welch",
-        log: bool = True,
+        log: bool | str = True,
         nperseg: int | None = None,
         noverlap: int | None = None,
         order: int = 19,
@@ -354,7 +363,7 @@ class PSD(TransformerMixin, BaseEstimator):
                 step_s=self.step_s,
                 nfreqs=self.nfreqs,
             )
-        return (_to_db(psd) if self.log else psd), freqs
+        return _scale_output(psd, self.log), freqs
 
     def fit(self, X: Any, y: Any = None) -> PSD:
         """Validate parameters and data, resolve the frequency grid.
@@ -370,6 +379,8 @@ class PSD(TransformerMixin, BaseEstimator):
         """
         if self.method not in _METHODS:
             raise DecoderError(f"method={self.method!r}; expected one of {list(_METHODS)}")
+        if not any(self.log is v or (isinstance(v, str) and self.log == v) for v in _LOGS):
+            raise DecoderError(f"log={self.log!r}; expected True/'db', 'ln' or False")
         X = check_epochs(X)
         sfreq = check_sfreq(self.sfreq)
         check_band(self.fmin, self.fmax, sfreq)
@@ -392,7 +403,7 @@ class PSD(TransformerMixin, BaseEstimator):
         Returns
         -------
         F : ndarray, shape (n_epochs, n_channels, n_freqs)
-            dB if ``log`` else unit^2/Hz, at ``freqs_``.
+            dB, natural log or unit^2/Hz (see ``log``), at ``freqs_``.
         """
         check_is_fitted(self, "freqs_")
         X = check_epochs(X)

@@ -112,6 +112,11 @@ def test_psd_log_is_10log10_of_linear():
     lin = PSD(FS, log=False).fit_transform(X)
     db = PSD(FS, log=True).fit_transform(X)
     np.testing.assert_allclose(db, 10 * np.log10(lin))
+    ln = PSD(FS, log="ln").fit_transform(X)
+    np.testing.assert_allclose(ln, np.log(lin))
+    np.testing.assert_allclose(PSD(FS, log="db").fit_transform(X), db)
+    with pytest.raises(DecoderError, match="log='log10'"):
+        PSD(FS, log="log10").fit(X)
 
 
 @pytest.mark.parametrize("method", ["welch", "burg"])
