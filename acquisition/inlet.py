@@ -687,6 +687,8 @@ class MarkerInlet(_BaseInlet):
         As for :class:`Inlet`.
     max_chunk : int
         Most markers per pull.
+    max_pending : int
+        Most markers kept for :meth:`drain` (the oldest go first; listeners see all).
     **kwargs
         As for :class:`Inlet` (``resolve_timeout``, ``follow_name``, ...).
     """
@@ -699,10 +701,12 @@ class MarkerInlet(_BaseInlet):
         source: pylsl.StreamInfo | StreamDescription | str,
         *,
         max_chunk: int = 1024,
+        max_pending: int = 100_000,
         **kwargs,
     ):
         self.max_chunk = int(max_chunk)
-        self._pending: collections.deque[tuple[float, str]] = collections.deque()
+        # kept until drain(); bounded so a listener-only user (the recorder) never grows memory
+        self._pending: collections.deque[tuple[float, str]] = collections.deque(maxlen=max_pending)
         self._marker_listeners: list[MarkerListener] = []
         super().__init__(source, processing_flags=pylsl.proc_clocksync, **kwargs)
 
