@@ -94,7 +94,7 @@ class SpectrumView(QWidget):
         self._timer.start()
 
     def update_spectrum(self) -> None:
-        if self.inlet is None:
+        if self.inlet is None or not self.isVisible():
             return
         try:
             srate = float(self.inlet.description.srate)
