@@ -139,3 +139,34 @@ def test_abort_and_close_save_the_recording(window, qtbot, session_root):
     desc = list(mne.io.read_raw_fif(page.last_saved, verbose="error").annotations.description)
     assert desc[-2:] == ["abort", "experiment_stop"]
     assert desc.count("trial_end") >= 1
+
+
+def test_cue_display_draws_each_cue(qtbot):
+    from PyQt6.QtGui import QColor
+
+    from app.protocol import ProtocolEvent
+    from app.ui.cue_display import CueDisplay
+
+    disp = CueDisplay(show_progress=False, beep=False)
+    qtbot.addWidget(disp)
+    disp.resize(400, 300)
+
+    def colours(phase, cls):
+        disp.on_event(ProtocolEvent(phase, (), 0.0, 1.0, 1, 4, cls))
+        img = disp.grab().toImage()
+        # the arrows reach ~106 px from the centre (200, 150); the cross arms only 48 px
+        pts = {"left": (130, 150), "right": (270, 150), "down": (200, 220), "ring": (200 - 72, 150)}
+        return {k: QColor(img.pixel(x, y)).name() for k, (x, y) in pts.items()}
+
+    yellow = "#ffca28"
+    assert colours(Phase.CUE, "left_hand")["left"] == yellow
+    assert colours(Phase.CUE, "left_hand")["right"] != yellow
+    assert colours(Phase.CUE, "right_hand")["right"] == yellow
+    assert colours(Phase.CUE, "feet")["down"] == yellow
+    assert colours(Phase.CUE, "rest")["ring"] == yellow
+    assert yellow not in colours(Phase.REST, None).values()
+    win = disp.open_fullscreen()
+    qtbot.addWidget(win)
+    assert win.isFullScreen() or win.isVisible()
+    assert win.phase is Phase.REST
+    win.close()

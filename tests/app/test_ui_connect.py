@@ -155,3 +155,67 @@ def test_viewer_helpers():
     flags = bad_channel_flags(np.vstack([data, rng.standard_normal((6, 1024)) * 10]), 512, 50)
     assert flags[:5] == ["", "flat", "saturated", "noisy", "noisy"]
     assert flags[5:] == [""] * 6
+
+
+def test_replay_a_real_recording(window, qtbot, asset_edfs):
+    page = window.pages["connect"]
+    sm = window.context.streams
+    page.speed_box.setValue(2.0)
+    with qtbot.waitSignal(sm.connection_changed, timeout=30000):
+        page.start_replay(asset_edfs[0])
+    assert sm.source_kind == "replay" and sm.player is not None
+    d = sm.description
+    assert d.n_channels == 64 and d.srate == 160
+    assert sm.marker_inlet is not None  # the file's T0/T1/T2 annotations come as markers
+    qtbot.waitUntil(lambda: page.signal_view.frames >= 3, timeout=15000)
+    y = page.signal_view.curves[0].getData()[1]
+    assert y is not None and np.ptp(y) > 0
+    assert "Replay of" in page.source_label.text()
+
+
+def test_session_dialog_and_settings_persist(qtbot, session_root, neurodeck_home):
+    from app.session import Session
+    from app.settings import Settings
+    from app.ui.main_window import SessionDialog
+
+    Session.create(session_root, "S07", "old")
+    dlg = SessionDialog(session_root)
+    qtbot.addWidget(dlg)
+    assert dlg.past.count() == 1 and "S07 / old" in dlg.past.item(0).text()
+    dlg.subject_edit.setText("../evil")
+    dlg.create()
+    assert dlg.session is None and "'../evil'" in dlg.error_label.text()
+    dlg.subject_edit.setText("S08")
+    dlg.session_edit.setText("day1")
+    dlg.create()
+    assert dlg.session is not None and dlg.session.path == session_root / "S08" / "day1"
+
+    win = MainWindow(AppContext(), session=dlg.session)
+    qtbot.addWidget(win)
+    assert win.session_label.text() == "Session: S08/day1"
+    win.pages["connect"].signal_view.span_box.setCurrentIndex(0)  # 2 s
+    win.resize(1200, 800)
+    win.close()
+    saved = Settings.load()
+    assert saved.last_session == str(dlg.session.path)
+    assert saved.viewer["span_s"] == 2 and saved.window_geometry
+    assert (neurodeck_home / "settings.json").exists()
+
+
+def test_gui_command_without_display_exits_2(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    env["NEURODECK_HOME"] = str(tmp_path)
+    r = subprocess.run([sys.executable, "-m", "app", "gui"], env=env, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "QT_QPA_PLATFORM=offscreen" in lines[0] and "libxcb-cursor0" in lines[0]
+    r = subprocess.run([sys.executable, "-m", "app", "gui", "--session", str(tmp_path / "nope")],
+                       env={**env, "QT_QPA_PLATFORM": "offscreen"}, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 2 and "not a neurodeck session" in r.stderr
