@@ -288,7 +288,14 @@ class MainWindow(QMainWindow):
         self.marker_label = QLabel("")
         self.session_label = QLabel("")
         self.session_label.setStyleSheet("font-weight: 600;")
+        self.rec_badge = StateBadge()
+        self.rec_badge.hide()
+        sb.addWidget(self.rec_badge)
         sb.addWidget(self.state_badge)
+        self._busy_timer = QTimer(self)
+        self._busy_timer.setInterval(500)
+        self._busy_timer.timeout.connect(self._poll_busy)
+        self._busy_timer.start()
         sb.addWidget(self.counters_label, 1)
         sb.addPermanentWidget(self.marker_label)
         sb.addPermanentWidget(self.session_label)
@@ -303,7 +310,24 @@ class MainWindow(QMainWindow):
         self.banner.show_error(message)
 
     def _on_state(self, state: str) -> None:
+        previous = self.state_badge.state
         self.state_badge.set_state(state)
+        if state == "lost" and previous != "lost":
+            self.show_error("The EEG stream is lost: check the amplifier / cable / network. "
+                            "neurodeck reconnects by itself when it comes back; a running recording "
+                            "goes on and marks the gap.")
+        elif state in ("connected", "recovered") and previous == "lost":
+            self.toast.show_message("The EEG stream is back.")
+
+    def _poll_busy(self) -> None:
+        reasons = self.busy_reasons()
+        if reasons:
+            self.rec_badge.set_state("recording", "\u25cf busy" if not any(
+                "record" in r for r in reasons) else "\u25cf REC")
+            self.rec_badge.setToolTip("\n".join(reasons))
+            self.rec_badge.show()
+        else:
+            self.rec_badge.hide()
 
     def _on_counters(self, c) -> None:
         lost = c.samples_missing
@@ -393,6 +417,7 @@ class MainWindow(QMainWindow):
         if self._closing_done:
             return
         self._closing_done = True
+        self._busy_timer.stop()
         for page in self.pages.values():
             try:
                 page.shutdown()

@@ -15,6 +15,7 @@ from app.protocol import (
     ProtocolConfig,
     ProtocolError,
     SimulatorCueSink,
+    run_blocking,
     trial_order,
 )
 
@@ -286,3 +287,26 @@ def test_config_toml_roundtrip(tmp_path):
     with pytest.raises(ProtocolError, match="not found"):
         ProtocolConfig.load(tmp_path / "missing.toml")
     assert CFG.expected_duration_s() == pytest.approx(1.0 + 12 * (2 + 1.25 + 3 + 2.0))
+
+
+def test_run_blocking_headless(fake_clock):
+    proto = CalibrationProtocol(CFG, clock=fake_clock)
+    log = EventLog()
+    proto.add_listener(log)
+    sleeps = []
+
+    def sleep(dt):  # time passes only when the runner sleeps
+        sleeps.append(dt)
+        fake_clock.advance(max(dt, 1e-3))
+
+    run_blocking(proto, poll_s=0.05, sleep=sleep)
+    assert proto.phase is Phase.FINISHED and proto.progress == (12, 12)
+    assert max(sleeps) <= 0.05
+    ev = log.events
+    for a, b in zip(ev, ev[1:]):
+        if a.phase is Phase.IMAGERY:
+            assert b.time - a.time == pytest.approx(3.0, abs=0.002)
+    stop_after = iter([False] * 50 + [True])
+    proto2 = CalibrationProtocol(CFG, clock=fake_clock)
+    run_blocking(proto2, poll_s=0.05, sleep=sleep, should_stop=lambda: next(stop_after))
+    assert proto2.phase is Phase.ABORTED

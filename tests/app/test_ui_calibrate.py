@@ -65,6 +65,8 @@ def test_accelerated_run_on_simulator_is_recorded_with_markers(window, qtbot, se
                           check_params_cb=lambda s: s == "running"):
         assert page.start() is True
     assert page.busy_reason() and "recording" in page.busy_reason()
+    qtbot.waitUntil(lambda: window.rec_badge.isVisible(), timeout=3000)
+    assert "REC" in window.rec_badge.text()
     page.runner.phase_changed.connect(events.append)
     cues = []
     sim = sm.simulator
@@ -85,6 +87,7 @@ def test_accelerated_run_on_simulator_is_recorded_with_markers(window, qtbot, se
     assert path.exists() and path.parent == session.recordings_dir
     assert path.name == "calibration-run01_raw.fif"
     assert page.state == "idle" and page.recorder is None
+    qtbot.waitUntil(lambda: not window.rec_badge.isVisible(), timeout=3000)
     assert page.protocol.phase is Phase.FINISHED and page.progress.value() == 6
     assert page.protocol.interrupted == 1
     assert page.cue_display.phase is Phase.FINISHED
