@@ -338,3 +338,53 @@ def test_irregular_numeric_stream_decisions(unique_name):
     np.testing.assert_allclose(ts, 50.0 + np.arange(5), atol=1e-3)
     assert StreamState.STALLED not in states and StreamState.LOST not in states
     assert inlet.counters.gaps == 0
+
+
+def test_simulator_to_inlets_counter_and_cue_markers(unique_name):
+    """The project's simulator (64 ch @ 512 Hz + COUNTER) through Inlet and MarkerInlet: the
+    counter is complete and in order, and every cue marker sits on an EEG sample's timestamp."""
+    from acquisition.simulator import Simulator, SimulatorConfig
+
+    cfg = SimulatorConfig(
+        n_channels=64, srate=512.0, name=unique_name, counter_channel=True, seed=3,
+        fixation_s=0.5, cue_s=0.5, imagery_s=1.0, rest_s=(0.3, 0.4),
+    )
+    got = _Collector()
+    sim = Simulator(cfg, source_id=unique_name, wait_for_consumers=5.0).start()
+    try:
+        with Inlet(unique_name) as eeg, MarkerInlet(unique_name + "-markers") as markers:
+            eeg.add_chunk_listener(got)
+            assert eeg.description.labels[-1] == "COUNTER"
+            assert eeg.description.units[0] == "microvolts"
+            assert eeg.wait_for_samples(4 * 512, timeout=15)
+            sim.stop()
+            time.sleep(0.2)
+            counters = eeg.counters
+            cues = markers.drain()
+    finally:
+        sim.stop()
+    k = got.counter()
+    np.testing.assert_array_equal(k, np.arange(len(k)))  # from sample 0, nothing lost
+    assert counters.gaps == 0 and counters.samples_received == len(k) >= 4 * 512
+    assert len(cues) >= 4
+    ts = got.timestamps()
+    on_grid = [np.min(np.abs(ts - t)) < 1e-4 for t, _ in cues if t <= ts[-1]]
+    assert on_grid and all(on_grid)
+    assert {lab for _, lab in cues} & {"769", "770"}  # left/right hand cue codes
+
+
+def test_reader_overruns_are_counted(counter_source):
+    from acquisition.buffer import BufferOverrunError
+
+    src = counter_source(n_channels=3, srate=200.0, chunk=4).open()
+    with Inlet(src.name, buffer_seconds=0.5) as inlet:  # 100 samples
+        src.outlet.wait_for_consumers(5)
+        src.start()
+        assert inlet.wait_for_samples(150, 5)
+        with pytest.raises(BufferOverrunError, match="overwritten"):
+            inlet.buffer.read(0, 10)
+        end = inlet.n_received
+        data, _ = inlet.buffer.read(end - 50, end)
+        src.close()
+    np.testing.assert_array_equal(data[-1], np.arange(end - 50, end))
+    assert inlet.counters.overruns == 1
