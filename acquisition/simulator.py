@@ -388,7 +388,7 @@ class _AutoSchedule:
         cue = s0 + int(round(cfg.fixation_s * sr))
         stop = cue + int(round(cfg.imagery_s * sr))
         rest = self.rng.uniform(*cfg.rest_s)
-        factor = self.rng.uniform(0.75, 1.25)
+        factor = self.rng.uniform(0.85, 1.15)
         end = stop + int(round(rest * sr))
         events += [(s0, str(CODES["trial_start"])), (cue, str(CODES[cls])), (stop, str(CODES["trial_end"]))]
         self.cursor = end
@@ -563,7 +563,7 @@ class EEGGenerator:
         with self._lock:
             start = self._next
             stop = start + max(1, int(round(duration * self.srate)))
-            factor = float(self._rng["external"].uniform(0.75, 1.25))
+            factor = float(self._rng["external"].uniform(0.85, 1.15))
             self._intervals.append(_Interval(_CLASS_INDEX[class_name], start, stop, factor))
             if mark:
                 self._events.append((start, str(CODES[class_name])))
@@ -805,7 +805,8 @@ def simulate_raw(config: SimulatorConfig, duration: float | None = None) -> mne.
     """:func:`synthesize` as an ``mne.io.RawArray``: volts, ``standard_1005`` montage, annotations.
 
     Annotations carry marker *names* (``"left_hand"``, ``"trial_start"`` ...); class cues last the
-    imagery duration. ``COUNTER`` (if any) is a ``misc`` channel holding the sample index.
+    imagery duration. ``COUNTER`` (if any) is a ``misc`` channel holding the sample index. The
+    simulated bad channel is listed in ``raw.info["bads"]`` (so ``picks="eeg"`` leaves it out).
     """
     import mne
 
@@ -828,6 +829,8 @@ def simulate_raw(config: SimulatorConfig, duration: float | None = None) -> mne.
         durations.append(config.imagery_s if name in MI_CLASSES and config.schedule == "auto" else 0.0)
         names.append(name)
     raw.set_annotations(mne.Annotations(onsets, durations, names))
+    if config.bad_label is not None:
+        raw.info["bads"] = [config.bad_label]  # ground truth, as a careful operator would mark it
     raw.info["description"] = (
         f"neurodeck simulator: mode={config.mode}, seed={config.seed}, erd_depth={config.erd_depth}, "
         f"bad_channel={config.bad_label} ({config.bad_kind})"
@@ -859,6 +862,9 @@ class Simulator:
     wait_for_consumers : float
         Seconds to wait for a consumer of the EEG stream before the first sample (0 = don't wait),
         so an inlet opened right after :meth:`start` receives sample 0.
+    duration : float, optional
+        Stream exactly ``round(duration * srate)`` samples, then stop pushing (:attr:`finished`);
+        the outlets stay open until :meth:`stop`.
 
     Examples
     --------
@@ -873,6 +879,7 @@ class Simulator:
         speed: float = 1.0,
         source_id: str | None = None,
         wait_for_consumers: float = 0.0,
+        duration: float | None = None,
     ):
         self.config = config if config is not None else SimulatorConfig()
         if not _is_real(speed) or not 0.01 <= speed <= 1000:
@@ -881,8 +888,13 @@ class Simulator:
             raise AcquisitionError(
                 f"wait_for_consumers {wait_for_consumers!r} invalid; expected >= 0 s"
             )
+        if duration is not None and (not _is_real(duration) or duration <= 0):
+            raise AcquisitionError(f"simulator duration {duration!r} invalid; expected > 0 s or None")
         self.speed = float(speed)
         self.wait_for_consumers = float(wait_for_consumers)
+        self.duration = None if duration is None else float(duration)
+        #: samples to stream before stopping by itself (None = until stop())
+        self.n_total = None if duration is None else int(round(duration * self.config.srate))
         self.source_id = source_id or f"{self.config.name}-{uuid.uuid4().hex[:12]}"
         self.name = self.config.name
         self.marker_name = self.config.name + "-markers"
@@ -902,6 +914,18 @@ class Simulator:
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def finished(self) -> bool:
+        """True once ``duration`` worth of samples has been pushed."""
+        return self.n_total is not None and self.samples_pushed >= self.n_total
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the streaming thread ends (``duration`` reached, error or stop)."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     def start(self) -> Simulator:
         """Create the outlets (resolvable when this returns) and start the streaming thread."""
@@ -1017,12 +1041,15 @@ class Simulator:
             self.start_time = t0
             rate = sr * self.speed
             while not self._stop.is_set():
-                end = gen.n_generated + chunk
+                n = chunk if self.n_total is None else min(chunk, self.n_total - gen.n_generated)
+                if n <= 0:
+                    break
+                end = gen.n_generated + n
                 due = t0 + end / rate
                 delay = due - local_clock()
                 if delay > 0 and self._stop.wait(delay):
                     break
-                data, events, truth = gen.read(chunk)
+                data, events, truth = gen.read(n)
                 ts_last = t0 + (end - 1) / sr
                 data_out.push_chunk(data.T, ts_last)
                 if truth_out is not None:
