@@ -388,3 +388,21 @@ def test_reader_overruns_are_counted(counter_source):
         src.close()
     np.testing.assert_array_equal(data[-1], np.arange(end - 50, end))
     assert inlet.counters.overruns == 1
+
+
+def test_incompatible_new_source_with_the_same_name_is_not_adopted(counter_source):
+    first = counter_source(n_channels=4, srate=256.0, chunk=8).open()
+    inlet = _recovery_inlet(first.name, [])
+    with inlet:
+        first.outlet.wait_for_consumers(5)
+        first.start()
+        assert inlet.wait_for_samples(50, 5)
+        first.close()
+        assert _wait(lambda: inlet.state is StreamState.LOST, 3)
+        other = counter_source(n_channels=6, srate=256.0, source_id="other").open()
+        assert _wait(lambda: inlet.error is not None, 5)
+        assert inlet.state is StreamState.LOST
+        other.close()
+    msg = str(inlet.error)
+    assert "not switching" in msg and "6 ch" in msg and "4 ch" in msg
+    assert inlet.description.n_channels == 4 and inlet.counters.reconnects == 0
