@@ -25,6 +25,26 @@ always drops it: it treats ``f(x_t)`` as a direct noisy measurement of ``z_t`` w
 ``Q(x_t)``, and so never relies on the training prior ``N(0, S)``. That is what ``robust=True``
 implements here.
 
+Learning ``f`` and ``Q`` (what is implemented, and why):
+
+- ``A, Gamma``: least squares with states as rows, ``A = (Z1^T Z0)(Z0^T Z0)^-1`` (``Z0 = Z[:-1]``,
+  ``Z1 = Z[1:]``); a test on a known non-symmetric ``A`` guards against the transposed fit.
+- NW ``f``: Gaussian kernel on standardised features, bandwidth minimising the leave-one-out
+  MSE (vectorised; evaluated on a contiguous block of at most ``loo_max_samples`` steps, each
+  predicted from all other training steps except ``loo_gap`` neighbours on each side, i.e. h-block
+  CV because consecutive steps are correlated).
+- NW ``Q``: NW average of the outer products of the leave-out residuals ``r r^T`` (a convex
+  combination of PSD matrices, plus the floor ``q_reg * cov(r)``, hence positive definite). Its
+  bandwidth is chosen, by default, by the filter's own leave-out error on the training sequence
+  (``q_criterion="filter"``). Rationale, measured on the Flint data: the likelihood or MSE of the
+  outer products prefer small bandwidths (noisy local ``Q``), and because the DKF divides by the
+  prior ``N(0, S)`` (amplifying ``f`` where ``Q`` nears ``S``) such a ``Q`` made the filtered
+  estimate *worse* than the unfiltered ``f`` (NRMSE 0.69 vs 0.64); the filter-CV bandwidth gives
+  0.60. ``q_criterion="nll"`` keeps the likelihood choice.
+- MLP ``f`` (scaler + :class:`~sklearn.neural_network.MLPRegressor`), ``Q`` from ``cv``-fold
+  out-of-fold residuals (NW as above, or constant). GP ``f`` on an evenly spaced subset, ``Q`` =
+  diagonal predictive variance (which includes the fitted white noise) plus the floor.
+
 The filter starts from the stationary prior (``mu_0 = 0``, ``Sigma_0 = S``), whose one-step
 prediction is again ``N(0, S)``; the first update therefore gives exactly ``N(f(x_1), Q(x_1))``.
 
@@ -856,7 +876,7 @@ class DiscriminativeKalmanFilter(_FilterBase):
 
     # -- parameters ----------------------------------------------------------------------------
 
-    def _validate_params(self) -> None:  # noqa: C901 - a flat list of checks
+    def _check_params(self) -> None:
         if self.regressor not in _REGRESSORS:
             raise DecoderError(f"regressor must be one of {_REGRESSORS}, got {self.regressor!r}")
         if self.q_model not in ("nw", "constant"):
@@ -892,7 +912,7 @@ class DiscriminativeKalmanFilter(_FilterBase):
         -------
         self
         """
-        self._validate_params()
+        self._check_params()
         X, Z = _check_fit_input(X, Z)
         for attr in ("mu_", "Sigma_", "onnx_session_"):
             self.__dict__.pop(attr, None)

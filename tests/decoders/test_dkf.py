@@ -341,3 +341,25 @@ def test_velocity_metrics_values():
     assert m["nrmse_mean"] == 0 and m["angle_error"] == 0 and m["corr_mean"] == pytest.approx(1)
     rot = Z @ np.array([[0.0, 1.0], [-1.0, 0.0]])  # each vector turned by -90 degrees
     assert velocity_metrics(Z, rot)["angle_error"] == pytest.approx(np.pi / 2)
+
+
+def test_q_is_positive_definite_and_nll_criterion_works(synthetic, nw_dkf):
+    Xtr, Ztr, Xte, _ = synthetic
+    _, Q = nw_dkf.predict_f_Q(Xte)
+    assert np.all(np.linalg.eigvalsh(Q) > 0)
+    nll = DiscriminativeKalmanFilter(q_criterion="nll", loo_max_samples=300).fit(
+        Xtr[:800], Ztr[:800]
+    )
+    assert np.isfinite(nll.q_bandwidth_) and nll.q_bandwidth_ > 0
+    _, Q2 = nll.predict_f_Q(Xte[:100])
+    assert np.all(np.linalg.eigvalsh(Q2) > 0)
+    with pytest.raises(DecoderError, match="q_criterion"):
+        DiscriminativeKalmanFilter(q_criterion="mse").fit(Xtr[:100], Ztr[:100])
+
+
+def test_sklearn_clone_keeps_params_not_state(nw_dkf):
+    from sklearn.base import clone
+
+    twin = clone(nw_dkf)
+    assert twin.get_params() == nw_dkf.get_params()
+    assert not hasattr(twin, "A_")
