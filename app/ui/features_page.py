@@ -78,6 +78,22 @@ def default_mapping(labels: Sequence[str]) -> dict[str, str]:
     return out
 
 
+def parse_mapping(text: str) -> dict[str, str] | None:
+    """``"T1=left_hand, T2=right_hand"`` -> dict; empty text -> None (automatic)."""
+    text = text.strip()
+    if not text:
+        return None
+    out = {}
+    for item in text.replace(";", ",").split(","):
+        if not item.strip():
+            continue
+        if "=" not in item:
+            raise ValueError(f"event mapping item {item.strip()!r} invalid; expected LABEL=class")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
 @dataclasses.dataclass
 class Trials:
     """Cue-locked windows of one or more recordings, in microvolts.
@@ -717,18 +733,7 @@ class FeaturesPage(Page):
                 "No recording chosen: use the session's calibration or open a file.")
 
     def mapping(self) -> dict[str, str] | None:
-        text = self.mapping_edit.text().strip()
-        if not text:
-            return None
-        out = {}
-        for item in text.replace(";", ",").split(","):
-            if not item.strip():
-                continue
-            if "=" not in item:
-                raise ValueError(f"event mapping item {item.strip()!r} invalid; expected LABEL=class")
-            k, v = item.split("=", 1)
-            out[k.strip()] = v.strip()
-        return out
+        return parse_mapping(self.mapping_edit.text())
 
     # ------------------------------------------------------------------ compute
     def compute(self) -> bool:

@@ -144,24 +144,33 @@ class JobRunner(QObject):
         worker.succeeded.connect(self._on_succeeded, queued)
         worker.failed.connect(self._on_failed, queued)
         worker.cancelled.connect(self._on_cancelled, queued)
-        worker.done.connect(thread.quit)
-        thread.finished.connect(self._finished, queued)
+        # quit from the worker thread itself (QThread.quit is thread-safe), so the GUI thread can
+        # join the thread as soon as a result arrives
+        worker.done.connect(thread.quit, Qt.ConnectionType.DirectConnection)
         self._thread, self._worker, self._name = thread, worker, name
         self.busy_changed.emit(True)
         thread.start()
         return True
 
+    # the job is over when its result arrives: join the thread first, so a callback may start
+    # the next job right away
     def _on_succeeded(self, result: Any) -> None:
-        if self._callbacks[0] is not None:
-            self._callbacks[0](result)
+        cb = self._callbacks[0]
+        self._finished()
+        if cb is not None:
+            cb(result)
 
     def _on_failed(self, message: str) -> None:
-        if self._callbacks[1] is not None:
-            self._callbacks[1](message)
+        cb = self._callbacks[1]
+        self._finished()
+        if cb is not None:
+            cb(message)
 
     def _on_cancelled(self) -> None:
-        if self._callbacks[2] is not None:
-            self._callbacks[2]()
+        cb = self._callbacks[2]
+        self._finished()
+        if cb is not None:
+            cb()
 
     def cancel(self) -> None:
         if self._worker is not None:
@@ -172,9 +181,6 @@ class JobRunner(QObject):
         if thread is None:  # already joined by shutdown()
             return
         if thread is not None:
-            from PyQt6.QtCore import QCoreApplication
-
-            QCoreApplication.sendPostedEvents(self)  # results before "not busy"
             thread.wait()
             thread.deleteLater()
         self.busy_changed.emit(False)
@@ -190,8 +196,9 @@ class JobRunner(QObject):
         return bool(thread.wait(int(timeout_s * 1000)))
 
     def shutdown(self, timeout_s: float = 30.0) -> None:
-        """Cancel the job and join its thread."""
+        """Cancel the job and join its thread; its result, if still queued, is dropped."""
         self.cancel()
+        self._callbacks = (None, None, None)
         thread = self._thread
         if thread is not None:
             if not thread.wait(int(timeout_s * 1000)):

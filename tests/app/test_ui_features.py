@@ -50,9 +50,9 @@ def page(qtbot):
 
 def _click_cell(qtbot, page, c: int, f: int) -> None:
     view = page.map_view
+    qtbot.wait(QApplication.doubleClickInterval() + 50)  # two clicks, not one double click
     scene_pt = view.plot.vb.mapViewToScene(QPointF(f + 0.5, c + 0.5))
     widget_pt = view.glw.mapFromScene(scene_pt)
-    qtbot.wait(QApplication.doubleClickInterval() + 50)  # two clicks, not one double click
     qtbot.mouseClick(view.glw.viewport(), Qt.MouseButton.LeftButton, pos=widget_pt)
 
 

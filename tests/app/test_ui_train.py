@@ -1,0 +1,113 @@
+"""Train page: cross-validation on real EEGMMIDB runs, table, confusion, bundle and report."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from app.session import Session  # noqa: E402
+from app.ui.qt_models import AppContext  # noqa: E402
+from app.ui.train_page import TrainPage  # noqa: E402
+
+
+@pytest.fixture
+def page(qtbot):
+    before = set(threading.enumerate())
+    ctx = AppContext()
+    p = TrainPage(ctx)
+    qtbot.addWidget(p)
+    p.resize(1200, 800)
+    p.show()
+    yield p
+    p.shutdown()
+    assert not p.jobs.busy
+    ctx.shutdown()
+    left = [t for t in threading.enumerate() if t not in before and t.is_alive()
+            and not isinstance(t, threading._DummyThread)]
+    assert not left, left
+
+
+def test_train_page_cv_table_confusion_bundle_report(page, qtbot, asset_edfs, session_root):
+    from decoders.onnx import load_bundle
+
+    errors = []
+    page.context.error_reported.connect(errors.append)
+    session = Session.create(session_root, "S001", "ses1")
+    page.context.set_session(session)
+    page.context.feature_selection = {"psd": ["C4:13-16", "C3:10-12"]}
+    runs = [p for p in asset_edfs if p.name in ("S001R04.edf", "S001R08.edf")]
+    page.set_paths(runs)
+    page.set_pipelines(["csp-lda", "psd-lda"])
+    assert page.selected_pipelines() == ["psd-lda", "csp-lda"]  # registry order
+    page.folds.setValue(3)
+    with qtbot.waitSignal(page.cv_finished, timeout=90000):
+        assert page.run_cv()
+        assert not page.run_button.isEnabled()
+    assert not errors, errors
+    res = page.result
+    assert len(res.trials.y) == 30  # 15 cued trials per run
+    assert page.table.rowCount() == 2
+    shown = {page.table.item(i, 0).text(): float(page.table.item(i, 1).text()) for i in range(2)}
+    assert set(shown) == {"csp-lda", "psd-lda"}
+    for r in res.results:
+        assert 0.0 <= r.score <= 1.0 and len(r.fold_scores) == 3
+        assert shown[r.pipeline] == pytest.approx(r.score, abs=5e-4)
+    scores = [float(page.table.item(i, 1).text()) for i in range(2)]
+    assert scores == sorted(scores, reverse=True)  # best first
+    assert page.table.horizontalHeaderItem(1).text() == "ROC AUC"
+    assert page.progress.value() == page.progress.maximum() == 1
+    # the Features selection went into psd-lda's config
+    ov = dict(res.configs["psd-lda"].overrides)
+    assert ov["select__selection"] == ["C4:13-16", "C3:10-12"]
+    assert "select__selection" not in dict(res.configs["csp-lda"].overrides)
+    # confusion matrix of the best pipeline: every trial counted once
+    best = res.best()
+    labels, cm = res.confusion[best]
+    assert labels == ["left_hand", "right_hand"] and cm.sum() == 30
+    assert page.cm_table.rowCount() == 2
+    assert sum(int(page.cm_table.item(i, j).text()) for i in range(2) for j in range(2)) == 30
+
+    # selecting the other row computes its confusion matrix in the background
+    other = next(i for i in range(2) if page.table.item(i, 0).text() != best)
+    with qtbot.waitSignal(page.confusion_ready, timeout=30000):
+        page.table.selectRow(other)
+    assert page.current_pipeline() != best
+    qtbot.waitUntil(lambda: not page.jobs.busy, timeout=5000)
+
+    # save the chosen model into the session and load it back
+    with qtbot.waitSignal(page.model_saved, timeout=60000):
+        assert page.save_model("psd-lda")
+    qtbot.waitUntil(lambda: not page.jobs.busy, timeout=5000)
+    assert page.last_model.parent == session.models_dir
+    bundle = load_bundle(page.last_model)
+    assert bundle.classes == ["left_hand", "right_hand"]
+    assert bundle.meta["training_scores"]["cv_score"] == pytest.approx(res.result("psd-lda").score)
+    p = bundle.predict_proba(res.trials.X[:4])
+    assert p.shape == (4, 2) and np.allclose(p.sum(axis=1), 1.0)
+
+    with qtbot.waitSignal(page.report_saved, timeout=60000):
+        assert page.export_report()
+    qtbot.waitUntil(lambda: not page.jobs.busy, timeout=5000)
+    assert page.last_report.parent == session.reports_dir
+    text = page.last_report.read_text(errors="replace")
+    assert "R\u00b2 map (PSD)" in text and "Confusion matrix" in text and "csp-lda" in text
+    assert not errors, errors
+
+
+def test_train_page_errors_are_shown(page, qtbot, asset_edfs):
+    errors = []
+    page.context.error_reported.connect(errors.append)
+    assert not page.run_cv()  # no session, no file
+    assert "No recording" in errors[-1]
+    page.set_paths(asset_edfs[:1])
+    page.set_pipelines([])
+    assert not page.run_cv()
+    assert "Tick at least one" in errors[-1]
+    page.set_pipelines(["csp-lda"])
+    page.mapping_edit.setText("T1=left_hand, T9=right_hand")
+    page.run_cv()
+    qtbot.waitUntil(lambda: len(errors) == 3, timeout=30000)
+    assert errors[-1].startswith("Train: ") and "T9" in errors[-1]
