@@ -1045,6 +1045,15 @@ class DiscriminativeKalmanFilter(_FilterBase):
 
     # -- observation model ---------------------------------------------------------------------
 
+    def _distances_to_train(self, Xs: np.ndarray) -> np.ndarray:
+        """:func:`squared_distances` to the training points, their norms cached (online speed)."""
+        cache = self.__dict__.get("_train_sq")
+        if cache is None or cache[0] is not self.X_train_:
+            cache = (self.X_train_, (self.X_train_**2).sum(axis=1)[None, :])
+            self._train_sq = cache
+        d2 = (Xs**2).sum(axis=1)[:, None] + cache[1] - 2.0 * (Xs @ self.X_train_.T)
+        return np.maximum(d2, 0.0)
+
     def _f_Q_numpy(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n, d = X.shape[0], self.n_states_
         if self.regressor == "gp":
@@ -1056,7 +1065,7 @@ class DiscriminativeKalmanFilter(_FilterBase):
             return f, Q + self.Q_add_
         Xs = (X - self.x_mean_) / self.x_scale_
         if self.regressor == "nw":
-            d2 = squared_distances(Xs, self.X_train_)
+            d2 = self._distances_to_train(Xs)
             W = _kernel_weights(d2, self.bandwidth_)
             f = (W @ self.Z_train_) / W.sum(axis=1, keepdims=True)
         else:
@@ -1065,7 +1074,7 @@ class DiscriminativeKalmanFilter(_FilterBase):
         if self.Q_const_ is not None:
             return f, np.broadcast_to(self.Q_const_, (n, d, d)).copy()
         if d2 is None:
-            d2 = squared_distances(Xs, self.X_train_)
+            d2 = self._distances_to_train(Xs)
         Wq = _kernel_weights(d2, self.q_bandwidth_)
         Q = (Wq @ self.R_train_.reshape(len(self.R_train_), -1)) / Wq.sum(axis=1, keepdims=True)
         return f, Q.reshape(n, d, d) + self.Q_add_
