@@ -189,6 +189,69 @@ class PseudoOnlineResult:
         }
 
 
+
+def score_trials(
+    ends: np.ndarray,
+    outputs: np.ndarray,
+    labels: Sequence[str],
+    onsets: Sequence[int],
+    trial_labels: Sequence[str],
+    *,
+    window: int,
+    n_pad: int,
+    trial_len: int,
+    sfreq: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Score cued trials from a sequence of window decisions (offline or live, same rule).
+
+    Parameters
+    ----------
+    ends : ndarray of int, shape (n_windows,)
+        Sample index (exclusive) where each decided window ends.
+    outputs : ndarray, shape (n_windows, n_outputs)
+        Decoder outputs; rows with NaN (invalid windows) are ignored.
+    labels : sequence of str, length n_outputs
+        Output names.
+    onsets : sequence of int, length n_trials
+        Cue onsets, in samples on the same axis as ``ends``.
+    trial_labels : sequence of str, length n_trials
+        The cued class of each trial.
+    window, n_pad : int
+        Window length and its filter padding, in samples. A trial's decisions are those of the
+        windows whose signal part (after the padding) starts at or after the cue and that end
+        within ``trial_len`` samples of it.
+    trial_len : int
+    sfreq : float
+
+    Returns
+    -------
+    correct : ndarray of bool, shape (n_trials,)
+        Argmax of the running mean output at the end of the trial == the cued class.
+    time_to_decision : ndarray, shape (n_trials,)
+        Seconds from the cue to the end of the first window from which the running mean stays
+        correct until the trial ends (NaN if never).
+    """
+    ends = np.asarray(ends, dtype=int)
+    outputs = np.asarray(outputs, dtype=float).reshape(len(ends), -1)
+    labels = [str(v) for v in labels]
+    onsets = np.asarray(onsets, dtype=int)
+    correct = np.zeros(len(onsets), bool)
+    ttd = np.full(len(onsets), np.nan)
+    for i, (o, lab) in enumerate(zip(onsets, trial_labels, strict=True)):
+        sel = np.flatnonzero((ends - (window - n_pad) >= o) & (ends <= o + trial_len))
+        sel = sel[np.isfinite(outputs[sel]).all(axis=1)]
+        if not len(sel) or str(lab) not in labels:
+            continue
+        k = labels.index(str(lab))
+        running = np.cumsum(outputs[sel], axis=0) / np.arange(1, len(sel) + 1)[:, None]
+        ok = running.argmax(axis=1) == k
+        correct[i] = bool(ok[-1])
+        if ok[-1]:
+            wrong = np.flatnonzero(~ok)
+            first = 0 if not len(wrong) else wrong[-1] + 1
+            ttd[i] = (ends[sel[first]] - o) / sfreq
+    return correct, ttd
+
 def sliding_windows(data: np.ndarray, window: int, step: int, batch: int = 256):
     """Yield (ends, windows) batches of windows ending on multiples of ``step``.
 
@@ -280,24 +343,8 @@ def pseudo_online(
     ends = np.concatenate(ends_l) if ends_l else np.zeros(0, int)
     outputs = np.concatenate(outs) if outs else np.zeros((0, len(labels)))
     onsets, ylab = np.asarray(events[0], dtype=int), [str(v) for v in events[1]]
-    trial_len = n_samples(trial_s, sfreq)
-    correct = np.zeros(len(onsets), bool)
-    ttd = np.full(len(onsets), np.nan)
-    for i, (o, lab) in enumerate(zip(onsets, ylab)):
-        # windows whose signal part (after the filter padding) starts at or after the cue and
-        # that end within the trial
-        sel = np.flatnonzero((ends - (window - n_pad) >= o) & (ends <= o + trial_len))
-        sel = sel[np.isfinite(outputs[sel]).all(axis=1)]
-        if not len(sel) or lab not in labels:
-            continue
-        k = labels.index(lab)
-        running = np.cumsum(outputs[sel], axis=0) / np.arange(1, len(sel) + 1)[:, None]
-        ok = running.argmax(axis=1) == k
-        correct[i] = bool(ok[-1])
-        if ok[-1]:
-            wrong = np.flatnonzero(~ok)
-            first = 0 if not len(wrong) else wrong[-1] + 1
-            ttd[i] = (ends[sel[first]] - o) / sfreq
+    correct, ttd = score_trials(ends, outputs, labels, onsets, ylab, window=window, n_pad=n_pad,
+                                trial_len=n_samples(trial_s, sfreq), sfreq=sfreq)
     duration = data.shape[1] / sfreq
     return PseudoOnlineResult(
         ends=ends, outputs=outputs, labels=labels, trial_correct=correct, time_to_decision=ttd,
