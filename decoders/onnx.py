@@ -59,6 +59,7 @@ ALLOWED_STEPS: frozenset[str] = frozenset(
         "decoders.features.covariance.AugmentedCovariances",
         "decoders.selection.FeatureSelector",
         "decoders.onnx.RiemannDistances",
+        "decoders.pipelines.OASCovariances",
         "pyriemann.estimation.Covariances",
         "pyriemann.spatialfilters.CSP",
         "pyriemann.tangentspace.TangentSpace",
@@ -92,7 +93,7 @@ class RiemannDistances(TransformerMixin, BaseEstimator):
 
     def transform(self, X):
         """X : ndarray, shape (n, c, c) -> distances, shape (n, n_classes)."""
-        from pyriemann.utils.distance import distance
+        from pyriemann.geometry.distance import distance
 
         return np.concatenate([distance(X, m, self.metric) for m in self.covmeans_], axis=1)
 

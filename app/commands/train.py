@@ -1,15 +1,88 @@
-"""`neurodeck train`."""
+"""`neurodeck train`: fit one pipeline on recordings and write a model bundle (ONNX + JSON)."""
 from __future__ import annotations
 
 import argparse
+import logging
+from pathlib import Path
+
+from app.commands.evaluate import add_common_arguments
 
 NAME = "train"
-HELP = "TODO"
+HELP = "fit a decoding pipeline on recordings and save it as a model bundle (ONNX + JSON sidecar)"
+
+logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    add_common_arguments(parser)
+    parser.add_argument("--pipeline", default="ts-lda", help="pipeline name (ts-lda; see "
+                        "`neurodeck evaluate --list`)")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR",
+                        help="bundle directory to write (model.onnx + model.json)")
+    parser.add_argument("--cv", type=int, default=5,
+                        help="folds of the cross-validation score stored in the bundle (0: none)")
+    parser.add_argument("--pseudo-online", action="store_true",
+                        help="also replay the training recordings through the saved bundle and "
+                        "print per-trial accuracy, time to decision and speed (optimistic: "
+                        "training data)")
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError("neurodeck train is not built yet")
+    import time
+    import warnings
+
+    import numpy as np
+    from tqdm import tqdm
+
+    from app.cli import UserError
+    from app.commands.evaluate import dataset_name, load_dataset, make_config
+    from decoders.evaluation import cross_validate_pipelines, pseudo_online
+    from decoders.onnx import save_bundle
+    from decoders.pipelines import PIPELINES
+
+    if args.pipeline not in PIPELINES:
+        raise UserError(f"unknown pipeline {args.pipeline!r}; expected one of {sorted(PIPELINES)}")
+    if len(args.datasets) != 1:
+        # several positional datasets: train on all of them together
+        logger.info("training on %d datasets together", len(args.datasets))
+    config = make_config(args, args.pipeline)
+    Xs, ys, conts = [], [], []
+    ch_names = sfreq = None
+    for spec in args.datasets:
+        X, y, ch, sf, cont = load_dataset(spec, config)
+        if ch_names is not None and (ch != ch_names or sf != sfreq):
+            raise UserError(f"{spec}: channels/rate differ from the first dataset")
+        ch_names, sfreq = ch, sf
+        Xs.append(X)
+        ys.append(y)
+        conts += cont
+    X, y = np.concatenate(Xs), np.concatenate(ys)
+    print(f"{len(y)} trials {dict(zip(*np.unique(y, return_counts=True)))}, "
+          f"{len(ch_names)} channels at {sfreq} Hz")
+    scores: dict = {"n_trials": int(len(y)), "datasets": [dataset_name(s) for s in args.datasets]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        if args.cv and args.cv >= 2:
+            bar = tqdm(total=args.cv, unit="fold", desc=f"cv {args.pipeline}", disable=args.no_progress)
+            res = cross_validate_pipelines(
+                X, y, {args.pipeline: config.build(sfreq, ch_names, seed=args.seed)}, cv=args.cv,
+                seed=args.seed, progress=lambda *a: bar.update(1))[0]
+            bar.close()
+            scores.update(cv_metric=res.metric, cv_score=res.score, cv_fold_scores=res.fold_scores,
+                          cv_folds=args.cv, seed=args.seed)
+            print(f"{args.pipeline}: {args.cv}-fold {res.metric} {res.score:.3f}")
+        t0 = time.perf_counter()
+        pipe = config.build(sfreq, ch_names, seed=args.seed).fit(X, y)
+        scores["fit_time_s"] = time.perf_counter() - t0
+        scores["train_score"] = float(pipe.score(X, y))
+        path = save_bundle(pipe, config, args.out, ch_names=ch_names, sfreq=sfreq, X_check=X,
+                           scores=scores)
+    print(f"model bundle written to {path} (training accuracy {scores['train_score']:.3f})")
+    if args.pseudo_online:
+        for data, onsets, labels in conts:
+            r = pseudo_online(path, data, sfreq, (onsets, labels))
+            s = r.summary()
+            print(f"pseudo-online: {s['n_trials']} trials, accuracy {s['trial_accuracy']:.3f}, "
+                  f"median time to decision {s['median_time_to_decision_s']} s, "
+                  f"{s['realtime_factor']:.0f}x real time")
+    return 0
