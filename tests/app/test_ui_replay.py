@@ -1,0 +1,109 @@
+"""Replay page: play a real EDF as LSL (progress, pause), pseudo-online evaluation of a bundle."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from app.ui.qt_models import AppContext  # noqa: E402
+from app.ui.replay_page import ReplayPage, evaluate_recording  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(tmp_path_factory, asset_edfs):
+    """A csp-lda bundle trained on S001 runs 4 and 8 (run 12 stays unseen)."""
+    from app.ui.features_page import load_trials
+    from app.ui.train_page import fit_and_save, run_cross_validation
+
+    trials = load_trials([p for p in asset_edfs if p.name in ("S001R04.edf", "S001R08.edf")])
+    res = run_cross_validation(trials, ["csp-lda"], cv=3)
+    return fit_and_save(res, "csp-lda", tmp_path_factory.mktemp("models") / "csp-lda")
+
+
+@pytest.fixture
+def page(qtbot):
+    before = set(threading.enumerate())
+    ctx = AppContext()
+    p = ReplayPage(ctx)
+    qtbot.addWidget(p)
+    p.resize(1200, 800)
+    p.show()
+    yield p
+    p.shutdown()
+    assert not p.jobs.busy
+    ctx.shutdown()
+    left = [t for t in threading.enumerate() if t not in before and t.is_alive()
+            and not isinstance(t, threading._DummyThread)
+            and t.name.startswith(("neurodeck", "player", "inlet"))]
+    assert not left, left
+
+
+def test_replay_plays_pauses_and_feeds_the_app_inlet(page, qtbot, asset_edfs):
+    errors = []
+    page.context.error_reported.connect(errors.append)
+    sm = page.context.streams
+    edf = next(p for p in asset_edfs if p.name == "S001R12.edf")
+    page.speed.setValue(8.0)
+    page.loop.setChecked(False)
+    with qtbot.waitSignal(sm.connection_changed, timeout=20000):
+        assert page.play(edf)
+    assert sm.source_kind == "replay" and page.player is not None
+    assert sm.description.n_channels == 64 and sm.description.srate == 160.0
+    qtbot.waitUntil(lambda: page.play_progress.value() > 20, timeout=20000)
+    assert page.badge.state == "connected"
+    # pause: the position stops, the inlet stops growing
+    page.toggle_pause()
+    assert page.player.paused and page.pause_button.text() == "Resume"
+    qtbot.wait(1000)  # what was pushed before the pause arrives
+    pos, n = page.player.position_s, sm.inlet.n_received
+    assert n > 0
+    qtbot.wait(500)
+    assert page.player.position_s == pos
+    assert sm.inlet.n_received == n
+    page.toggle_pause()
+    before = page.play_progress.value()
+    qtbot.waitUntil(lambda: page.play_progress.value() > before + 20, timeout=20000)
+    assert sm.inlet.n_received > n
+    # the inlet got the file's samples; the pause shows as one gap in the timestamps (the
+    # player's clock stood still), nothing else
+    c = sm.inlet.counters
+    assert c.gaps <= 1 and c.overruns == 0 and c.samples_received > 160 * 4
+    assert "S001R12.edf" in page.play_progress.format()
+    page.stop()
+    assert sm.inlet is None and page.player is None and page.badge.state == "idle"
+    assert not errors, errors
+
+
+def test_pseudo_online_evaluation_on_unseen_run(page, qtbot, asset_edfs, bundle_dir):
+    errors = []
+    page.context.error_reported.connect(errors.append)
+    run12 = next(p for p in asset_edfs if p.name == "S001R12.edf")
+    with qtbot.waitSignal(page.evaluated, timeout=60000):
+        assert page.evaluate(bundle_dir, run12)
+    assert not errors, errors
+    out = page.eval_result
+    s = out["summary"]
+    assert s["n_trials"] == 15
+    assert 0.0 <= s["trial_accuracy"] <= 1.0
+    assert s["n_windows"] == len(out["result"].ends) > 1000  # 125 s at a 1/16 s hop
+    assert page.eval_progress.value() == page.eval_progress.maximum() == s["n_windows"]
+    assert "trial accuracy" in page.results_label.text() and "csp-lda" in page.results_label.text()
+    assert len(page.plot.getPlotItem().listDataItems()) == 2
+    # the page shows what evaluate_recording computes
+    direct = evaluate_recording(bundle_dir, run12)
+    np.testing.assert_allclose(direct["result"].outputs, out["result"].outputs)
+
+
+def test_pseudo_online_errors(page, qtbot, tmp_path, asset_edfs):
+    errors = []
+    page.context.error_reported.connect(errors.append)
+    assert not page.evaluate()
+    assert "model folder" in errors[-1]
+    page.evaluate(tmp_path / "nomodel", asset_edfs[0])
+    qtbot.waitUntil(lambda: len(errors) == 2, timeout=20000)
+    assert errors[-1].startswith("Pseudo-online evaluation:") and "nomodel" in errors[-1]
+    assert not page.play(tmp_path / "missing.edf")
+    assert "not found" in errors[-1]
