@@ -5,8 +5,10 @@ Usage::
     QT_QPA_PLATFORM=offscreen python scripts/screenshots.py [--out docs/screenshots]
 
 (or under ``xvfb-run``). Starts the built-in simulator (64 ch @ 512 Hz), lets the signal view and
-spectrum fill, runs a short calibration in a throw-away session to capture the cue display mid-trial,
-and saves one PNG per page (``01-connect.png`` ...) plus the cue display alone.
+spectrum fill, runs a short-timed calibration (2 x 12 trials, ~1.5 min) in a throw-away session
+(captured mid-trial and when saved), then shows every later page; a page may define
+``prepare_screenshot()`` (start work on the session's data) and ``screenshot_ready() -> bool``.
+Saves one PNG per page (``01-connect.png`` ...) plus the cue display alone.
 Settings and sessions go to a temporary folder, never to your home.
 """
 from __future__ import annotations
@@ -42,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
     parser.add_argument("--width", type=int, default=1400)
     parser.add_argument("--height", type=int, default=900)
+    parser.add_argument("--quick", action="store_true", help="3 calibration trials per class, not 12")
     args = parser.parse_args(argv)
     if not os.environ.get("DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -80,17 +83,16 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"screenshots: could not write {path}")
         saved.append(path)
 
-    for i, spec in enumerate(PAGES, start=1):
-        if spec.key == "calibrate":
-            continue
-        win.show_page(spec.key)
-        pump(app, 0.5)
-        shoot(f"{i:02d}-{spec.key}")
+    win.show_page("connect")
+    pump(app, 0.5)
+    shoot("01-connect")
 
-    # calibrate: a short run, captured while the arrow is on screen
+    # calibrate: a real (short-timed) run on the simulator, captured while an arrow is on screen;
+    # it completes so the later pages have a calibration recording to work on
     cal = win.show_page("calibrate")
-    cal.set_config(ProtocolConfig(classes=("left_hand", "right_hand", "feet"), trials_per_class=5,
-                                  fixation_s=1.0, cue_s=1.25, imagery_s=1.0, rest_min_s=0.5,
+    n_trials = 3 if args.quick else 12
+    cal.set_config(ProtocolConfig(classes=("left_hand", "right_hand"), trials_per_class=n_trials,
+                                  fixation_s=0.5, cue_s=1.0, imagery_s=2.5, rest_min_s=0.5,
                                   rest_max_s=0.8, lead_in_s=0.5, beep=False, seed=4))
     cal.start()
     wait_for(app, lambda: cal.protocol is not None and cal.protocol.trial >= 2
@@ -98,10 +100,27 @@ def main(argv: list[str] | None = None) -> int:
     pump(app, 0.2)
     shoot("02-calibrate")
     shoot("02b-cue-display", cal.cue_display)
-    cal.abort()
-    wait_for(app, lambda: cal.state == "idle", 30, "the recording to be saved")
-    pump(app, 0.3)
+    wait_for(app, lambda: cal.protocol.done and cal.state == "idle", 60 + 6 * n_trials * 2,
+             "the calibration run and its recording")
+    pump(app, 0.8)
     shoot("02c-calibrate-saved")
+
+    # later pages may implement prepare_screenshot() (e.g. compute on the session's calibration)
+    # and screenshot_ready() -> bool; otherwise they are shot as they are
+    for i, spec in enumerate(PAGES, start=1):
+        if spec.key in ("connect", "calibrate"):
+            continue
+        page = win.show_page(spec.key)
+        pump(app, 0.3)
+        if hasattr(page, "prepare_screenshot"):
+            try:
+                page.prepare_screenshot()
+                if hasattr(page, "screenshot_ready"):
+                    wait_for(app, page.screenshot_ready, 180, f"the {spec.key} page")
+            except Exception as exc:  # a page's demo problem must not stop the others' shots
+                print(f"screenshots: {spec.key}: {exc}", file=sys.stderr)
+        pump(app, 0.5)
+        shoot(f"{i:02d}-{spec.key}")
     win.close()
     for p in saved:
         print(p)

@@ -112,7 +112,7 @@ class CueDisplay(QWidget):
         elif phase is Phase.PAUSED:
             self._text(p, "Paused", 0.09)
         elif phase is Phase.FINISHED:
-            self._text(p, "Run complete \u2014 thank you", 0.06)
+            self._text(p, "Run complete \u2014 thank you", 0.045)
         elif phase is Phase.ABORTED:
             self._text(p, "Run stopped", 0.07)
         else:

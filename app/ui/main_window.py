@@ -293,7 +293,7 @@ class MainWindow(QMainWindow):
         sb.addWidget(self.rec_badge)
         sb.addWidget(self.state_badge)
         self._busy_timer = QTimer(self)
-        self._busy_timer.setInterval(500)
+        self._busy_timer.setInterval(250)
         self._busy_timer.timeout.connect(self._poll_busy)
         self._busy_timer.start()
         sb.addWidget(self.counters_label, 1)

@@ -30,6 +30,7 @@ from PyQt6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
+    QGraphicsItem,
     QHBoxLayout,
     QLabel,
     QMenu,
@@ -284,6 +285,9 @@ class SignalView(QWidget):
         self.plot.setLabel("bottom", "time (s)")
         self.plot.getAxis("left").setStyle(tickTextOffset=6)
         self.plot.getAxis("left").setWidth(96)
+        # axes (64 text labels) are repainted with every frame otherwise: ~12 ms of text drawing
+        for name in ("left", "bottom"):
+            self.plot.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.empty_text = pg.TextItem("No stream connected", color="#78909c", anchor=(0.5, 0.5))
         self.plot.addItem(self.empty_text)
         self.empty_text.setPos(-5, 0.5)
