@@ -250,8 +250,8 @@ def test_make_nw_model_standalone_matches_numpy():
 def test_mlp_skl2onnx_parity(synthetic, q_model):
     Xtr, Ztr, Xte, _ = synthetic
     dkf = DiscriminativeKalmanFilter(
-        regressor="mlp", q_model=q_model, loo_max_samples=400, q_bandwidth=1.0
-    ).fit(Xtr[:1000], Ztr[:1000])
+        regressor="mlp", q_model=q_model, q_bandwidth=1.0, hidden_layer_sizes=(16,), cv=2
+    ).fit(Xtr[:600], Ztr[:600])
     sess = session(dkf.to_onnx())
     f, Q = sess.run(None, {"x": Xte[:100]})
     f_ref, Q_ref = dkf.predict_f_Q(Xte[:100])
