@@ -131,6 +131,16 @@ class CalibratePage(Page):
         # --- run controls
         run = QGroupBox("Run")
         rv = QVBoxLayout(run)
+        sess_row = QHBoxLayout()
+        self.session_label = QLabel("")
+        self.session_label.setWordWrap(True)
+        self.session_button = QPushButton("Session\u2026")
+        self.session_button.setToolTip("Create a new subject/session or open a past one")
+        self.session_button.clicked.connect(
+            lambda: self.context.session_requested.emit() if self.context is not None else None)
+        sess_row.addWidget(self.session_label, 1)
+        sess_row.addWidget(self.session_button)
+        rv.addLayout(sess_row)
         self.start_button = big_button("\u25b6  Start calibration")
         self.start_button.clicked.connect(self.start)
         rv.addWidget(self.start_button)
@@ -169,6 +179,16 @@ class CalibratePage(Page):
             cfg = ProtocolConfig()
         self.set_config(cfg)
         self._set_state("idle")
+        if context is not None:
+            context.session_changed.connect(self._show_session)
+            self._show_session(context.session)
+
+    def _show_session(self, session) -> None:
+        if session is None:
+            self.session_label.setText("<span style='color:#c62828'>No session yet: create one "
+                                       "first, the run is recorded into it.</span>")
+        else:
+            self.session_label.setText(f"Recording into session <b>{session.label}</b>")
 
     @staticmethod
     def _seconds(form: QFormLayout | None, label: str) -> QDoubleSpinBox:
@@ -242,6 +262,7 @@ class CalibratePage(Page):
         self.state = state
         idle = state == "idle"
         self.start_button.setEnabled(idle)
+        self.session_button.setEnabled(idle)
         self.pause_button.setEnabled(state in ("running", "paused"))
         self.pause_button.setText("Resume" if state == "paused" else "Pause")
         self.abort_button.setEnabled(state in ("running", "paused"))

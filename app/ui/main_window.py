@@ -239,6 +239,7 @@ class MainWindow(QMainWindow):
         self.context.error_reported.connect(self.show_error)
         self.context.info_reported.connect(self.toast.show_message)
         self.context.session_changed.connect(self._on_session)
+        self.context.session_requested.connect(self.choose_session)
         sm = self.context.streams
         sm.state_changed.connect(self._on_state)
         sm.counters_changed.connect(self._on_counters)

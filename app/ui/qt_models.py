@@ -423,11 +423,15 @@ class AppContext(QObject):
         An error to show in the window.
     info_reported(str)
         A short success note ("Saved to ...").
+    session_requested()
+        A page wants the user to pick or create a session (the window opens its dialog).
     """
 
     session_changed = pyqtSignal(object)
     error_reported = pyqtSignal(str)
     info_reported = pyqtSignal(str)
+    #: a page asks the window to show the new/open session dialog
+    session_requested = pyqtSignal()
 
     def __init__(self, settings: Settings | None = None, parent: QObject | None = None):
         super().__init__(parent)

@@ -37,6 +37,12 @@ def window(qtbot):
 
 def test_refuses_without_session_or_stream(window, session_root):
     page = window.show_page("calibrate")
+    assert "No session" in page.session_label.text()
+    asked = []
+    window.context.session_requested.disconnect()
+    window.context.session_requested.connect(lambda: asked.append(1))
+    page.session_button.click()
+    assert asked == [1]
     assert page.start() is False
     assert "session" in window.banner.message.lower()
     window.context.set_session(Session.create(session_root, "S09", "x"))
@@ -58,6 +64,7 @@ def test_accelerated_run_on_simulator_is_recorded_with_markers(window, qtbot, se
     with qtbot.waitSignal(sm.connection_changed, timeout=15000):
         sm.start_simulator(n_channels=8, srate=256.0)
     page = window.show_page("calibrate")
+    assert "S01/cal" in page.session_label.text()
     page.set_config(FAST)
     assert page.config() == FAST
     events = []
