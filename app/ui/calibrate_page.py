@@ -344,6 +344,7 @@ class CalibratePage(Page):
             self.context.session.set_section("protocol", cfg.to_dict())
         except OSError as exc:
             self.report_error(f"Could not write the session config: {exc}")
+        self.context.streams.hold("calibration", "a calibration run is recording it")
         self.runner.start()
 
     def _on_event(self, ev) -> None:
@@ -380,6 +381,8 @@ class CalibratePage(Page):
 
     def _on_finished(self, how: str) -> None:
         proto = self.runner.protocol
+        if self.context is not None:
+            self.context.streams.release("calibration")
         done, total = proto.progress
         self.status_label.setText(f"Run {how}: {done} of {total} trials. Saving the recording\u2026")
         self._stop_recorder(sync=False)

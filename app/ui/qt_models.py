@@ -137,6 +137,7 @@ class StreamModel(QObject):
         self._last_counters: Any = None
         self._busy = False
         self._closed = False
+        self._holds: dict[str, str] = {}
         self._timer = QTimer(self)
         self._timer.setInterval(poll_ms)
         self._timer.timeout.connect(self.poll)
@@ -162,6 +163,25 @@ class StreamModel(QObject):
     @property
     def marker_description(self) -> Any:
         return None if self.marker_inlet is None else self.marker_inlet.description
+
+    def hold(self, key: str, reason: str) -> None:
+        """Keep the current source while ``reason`` holds (e.g. a calibration is recording it)."""
+        self._holds[key] = reason
+
+    def release(self, key: str) -> None:
+        self._holds.pop(key, None)
+
+    @property
+    def held(self) -> str | None:
+        """Why the source may not be changed now (None = free)."""
+        return next(iter(self._holds.values()), None)
+
+    def _refuse_if_held(self) -> bool:
+        why = self.held
+        if why is not None and not self._closed:
+            self.error.emit(f"The stream cannot be changed now: {why}. Stop it first.")
+            return True
+        return False
 
     def _set_busy(self, busy: bool) -> None:
         self._busy = busy
@@ -294,6 +314,8 @@ class StreamModel(QObject):
         if self._busy:
             self.error.emit("Please wait: a connection is already being set up.")
             return
+        if self._refuse_if_held():
+            return
         self.disconnect()
         self._set_busy(True)
 
@@ -323,7 +345,13 @@ class StreamModel(QObject):
         logger.info("connected: %s", label)
 
     def disconnect(self) -> None:
-        """Stop the inlets and any source we started (GUI thread; quick)."""
+        """Stop the inlets and any source we started (GUI thread; quick).
+
+        Refused (with an error message) while something :meth:`hold` s the source, except at
+        shutdown.
+        """
+        if self._refuse_if_held():
+            return
         had = self.inlet is not None or self.simulator is not None or self.player is not None
         for obj in (self.marker_inlet, self.inlet, self.player, self.simulator):
             if obj is None:

@@ -344,10 +344,17 @@ class SignalView(QWidget):
         if inlet is None:
             self._timer.stop()
             self.labels, self.flags, self.selected = [], [], []
+            self.empty_text.setText("No stream connected")
             self.empty_text.show()
             self._update_ticks()
             return
         desc = inlet.description
+        if not desc.srate or desc.srate <= 0:
+            self.inlet = None
+            self._timer.stop()
+            self.empty_text.setText(f"{desc.name}: irregular-rate stream, no traces to scroll")
+            self.empty_text.show()
+            return
         self.srate = float(desc.srate)
         self.labels = channel_labels(desc)
         self.flags = [""] * len(self.labels)

@@ -84,7 +84,8 @@ class SpectrumView(QWidget):
         self.channel_box.blockSignals(False)
         self.avg_curve.setData([], [])
         self.chan_curve.setData([], [])
-        if inlet is None:
+        if inlet is None or not inlet.description.srate or inlet.description.srate <= 0:
+            self.inlet = None
             self._timer.stop()
             return
         self.labels = channel_labels(inlet.description)

@@ -74,6 +74,8 @@ def test_accelerated_run_on_simulator_is_recorded_with_markers(window, qtbot, se
     assert page.busy_reason() and "recording" in page.busy_reason()
     qtbot.waitUntil(lambda: window.rec_badge.isVisible(), timeout=3000)
     assert "REC" in window.rec_badge.text()
+    sm.disconnect()  # refused while the calibration records this stream
+    assert sm.inlet is not None and "cannot be changed now" in window.banner.message
     page.runner.phase_changed.connect(events.append)
     cues = []
     sim = sm.simulator
@@ -95,6 +97,7 @@ def test_accelerated_run_on_simulator_is_recorded_with_markers(window, qtbot, se
     assert path.name == "calibration-run01_raw.fif"
     assert page.state == "idle" and page.recorder is None
     qtbot.waitUntil(lambda: not window.rec_badge.isVisible(), timeout=3000)
+    assert sm.held is None
     assert page.protocol.phase is Phase.FINISHED and page.progress.value() == 6
     assert page.protocol.interrupted == 1
     assert page.cue_display.phase is Phase.FINISHED
