@@ -55,6 +55,7 @@ __all__ = [
     "channel_positions",
     "synthesize",
     "simulate_raw",
+    "run_duration",
 ]
 
 MAX_CHANNELS = 512
@@ -207,7 +208,8 @@ class SimulatorConfig:
     erd_depth : float
         Relative mu power drop over the contralateral area at full imagery (0..1; beta drops 0.8x).
     beta_rebound : float
-        Relative beta power overshoot after imagery (0 = none).
+        Post-imagery beta rebound: peak relative beta power increase over rest, about
+        ``0.9 * beta_rebound`` (0 = none), decaying over ~2 s.
     seed : int or None
         Random seed; the same seed gives the same samples offline and streamed.
     counter_channel : bool
@@ -237,7 +239,7 @@ class SimulatorConfig:
     imagery_s: float = 4.0
     rest_s: tuple[float, float] = (1.5, 3.5)
     erd_depth: float = 0.6
-    beta_rebound: float = 0.3
+    beta_rebound: float = 1.0
     seed: int | None = None
     counter_channel: bool = False
     chunk_ms: float = 20.0
@@ -861,7 +863,8 @@ class Simulator:
         ``source_id + "-markers"``, truth ``source_id + "-truth"``.
     wait_for_consumers : float
         Seconds to wait for a consumer of the EEG stream before the first sample (0 = don't wait),
-        so an inlet opened right after :meth:`start` receives sample 0.
+        so an inlet opened right after :meth:`start` receives sample 0; then up to 1 s more for a
+        consumer of the marker stream (open it first to skip that wait).
     duration : float, optional
         Stream exactly ``round(duration * srate)`` samples, then stop pushing (:attr:`finished`);
         the outlets stay open until :meth:`stop`.
@@ -1037,6 +1040,11 @@ class Simulator:
                 while not self._stop.is_set() and local_clock() < deadline:
                     if data_out.wait_for_consumers(min(0.1, self.wait_for_consumers)):
                         break
+                # give a marker inlet opened just after the EEG inlet a moment to connect too,
+                # so the markers of sample 0 reach it
+                grace = min(1.0, max(0.0, deadline - local_clock()))
+                if grace > 0 and not self._stop.is_set():
+                    marker_out.wait_for_consumers(grace)
             t0 = local_clock()
             self.start_time = t0
             rate = sr * self.speed

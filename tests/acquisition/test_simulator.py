@@ -133,6 +133,18 @@ def test_erd_is_contralateral_and_physiology_is_plausible():
     # left hand imagery -> mu ERD over the right hemisphere (C4), and vice versa at C3
     assert left[1] < right[1] - 0.4, (left, right)
     assert right[0] < left[0] - 0.4, (left, right)
+    # contralateral beta (18-24 Hz): ERD during imagery, rebound above baseline after it ends
+    contra = [(s, labels.index("C4" if c == "769" else "C3")) for s, c in events if c in ("769", "770")]
+    sos = signal.butter(4, (18.0, 24.0), btype="band", fs=sr, output="sos")
+    fb = signal.sosfiltfilt(sos, data[[labels.index("C3"), labels.index("C4")]], axis=1)
+
+    def beta(s, row, t0, t1):
+        return np.log(np.mean(fb[rows.index(row), s + int(t0 * sr) : s + int(t1 * sr)] ** 2))
+
+    base = np.array([beta(s, r, -1.5, 0.0) for s, r in contra])
+    during = np.array([beta(s, r, 1.0, 3.5) for s, r in contra])
+    after = np.array([beta(s, r, 4.5, 5.5) for s, r in contra])
+    assert np.mean(during - base) < -0.3 and np.mean(after - base) > 0.15, (during - base, after - base)
 
     # amplitudes in microvolts, tens of uV; blinks biggest at Fp1/Fp2; the bad channel stands out
     rms = data.std(axis=1)
