@@ -1,0 +1,51 @@
+"""`neurodeck evaluate` / `neurodeck train` on the bundled real recording."""
+from __future__ import annotations
+
+import json
+
+from app.cli import main
+from decoders.online import OnlineDecoder
+
+PICKS = "FC3,FC1,FC2,FC4,C5,C3,C1,Cz,C2,C4,C6,CP3,CP1,CPz,CP2,CP4"
+
+
+def test_evaluate_writes_json_with_the_documented_keys(asset_edfs, tmp_path, capsys):
+    out = tmp_path / "res" / "out.json"
+    spec = ",".join(str(p) for p in asset_edfs)
+    rc = main(["evaluate", spec, "--pipelines", "csp-lda,mdm", "--events", "T1=left_hand,T2=right_hand",
+               "--tmin", "0.5", "--tmax", "2.5", "--band", "8", "32", "--picks", PICKS, "--cv", "5",
+               "--seed", "42", "--json", str(out), "--no-progress"])
+    assert rc == 0
+    results = json.loads(out.read_text())["results"]
+    assert [r["pipeline"] for r in results] == ["csp-lda", "mdm"]
+    for r in results:
+        assert {"dataset", "pipeline", "metric", "score", "fold_scores", "n_trials", "fit_time_s",
+                "predict_time_s"} <= set(r)
+        assert r["dataset"] == "S001R04+S001R08+S001R12" and r["metric"] == "roc_auc"
+        assert r["n_trials"] == 45 and len(r["fold_scores"]) == 5 and 0 <= r["score"] <= 1
+        assert r["n_channels"] == 16 and r["band"] == [8.0, 32.0]
+    table = capsys.readouterr().out
+    assert "csp-lda" in table and "S001R04+S001R08+S001R12" in table
+
+
+def test_train_writes_a_bundle_that_decodes(asset_edfs, tmp_path, capsys):
+    spec = ",".join(str(p) for p in asset_edfs)
+    rc = main(["train", spec, "--pipeline", "ts-lr", "--picks", PICKS, "--out", str(tmp_path / "m"),
+               "--cv", "0", "--no-progress"])
+    assert rc == 0
+    dec = OnlineDecoder(tmp_path / "m")
+    assert dec.labels == ["left_hand", "right_hand"] and len(dec.ch_names) == 16
+    assert dec.bundle.meta["training_scores"]["n_trials"] == 45
+    assert "model bundle written" in capsys.readouterr().out
+
+
+def test_bad_flags_exit_2_with_one_line(asset_edfs, tmp_path, capsys):
+    spec = str(asset_edfs[0])
+    assert main(["evaluate", spec, "--pipelines", "ts-lr,nope", "--no-progress"]) == 2
+    assert "unknown pipelines ['nope']" in capsys.readouterr().err
+    assert main(["evaluate", spec, "--events", "T1", "--no-progress"]) == 2
+    assert "not ANNOTATION=CLASS" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "missing.edf"), "--no-progress"]) == 2
+    assert main(["train", spec, "--pipeline", "ts-lr", "--picks", "C3,Nope", "--out",
+                 str(tmp_path / "x"), "--no-progress"]) == 2
+    assert "['Nope'] not found" in capsys.readouterr().err
