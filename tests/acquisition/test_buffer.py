@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -137,7 +138,8 @@ def test_concurrent_reader_never_sees_torn_data():
             k += n
 
     def reader():
-        while not stop.is_set():
+        deadline = time.monotonic() + 5.0  # at most; usually done in well under a second
+        while windows[0] < 500 and time.monotonic() < deadline:
             if buf.n_written < 64:
                 continue
             data, ts = buf.latest(64)
@@ -158,7 +160,7 @@ def test_concurrent_reader_never_sees_torn_data():
     threads = [threading.Thread(target=writer), threading.Thread(target=reader)]
     for t in threads:
         t.start()
-    threads[1].join(1.0)
+    threads[1].join(10)
     stop.set()
     for t in threads:
         t.join(5)
