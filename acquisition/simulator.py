@@ -959,6 +959,9 @@ class Simulator:
             self._outlets["truth"] = DataOutlet(tinfo, chunk_size=cfg.chunk_size)
         self._stop.clear()
         self.error = None
+        self.samples_pushed = self.markers_pushed = self.chunks_pushed = 0
+        self.last_marker = None
+        self.start_time = None
         self._thread = threading.Thread(target=self._run, name=f"simulator-{self.name}", daemon=True)
         self._thread.start()
         logger.info("simulator %r started (source_id %s, %d ch @ %g Hz, speed %g)",

@@ -86,13 +86,18 @@ def run(args: argparse.Namespace) -> int:
     stopped_by_user = False
     try:
         sim.start()
+        t_start = time.monotonic()
         tick = 1
         while sim.running:
             sim.wait(max(0.0, t_start + tick - time.monotonic()))
             if not sim.running:
                 break
+            extra = ""
+            if cfg.mode == "continuous":
+                vx, vy = sim.velocity()
+                extra = f"  true velocity ({vx:+.2f}, {vy:+.2f})"
             print(f"  {tick:5d} s  samples {sim.samples_pushed:9d}  markers {sim.markers_pushed:5d}"
-                  f"  last marker {_marker_text(sim.last_marker)}", flush=True)  # fmt: skip
+                  f"  last marker {_marker_text(sim.last_marker)}{extra}", flush=True)  # fmt: skip
             tick += 1
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM (app.cli turns it into KeyboardInterrupt)
         stopped_by_user = True
