@@ -282,6 +282,12 @@ class CursorTask:
             return self._finish("timeout", None)
         return None
 
+    def end_trial(self) -> CursorTrial | None:
+        """End the active trial as a time-out (e.g. its cue period is over); None if none runs."""
+        if self.target is None:
+            return None
+        return self._finish("timeout", None)
+
     def _finish(self, outcome: str, reached: int | None) -> CursorTrial:
         trial = CursorTrial(int(self.target), outcome, reached, self.elapsed, self._path)
         self.trials.append(trial)
@@ -319,7 +325,7 @@ class VelocityDKF:
     def __init__(self, **dkf_params: Any):
         from decoders.dkf import DiscriminativeKalmanFilter
 
-        params = {"regressor": "nw", "loo_max_samples": 400}
+        params = {"regressor": "nw", "loo_max_samples": 400, "q_criterion": "nll"}
         params.update(dkf_params)
         self.dkf = DiscriminativeKalmanFilter(**params)
         self.fitted = False

@@ -1,0 +1,752 @@
+"""Online page: run a saved model live on the connected EEG stream, with feedback and self-scoring.
+
+A model bundle (ONNX + JSON, from the Train page) is loaded into a
+:class:`decoders.online.OnlineDecoder`; *Start* runs an :class:`app.engine.OnlineEngine` on the
+app's EEG inlet (live amplifier, simulator, or a file from the Replay/Connect page). Every
+decision is published on an LSL stream (name shown), drives the feedback (Graz bar or cursor
+task), and - when cue markers arrive on the marker stream - is scored by
+:class:`app.feedback_model.CuedRunScorer` (accuracy, time to decision, live). With a session the
+run is recorded (EEG + markers + decisions) into ``recordings/online-runNN``.
+
+Times: decisions and markers carry LSL timestamps. A replay at speed ``s`` stamps file time
+divided by ``s``, so feedback and scoring work on ``timestamp * s`` ("stream seconds").
+"""
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6.QtCore import QObject, QTimer, pyqtSignal
+from PyQt6.QtGui import QColor
+from PyQt6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.feedback_model import (
+    CuedRunScorer,
+    CursorConfig,
+    CursorTask,
+    OutputSmoother,
+    VelocityDKF,
+    bar_value,
+    cue_velocity,
+    velocity_from_probs,
+)
+from app.ui.feedback import CursorView, GrazBar
+from app.ui.qt_models import error_text
+from app.ui.widgets import Page, StateBadge, big_button
+from app.ui.workers import JobRunner
+
+logger = logging.getLogger(__name__)
+
+ENGINE_COLOURS = {"idle": "idle", "waiting for data": "connecting", "running": "connected",
+                  "paused (stream interrupted)": "stalled", "stopped": "stopped", "error": "lost"}
+
+
+# ------------------------------------------------------------------------------- Qt-free part
+def cursor_targets_for(labels: list[str], dims: int) -> dict[str, int]:
+    """Class label -> cursor target index (1-D: left 0, right 1; 2-D: right, up, left, down)."""
+    if dims == 1:
+        return {"left_hand": 0, "right_hand": 1}
+    return {"right_hand": 0, "feet": 1, "left_hand": 2, "tongue": 3, "rest": 3}
+
+
+def fit_cursor_dkf(model_dir: str | Path, recording: str | Path, dims: int = 1,
+                   trial_s: float = 4.0, step_s: float = 0.0625, progress=None,
+                   cancelled=None) -> tuple[VelocityDKF, dict]:
+    """Fit the velocity DKF on the model's pseudo-online outputs over a cued recording.
+
+    The intended velocity of a window is that of the cue whose trial contains the window's
+    signal part (left -1, right +1, feet up), 0 outside trials.
+    """
+    from app.ui.replay_page import evaluate_recording
+
+    out = evaluate_recording(model_dir, recording, trial_s=trial_s, step_s=step_s,
+                             progress=progress, cancelled=cancelled)
+    res, sfreq = out["result"], out["sfreq"]
+    from decoders.online import OnlineDecoder
+
+    dec = OnlineDecoder(Path(model_dir))
+    pad = float(dec.bundle.meta.get("pad_s", 0.0))
+    sig = dec.window_samples - int(round(pad * sfreq))
+    starts = res.ends - sig
+    cue = np.full(len(res.ends), None, dtype=object)
+    for onset, lab in zip(out["onsets"], out["labels"]):
+        inside = (starts >= onset) & (res.ends <= onset + int(round(trial_s * sfreq)))
+        cue[inside] = lab
+    Z = cue_velocity(list(cue), dims=dims)
+    dkf = VelocityDKF(random_state=0).fit(res.outputs, Z)
+    return dkf, {"n_steps": len(Z), "file": Path(recording).name}
+
+
+# ------------------------------------------------------------------------------- bridges
+class EngineBridge(QObject):
+    """Re-emits the engine's and the marker inlet's callbacks (other threads) as Qt signals."""
+
+    decision = pyqtSignal(object)
+    state = pyqtSignal(str)
+    marker = pyqtSignal(float, str)
+
+
+# ------------------------------------------------------------------------------- the page
+class OnlinePage(Page):
+    """Load a model, decode the live stream, show feedback, score cued runs, publish, record."""
+
+    title = "Online"
+    subtitle = ("Decode the connected EEG stream with a saved model: Graz bar or cursor feedback, "
+                "decisions published on LSL, cued runs scored live, the run recorded.")
+
+    model_loaded = pyqtSignal(str)
+    run_started = pyqtSignal()
+    run_stopped = pyqtSignal()
+    trial_scored = pyqtSignal(object)
+    dkf_ready = pyqtSignal()
+
+    def __init__(self, context=None, parent: QWidget | None = None):
+        super().__init__(context, parent)
+        self.jobs = JobRunner(self)
+        self.decoder: Any = None
+        self.model_path: Path | None = None
+        self.engine: Any = None
+        self.recorder: Any = None
+        self.recording_path: Path | None = None
+        self.last_saved: Path | None = None
+        self.scorer: CuedRunScorer | None = None
+        self.smoother = OutputSmoother(0.5)
+        self.task: CursorTask | None = None
+        self.dkf: VelocityDKF | None = None
+        self.decisions: list = []
+        self.n_valid = 0
+        self._run_id = 0
+        self._marker_cb = None
+        self._marker_inlet = None
+        self._last_t: float | None = None
+        self._next_trial_at: float | None = None
+        self._flash_until = 0.0
+        self._history: deque = deque(maxlen=600)
+        self.bridge = EngineBridge(self)
+        self.bridge.decision.connect(self._on_decision)
+        self.bridge.state.connect(self._on_engine_state)
+        self.bridge.marker.connect(self._on_marker)
+
+        top = QHBoxLayout()
+        # --- model
+        mbox = QGroupBox("Model")
+        ml = QGridLayout(mbox)
+        self.model_box = QComboBox()
+        self.model_box.setMinimumContentsLength(24)
+        self.refresh_button = QPushButton("\u21bb")
+        self.refresh_button.setToolTip("List the session's models again")
+        self.refresh_button.clicked.connect(self.refresh_models)
+        browse = QPushButton("Browse\u2026")
+        browse.clicked.connect(self._browse_model)
+        self.load_button = QPushButton("Load")
+        self.load_button.clicked.connect(lambda: self.load_model())
+        self.model_info = QLabel("No model loaded.")
+        self.model_info.setWordWrap(True)
+        self.model_info.setStyleSheet("color: #37474f;")
+        ml.addWidget(self.model_box, 0, 0)
+        ml.addWidget(self.refresh_button, 0, 1)
+        ml.addWidget(browse, 0, 2)
+        ml.addWidget(self.load_button, 0, 3)
+        ml.addWidget(self.model_info, 1, 0, 1, 4)
+        ml.setColumnStretch(0, 1)
+        top.addWidget(mbox, 3)
+
+        # --- run
+        rbox = QGroupBox("Run")
+        rl = QGridLayout(rbox)
+        self.stream_label = QLabel("")
+        self.stream_label.setWordWrap(True)
+        self.hop = QDoubleSpinBox()
+        self.hop.setRange(0.02, 2.0)
+        self.hop.setDecimals(4)
+        self.hop.setValue(0.0625)
+        self.hop.setSuffix(" s")
+        self.hop.setToolTip("Seconds between decisions")
+        self.tau = QDoubleSpinBox()
+        self.tau.setRange(0.0, 5.0)
+        self.tau.setValue(0.5)
+        self.tau.setSuffix(" s")
+        self.tau.setToolTip("Smoothing time constant of the feedback")
+        self.trial_len = QDoubleSpinBox()
+        self.trial_len.setRange(0.5, 30.0)
+        self.trial_len.setValue(4.0)
+        self.trial_len.setSuffix(" s")
+        self.trial_len.setToolTip("Imagery period after a cue (scoring window)")
+        self.threshold = QDoubleSpinBox()
+        self.threshold.setRange(0.5, 1.0)
+        self.threshold.setSingleStep(0.05)
+        self.threshold.setValue(0.7)
+        self.threshold.setToolTip("Smoothed probability that counts as a decision")
+        self.record = QCheckBox("record the run into the session")
+        self.record.setChecked(True)
+        self.start_button = big_button("Start")
+        self.start_button.clicked.connect(self.start)
+        self.stop_button = big_button("Stop", danger=True)
+        self.stop_button.clicked.connect(self.stop)
+        self.badge = StateBadge("engine: ")
+        self.badge.set_state("idle")
+        rl.addWidget(self.stream_label, 0, 0, 1, 6)
+        rl.addWidget(QLabel("hop"), 1, 0)
+        rl.addWidget(self.hop, 1, 1)
+        rl.addWidget(QLabel("smoothing"), 1, 2)
+        rl.addWidget(self.tau, 1, 3)
+        rl.addWidget(QLabel("trial"), 1, 4)
+        rl.addWidget(self.trial_len, 1, 5)
+        rl.addWidget(QLabel("threshold"), 2, 0)
+        rl.addWidget(self.threshold, 2, 1)
+        rl.addWidget(self.record, 2, 2, 1, 4)
+        rl.addWidget(self.start_button, 3, 0, 1, 2)
+        rl.addWidget(self.stop_button, 3, 2, 1, 2)
+        rl.addWidget(self.badge, 3, 4, 1, 2)
+        top.addWidget(rbox, 4)
+        self.body.addLayout(top)
+
+        self.stats_label = QLabel("")
+        self.stats_label.setStyleSheet("color: #37474f;")
+        self.stats_label.setWordWrap(True)
+        self.body.addWidget(self.stats_label)
+
+        # --- feedback | scoring
+        split = QSplitter()
+        self.tabs = QTabWidget()
+        self.graz = GrazBar()
+        self.tabs.addTab(self.graz, "Graz bar")
+        cw = QWidget()
+        cl = QVBoxLayout(cw)
+        cl.setContentsMargins(4, 4, 4, 4)
+        crow = QHBoxLayout()
+        self.dims_box = QComboBox()
+        self.dims_box.addItem("1-D (left / right)", 1)
+        self.dims_box.addItem("2-D (4 targets)", 2)
+        self.dims_box.currentIndexChanged.connect(lambda _: self.reset_cursor())
+        self.driver_box = QComboBox()
+        self.driver_box.addItem("classifier output (smoothed)", "classifier")
+        self.driver_box.addItem("Discriminative Kalman Filter", "dkf")
+        self.speed = QDoubleSpinBox()
+        self.speed.setRange(0.05, 3.0)
+        self.speed.setValue(0.5)
+        self.speed.setSuffix(" /s")
+        self.speed.setToolTip("Workspace widths per second at full output")
+        self.speed.valueChanged.connect(lambda _: self.reset_cursor())
+        self.fit_dkf_button = QPushButton("Fit DKF\u2026")
+        self.fit_dkf_button.setToolTip("Fit the DKF on the model's outputs over a cued recording")
+        self.fit_dkf_button.clicked.connect(lambda: self.fit_dkf())
+        crow.addWidget(self.dims_box)
+        crow.addWidget(QLabel("driven by"))
+        crow.addWidget(self.driver_box)
+        crow.addWidget(self.fit_dkf_button)
+        crow.addWidget(QLabel("speed"))
+        crow.addWidget(self.speed)
+        crow.addStretch(1)
+        cl.addLayout(crow)
+        self.cursor_view = CursorView()
+        cl.addWidget(self.cursor_view, 1)
+        self.cursor_label = QLabel("")
+        cl.addWidget(self.cursor_label)
+        self.tabs.addTab(cw, "Cursor task")
+        split.addWidget(self.tabs)
+
+        sw = QWidget()
+        sl = QVBoxLayout(sw)
+        sl.setContentsMargins(0, 0, 0, 0)
+        self.summary_label = QLabel("Cued trials are scored when cue markers arrive.")
+        self.summary_label.setStyleSheet("font-size: 12pt; font-weight: 600; color: #1a237e;")
+        self.summary_label.setWordWrap(True)
+        sl.addWidget(self.summary_label)
+        self.trials_table = QTableWidget(0, 4)
+        self.trials_table.setHorizontalHeaderLabels(["cue", "decoded", "correct",
+                                                     "time to decision"])
+        self.trials_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.trials_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.trials_table.verticalHeader().setVisible(False)
+        sl.addWidget(self.trials_table, 1)
+        self.prob_plot = pg.PlotWidget(background="w")
+        self.prob_plot.setMenuEnabled(False)
+        self.prob_plot.hideButtons()
+        self.prob_plot.setMouseEnabled(x=False, y=False)
+        self.prob_plot.setYRange(0, 1)
+        self.prob_plot.setLabel("left", "p (smoothed)")
+        self.prob_plot.setLabel("bottom", "stream time (s)")
+        self.prob_plot.addLegend(offset=(-10, 10))
+        self.prob_curves: list = []
+        sl.addWidget(self.prob_plot, 1)
+        split.addWidget(sw)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        self.body.addWidget(split, 1)
+
+        self._timer = QTimer(self)
+        self._timer.setInterval(250)
+        self._timer.timeout.connect(self._tick)
+        self._timer.start()
+        self.jobs.busy_changed.connect(lambda _b: self._update_buttons())
+        if context is not None:
+            context.session_changed.connect(lambda _s: self.refresh_models())
+            context.streams.connection_changed.connect(self._on_connection)
+        self.refresh_models()
+        self.reset_cursor()
+        self._on_connection()
+
+    # ------------------------------------------------------------------ model
+    def refresh_models(self) -> None:
+        current = self.model_box.currentData()
+        self.model_box.clear()
+        s = getattr(self.context, "session", None)
+        if s is not None:
+            for p in reversed(s.models()):
+                if (p / "model.json").is_file():
+                    self.model_box.addItem(p.name, str(p))
+        if self.model_path is not None and self.model_box.findData(str(self.model_path)) < 0:
+            self.model_box.addItem(self.model_path.name, str(self.model_path))
+        if current is not None and self.model_box.findData(current) >= 0:
+            self.model_box.setCurrentIndex(self.model_box.findData(current))
+
+    def showEvent(self, ev) -> None:  # noqa: N802 (Qt name)
+        self.refresh_models()
+        super().showEvent(ev)
+
+    def _browse_model(self) -> None:
+        s = getattr(self.context, "session", None)
+        path = QFileDialog.getExistingDirectory(self, "Model folder",
+                                                str(s.models_dir) if s is not None else "")
+        if path:
+            self.load_model(path)
+
+    def load_model(self, path: str | Path | None = None) -> bool:
+        """Load a bundle (background thread: onnxruntime session + warm-up)."""
+        if path is None:
+            path = self.model_box.currentData()
+        if not path:
+            self.report_error("No model: train and save one on the Train page, or browse for a "
+                              "model folder.")
+            return False
+        if self.engine is not None:
+            self.report_error("Stop the run before loading another model.")
+            return False
+        path = Path(path)
+
+        def work(task):
+            from decoders.online import OnlineDecoder
+
+            return OnlineDecoder(path)
+
+        def done(decoder):
+            self.decoder, self.model_path = decoder, path
+            self.dkf = None
+            meta = decoder.bundle.meta
+            sc = meta.get("training_scores") or {}
+            score = sc.get("cv_score")
+            self.model_info.setText(
+                f"{meta.get('pipeline', '?')} \u00b7 classes {', '.join(decoder.labels)} \u00b7 "
+                f"{len(decoder.ch_names)} ch @ {decoder.sfreq:g} Hz \u00b7 window "
+                f"{meta.get('window_s', float('nan')):g} s (+{meta.get('pad_s', 0):g} s padding)"
+                + (f" \u00b7 CV {sc.get('metric', 'score')} {score:.3f}" if score is not None else ""))
+            self.refresh_models()
+            self.model_box.setCurrentIndex(self.model_box.findData(str(path)))
+            labels = decoder.labels
+            neg, pos = ("left_hand", "right_hand") if {"left_hand", "right_hand"} <= set(labels) \
+                else (labels[0], labels[1])
+            self.graz.set_labels(neg, pos)
+            self._setup_prob_plot()
+            self.reset_cursor()
+            self._update_buttons()
+            self.model_loaded.emit(str(path))
+
+        return self.jobs.start(work, on_done=done, name="load-model",
+                               on_error=lambda m: self.report_error(f"Loading the model: {m}"))
+
+    def _setup_prob_plot(self) -> None:
+        self.prob_plot.clear()
+        self.prob_curves = []
+        colours = ["#1565c0", "#c62828", "#2e7d32", "#6a1b9a"]
+        for k, lab in enumerate(self.decoder.labels):
+            self.prob_curves.append(self.prob_plot.plot(pen=pg.mkPen(colours[k % 4], width=2),
+                                                        name=lab))
+
+    # ------------------------------------------------------------------ cursor
+    def reset_cursor(self) -> None:
+        dims = int(self.dims_box.currentData() or 1)
+        cfg = CursorConfig(dims=dims, speed=self.speed.value())
+        self.task = CursorTask(cfg)
+        labels = list(self.decoder.labels) if self.decoder is not None else []
+        names = ["left_hand", "right_hand"] if dims == 1 else \
+            ["right_hand", "feet", "left_hand", "rest"]
+        self.cursor_view.set_task(self.task.targets, cfg.target_radius,
+                                  names if dims == 1 or "feet" in labels else names[:1] + [""]
+                                  + names[2:3] + [""])
+        self._next_trial_at = None
+        self._update_cursor_label()
+
+    def _update_cursor_label(self) -> None:
+        s = self.task.summary()
+        ttt = s["mean_time_to_target_s"]
+        self.cursor_label.setText(
+            f"Cursor: {s['hits']} hits, {s['misses']} misses, {s['timeouts']} time-outs"
+            + (f" \u00b7 mean time to target {ttt:.2f} s" if math.isfinite(ttt) else "")
+            + ("" if self.dkf is None else " \u00b7 DKF fitted"))
+
+    def fit_dkf(self, recording: str | Path | None = None, step_s: float | None = None) -> bool:
+        """Fit the cursor DKF on the model's outputs over a cued recording (background)."""
+        if self.decoder is None:
+            self.report_error("Load a model first.")
+            return False
+        if recording is None:
+            s = getattr(self.context, "session", None)
+            recs = [p for p in s.recordings() if p.name.startswith("calibration")] if s else []
+            if recs:
+                recording = recs[0]
+            else:
+                recording, _ = QFileDialog.getOpenFileName(
+                    self, "Cued recording to fit the DKF on", "",
+                    "Recordings (*.fif *.edf *.bdf *.gdf *.vhdr *.xdf *.xdfz)")
+                if not recording:
+                    return False
+        model, dims, trial_s = self.model_path, int(self.dims_box.currentData()), self.trial_len.value()
+        step = float(step_s or self.hop.value())
+
+        def work(task):
+            return fit_cursor_dkf(model, recording, dims=dims, trial_s=trial_s,
+                                  step_s=step, progress=task.progress,
+                                  cancelled=lambda: task.cancelled)
+
+        def done(res):
+            self.dkf, info = res
+            self.driver_box.setCurrentIndex(self.driver_box.findData("dkf"))
+            self._update_cursor_label()
+            if self.context is not None:
+                self.context.report_info(f"DKF fitted on {info['n_steps']:,} windows of {info['file']}")
+            self.dkf_ready.emit()
+
+        return self.jobs.start(work, on_done=done, name="fit-dkf",
+                               on_error=lambda m: self.report_error(f"Fitting the DKF: {m}"))
+
+    # ------------------------------------------------------------------ run
+    def _on_connection(self) -> None:
+        sm = self.context.streams if self.context is not None else None
+        if sm is None or sm.inlet is None:
+            self.stream_label.setText("No EEG stream: connect one on the Connect page, or play a "
+                                      "recording on the Replay page.")
+        else:
+            d = sm.description
+            mk = sm.marker_description
+            self.stream_label.setText(f"EEG: {d.name} ({d.n_channels} ch, {d.srate:g} Hz)"
+                                      + (f" \u00b7 cues from {mk.name}" if mk is not None else
+                                         " \u00b7 no marker stream (no scoring)"))
+        if self.engine is not None and (sm is None or sm.inlet is not self.engine.inlet):
+            self.stop()
+            self.report_error("Online run stopped: the EEG stream was disconnected.")
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        running = self.engine is not None
+        sm = self.context.streams if self.context is not None else None
+        self.start_button.setEnabled(not running and self.decoder is not None
+                                     and sm is not None and sm.inlet is not None
+                                     and not self.jobs.busy)
+        self.stop_button.setEnabled(running)
+        self.load_button.setEnabled(not running and not self.jobs.busy)
+        self.fit_dkf_button.setEnabled(not running and self.decoder is not None
+                                       and not self.jobs.busy)
+
+    @property
+    def time_scale(self) -> float:
+        sm = self.context.streams
+        if sm.source_kind == "replay" and sm.player is not None:
+            return float(sm.player.speed)
+        return 1.0
+
+    def start(self) -> bool:
+        """Start decoding the connected stream (and recording, with a session)."""
+        from app.engine import OnlineEngine
+
+        if self.engine is not None:
+            return False
+        if self.decoder is None:
+            self.report_error("Load a model first.")
+            return False
+        sm = self.context.streams
+        if sm.inlet is None:
+            self.report_error("Connect an EEG stream first (Connect or Replay page).")
+            return False
+        if self.driver_box.currentData() == "dkf" and self.dkf is None:
+            self.report_error("The DKF is not fitted: press \u201cFit DKF\u201d or drive the cursor "
+                              "by the classifier output.")
+            return False
+        self._run_id += 1
+        run = self._run_id
+        out_name = f"neurodeck-decisions-{uuid.uuid4().hex[:8]}"
+        engine = OnlineEngine(self.decoder, sm.inlet, hop_s=self.hop.value(), out_name=out_name)
+        engine.add_decision_listener(lambda d: self.bridge.decision.emit((run, d)))
+        engine.add_state_listener(lambda old, new: self.bridge.state.emit(new.value))
+        try:
+            engine.start()
+        except Exception as exc:
+            self.report_error(f"Could not start decoding: {error_text(exc)}")
+            try:
+                engine.stop()
+            except Exception:
+                logger.exception("stopping a failed engine")
+            return False
+        self.engine, self.out_name = engine, out_name
+        meta = self.decoder.bundle.meta
+        events = (meta.get("config") or {}).get("events") or {}
+        window_s = float(meta.get("window_s", 0.0))
+        trial_s = self.trial_len.value()
+        self.scorer = CuedRunScorer(self.decoder.labels, events, trial_s=trial_s,
+                                    start_s=min(window_s, 0.75 * trial_s),
+                                    threshold=self.threshold.value(), tau_s=self.tau.value())
+        self.smoother = OutputSmoother(self.tau.value())
+        self.decisions = []
+        self.n_valid = 0
+        self._history.clear()
+        self._last_t = None
+        self.trials_table.setRowCount(0)
+        self.summary_label.setText("Waiting for cues\u2026" if sm.marker_inlet is not None else
+                                   "No marker stream: feedback only, no scoring.")
+        self.reset_cursor()
+        if self.dkf is not None:
+            self.dkf.reset()
+        if sm.marker_inlet is not None:
+            self._marker_inlet = sm.marker_inlet
+
+            def on_marker(ts: float, label: str, run=run) -> None:
+                self.bridge.marker.emit(float(ts), f"{run}\x1f{label}")
+
+            self._marker_cb = on_marker
+            sm.marker_inlet.add_marker_listener(on_marker)
+        if self.record.isChecked() and self.context.session is not None:
+            self._start_recorder(out_name)
+        self.badge.set_state("connecting", engine.state.value)
+        self._update_buttons()
+        self.run_started.emit()
+        return True
+
+    def _start_recorder(self, out_name: str) -> None:
+        sm = self.context.streams
+        desc, mk = sm.description, sm.marker_description
+        out = self.context.session.new_recording_path("online")
+        self.recording_path = out
+        run = self._run_id
+
+        def work():
+            from acquisition.recorder import Recorder
+            from acquisition.streams import resolve_stream
+
+            eeg = resolve_stream(name=desc.name, source_id=desc.source_id or None, timeout=5.0)
+            sources: list = [eeg, out_name]
+            if mk is not None:
+                sources.insert(1, resolve_stream(name=mk.name, source_id=mk.source_id or None,
+                                                 timeout=5.0))
+            rec = Recorder(sources, out)
+            rec.start()
+            return rec
+
+        def done(rec):
+            if self.engine is None or run != self._run_id:  # stopped meanwhile
+                self._stop_recorder(rec)
+                return
+            self.recorder = rec
+
+        def fail(exc):
+            self.report_error(f"Could not record the online run: {error_text(exc)}")
+
+        self.context.background.run(work, done, fail, name="online-recorder")
+
+    def _stop_recorder(self, rec: Any) -> None:
+        def done(path):
+            self.last_saved = Path(path)
+            self.context.report_info(f"Online run saved to {path}")
+
+        def fail(exc):
+            self.report_error(f"Saving the online run failed: {error_text(exc)} (the partial "
+                              "files stay next to it; `neurodeck recover` finishes them)")
+
+        self.context.background.run(rec.stop, done, fail, name="online-recorder-stop")
+
+    def stop(self) -> None:
+        """Stop decoding (and the recording); the last open trial is scored."""
+        engine, self.engine = self.engine, None
+        if engine is None:
+            return
+        self._run_id += 1
+        if self._marker_inlet is not None and self._marker_cb is not None:
+            try:
+                self._marker_inlet.remove_marker_listener(self._marker_cb)
+            except ValueError:
+                pass
+        self._marker_inlet = self._marker_cb = None
+        try:
+            engine.stop()
+        except Exception as exc:
+            self.report_error(f"Stopping the engine: {error_text(exc)}")
+        self.last_stats = engine.stats
+        if self.scorer is not None:
+            ended = self.scorer.finish()
+            if ended is not None:
+                self._add_trial_row(ended)
+            self._show_summary()
+        if self.recorder is not None:
+            rec, self.recorder = self.recorder, None
+            self._stop_recorder(rec)
+        self.badge.set_state("stopped")
+        self.graz.set_cue(None)
+        self._update_buttons()
+        self.run_stopped.emit()
+
+    # ------------------------------------------------------------------ live news
+    def _on_engine_state(self, state: str) -> None:
+        if self.engine is None:
+            return
+        self.badge.set_state(ENGINE_COLOURS.get(state, "none"), state)
+        if state == "error" and self.engine.error is not None:
+            self.report_error(f"Online decoding stopped: {error_text(self.engine.error)}")
+
+    def _on_marker(self, ts: float, tagged: str) -> None:
+        run, _, label = tagged.partition("\x1f")
+        if self.engine is None or int(run) != self._run_id or self.scorer is None:
+            return
+        t = ts * self.time_scale
+        ended = self.scorer.on_marker(label, t)
+        if ended is not None:
+            self._add_trial_row(ended)
+            self._show_summary()
+        cls = self.scorer.class_of(label)
+        if cls is not None:
+            self.graz.set_cue(cls)
+            dims = self.task.config.dims
+            idx = cursor_targets_for(self.decoder.labels, dims).get(cls)
+            if idx is not None and idx < len(self.task.targets):
+                if self.task.end_trial() is not None:  # the previous cue was not reached
+                    self._update_cursor_label()
+                self.task.new_trial(idx)
+                self._next_trial_at = None
+
+    def _on_decision(self, item) -> None:
+        run, d = item
+        if self.engine is None or run != self._run_id:
+            return
+        self.decisions.append(d)
+        labels = self.decoder.labels
+        t = d.timestamp * self.time_scale
+        dt = 0.0 if self._last_t is None else max(0.0, t - self._last_t)
+        self._last_t = t
+        if d.valid:
+            self.n_valid += 1
+        sm = self.smoother.update(d.values, t)
+        if sm is not None:
+            self.graz.set_value(bar_value(sm, labels, self.graz.negative, self.graz.positive))
+            self._history.append((t, sm))
+        if self.scorer is not None:
+            ended = self.scorer.on_decision(d.values, t)
+            if ended is not None:
+                self._add_trial_row(ended)
+                self._show_summary()
+            self.graz.set_cue(self.scorer.current_label)
+        self._step_cursor(d, sm, t, dt)
+
+    def _step_cursor(self, d, smoothed, t: float, dt: float) -> None:
+        task = self.task
+        if not task.active:
+            free_run = self._marker_inlet is None
+            if free_run:
+                if self._next_trial_at is None:
+                    self._next_trial_at = t + 1.0
+                elif t >= self._next_trial_at:
+                    task.new_trial()
+                    self._next_trial_at = None
+            flash = None if t > self._flash_until else getattr(self, "_flash", None)
+            self.cursor_view.set_state(task.position, None, flash)
+            return
+        dims = task.config.dims
+        if self.driver_box.currentData() == "dkf" and self.dkf is not None:
+            v = self.dkf.step(d.values) if d.valid else np.full(dims, np.nan)
+        elif smoothed is not None and d.valid:
+            v = velocity_from_probs(smoothed, self.decoder.labels, dims)
+        else:
+            v = np.full(dims, np.nan)
+        res = task.step(v, dt)
+        if res is not None:
+            self._flash = (res.target if res.outcome != "miss" else res.reached, res.outcome)
+            self._flash_until = t + 0.75
+            self.cursor_view.set_state(task.position, None, self._flash)
+            self._update_cursor_label()
+        else:
+            self.cursor_view.set_state(task.position, task.target)
+
+    def _add_trial_row(self, r) -> None:
+        row = self.trials_table.rowCount()
+        self.trials_table.insertRow(row)
+        vals = [r.label, r.predicted or "\u2014",
+                "\u2014" if r.n_decisions == 0 else ("yes" if r.correct else "no"),
+                "\u2014" if r.time_to_decision_s is None else f"{r.time_to_decision_s:.2f} s"]
+        for j, v in enumerate(vals):
+            item = QTableWidgetItem(v)
+            if r.n_decisions:
+                item.setBackground(QColor("#e8f5e9") if r.correct else QColor("#ffebee"))
+            self.trials_table.setItem(row, j, item)
+        self.trials_table.scrollToBottom()
+        self.trial_scored.emit(r)
+
+    def _show_summary(self) -> None:
+        if self.scorer is not None:
+            self.summary_label.setText(self.scorer.summary().line())
+
+    def _tick(self) -> None:
+        eng = self.engine
+        if eng is None:
+            return
+        st = eng.stats
+        lat = st.percentiles("latency_s", (50, 99))
+        dec = st.percentiles("decide_s", (50, 99))
+        self.stats_label.setText(
+            f"Decisions: {st.decisions:,} ({st.invalid} invalid, {st.skipped_hops} hops skipped) "
+            f"\u00b7 latency p50 {1e3 * lat[50]:.1f} ms, p99 {1e3 * lat[99]:.1f} ms \u00b7 decode "
+            f"p50 {1e3 * dec[50]:.2f} ms \u00b7 published on LSL as \u201c{self.out_name}\u201d"
+            + (f" \u00b7 recording {self.recording_path.name}" if self.recorder is not None
+               and self.recording_path is not None else ""))
+        if self._history and self.prob_curves:
+            t = np.array([h[0] for h in self._history])
+            P = np.array([h[1] for h in self._history])
+            for k, c in enumerate(self.prob_curves):
+                c.setData(t - t[-1], P[:, k])
+            self.prob_plot.setXRange(-10, 0)
+        if self.scorer is not None and self._last_t is not None:
+            ended = self.scorer.advance(self._last_t)
+            if ended is not None:
+                self._add_trial_row(ended)
+                self._show_summary()
+
+    # ------------------------------------------------------------------ lifecycle
+    def busy_reason(self) -> str | None:
+        if self.engine is not None:
+            return "online decoding" + (" (recording)" if self.recorder is not None else "")
+        return f"online page: {self.jobs.name}" if self.jobs.busy else None
+
+    def shutdown(self) -> None:
+        self._timer.stop()
+        self.stop()
+        self.jobs.shutdown()
