@@ -129,15 +129,32 @@ def machine_info() -> dict[str, str]:
     return info
 
 
+_LIMITER: Any = None
+
+
 def print_header(name: str, args: argparse.Namespace) -> None:
+    """Print command, machine and date; apply ``--blas-threads`` if the script has it."""
+    global _LIMITER
+    blas = getattr(args, "blas_threads", 0)
+    if blas and _LIMITER is None:
+        from threadpoolctl import threadpool_limits
+
+        _LIMITER = threadpool_limits(blas, user_api="blas")
     cmd = "python -m benchmarks." + name + " " + " ".join(sys.argv[1:])
     print(f"# benchmarks.{name}\n\ncommand: `{cmd.strip()}`  ")
     print("machine: " + ", ".join(f"{k}={v}" for k, v in machine_info().items()) + "  ")
+    if blas:
+        print(f"BLAS thread pool limited to {blas} thread(s) (threadpoolctl)  ")
     print(time.strftime("date: %Y-%m-%d %H:%M UTC", time.gmtime()) + "\n", flush=True)
 
 
-def parser(description: str, reps: int = 3) -> argparse.ArgumentParser:
+def parser(description: str, reps: int = 3, blas_option: bool = False) -> argparse.ArgumentParser:
+    """Common flags: ``--quick``, ``--reps`` (and ``--blas-threads`` when ``blas_option``)."""
     p = argparse.ArgumentParser(description=description)
+    if blas_option:
+        p.add_argument("--blas-threads", type=int, default=1,
+                       help="limit the BLAS thread pool with threadpoolctl (default 1: on a busy "
+                       "2-core machine OpenBLAS threads only add contention; 0 = as started)")
     p.add_argument("--quick", action="store_true",
                    help="small variant (< ~1 min; what the smoke test runs)")
     p.add_argument("--reps", type=int, default=None,

@@ -29,7 +29,7 @@ from benchmarks import _util as u
 logger = logging.getLogger(__name__)
 
 PIPELINES = ("psd-lda", "csp-lda", "mdm", "ts-lr", "ts-svm", "ts-lda", "acm-ts-svm")
-QUICK_PIPELINES = ("psd-lda", "ts-lr", "mdm")
+QUICK_PIPELINES = ("psd-lda", "mdm")
 FLINT = u.ROOT.parent / "shared" / "data" / "flint_dkf"
 
 
@@ -104,7 +104,7 @@ def dkf_model(quick: bool):
     if (FLINT / "x.csv").is_file():
         X = np.loadtxt(FLINT / "x.csv", delimiter=",")
         Z = np.loadtxt(FLINT / "z.csv", delimiter=",")
-        n_train = 2000 if quick else 5000
+        n_train = 1000 if quick else 5000
         dkf = DiscriminativeKalmanFilter(regressor="nw", loo_max_samples=1000 if quick else 2000)
         dkf.fit(X[:n_train], Z[:n_train])
         return dkf, X[5000:6000], f"Flint 2012 reaching, 10 features, {n_train} training steps"
@@ -160,12 +160,12 @@ def bench_dkf(reps: int, n_calls: int, quick: bool) -> tuple[list[list], str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = u.parser(__doc__.splitlines()[0])
+    p = u.parser(__doc__.splitlines()[0], blas_option=True)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     u.print_header("onnx_vs_sklearn", args)
     reps = u.n_reps(args)
-    n_calls = 200 if args.quick else 1000
+    n_calls = 100 if args.quick else 1000
     pipes = QUICK_PIPELINES if args.quick else PIPELINES
     with tempfile.TemporaryDirectory() as tmp:
         rows = bench_heads(pipes, reps, n_calls, Path(tmp))

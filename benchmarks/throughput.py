@@ -140,7 +140,7 @@ def bench_cv(pipes, reps: int) -> list[list]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = u.parser(__doc__.splitlines()[0])
+    p = u.parser(__doc__.splitlines()[0], blas_option=True)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     u.print_header("throughput", args)
