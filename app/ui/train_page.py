@@ -77,6 +77,7 @@ class TrainResult:
     cv: int
     seed: int
     confusion: dict = dataclasses.field(default_factory=dict)
+    dropped: list = dataclasses.field(default_factory=list)
 
     def best(self) -> str:
         return max(self.results, key=lambda r: r.score).pipeline
@@ -86,13 +87,17 @@ class TrainResult:
 
 
 def make_config(name: str, trials: Trials, band: tuple[float, float],
-                selection: Sequence[str] | None = None):
+                selection: Sequence[str] | None = None, dropped: list[str] | None = None):
     """DecoderConfig for ``name`` on ``trials``; a user selection becomes overrides of the selector.
 
     The selector needs the frequency grid of its spectral step to read ``"C4:13-16"``: it is
-    taken from the step fitted on one window.
+    taken from the step fitted on one window. Selected items outside that grid (the Features
+    page shows a wider band than the pipelines use) are left out and appended to ``dropped``;
+    if none is left, the pipeline keeps its own top-10 selection.
     """
+    from decoders.errors import DecoderError
     from decoders.pipelines import DecoderConfig
+    from decoders.selection import parse_selection
 
     cfg = DecoderConfig(pipeline=name, band=band, tmin=trials.tmin, tmax=trials.tmax,
                         events=trials.mapping, pad=trials.pad)
@@ -101,11 +106,18 @@ def make_config(name: str, trials: Trials, band: tuple[float, float],
         pipe = cfg.build(trials.sfreq, trials.ch_names)
         pipe[:2].fit(trials.X[:2])
         freqs = [float(f) for f in pipe.named_steps[step].freqs_]
-        from decoders.selection import parse_selection
-
-        parse_selection(list(selection), trials.ch_names, freqs)  # a clear error now, not in a fold
-        cfg = dataclasses.replace(cfg, overrides=(("select__selection", list(selection)),
-                                                  ("select__freqs", freqs)))
+        keep = []
+        for item in selection:
+            try:
+                parse_selection([item], trials.ch_names, freqs)
+            except DecoderError:
+                if dropped is not None:
+                    dropped.append(f"{name}: {item}")
+                continue
+            keep.append(str(item))
+        if keep:
+            cfg = dataclasses.replace(cfg, overrides=(("select__selection", keep),
+                                                      ("select__freqs", freqs)))
     return cfg
 
 
@@ -119,9 +131,10 @@ def run_cross_validation(trials: Trials, names: Sequence[str], *, band=(8.0, 32.
         raise ValueError("no pipeline chosen; tick at least one")
     selection = selection or {}
     configs = {}
+    dropped: list[str] = []
     for n in names:
         kind = _SPECTRAL.get(n, (None, None))[1]
-        configs[n] = make_config(n, trials, band, selection.get(kind) if kind else None)
+        configs[n] = make_config(n, trials, band, selection.get(kind) if kind else None, dropped)
     total = len(names) * cv
     done = [0]
 
@@ -138,7 +151,7 @@ def run_cross_validation(trials: Trials, names: Sequence[str], *, band=(8.0, 32.
         results += cross_validate_pipelines(trials.X, trials.y, {n: pipe}, cv=cv, seed=seed,
                                             dataset=", ".join(Path(s).name for s in trials.sources),
                                             progress=step)
-    return TrainResult(results, configs, trials, cv, seed)
+    return TrainResult(results, configs, trials, cv, seed, dropped=dropped)
 
 
 def confusion(result: TrainResult, name: str) -> tuple[list[str], np.ndarray]:
@@ -557,6 +570,9 @@ class TrainPage(Page):
         tr = result.trials
         self.status.setText(f"{len(tr.y)} trials ({', '.join(tr.labels)}), {result.cv}-fold CV. "
                             f"Best: {best} ({result.result(best).score:.3f}).")
+        if result.dropped:
+            self.selection_label.setText(
+                "Left out of the selection (outside the band-pass): " + ", ".join(result.dropped))
         self.table.blockSignals(True)
         self.table.selectRow(0)
         self.table.blockSignals(False)

@@ -37,7 +37,7 @@ def test_train_page_cv_table_confusion_bundle_report(page, qtbot, asset_edfs, se
     page.context.error_reported.connect(errors.append)
     session = Session.create(session_root, "S001", "ses1")
     page.context.set_session(session)
-    page.context.feature_selection = {"psd": ["C4:13-16", "C3:10-12"]}
+    page.context.feature_selection = {"psd": ["C4:13-16", "C3:10-12", "Cz:38"]}
     runs = [p for p in asset_edfs if p.name in ("S001R04.edf", "S001R08.edf")]
     page.set_paths(runs)
     page.set_pipelines(["csp-lda", "psd-lda"])
@@ -61,7 +61,8 @@ def test_train_page_cv_table_confusion_bundle_report(page, qtbot, asset_edfs, se
     assert page.progress.value() == page.progress.maximum() == 1
     # the Features selection went into psd-lda's config
     ov = dict(res.configs["psd-lda"].overrides)
-    assert ov["select__selection"] == ["C4:13-16", "C3:10-12"]
+    assert ov["select__selection"] == ["C4:13-16", "C3:10-12"]  # 38 Hz is outside 8-32 Hz
+    assert res.dropped == ["psd-lda: Cz:38"] and "Cz:38" in page.selection_label.text()
     assert "select__selection" not in dict(res.configs["csp-lda"].overrides)
     # confusion matrix of the best pipeline: every trial counted once
     best = res.best()
