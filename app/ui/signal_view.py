@@ -193,7 +193,9 @@ class SignalView(QWidget):
         self._sos: np.ndarray | None = None
         self._zi: np.ndarray | None = None
         self._ring: np.ndarray | None = None
-        self._ring_pos = 0
+        self._ds: np.ndarray | None = None
+        self._factor = 1
+        self._dirty_from = 0
         self._n_seen = 0
         self._need_reset = True
         self._last_flags_at = 0.0
@@ -447,7 +449,11 @@ class SignalView(QWidget):
         return y
 
     def _pull_new(self) -> bool:
-        """Move new samples from the inlet's ring buffer into the display ring. True if any."""
+        """Move new samples from the inlet's ring buffer into the display ring. True if any.
+
+        The display ring holds the processed samples ``[n_seen - span_n, n_seen)``; absolute
+        sample ``s`` sits in column ``s % span_n``.
+        """
         buf = self.inlet.buffer
         n_written = int(buf.n_written)
         span_n = max(2, int(round(self.span_s * self.srate)))
@@ -456,7 +462,7 @@ class SignalView(QWidget):
             self._design()
             self._zi = None
             self._ring = np.zeros((len(self.labels), span_n), dtype=np.float64)
-            self._ring_pos = 0
+            self._ds = None  # downsampled bins: recompute all
             # warm the filter on one extra second, then fill the whole span
             start = max(0, n_written - span_n - int(self.srate), n_written - buf.capacity + 1)
             self._n_seen = start
@@ -464,21 +470,13 @@ class SignalView(QWidget):
         if n_written <= start:
             return False
         data, _ = buf.read(start, n_written)
-        self._n_seen = n_written
         y = self._process(data)
-        n = y.shape[1]
-        if n >= span_n:
-            self._ring[:] = y[:, -span_n:]
-            self._ring_pos = 0
-        else:
-            end = self._ring_pos + n
-            if end <= span_n:
-                self._ring[:, self._ring_pos:end] = y
-            else:
-                k = span_n - self._ring_pos
-                self._ring[:, self._ring_pos:] = y[:, :k]
-                self._ring[:, : n - k] = y[:, k:]
-            self._ring_pos = end % span_n
+        if y.shape[1] > span_n:
+            y = y[:, -span_n:]
+        first = n_written - y.shape[1]
+        self._ring[:, np.arange(first, n_written) % span_n] = y
+        self._dirty_from = first if self._n_seen >= n_written else min(self._dirty_from, first)
+        self._n_seen = n_written
         return True
 
     def update_frame(self) -> None:
@@ -510,27 +508,49 @@ class SignalView(QWidget):
             self.fps_label.setText(f"{st['fps']:.0f} fps \u00b7 {st['mean_ms']:.1f} ms/frame")
 
     def _draw(self) -> None:
+        """Downsample only the bins touched by new samples, then ``setData`` every shown curve.
+
+        Bins of ``factor`` samples are aligned to absolute sample indices and kept (min, max) in
+        a ring, so a frame recomputes ~1 bin per channel instead of the whole span.
+        """
         assert self._ring is not None
-        ring = np.concatenate([self._ring[:, self._ring_pos:], self._ring[:, : self._ring_pos]], axis=1)
         sel = self.selected
         if not sel:
             return
-        data = ring[sel]
-        span_n = data.shape[1]
+        n_ch, span_n = self._ring.shape
+        b = self._n_seen
         # one min/max pair per 2 pixel columns: the envelope looks the same as per pixel and the
         # paths to stroke are half as long (painting is the main cost of a frame)
         width = max(100, int(self.plot.getViewBox().width()) or 800)
         factor = max(1, span_n // max(50, width // 2))
-        ds = peak_downsample(data, factor)
-        n_pts = ds.shape[1]
-        if factor > 1:
-            nb = n_pts // 2
-            t_blocks = (np.arange(nb) * factor + (span_n - nb * factor)) / self.srate - self.span_s
-            x = np.repeat(t_blocks, 2)
-        else:
-            x = np.arange(span_n) / self.srate - self.span_s
+        if self._ds is None or abs(factor - self._factor) > 0.3 * self._factor:
+            self._factor = factor
+            cap = span_n // factor + 3
+            self._ds = np.zeros((n_ch, cap, 2), dtype=np.float64)
+            self._dirty_from = b - span_n
+        f = self._factor
+        cap = self._ds.shape[1]
+        lo_bin = -((span_n - b) // f)  # ceil((b - span_n) / f): first bin fully on screen
+        hi_bin = (b - 1) // f
+        j0 = max(lo_bin, self._dirty_from // f)
+        if j0 <= hi_bin:
+            seg = self._ring[:, np.arange(j0 * f, b) % span_n]
+            n_bins = hi_bin - j0 + 1
+            pad = n_bins * f - seg.shape[1]
+            if pad:  # the newest bin is partial: repeat its last sample (recomputed next frame)
+                seg = np.concatenate([seg, np.repeat(seg[:, -1:], pad, axis=1)], axis=1)
+            if f > 1:
+                pairs = peak_downsample(seg, f).reshape(n_ch, n_bins, 2)
+            else:
+                pairs = np.repeat(seg[:, :, None], 2, axis=2)
+            self._ds[:, np.arange(j0, hi_bin + 1) % cap, :] = pairs
+        self._dirty_from = b
+        bins = np.arange(lo_bin, hi_bin + 1)
         n = len(sel)
-        ys = ds / self.scale_uv + (n - 1 - np.arange(n))[:, None]
+        ys = self._ds[np.ix_(sel, bins % cap)].reshape(n, -1)
+        ys /= self.scale_uv
+        ys += (n - 1 - np.arange(n))[:, None]
+        x = np.repeat((bins * f - b) / self.srate, 2)
         for row, i in enumerate(sel):
             self.curves[i].setData(x, ys[row], skipFiniteCheck=True)
 
