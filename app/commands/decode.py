@@ -1,15 +1,97 @@
-"""`neurodeck decode`."""
+"""`neurodeck decode`: the headless online engine (the same one the GUI's Online page runs)."""
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
+import time
+from pathlib import Path
 
 NAME = "decode"
-HELP = "TODO"
+HELP = (
+    "decode a live EEG stream with a model bundle and publish decisions as an LSL stream "
+    "(headless; the GUI's Online page runs the same engine)"
+)
+
+logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("--model", type=Path, required=True, metavar="DIR",
+                        help="model bundle directory (model.onnx + model.json) from `neurodeck train`")
+    parser.add_argument("--stream", default=None, metavar="NAME",
+                        help="EEG stream name (default: the only stream of type EEG on the network)")
+    parser.add_argument("--out-name", default="neurodeck-decisions", metavar="NAME",
+                        help="name of the LSL decision stream (default: %(default)s)")
+    parser.add_argument("--hop", type=float, default=0.0625, metavar="S",
+                        help="seconds between decisions (default: %(default)s)")
+    parser.add_argument("--duration", type=float, default=None, metavar="S",
+                        help="stop after S seconds (default: until Ctrl-C)")
+    parser.add_argument("--timeout", type=float, default=10.0, metavar="S",
+                        help="seconds to wait for the EEG stream to appear (default: %(default)s)")
+    parser.add_argument("--quiet", action="store_true", help="no per-second status line")
+
+
+def _status(engine, inlet) -> str:
+    st = engine.stats
+    lat = st.percentiles("latency_s")
+    last = engine.last_decision
+    if last is None:
+        out = "-"
+    elif last.valid:
+        out = " ".join(f"{lab}={v:.2f}" for lab, v in zip(engine.labels, last.values, strict=True))
+    else:
+        out = f"invalid ({last.reason})"
+    c = inlet.counters
+    return (
+        f"[{engine.state.value}] stream {inlet.state.value}: {c.samples_received} samples, "
+        f"{c.gaps} gaps | {st.decisions} decisions ({st.invalid} invalid, {st.skipped_hops} "
+        f"skipped) | latency p50 {lat[50] * 1e3:.1f} ms p99 {lat[99] * 1e3:.1f} ms | {out}"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError("neurodeck decode is not built yet")
+    from acquisition.inlet import Inlet
+    from acquisition.streams import resolve_stream
+    from app.cli import UserError
+    from app.engine import EngineState, OnlineEngine
+    from decoders.online import OnlineDecoder
+
+    if not args.model.is_dir():
+        raise UserError(f"model {str(args.model)!r} is not a directory; expected a bundle from "
+                        "`neurodeck train --out DIR`")
+    if args.hop <= 0:
+        raise UserError(f"--hop {args.hop} invalid; expected > 0 seconds")
+    decoder = OnlineDecoder(args.model)
+    if args.stream:
+        info = resolve_stream(name=args.stream, timeout=args.timeout)
+    else:
+        info = resolve_stream(stype="EEG", timeout=args.timeout)
+    inlet = Inlet(info, buffer_seconds=max(10.0, 4 * decoder.window_samples / decoder.sfreq))
+    inlet.start()
+    engine = OnlineEngine(decoder, inlet, hop_s=args.hop, out_name=args.out_name)
+    try:
+        engine.start()
+        print(
+            f"neurodeck decode: model {decoder.bundle.meta.get('pipeline', '?')} "
+            f"({', '.join(engine.labels)}) on stream {inlet.description.name!r}, "
+            f"decisions on LSL stream {args.out_name!r} every {args.hop * 1e3:.0f} ms",
+            flush=True,
+        )
+        t_end = None if args.duration is None else time.monotonic() + args.duration
+        while t_end is None or time.monotonic() < t_end:
+            time.sleep(1.0 if t_end is None else max(0.0, min(1.0, t_end - time.monotonic())))
+            if not args.quiet:
+                print(_status(engine, inlet), flush=True)
+            if engine.state is EngineState.ERROR:
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        engine.stop()
+        inlet.stop()
+    if engine.error is not None:
+        print(f"neurodeck decode: error: {engine.error}", file=sys.stderr)
+        return 1
+    print(f"neurodeck decode: stopped. {_status(engine, inlet)}", flush=True)
+    return 0

@@ -1,15 +1,93 @@
-"""`neurodeck demo`."""
+"""`neurodeck demo`: calibration -> training -> online feedback on the embedded recording."""
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
 
 NAME = "demo"
-HELP = "TODO"
+HELP = (
+    "run a whole motor-imagery session on the embedded real recording (PhysioNet EEGMMIDB S001, "
+    "no amplifier needed): replay over LSL, record the calibration, train, decode online, print "
+    "the scores"
+)
+
+logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("--speed", type=float, default=8.0,
+                        help="replay speed in multiples of real time (default: %(default)s)")
+    parser.add_argument("--pipelines", default="ts-lr,fgmdm,psd-lda,csp-lda",
+                        help="pipelines to compare on the calibration (default: %(default)s)")
+    parser.add_argument("--root", type=Path, default=None, metavar="DIR",
+                        help="session root folder (default: a new temporary folder)")
+    parser.add_argument("--headless", action="store_true",
+                        help="never open a window, even when a display is available")
+    parser.add_argument("--json", type=Path, default=None, metavar="OUT",
+                        help="write the scores as JSON to OUT")
+
+
+def has_display() -> bool:
+    """True when Qt can open a real window here (X11 or Wayland display set, not offscreen)."""
+    if os.environ.get("QT_QPA_PLATFORM", "") in ("offscreen", "minimal"):
+        return False
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def print_summary(result) -> None:
+    print("\n== neurodeck demo: scores ==")
+    print(f"calibration (runs 4+8, 5-fold CV, {result.cv[0]['metric']}):")
+    for r in sorted(result.cv, key=lambda r: -r["score"]):
+        mark = "  <- best, used online" if r["pipeline"] == result.best else ""
+        print(f"  {r['pipeline']:<10} {r['score']:.3f} +/- {float(__import__('numpy').std(r['fold_scores'])):.3f}{mark}")
+    print(f"online (run 12, unseen, live over LSL through onnxruntime, {result.best}):")
+    print(f"  trial accuracy       {result.online_accuracy:.3f} over {result.online_trials} trials "
+          "(chance 0.5)")
+    print(f"  time to decision     {result.online_time_to_decision_s:.2f} s (median, from the cue)")
+    print(f"  decisions            {result.decisions_published} published, "
+          f"{result.decisions_received} received by an independent LSL inlet")
+    print(f"  latency              p50 {result.latency_ms_p50:.1f} ms, p99 {result.latency_ms_p99:.1f} ms "
+          "(last sample of the window -> decision published)")
+    print(f"  samples lost         {result.samples_lost}")
+    print(f"session folder: {result.session_dir}")
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError("neurodeck demo is not built yet")
+    from app.cli import UserError
+
+    if not args.speed > 0:
+        raise UserError(f"--speed {args.speed} invalid; expected > 0")
+    pipelines = [p.strip() for p in args.pipelines.split(",") if p.strip()]
+    from decoders.pipelines import PIPELINES
+
+    unknown = [p for p in pipelines if p not in PIPELINES]
+    if unknown:
+        raise UserError(f"unknown pipelines {unknown}; expected some of {sorted(PIPELINES)}")
+    root = args.root or Path(tempfile.mkdtemp(prefix="neurodeck-demo-"))
+    if not args.headless and has_display():
+        from app.ui.demo_window import run_demo_window
+
+        return run_demo_window(root, speed=args.speed, pipelines=pipelines, json_out=args.json)
+    if not args.headless:
+        print("neurodeck demo: no display found, running headless (the GUI needs a display; "
+              "see README). Scores are printed at the end.", flush=True)
+    from app.demo import run_demo
+
+    result = run_demo(root, speed=args.speed, pipelines=pipelines,
+                      report=lambda line: print(line, flush=True))
+    print_summary(result)
+    if args.json is not None:
+        import dataclasses
+
+        d = dataclasses.asdict(result)
+        args.json.write_text(json.dumps(d, indent=2, default=str))
+    ok = result.online_accuracy > 0.5 and result.decisions_received == result.decisions_published
+    if not ok:
+        print("neurodeck demo: online decoding did not beat chance or decisions were lost",
+              file=sys.stderr)
+    return 0 if ok else 1

@@ -1,0 +1,212 @@
+"""The end-to-end demo on the embedded recording, Qt-free (``neurodeck demo`` drives it).
+
+Every step goes through the real data path, accelerated:
+
+1. *Calibration*: runs 4 and 8 of EEGMMIDB subject S001 (``assets/eegmmidb``) are replayed as
+   LSL streams (EEG + markers) at ``speed`` x real time and recorded by the crash-safe
+   :class:`~acquisition.recorder.Recorder` into a session folder, as a live calibration would be.
+2. *Training*: the recorded file is epoched (0.5-2.5 s after each cue, 8-32 Hz) and the
+   pipelines are cross-validated; the best is fitted on all trials and saved as a model bundle
+   (ONNX + JSON) in the session.
+3. *Online*: run 12 (never seen in training) is replayed over LSL; the
+   :class:`~app.engine.OnlineEngine` decodes it live through onnxruntime and publishes decisions on
+   an LSL stream that an independent inlet reads back; trials are scored from the live decisions
+   and the live markers with the same rule as pseudo-online evaluation.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets" / "eegmmidb"
+CALIBRATION_RUNS = ("S001R04.edf", "S001R08.edf")
+ONLINE_RUN = "S001R12.edf"
+EVENTS = {"T1": "left_hand", "T2": "right_hand"}
+DEFAULT_PIPELINES = ("ts-lr", "fgmdm", "psd-lda", "csp-lda")
+
+
+@dataclasses.dataclass
+class DemoResult:
+    session_dir: Path
+    calibration_file: Path
+    bundle_dir: Path
+    cv: list[dict]
+    best: str
+    online_trials: int = 0
+    online_accuracy: float = float("nan")
+    online_time_to_decision_s: float = float("nan")
+    decisions_published: int = 0
+    decisions_received: int = 0
+    latency_ms_p50: float = float("nan")
+    latency_ms_p99: float = float("nan")
+    samples_lost: int = 0
+
+
+Report = Callable[[str], None]
+
+
+def _asset(name: str) -> Path:
+    path = ASSETS / name
+    if not path.is_file():
+        raise FileNotFoundError(f"embedded recording {path} is missing; reinstall neurodeck")
+    return path
+
+
+def record_calibration(session, speed: float, report: Report) -> Path:
+    """Replay the calibration runs over LSL and record them into ``session``."""
+    import mne
+
+    from acquisition.io import load_recording
+    from acquisition.player import Player
+    from acquisition.recorder import Recorder
+
+    raws = [load_recording(_asset(name)) for name in CALIBRATION_RUNS]
+    raw = mne.concatenate_raws(raws) if len(raws) > 1 else raws[0]
+    name = f"demo-eeg-{uuid.uuid4().hex[:6]}"
+    out = session.new_recording_path("calibration")
+    player = Player(raw, speed=speed, name=name)
+    report(
+        f"calibration: replaying {' + '.join(CALIBRATION_RUNS)} ({raw.times[-1]:.0f} s, "
+        f"{len(raw.ch_names)} ch @ {raw.info['sfreq']:.0f} Hz) as LSL stream {name!r} at {speed:g}x"
+    )
+    with Recorder([player.eeg_name, *player.marker_names], out) as recorder:
+        player.start()
+        try:
+            while not player.wait(1.0):
+                report(f"  recording... {player.progress * 100:3.0f}%  {recorder.status.line()}")
+        finally:
+            player.stop()
+            time.sleep(0.2)
+    report(f"calibration recorded to {out}")
+    return out
+
+
+def train(session, calibration: Path, pipelines: Sequence[str], report: Report):
+    """Cross-validate ``pipelines`` on the calibration file, save the best as a bundle."""
+    from app.commands.evaluate import load_dataset
+    from decoders.evaluation import cross_validate_pipelines
+    from decoders.onnx import save_bundle
+    from decoders.pipelines import DecoderConfig
+
+    base = DecoderConfig(pipeline=pipelines[0], band=(8.0, 32.0), tmin=0.5, tmax=2.5, events=EVENTS)
+    X, y, ch_names, sfreq, _ = load_dataset(str(calibration), base)
+    report(f"training: {len(y)} trials ({', '.join(f'{c}: {(y == c).sum()}' for c in np.unique(y))}), "
+           f"5-fold CV of {', '.join(pipelines)}")
+    configs = {p: dataclasses.replace(base, pipeline=p) for p in pipelines}
+    pipes = {p: c.build(sfreq, ch_names, seed=42) for p, c in configs.items()}
+    results = [r.as_dict() for r in cross_validate_pipelines(X, y, pipes, cv=5, seed=42,
+                                                            dataset="S001 calibration")]
+    for r in results:
+        report(f"  {r['pipeline']:<10} {r['metric']} {r['score']:.3f} "
+               f"(folds {' '.join(f'{s:.2f}' for s in r['fold_scores'])})")
+    best = max(results, key=lambda r: r["score"])["pipeline"]
+    model = configs[best].build(sfreq, ch_names, seed=42).fit(X, y)
+    out = session.models_dir / best
+    best_res = next(r for r in results if r["pipeline"] == best)
+    save_bundle(model, configs[best], out, ch_names=ch_names, sfreq=sfreq, X_check=X[:4],
+                scores={"cv_" + best_res["metric"]: best_res["score"]})
+    report(f"best pipeline {best}: bundle saved to {out}")
+    return out, results, best
+
+
+def run_online(bundle_dir: Path, speed: float, report: Report, on_decision=None) -> dict:
+    """Replay the online run over LSL, decode it live, read decisions back, score trials."""
+    import pylsl
+
+    from acquisition.inlet import Inlet, MarkerInlet
+    from acquisition.io import load_recording
+    from acquisition.player import Player
+    from app.engine import OnlineEngine
+    from decoders.evaluation import score_trials
+    from decoders.online import OnlineDecoder
+
+    decoder = OnlineDecoder(bundle_dir)
+    raw = load_recording(_asset(ONLINE_RUN))
+    tag = uuid.uuid4().hex[:6]
+    player = Player(raw, speed=speed, name=f"demo-online-{tag}")
+    inlet = Inlet(player.eeg_name, buffer_seconds=60)
+    markers = MarkerInlet(player.marker_names[0])
+    inlet.start()
+    markers.start()
+    engine = OnlineEngine(decoder, inlet, hop_s=0.0625, out_name=f"demo-decisions-{tag}")
+    history = []
+    engine.add_decision_listener(history.append)
+    if on_decision is not None:
+        engine.add_decision_listener(on_decision)
+    # the EEG timestamps of every sample, to place the live markers on the sample axis
+    stamps: list[np.ndarray] = []
+    inlet.add_chunk_listener(lambda data, ts: stamps.append(ts))
+    engine.start()
+    consumer = pylsl.StreamInlet(pylsl.resolve_byprop("source_id", engine.outlet_info.source_id(),
+                                                      timeout=5)[0])
+    consumer.open_stream(timeout=5)
+    player.wait_for_consumers(5.0)
+    report(f"online: replaying {ONLINE_RUN} ({raw.times[-1]:.0f} s, unseen in training) at "
+           f"{speed:g}x; decoding live with {decoder.bundle.meta.get('pipeline')} via onnxruntime")
+    received = 0
+    player.start()
+    try:
+        while not player.wait(1.0):
+            got, _ = consumer.pull_chunk(timeout=0.0, max_samples=100_000)
+            received += len(got)
+            last = engine.last_decision
+            out = "-" if last is None or not last.valid else " ".join(
+                f"{lab}={v:.2f}" for lab, v in zip(engine.labels, last.values, strict=True))
+            report(f"  decoding... {player.progress * 100:3.0f}%  {engine.stats.decisions} "
+                   f"decisions, stream {inlet.state.value}  {out}")
+        time.sleep(0.5)
+        got, _ = consumer.pull_chunk(timeout=0.5, max_samples=100_000)
+        received += len(got)
+    finally:
+        engine.stop()
+        player.stop()
+        markers.stop()
+        inlet.stop()
+    ts = np.concatenate(stamps) if stamps else np.zeros(0)
+    live = [(t, lab) for t, lab in markers.drain() if lab in ("T1", "T2")]
+    onsets = np.searchsorted(ts, [t for t, _ in live]) if len(ts) else np.zeros(0, int)
+    labels = [EVENTS[lab] for _, lab in live]
+    ends, outputs = [], []
+    for d in history:
+        ends.append(d.index)
+        outputs.append(d.values)
+    window = decoder.window_samples
+    n_pad = int(round(float(decoder.bundle.meta.get("pad_s", 0.0)) * decoder.sfreq))
+    correct, ttd = score_trials(np.asarray(ends), np.asarray(outputs), list(engine.labels),
+                                onsets, labels, window=window, n_pad=n_pad,
+                                trial_len=int(round(4.0 * decoder.sfreq)), sfreq=decoder.sfreq)
+    lat = engine.stats.percentiles("latency_s")
+    return {
+        "online_trials": len(correct),
+        "online_accuracy": float(np.mean(correct)) if len(correct) else float("nan"),
+        "online_time_to_decision_s": float(np.nanmedian(ttd)) if np.isfinite(ttd).any() else float("nan"),
+        "decisions_published": engine.stats.decisions,
+        "decisions_received": received,
+        "latency_ms_p50": lat[50] * 1e3,
+        "latency_ms_p99": lat[99] * 1e3,
+        "samples_lost": inlet.counters.samples_missing,
+    }
+
+
+def run_demo(root: Path, *, speed: float = 8.0, pipelines: Sequence[str] = DEFAULT_PIPELINES,
+             report: Report = print, on_decision=None) -> DemoResult:
+    """Calibrate -> train -> online on the embedded recording; returns the scores."""
+    from app.session import Session
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    session = Session.create(root, "demo-S001", f"demo-{stamp}", exist_ok=True)
+    report(f"session folder: {session.path}")
+    calibration = record_calibration(session, speed, report)
+    bundle, cv, best = train(session, calibration, list(pipelines), report)
+    result = DemoResult(session.path, calibration, bundle, cv, best)
+    for key, value in run_online(bundle, speed, report, on_decision).items():
+        setattr(result, key, value)
+    return result
