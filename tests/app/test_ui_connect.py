@@ -219,3 +219,61 @@ def test_gui_command_without_display_exits_2(tmp_path):
                        env={**env, "QT_QPA_PLATFORM": "offscreen"}, capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 2 and "not a neurodeck session" in r.stderr
+
+
+class _FakeDesc:
+    def __init__(self, n_ch, srate):
+        self.name, self.srate, self.n_channels = "fake", srate, n_ch
+        self.labels = tuple(f"E{i}" for i in range(n_ch))
+
+
+class _BufferOnlyInlet:
+    """What the views read from an Inlet: ``description`` and the real RingBuffer."""
+
+    def __init__(self, n_ch, srate):
+        from acquisition.buffer import RingBuffer
+
+        self.description = _FakeDesc(n_ch, srate)
+        self.buffer = RingBuffer(n_ch, int(30 * srate))
+        self.n = 0
+
+    def push(self, data):  # data (n_ch, n)
+        n = data.shape[1]
+        self.buffer.write(np.ascontiguousarray(data.T, dtype=np.float32),
+                          np.arange(self.n, self.n + n, dtype=float))
+        self.n += n
+
+
+def test_incremental_bins_equal_full_downsampling(qtbot):
+    from app.ui.signal_view import SignalView
+
+    view = SignalView(prefs={"filter": False, "notch_hz": 0.0, "car": False, "span_s": 10})
+    qtbot.addWidget(view)
+    view.resize(900, 500)
+    view.show()
+    inlet = _BufferOnlyInlet(4, 256.0)
+    rng = np.random.default_rng(3)
+    signal = np.cumsum(rng.standard_normal((4, 5000)), axis=1)
+    inlet.push(signal[:, :2000])  # less than the 10 s span at first
+    view.set_inlet(inlet)
+    view._timer.stop()  # frames driven by hand
+    pos = 2000
+    for chunk in rng.integers(1, 80, size=60):
+        inlet.push(signal[:, pos:pos + chunk])
+        pos += int(chunk)
+        view.update_frame()
+    f = view._factor
+    assert f > 1 and pos > 2560
+    span_n = 2560
+    b = pos
+    lo = -((span_n - b) // f)
+    hi = (b - 1) // f
+    for ch in range(4):
+        x, y = view.curves[ch].getData()
+        seg = signal[ch, lo * f:b].astype(np.float32).astype(np.float64)
+        seg = np.concatenate([seg, np.repeat(seg[-1:], (hi - lo + 1) * f - seg.size)])
+        expected = peak_downsample(seg[None, :], f)[0] if f > 1 else np.repeat(seg, 2)
+        expected = expected / view.scale_uv + (3 - ch)
+        np.testing.assert_allclose(y, expected, rtol=1e-6, atol=1e-9)
+        assert x[-1] <= 0 and x[0] >= -10.0 - f / 256
+    assert view.frames == 60
