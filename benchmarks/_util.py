@@ -301,7 +301,8 @@ def train_bundle(pipeline: str, n_channels: int, srate: float, out_dir: Path,
 
 # ----------------------------------------------------------------------------------- LSL source
 def _source_main(name: str, source_id: str, n_channels: int, srate: float, chunk: int,
-                 seconds: float, ready, stop, pushed) -> None:
+                 seconds: float, ready, stop, pushed, marker_every: float = 0.0,
+                 markers_pushed=None) -> None:
     """Subprocess body: push EEGMMIDB data + a COUNTER channel in real time (nominal clock)."""
     from acquisition.outlet import DataOutlet, local_clock, make_stream_info
 
@@ -311,6 +312,12 @@ def _source_main(name: str, source_id: str, n_channels: int, srate: float, chunk
                             source_id=source_id, units=["microvolts"] * n_channels + ["samples"],
                             ch_types=["EEG"] * n_channels + ["MISC"])
     outlet = DataOutlet(info, chunk_size=chunk)
+    marker_out = None
+    if marker_every > 0:
+        from acquisition.outlet import MarkerOutlet
+
+        marker_out = MarkerOutlet(name + "-markers", source_id=source_id + "-markers")
+    next_marker, n_markers = marker_every, 0
     block = np.empty((chunk, n_channels + 1), dtype=np.float64)
     ready.set()
     outlet.wait_for_consumers(10.0)
@@ -330,6 +337,11 @@ def _source_main(name: str, source_id: str, n_channels: int, srate: float, chunk
         outlet.push_chunk(block, t0 + (i + chunk - 1) / srate)
         i += chunk
         pushed.value = i
+        if marker_out is not None and i / srate >= next_marker:
+            marker_out.push(str(n_markers), t0 + (i - 1) / srate)  # label = sequence number
+            n_markers += 1
+            markers_pushed.value = n_markers
+            next_marker += marker_every
     time.sleep(0.5)
 
 
@@ -342,23 +354,40 @@ class Source:
     of the source process on a busy machine is counted against us, never hidden).
     """
 
-    def __init__(self, n_channels: int, srate: float, chunk: int, seconds: float = 0.0):
+    def __init__(self, n_channels: int, srate: float, chunk: int, seconds: float = 0.0,
+                 marker_every: float = 0.0):
         self.n_channels, self.srate, self.chunk = n_channels, srate, chunk
         self.name = f"ndbench-{uuid.uuid4().hex[:10]}"
         self.source_id = self.name
         ctx = mp.get_context("spawn")
         self._ready, self._stop = ctx.Event(), ctx.Event()
         self._pushed = ctx.Value("q", 0)
+        self._markers = ctx.Value("q", 0)
         self._proc = ctx.Process(
             target=_source_main,
             args=(self.name, self.source_id, n_channels, srate, chunk, seconds, self._ready,
-                  self._stop, self._pushed),
+                  self._stop, self._pushed, marker_every, self._markers),
             daemon=True,
         )
 
     @property
     def pushed(self) -> int:
+        """Samples pushed so far."""
         return int(self._pushed.value)
+
+    @property
+    def markers_pushed(self) -> int:
+        """Markers pushed so far (``marker_every`` > 0; labels "0", "1", ...)."""
+        return int(self._markers.value)
+
+    def marker_info(self):
+        """Resolve the marker stream (pylsl.StreamInfo)."""
+        import pylsl
+
+        found = pylsl.resolve_byprop("source_id", self.source_id + "-markers", 1, 10.0)
+        if not found:
+            raise RuntimeError(f"marker stream {self.name}-markers not found")
+        return found[0]
 
     def start(self) -> Source:
         self._proc.start()
@@ -376,6 +405,7 @@ class Source:
         return found[0]
 
     def stop(self) -> None:
+        """Stop pushing (the outlets then close with the process)."""
         self._stop.set()
         self._proc.join(10)
         if self._proc.is_alive():

@@ -29,6 +29,8 @@ CASES = [
                  marks=pytest.mark.slow),
     pytest.param("scaling", ["--seconds", "1.5"], "Scaling", ["psd-lda"], id="scaling",
                  marks=pytest.mark.slow),
+    pytest.param("soak", ["--minutes", "0.15"], "Soak", ["64x512"], id="soak",
+                 marks=pytest.mark.slow),
 ]
 
 
@@ -49,3 +51,5 @@ def test_benchmark_quick(name: str, extra: list[str], title: str, row_words: lis
     table_rows = [ln for ln in out.splitlines() if ln.startswith("| ") and not ln.startswith("|--")]
     for word in row_words:
         assert any(word in ln for ln in table_rows[1:]), f"no table row mentions {word!r}:\n{out}"
+    if name == "soak":  # the loss check itself must hold on loopback
+        assert "lossless: yes" in out, out
