@@ -15,7 +15,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from PyQt6.QtCore import pyqtSignal
+from PyQt6.QtCore import Qt, QTimer, pyqtSignal
+from PyQt6.QtGui import QKeySequence, QShortcut
 from PyQt6.QtWidgets import (
     QCheckBox,
     QDoubleSpinBox,
@@ -25,6 +26,7 @@ from PyQt6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -170,6 +172,20 @@ class CalibratePage(Page):
 
         self.cue_display = CueDisplay()
         row.addWidget(self.cue_display, 1)
+
+        # operator keys: Space pauses/resumes, Esc aborts (asks first), F11 full-screen cues
+        for key, slot in (("Space", self.toggle_pause), ("Escape", self._abort_asked),
+                          ("F11", self.show_fullscreen)):
+            sc = QShortcut(QKeySequence(key), self)
+            sc.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            sc.activated.connect(slot)
+        self.pause_button.setToolTip("Space")
+        self.abort_button.setToolTip("Esc")
+        self.full_button.setToolTip("F11; Esc on the cue screen closes it")
+        # a recording that fails in the background must stop the run and say so
+        self._watch = QTimer(self)
+        self._watch.setInterval(1000)
+        self._watch.timeout.connect(self._check_recorder)
 
         saved = context.settings.protocol if context is not None else {}
         try:
@@ -345,6 +361,7 @@ class CalibratePage(Page):
         except OSError as exc:
             self.report_error(f"Could not write the session config: {exc}")
         self.context.streams.hold("calibration", "a calibration run is recording it")
+        self._watch.start()
         self.runner.start()
 
     def _on_event(self, ev) -> None:
@@ -379,8 +396,25 @@ class CalibratePage(Page):
         if self.runner is not None and self.state in ("running", "paused"):
             self.runner.abort()
 
+    def _abort_asked(self) -> None:
+        if self.state not in ("running", "paused"):
+            return
+        answer = QMessageBox.question(self, "Abort the calibration?",
+                                      "Stop the run now? Completed trials are kept and saved.")
+        if answer == QMessageBox.StandardButton.Yes:
+            self.abort()
+
+    def _check_recorder(self) -> None:
+        rec = self.recorder
+        err = None if rec is None else getattr(rec, "error", None)
+        if err is not None and self.state in ("running", "paused"):
+            self.report_error(f"The recording failed: {error_text(err)}. The run was stopped; what "
+                              "was written so far is kept (neurodeck recover).")
+            self.abort()
+
     def _on_finished(self, how: str) -> None:
         proto = self.runner.protocol
+        self._watch.stop()
         if self.context is not None:
             self.context.streams.release("calibration")
         done, total = proto.progress

@@ -8,6 +8,8 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
+from PyQt6.QtCore import Qt  # noqa: E402
+
 from app.protocol import Phase, ProtocolConfig  # noqa: E402
 from app.session import Session  # noqa: E402
 from app.ui.main_window import MainWindow  # noqa: E402
@@ -84,7 +86,9 @@ def test_accelerated_run_on_simulator_is_recorded_with_markers(window, qtbot, se
 
     # pause in the middle of the second trial, then resume
     qtbot.waitUntil(lambda: page.protocol.trial >= 2 and page.phase is Phase.CUE, timeout=20000)
-    page.toggle_pause()
+    window.activateWindow()
+    page.cue_display.setFocus()
+    qtbot.keyClick(page.cue_display, Qt.Key.Key_Space)  # the operator's pause key
     assert page.state == "paused" and page.phase is Phase.PAUSED
     assert page.cue_display.phase is Phase.PAUSED
     qtbot.wait(300)
