@@ -14,7 +14,7 @@ def test_evaluate_writes_json_with_the_documented_keys(asset_edfs, tmp_path, cap
     spec = ",".join(str(p) for p in asset_edfs)
     rc = main(["evaluate", spec, "--pipelines", "csp-lda,mdm", "--events", "T1=left_hand,T2=right_hand",
                "--tmin", "0.5", "--tmax", "2.5", "--band", "8", "32", "--picks", PICKS, "--cv", "5",
-               "--seed", "42", "--json", str(out), "--no-progress"])
+               "--seed", "42", "--json", str(out), "--no-progress", "--pseudo-online", "--step", "0.25"])
     assert rc == 0
     results = json.loads(out.read_text())["results"]
     assert [r["pipeline"] for r in results] == ["csp-lda", "mdm"]
@@ -24,8 +24,11 @@ def test_evaluate_writes_json_with_the_documented_keys(asset_edfs, tmp_path, cap
         assert r["dataset"] == "S001R04+S001R08+S001R12" and r["metric"] == "roc_auc"
         assert r["n_trials"] == 45 and len(r["fold_scores"]) == 5 and 0 <= r["score"] <= 1
         assert r["n_channels"] == 16 and r["band"] == [8.0, 32.0]
+        po = r["pseudo_online"]
+        assert po["n_trials"] == 45 and 0 <= po["trial_accuracy"] <= 1 and po["n_windows"] > 1000
     table = capsys.readouterr().out
     assert "csp-lda" in table and "S001R04+S001R08+S001R12" in table
+    assert "pseudo-online (leave one recording out)" in table
 
 
 def test_train_writes_a_bundle_that_decodes(asset_edfs, tmp_path, capsys):
