@@ -107,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # later pages may implement prepare_screenshot() (e.g. compute on the session's calibration)
     # and screenshot_ready() -> bool; otherwise they are shot as they are
+    win.toast.hide()  # the "saved" note belongs to the calibrate shot only
     for i, spec in enumerate(PAGES, start=1):
         if spec.key in ("connect", "calibrate"):
             continue
