@@ -40,11 +40,13 @@ class DemoResult:
     bundle_dir: Path
     cv: list[dict]
     best: str
+    speed: float = 1.0
     online_trials: int = 0
     online_accuracy: float = float("nan")
     online_time_to_decision_s: float = float("nan")
     decisions_published: int = 0
     decisions_received: int = 0
+    skipped_hops: int = 0
     latency_ms_p50: float = float("nan")
     latency_ms_p99: float = float("nan")
     samples_lost: int = 0
@@ -190,6 +192,7 @@ def run_online(bundle_dir: Path, speed: float, report: Report, on_decision=None)
         "online_time_to_decision_s": float(np.nanmedian(ttd)) if np.isfinite(ttd).any() else float("nan"),
         "decisions_published": engine.stats.decisions,
         "decisions_received": received,
+        "skipped_hops": engine.stats.skipped_hops,
         "latency_ms_p50": lat[50] * 1e3,
         "latency_ms_p99": lat[99] * 1e3,
         "samples_lost": inlet.counters.samples_missing,
@@ -206,7 +209,7 @@ def run_demo(root: Path, *, speed: float = 8.0, pipelines: Sequence[str] = DEFAU
     report(f"session folder: {session.path}")
     calibration = record_calibration(session, speed, report)
     bundle, cv, best = train(session, calibration, list(pipelines), report)
-    result = DemoResult(session.path, calibration, bundle, cv, best)
+    result = DemoResult(session.path, calibration, bundle, cv, best, speed)
     for key, value in run_online(bundle, speed, report, on_decision).items():
         setattr(result, key, value)
     return result

@@ -230,8 +230,13 @@ class OnlineEngine:
                 logger.exception("engine state listener failed")
 
     def _run(self) -> None:
+        from threadpoolctl import threadpool_limits
+
         try:
-            self._loop()
+            # One BLAS thread: per-window linear algebra is small, and a second thread fighting the
+            # acquisition thread for the cores multiplied OAS covariance time by ~10 under load.
+            with threadpool_limits(limits=1):
+                self._loop()
         except BaseException as exc:  # surfaced to the user through .error and the state
             self.error = exc
             logger.exception("online engine stopped on an error")

@@ -6,10 +6,15 @@ import uuid
 from pathlib import Path
 
 import pytest
+from threadpoolctl import threadpool_limits
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 ASSETS = ROOT / "assets"
+
+# One BLAS thread: the suite runs on 2 cores next to LSL threads; threaded OpenBLAS on small
+# matrices made decoder tests ~20x slower under load. (The online engine does the same.)
+_BLAS_LIMITS = threadpool_limits(limits=1)
 
 if not os.environ.get("DISPLAY"):
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")

@@ -50,7 +50,9 @@ def print_summary(result) -> None:
           "(chance 0.5)")
     print(f"  time to decision     {result.online_time_to_decision_s:.2f} s (median, from the cue)")
     print(f"  decisions            {result.decisions_published} published, "
-          f"{result.decisions_received} received by an independent LSL inlet")
+          f"{result.decisions_received} received by an independent LSL inlet"
+          + (f" ({result.skipped_hops} hops skipped to keep up with the {result.speed:g}x replay)"
+             if result.skipped_hops else ""))
     print(f"  latency              p50 {result.latency_ms_p50:.1f} ms, p99 {result.latency_ms_p99:.1f} ms "
           "(last sample of the window -> decision published)")
     print(f"  samples lost         {result.samples_lost}")

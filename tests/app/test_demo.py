@@ -1,0 +1,102 @@
+"""The README's first command, end to end on the embedded recording (accelerated)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pylsl
+import pytest
+
+from app.demo import ASSETS, run_demo
+
+
+def test_demo_calibrates_trains_and_decodes_live_above_chance(tmp_path):
+    lines: list[str] = []
+    res = run_demo(tmp_path, speed=16.0, pipelines=("ts-lr",), report=lines.append)
+    # calibration went through LSL into a real recording with every cue
+    import mne
+
+    raw = mne.io.read_raw_fif(res.calibration_file, verbose="error")
+    cues = [d for d in raw.annotations.description if d in ("T1", "T2")]
+    assert len(cues) == 30  # 15 cues per run, runs 4 and 8
+    assert abs(raw.n_times - 2 * 20000) <= 2 * 160  # both runs (S001 runs are 125 s at 160 Hz)
+    assert (res.bundle_dir / "model.onnx").is_file() and (res.bundle_dir / "model.json").is_file()
+    assert res.cv[0]["score"] > 0.6
+    # online on the unseen run: every cue scored, every decision received, nothing lost
+    assert res.online_trials == 15
+    assert res.online_accuracy >= 0.6, lines
+    # one decision per 1/16 s hop of a 125 s run unless the engine fell behind and skipped hops
+    assert res.decisions_published + res.skipped_hops >= 1900
+    assert res.decisions_published > 100
+    assert res.decisions_received == res.decisions_published
+    assert res.samples_lost == 0
+
+
+def test_decode_cli_publishes_decisions_for_an_independent_inlet(tmp_path, unique_name):
+    from acquisition.player import Player
+    from app.cli import main
+
+    bundle = tmp_path / "model"
+    files = ",".join(str(ASSETS / f) for f in ("S001R04.edf", "S001R08.edf"))
+    assert main(["train", files, "--pipeline", "ts-lr", "--out", str(bundle), "--cv", "0",
+                 "--no-progress"]) == 0
+    out_name = f"{unique_name}-dec"
+    player = Player(ASSETS / "S001R12.edf", speed=4.0, name=unique_name, loop=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "decode", "--model", str(bundle), "--stream",
+         unique_name, "--out-name", out_name, "--duration", "6"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        player.start()
+        found = pylsl.resolve_byprop("name", out_name, timeout=20)
+        assert found, "decision stream never appeared"
+        inlet = pylsl.StreamInlet(found[0])
+        info = inlet.info()
+        labels = []
+        ch = info.desc().child("channels").child("channel")
+        while not ch.empty():
+            labels.append(ch.child_value("label"))
+            ch = ch.next_sibling()
+        assert labels == ["left_hand", "right_hand", "valid"]
+        values, stamps = [], []
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            v, t = inlet.pull_chunk(timeout=0.2)
+            values += v
+            stamps += t
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        player.stop()
+    assert proc.returncode == 0, err
+    assert "decisions" in out and "latency" in out
+    values = np.asarray(values)
+    assert len(values) > 20
+    valid = values[:, 2] == 1
+    np.testing.assert_allclose(values[valid, :2].sum(axis=1), 1.0, atol=1e-4)
+    assert np.all(np.diff(stamps) > 0)
+
+
+def test_decode_cli_refuses_a_missing_model(tmp_path, capsys):
+    from app.cli import main
+
+    assert main(["decode", "--model", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err
+    assert "nope" in err and "bundle" in err
+
+
+def test_demo_json_flag_rejects_bad_speed(capsys):
+    from app.cli import main
+
+    assert main(["demo", "--speed", "0", "--headless"]) == 2
+    assert "--speed 0" in capsys.readouterr().err
+
+
+def test_demo_help_mentions_the_embedded_recording():
+    out = subprocess.run([sys.executable, "-m", "app.cli", "demo", "--help"], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0 and "EEGMMIDB" in out.stdout
