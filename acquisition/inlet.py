@@ -94,6 +94,9 @@ class InletCounters:
         Ring-buffer reads that asked for already overwritten samples (readers too slow).
     reconnects : int
         Recoveries after the stream was lost.
+    timestamps_repaired : int
+        Timestamps liblsl deduced from 0 after a (re)connection, re-derived from the next
+        trustworthy one (see :meth:`Inlet._repair_timestamps`).
     """
 
     samples_received: int = 0
@@ -102,6 +105,7 @@ class InletCounters:
     samples_missing: int = 0
     overruns: int = 0
     reconnects: int = 0
+    timestamps_repaired: int = 0
 
 
 
@@ -525,6 +529,7 @@ class Inlet(_BaseInlet):
         self._scratch: np.ndarray | None = None
         self._chunk_listeners: list[ChunkListener] = []
         self._last_ts: float | None = None
+        self._staged: tuple[np.ndarray, np.ndarray] | None = None
         super().__init__(source, processing_flags=flags, **kwargs)
 
     # ------------------------------------------------------------------ setup
@@ -603,6 +608,63 @@ class Inlet(_BaseInlet):
         n = len(ts)
         if n == 0:
             return 0
+        if self._description.srate > 0:
+            data, ts = self._repair_timestamps(data, ts)
+            if len(ts) == 0:
+                return n  # data flow (for the state), but held back until a trustworthy timestamp
+        self._deliver(data, ts)
+        return n
+
+    def _repair_timestamps(self, data: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Fix timestamps liblsl deduced from zero right after a (re)connection.
+
+        liblsl sends only the first sample of a pushed chunk with its timestamp; the others are
+        "deduced" by the receiver as previous + 1/srate. When a connection (first or recovered)
+        starts in the middle of a chunk, the previous timestamp is 0, so the first samples are
+        stamped ~0.01, 0.02, ... s (measured here; it made a 2500-s fake gap after a recovery).
+        Such implausibly old stamps are re-derived from the next trustworthy one at the nominal
+        rate; samples whose next trustworthy stamp has not arrived yet are held back (copies) until
+        it does. Counted in ``counters.timestamps_repaired``.
+        """
+        now = pylsl.local_clock()
+        floor = max(now - self._max_buflen - 60.0, min(10.0, now - 1.0))
+        bad = ts < floor
+        staged = self._staged
+        if staged is None and not bad.any():
+            return data, ts
+        if staged is not None:
+            data = np.concatenate([staged[0], data])
+            ts = np.concatenate([staged[1], ts])
+            bad = np.concatenate([np.ones(len(staged[1]), dtype=bool), bad])
+            self._staged = None
+        good = np.flatnonzero(~bad)
+        if good.size == 0:
+            if len(ts) > 10 * self._max_chunk_eff:  # never trustworthy: give up, deliver as is
+                logger.error(
+                    "inlet %r: %d samples without a plausible timestamp (< %.1f s); delivering them",
+                    self._description.name, len(ts), floor,
+                )
+                return data, ts
+            self._staged = (np.array(data, copy=True), np.array(ts, copy=True))
+            return data[:0], ts[:0]
+        last = good[-1]
+        if last + 1 < len(ts):  # a bad tail: hold it back for the next pull
+            self._staged = (np.array(data[last + 1 :], copy=True), np.array(ts[last + 1 :], copy=True))
+            data, ts, bad = data[: last + 1], ts[: last + 1], bad[: last + 1]
+        idx = np.flatnonzero(bad)
+        if idx.size:
+            ts = np.array(ts, copy=True)
+            nxt = good[np.searchsorted(good, idx)]
+            ts[idx] = ts[nxt] - (nxt - idx) / self._description.srate
+            self._counters.timestamps_repaired += int(idx.size)
+            logger.warning(
+                "inlet %r: re-derived %d timestamp(s) that liblsl deduced from 0 after a (re)connection",
+                self._description.name, int(idx.size),
+            )
+        return data, ts
+
+    def _deliver(self, data: np.ndarray, ts: np.ndarray) -> None:
+        """Ring buffer, counters, chunk listeners, waiters: every chunk, in order."""
         self._buffer.write(data, ts)
         self._count(ts)
         if self._chunk_listeners:
@@ -614,7 +676,6 @@ class Inlet(_BaseInlet):
                 self._call_listener(fn, chunk, ts)
         with self._cond:
             self._cond.notify_all()
-        return n
 
     def _count(self, ts: np.ndarray) -> None:
         c = self._counters
@@ -655,6 +716,7 @@ class Inlet(_BaseInlet):
 
     def start(self) -> Inlet:
         self._last_ts = None
+        self._staged = None
         return super().start()
 
 

@@ -49,6 +49,7 @@ class CounterSource:
         return self
 
     def _run(self, duration):
+        """Push what the clock says is due; with ``duration``, exactly duration * srate samples."""
         try:
             rng = np.random.default_rng(0)
             start = local_clock()
@@ -56,18 +57,17 @@ class CounterSource:
                 self.t0 = start
             # on a restart, skip the samples "produced" while closed (the counter follows the clock)
             self.next_k = max(self.next_k, int((start - self.t0) * self.srate))
-            while not self._stop.is_set():
-                now = local_clock()
-                if duration is not None and now - start >= duration:
-                    break
-                due = int((now - self.t0) * self.srate) + 1
+            end_k = None if duration is None else self.next_k + int(round(duration * self.srate))
+            while not self._stop.is_set() and (end_k is None or self.next_k < end_k):
+                due = int((local_clock() - self.t0) * self.srate) + 1
+                if end_k is not None:
+                    due = min(due, end_k)
                 n = min(due - self.next_k, 4 * self.chunk)
-                if n >= self.chunk or (n > 0 and duration is not None and now - start >= duration):
+                if n >= self.chunk or (n > 0 and due == end_k):
                     k = np.arange(self.next_k, self.next_k + n)
                     data = rng.standard_normal((n, self.n_channels)).astype(np.float32)
                     data[:, -1] = k
-                    last_ts = self.t0 + k[-1] / self.srate
-                    self.outlet.push_chunk(data, timestamp=last_ts)
+                    self.outlet.push_chunk(data, timestamp=self.t0 + k[-1] / self.srate)
                     self.next_k += n
                     self.pushed += n
                 else:

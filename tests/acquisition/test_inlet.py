@@ -79,7 +79,7 @@ def test_ten_seconds_64ch_512hz_nothing_lost_or_reordered(counter_source):
         rd.join()
         counters = inlet.counters
         data, ts = inlet.latest(src.pushed)
-    assert src.pushed >= 5100  # 10 s at 512 Hz
+    assert src.pushed == 5120  # 10 s at 512 Hz
     np.testing.assert_array_equal(got.counter(), np.arange(src.pushed))  # each once, in order
     np.testing.assert_array_equal(data[-1], np.arange(src.pushed))
     np.testing.assert_allclose(ts, src.t0 + np.arange(src.pushed) / 512.0, atol=1e-3)
@@ -89,12 +89,13 @@ def test_ten_seconds_64ch_512hz_nothing_lost_or_reordered(counter_source):
     assert counters.gaps == 0 and counters.samples_missing == 0
     assert counters.reconnects == 0 and counters.chunks > 50
     assert not window_problems, window_problems[:3]
-    assert n_windows[0] > 100
+    assert n_windows[0] > 20  # the reader really ran alongside (~400 windows when idle)
     assert inlet.state is StreamState.STOPPED
 
 
 def _recovery_inlet(name, states, dejitter=False):
-    inlet = Inlet(name, stall_after=0.15, lost_after=0.4, recovered_hold=0.2, reresolve_interval=0.2,
+    # thresholds well above scheduling hiccups on a loaded 2-core CI machine
+    inlet = Inlet(name, stall_after=0.3, lost_after=0.8, recovered_hold=0.2, reresolve_interval=0.2,
                   dejitter=dejitter)
     inlet.add_state_listener(lambda old, new: states.append(new))
     return inlet
@@ -110,6 +111,7 @@ def test_source_killed_and_restarted_same_source_id(counter_source):
         src.outlet.wait_for_consumers(5)
         src.start()
         assert inlet.wait_for_samples(100, 5)
+        r0 = inlet.counters.reconnects  # 0 unless the machine hiccuped
         src.close()  # the amplifier program dies
         assert _wait(lambda: inlet.state is StreamState.LOST, 3)
         time.sleep(0.3)
@@ -127,7 +129,7 @@ def test_source_killed_and_restarted_same_source_id(counter_source):
     assert true_missing > 0.7 * 256  # > 0.7 s offline
     assert counters.gaps == 1
     assert abs(counters.samples_missing - true_missing) <= 2  # from timestamps alone
-    assert counters.reconnects == 1
+    assert counters.reconnects == r0 + 1
     assert _in_order(states, [StreamState.CONNECTED, StreamState.STALLED, StreamState.LOST,
                               StreamState.RECOVERED, StreamState.CONNECTED, StreamState.STOPPED])
     assert inlet.description.source_id == src.source_id
@@ -144,6 +146,7 @@ def test_new_source_id_with_the_same_name_is_adopted(counter_source):
         first.outlet.wait_for_consumers(5)
         first.start()
         assert inlet.wait_for_samples(100, 5)
+        r0 = inlet.counters.reconnects
         first.close()
         assert _wait(lambda: inlet.state is StreamState.LOST, 3)
         second = counter_source(n_channels=4, srate=256.0, chunk=8, source_id=first.source_id + "-new")
@@ -157,7 +160,7 @@ def test_new_source_id_with_the_same_name_is_adopted(counter_source):
     assert desc.labels == tuple(first.labels)
     k = got.counter()
     assert np.all(np.diff(k) >= 1) and np.count_nonzero(np.diff(k) != 1) == 1
-    assert counters.gaps == 1 and counters.reconnects == 1
+    assert counters.gaps == 1 and counters.reconnects == r0 + 1
     assert abs(counters.samples_missing - int(np.diff(k).max() - 1)) <= 2
     assert _in_order(states, [StreamState.LOST, StreamState.RECOVERED])
 
@@ -279,7 +282,7 @@ def test_marker_inlet_recovers_after_the_outlet_restarts(unique_name):
     finally:
         out.close()
     assert labels == ["before", "after"]
-    assert counters.reconnects == 1
+    assert counters.reconnects == 1  # markers: only a broken connection counts, never silence
     assert _in_order(states, [StreamState.CONNECTED, StreamState.LOST, StreamState.RECOVERED])
 
 
@@ -301,6 +304,7 @@ def test_source_without_source_id_is_found_again_by_name(counter_source):
         src.outlet.wait_for_consumers(5)
         src.start()
         assert inlet.wait_for_samples(100, 5)
+        r0 = inlet.counters.reconnects
         src.close()
         assert _wait(lambda: inlet.state is StreamState.LOST, 3)
         time.sleep(0.2)
@@ -311,7 +315,7 @@ def test_source_without_source_id_is_found_again_by_name(counter_source):
         counters = inlet.counters
     k = got.counter()
     assert np.all(np.diff(k) >= 1) and np.count_nonzero(np.diff(k) != 1) == 1
-    assert counters.gaps == 1 and counters.reconnects == 1
+    assert counters.gaps == 1 and counters.reconnects == r0 + 1
     assert abs(counters.samples_missing - int(np.diff(k).max() - 1)) <= 2
     assert _in_order(states, [StreamState.LOST, StreamState.RECOVERED])
 
@@ -397,6 +401,7 @@ def test_incompatible_new_source_with_the_same_name_is_not_adopted(counter_sourc
         first.outlet.wait_for_consumers(5)
         first.start()
         assert inlet.wait_for_samples(50, 5)
+        r0 = inlet.counters.reconnects
         first.close()
         assert _wait(lambda: inlet.state is StreamState.LOST, 3)
         other = counter_source(n_channels=6, srate=256.0, source_id="other").open()
@@ -405,4 +410,35 @@ def test_incompatible_new_source_with_the_same_name_is_not_adopted(counter_sourc
         other.close()
     msg = str(inlet.error)
     assert "not switching" in msg and "6 ch" in msg and "4 ch" in msg
-    assert inlet.description.n_channels == 4 and inlet.counters.reconnects == 0
+    assert inlet.description.n_channels == 4 and inlet.counters.reconnects == r0
+
+
+def test_timestamps_deduced_from_zero_after_a_connection_are_repaired(unique_name):
+    """liblsl stamps samples sent without a timestamp as previous + 1/srate, and the 'previous' of
+    a fresh connection is 0: a connection that starts mid-chunk got stamps ~0.01 s (seen as a
+    2500-s fake gap after a recovery). The inlet re-derives them from the next real stamp."""
+    deduced = pylsl.util.DEDUCED_TIMESTAMP
+    out = pylsl.StreamOutlet(make_stream_info(unique_name, "EEG", ["k"], 100.0, source_id=unique_name))
+    got = _Collector()
+    try:
+        with Inlet(unique_name) as inlet:
+            inlet.add_chunk_listener(got)
+            assert out.wait_for_consumers(5)
+            t_real = pylsl.local_clock()
+            for k in range(5):  # the tail of a chunk whose stamped first sample was missed
+                out.push_sample([float(k)], deduced)
+            time.sleep(0.2)  # pulled alone: nothing trustworthy yet, so held back
+            held = inlet.n_received
+            out.push_sample([5.0], t_real)
+            for k in range(6, 12):
+                out.push_sample([float(k)], deduced)
+            assert inlet.wait_for_samples(12, 5)
+            counters = inlet.counters
+            data, ts = inlet.latest(12)
+    finally:
+        del out
+    assert held == 0
+    np.testing.assert_array_equal(got.counter(), np.arange(12))
+    np.testing.assert_allclose(ts, t_real + (np.arange(12) - 5) / 100.0, atol=1e-3)
+    np.testing.assert_allclose(got.timestamps(), ts)
+    assert counters.timestamps_repaired == 5 and counters.gaps == 0
