@@ -50,9 +50,29 @@ EEGMMIDB_MAPPING = {"T1": "left_hand", "T2": "right_hand"}
 
 
 # ------------------------------------------------------------------------------- Qt-free part
+_CANONICAL: dict[str, str] | None = None
+
+
+def _montage_name() -> str:
+    import mne
+
+    kinds = mne.channels.get_builtin_montages()
+    return "colin27_1005" if "colin27_1005" in kinds else "standard_1005"
+
+
 def clean_name(name: str) -> str:
-    """Display name of a channel: EEGMMIDB's trailing dots removed (``"C3.."`` -> ``"C3"``)."""
-    return str(name).strip().rstrip(".")
+    """Display name of a channel: trailing dots removed, 10-05 capitalisation (``"Fc3."`` -> ``"FC3"``)."""
+    global _CANONICAL
+    n = str(name).strip().rstrip(".")
+    if _CANONICAL is None:
+        try:
+            import mne
+
+            names = mne.channels.make_standard_montage(_montage_name()).ch_names
+            _CANONICAL = {c.casefold(): c for c in names}
+        except Exception:  # no montage data: keep the names as they are
+            _CANONICAL = {}
+    return _CANONICAL.get(n.casefold(), n)
 
 
 def default_mapping(labels: Sequence[str]) -> dict[str, str]:
@@ -494,9 +514,7 @@ class TopomapCanvas(QWidget):
         if self._info is not None and self._info_names == names:
             return self._info
         info = mne.create_info(names, sfreq, "eeg")
-        kinds = mne.channels.get_builtin_montages()
-        montage = mne.channels.make_standard_montage(
-            "colin27_1005" if "colin27_1005" in kinds else "standard_1005")
+        montage = mne.channels.make_standard_montage(_montage_name())
         try:
             info.set_montage(montage, match_case=False, on_missing="ignore")
         except Exception as exc:  # names that are no 10-05 positions
@@ -804,6 +822,9 @@ class FeaturesPage(Page):
         self.channel_box.blockSignals(False)
         self.refresh_map()
         self.refresh_spectra()
+        if getattr(self, "_top_after", False):
+            self._top_after = False
+            self.auto_select()
         self.maps_ready.emit()
 
     # ------------------------------------------------------------------ views
@@ -913,6 +934,15 @@ class FeaturesPage(Page):
         self.spec_list.clear()
         specs = self.selection()
         self.spec_list.addItems(specs or ["(none: the pipelines pick their top 10 inside each fold)"])
+
+    # ------------------------------------------------------------------ screenshots
+    def prepare_screenshot(self) -> None:
+        """scripts/screenshots.py: analyse the session's calibration and pick the top 10."""
+        self._top_after = True
+        self.use_session_recordings()
+
+    def screenshot_ready(self) -> bool:
+        return self.maps is not None and not self.jobs.busy
 
     # ------------------------------------------------------------------ lifecycle
     def busy_reason(self) -> str | None:

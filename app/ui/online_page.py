@@ -158,6 +158,7 @@ class OnlinePage(Page):
         self.model_box = QComboBox()
         self.model_box.setMinimumContentsLength(24)
         self.refresh_button = QPushButton("\u21bb")
+        self.refresh_button.setMaximumWidth(40)
         self.refresh_button.setToolTip("List the session's models again")
         self.refresh_button.clicked.connect(self.refresh_models)
         browse = QPushButton("Browse\u2026")
@@ -291,7 +292,8 @@ class OnlinePage(Page):
         self.prob_plot.setYRange(0, 1)
         self.prob_plot.setLabel("left", "p (smoothed)")
         self.prob_plot.setLabel("bottom", "stream time (s)")
-        self.prob_plot.addLegend(offset=(-10, 10))
+        self.prob_plot.addLegend(offset=(-10, -10), brush=pg.mkBrush(255, 255, 255, 230),
+                                 pen=pg.mkPen("#b0bec5"), labelTextColor="#263238")
         self.prob_curves: list = []
         sl.addWidget(self.prob_plot, 1)
         split.addWidget(sw)
@@ -739,6 +741,27 @@ class OnlinePage(Page):
             if ended is not None:
                 self._add_trial_row(ended)
                 self._show_summary()
+
+    # ------------------------------------------------------------------ screenshots
+    def prepare_screenshot(self) -> None:
+        """scripts/screenshots.py: load the newest session model and decode the stream."""
+        import time
+
+        self._shot_t0 = time.monotonic()
+        self.refresh_models()
+        if self.model_box.count():
+            self.model_loaded.connect(self._start_once)
+            self.load_model(self.model_box.itemData(0))
+
+    def _start_once(self, _path: str) -> None:
+        self.model_loaded.disconnect(self._start_once)
+        self.start()
+
+    def screenshot_ready(self) -> bool:
+        import time
+
+        waited = time.monotonic() - getattr(self, "_shot_t0", 0.0)
+        return self.model_box.count() == 0 or len(self.decisions) >= 120 or waited > 30.0
 
     # ------------------------------------------------------------------ lifecycle
     def busy_reason(self) -> str | None:

@@ -152,6 +152,7 @@ class ReplayPage(Page):
         self.speed.setRange(0.1, 50.0)
         self.speed.setValue(1.0)
         self.speed.setSuffix(" \u00d7")
+        self.speed.setMaximumWidth(110)
         self.loop = QCheckBox("loop")
         self.loop.setChecked(True)
         self.play_button = big_button("Play")
@@ -243,7 +244,8 @@ class ReplayPage(Page):
         self.plot.setLabel("bottom", "time in the recording (s)")
         self.plot.setLabel("left", "probability")
         self.plot.setYRange(0, 1)
-        self.plot.addLegend(offset=(-10, 10))
+        self.plot.addLegend(offset=(-10, -10), brush=pg.mkBrush(255, 255, 255, 230),
+                            pen=pg.mkPen("#b0bec5"), labelTextColor="#263238")
         el.addWidget(self.plot, 1)
         self.body.addWidget(ebox, 1)
 
@@ -407,8 +409,23 @@ class ReplayPage(Page):
                                    label=("\u2713 " if ok else "\u2717 ") + lab,
                                    labelOpts={"position": 0.95, "color": "#263238"})
             self.plot.addItem(line)
-        self.plot.setXRange(0, min(60.0, float(t[-1]) if len(t) else 60.0))
+        self.plot.setXRange(0, min(45.0, float(t[-1]) if len(t) else 45.0))
         self.evaluated.emit()
+
+    # ------------------------------------------------------------------ screenshots
+    def prepare_screenshot(self) -> None:
+        """scripts/screenshots.py: pseudo-online evaluation of the newest model on the calibration."""
+        s = getattr(self.context, "session", None)
+        if s is None:
+            return
+        models = [p for p in s.models() if (p / "model.json").is_file()]
+        recs = [p for p in s.recordings() if p.name.startswith("calibration")
+                and p.name.endswith(".fif")]
+        if models and recs:
+            self.evaluate(models[-1], recs[-1])
+
+    def screenshot_ready(self) -> bool:
+        return not self.jobs.busy
 
     # ------------------------------------------------------------------ lifecycle
     def busy_reason(self) -> str | None:

@@ -483,6 +483,8 @@ class TrainPage(Page):
         sel = self.selection()
         self.selection_label.setText(
             "Features page selection: " + "; ".join(f"{k}: {', '.join(v)}" for k, v in sel.items())
+            + " (chosen on trials that the cross-validation also tests on, so its score is "
+            "optimistic: confirm with pseudo-online on a new run)"
             if sel else "No Features page selection: psd-lda / coh-lda take the top 10 by R\u00b2 "
             "inside each training fold.")
 
@@ -535,7 +537,7 @@ class TrainPage(Page):
                                on_cancel=lambda: self.status.setText("Cancelled."), name="train-cv")
 
     def _on_progress(self, done: int, total: int, text: str) -> None:
-        self.progress.setMaximum(max(total, 1))
+        self.progress.setRange(0, total)  # total 0: a busy indicator
         self.progress.setValue(done)
         self.status.setText(text)
 
@@ -547,6 +549,8 @@ class TrainPage(Page):
         self.report_button.setEnabled(has)
 
     def _on_error(self, message: str) -> None:
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
         self.status.setText("Failed.")
         self.report_error(f"Train: {message}")
 
@@ -597,10 +601,12 @@ class TrainPage(Page):
         self.cm_title.setText(f"computing for {name}\u2026")
 
         def work(task):
+            task.progress(0, 0, f"confusion matrix of {name}")
             return name, confusion(result, name)
 
         def done(res):
             n, cm = res
+            self._job_done("")
             result.confusion[n] = cm
             self._show_confusion(n)
 
@@ -625,6 +631,11 @@ class TrainPage(Page):
                 self.cm_table.setItem(i, j, item)
         self.confusion_ready.emit(name)
 
+    def _job_done(self, text: str) -> None:
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1)
+        self.status.setText(text)
+
     # ------------------------------------------------------------------ saving
     def _target_dir(self, kind: str) -> Path | None:
         s = getattr(self.context, "session", None)
@@ -647,10 +658,11 @@ class TrainPage(Page):
         result, out = self.result, Path(out_dir)
 
         def work(task):
-            task.progress(0, 1, f"fitting {name} on all trials and exporting to ONNX")
+            task.progress(0, 0, f"fitting {name} on all trials and exporting to ONNX")
             return fit_and_save(result, name, out)
 
         def done(path):
+            self._job_done(f"Saved {name}.")
             self.last_model = Path(path)
             self.saved_label.setText(f"Model saved: {path}")
             if self.context is not None:
@@ -673,10 +685,11 @@ class TrainPage(Page):
         subject = s.label if s is not None else ""
 
         def work(task):
-            task.progress(0, 1, "writing the HTML report")
+            task.progress(0, 0, "writing the HTML report")
             return write_report(result, out, subject=subject)
 
         def done(p):
+            self._job_done("Report written.")
             self.last_report = Path(p)
             self.saved_label.setText(f"Report saved: {p}")
             if self.context is not None:
@@ -684,6 +697,22 @@ class TrainPage(Page):
             self.report_saved.emit(str(p))
 
         return self.jobs.start(work, on_done=done, on_error=self._on_error, name="report")
+
+    # ------------------------------------------------------------------ screenshots
+    def prepare_screenshot(self) -> None:
+        """scripts/screenshots.py: CV of a few fast pipelines, then save the best model."""
+        self.set_pipelines(["psd-lda", "csp-lda", "mdm"])
+        self.folds.setValue(4)
+        self.cv_finished.connect(self._save_best_once)
+        self.run_cv()
+
+    def _save_best_once(self) -> None:
+        self.cv_finished.disconnect(self._save_best_once)
+        self.save_model(self.result.best())
+
+    def screenshot_ready(self) -> bool:
+        failed = self.status.text() == "Failed."
+        return not self.jobs.busy and (self.last_model is not None or failed)
 
     # ------------------------------------------------------------------ lifecycle
     def busy_reason(self) -> str | None:
