@@ -9,9 +9,12 @@ Windows are taken at exact hop boundaries of the absolute sample index (the same
 can be compared one to one. If the engine falls behind by more than ``max_lag_hops`` hops it jumps
 to the newest boundary and counts the skipped hops instead of queueing stale work.
 
-A window that spans a gap in the timestamps (stream lost and recovered) or holds NaN/Inf is not
-decoded: a :class:`Decision` with ``valid=False`` and a reason is emitted and the output stream
-gets the values NaN with the ``valid`` channel at 0, so no consumer mistakes it for a decision.
+A window that spans a gap in the timestamps (stream lost and recovered), or whose *model* channels
+hold NaN/Inf or are flat, saturated or of absurd amplitude (:func:`acquisition.quality.check_window`,
+thresholds in microvolts scaled by the stream's channel units), is not decoded: a
+:class:`Decision` with ``valid=False``, a reason naming the bad channels and ``bad_channels`` is
+emitted and the output stream gets the values NaN with the ``valid`` channel at 0, so no consumer
+mistakes it for a decision.
 Each published decision carries as LSL timestamp the timestamp of the window's last EEG sample.
 """
 from __future__ import annotations
@@ -28,6 +31,7 @@ import numpy as np
 
 from acquisition.inlet import Inlet, StreamState
 from acquisition.outlet import DecisionOutlet, local_clock
+from acquisition.quality import QualityConfig, check_window, unit_to_uv
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +74,10 @@ class Decision:
         False when the window was not decodable (``reason`` says why).
     published_at : float
         ``local_clock()`` when the decision was published.
+    reason : str
+        Why the window was not decoded ("" when valid).
+    bad_channels : tuple of str
+        Model channels flagged by the quality check (NaN/Inf, flat, saturated, absurd).
     """
 
     index: int
@@ -78,6 +86,7 @@ class Decision:
     valid: bool
     published_at: float
     reason: str = ""
+    bad_channels: tuple[str, ...] = ()
 
     @property
     def latency(self) -> float:
@@ -126,6 +135,9 @@ class OnlineEngine:
         How far behind the engine may fall before it skips to the newest window.
     keep_stats : int
         How many recent per-stage timings to keep.
+    quality : acquisition.quality.QualityConfig or None
+        Thresholds of the per-window check of the model channels (NaN/Inf, flat, saturated,
+        absurd amplitude); ``None`` checks only for NaN/Inf.
     """
 
     def __init__(
@@ -137,6 +149,7 @@ class OnlineEngine:
         out_name: str | None = "neurodeck-decisions",
         max_lag_hops: int = 2,
         keep_stats: int = 100_000,
+        quality: QualityConfig | None = QualityConfig(),  # noqa: B008 - frozen, immutable
     ):
         if not hop_s > 0:
             raise ValueError(f"hop_s={hop_s!r} invalid; expected > 0 seconds")
@@ -146,6 +159,7 @@ class OnlineEngine:
         self.out_name = out_name
         self.max_lag_hops = int(max_lag_hops)
         self.keep_stats = int(keep_stats)
+        self.quality = quality
         self.stats = EngineStats()
         self.error: BaseException | None = None
         self._state = EngineState.IDLE
@@ -181,6 +195,9 @@ class OnlineEngine:
         self._window = int(self.decoder.window_samples)
         self._hop = max(1, int(round(self.hop_s * desc.srate)))
         self._srate = float(desc.srate)
+        self._pick_names = [str(desc.labels[i]) for i in self._picks]
+        units = list(desc.units) if desc.units else [""] * len(desc.labels)
+        self._to_uv = np.array([unit_to_uv(units[i]) for i in self._picks])
         if self.out_name:
             self._outlet = DecisionOutlet(
                 self.out_name, [*self.labels, "valid"], source_id=f"{self.out_name}-{id(self):x}"
@@ -268,12 +285,23 @@ class OnlineEngine:
         steps = np.diff(ts)
         if steps.size and steps.max() > 1.5 / self._srate + 0.02:
             reason = f"window spans a {steps.max():.3f} s gap in the stream"
+        elif steps.size and steps.min() < -0.02:
+            reason = f"window spans a {-steps.min():.3f} s backward timestamp jump (clock reset)"
         window = data[self._picks]
         values = None
+        bad: tuple[str, ...] = ()
         if not reason:
-            if not np.isfinite(window).all():
-                reason = "window contains NaN/Inf samples"
-            else:
+            if self.quality is not None:
+                q = check_window(window, self._srate, self.quality, to_uv=self._to_uv,
+                                 line_noise=False)
+                if not q.ok:
+                    bad = tuple(q.bad_names(self._pick_names))
+                    reason = f"bad model channel(s): {q.summary(self._pick_names)}"
+            elif not np.isfinite(window).all():
+                bad = tuple(n for n, ok in zip(self._pick_names, np.isfinite(window).all(axis=1),
+                                               strict=True) if not ok)
+                reason = f"window contains NaN/Inf samples in {', '.join(bad)}"
+            if not reason:
                 values = self.decoder.decide(window)
                 if values is None:
                     reason = "decoder marked the window invalid"
@@ -286,7 +314,8 @@ class OnlineEngine:
             self._outlet.push(out, float(ts[-1]))
         published = local_clock()
         t3 = time.perf_counter()
-        decision = Decision(end, float(ts[-1]), np.asarray(values, float), valid, published, reason)
+        decision = Decision(end, float(ts[-1]), np.asarray(values, float), valid, published, reason,
+                            bad)
         self.last_decision = decision
         st = self.stats
         st.decisions += 1
