@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     # --- train on runs 4 + 8; save the best; write the report
     train = win.show_page("train")
     train.set_paths([r04, r08])
-    train.set_pipelines(["psd-lda", "csp-lda", "ts-lda", "ts-lr", "mdm"])
+    train.set_pipelines(["psd-lda", "csp-lda", "ts-lr", "mdm"])
     train.run_cv()
     wait_for(app, lambda: train.result is not None and not train.jobs.busy, 600, "the CV")
     best = train.result.best()

@@ -51,7 +51,7 @@ from app.ui.workers import Cancelled, JobRunner, TaskHandle
 logger = logging.getLogger(__name__)
 
 #: Pipelines ticked by default (fast and good on EEGMMIDB).
-DEFAULT_PIPELINES = ("psd-lda", "csp-lda", "mdm", "ts-lda")
+DEFAULT_PIPELINES = ("psd-lda", "csp-lda", "mdm", "ts-lr")
 #: Steps whose ``freqs_`` a user selection refers to.
 _SPECTRAL = {"psd-lda": ("psd", "psd"), "coh-lda": ("coh", "ns")}
 
