@@ -11,6 +11,8 @@ Timestamps
     ``proc_clocksync``, i.e. the inlet's ``time_correction``); ``dejitter=True`` adds
     ``proc_dejitter`` (smooths timestamps of regular streams; it also smooths over gaps, so the
     gap counters are most exact without it), ``monotonize=True`` adds ``proc_monotonize``.
+    Samples that liblsl stamps relative to 0 when a connection starts in the middle of a pushed
+    chunk are re-stamped from the next real timestamp (``counters.timestamps_repaired``).
 
 Gaps
     For regular-rate streams, consecutive timestamps further apart than one sample period plus
