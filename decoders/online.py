@@ -148,7 +148,10 @@ class OnlineDecoder:
     def valid_mask(self, windows: np.ndarray) -> np.ndarray:
         """True for windows without NaN/Inf, shape (n_windows,)."""
         W = np.asarray(windows, dtype=float)
-        return np.isfinite(W).all(axis=tuple(range(1, W.ndim)))
+        # a sum is NaN/Inf iff some element is (or the values are absurdly large: also invalid);
+        # one pass without a boolean copy of the batch
+        with np.errstate(over="ignore", invalid="ignore"):
+            return np.isfinite(W.sum(axis=tuple(range(1, W.ndim))))
 
     def decide_batch(self, windows: np.ndarray) -> np.ndarray:
         """Outputs for a batch of windows.
