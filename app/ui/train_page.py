@@ -78,6 +78,7 @@ class TrainResult:
     seed: int
     confusion: dict = dataclasses.field(default_factory=dict)
     dropped: list = dataclasses.field(default_factory=list)
+    notes: list = dataclasses.field(default_factory=list)
 
     def best(self) -> str:
         return max(self.results, key=lambda r: r.score).pipeline
@@ -135,6 +136,15 @@ def run_cross_validation(trials: Trials, names: Sequence[str], *, band=(8.0, 32.
     for n in names:
         kind = _SPECTRAL.get(n, (None, None))[1]
         configs[n] = make_config(n, trials, band, selection.get(kind) if kind else None, dropped)
+    _, counts = np.unique(trials.y, return_counts=True)
+    if counts.min() < 2:
+        raise ValueError(f"a class has {counts.min()} trial; cross-validation needs at least 2 per "
+                         "class (record more trials)")
+    notes = []
+    if counts.min() < cv:
+        notes.append(f"{cv} folds asked, {counts.min()} used (the smallest class has "
+                     f"{counts.min()} trials)")
+        cv = int(counts.min())
     total = len(names) * cv
     done = [0]
 
@@ -151,7 +161,7 @@ def run_cross_validation(trials: Trials, names: Sequence[str], *, band=(8.0, 32.
         results += cross_validate_pipelines(trials.X, trials.y, {n: pipe}, cv=cv, seed=seed,
                                             dataset=", ".join(Path(s).name for s in trials.sources),
                                             progress=step)
-    return TrainResult(results, configs, trials, cv, seed, dropped=dropped)
+    return TrainResult(results, configs, trials, cv, seed, dropped=dropped, notes=notes)
 
 
 def confusion(result: TrainResult, name: str) -> tuple[list[str], np.ndarray]:
@@ -573,7 +583,8 @@ class TrainPage(Page):
             "ROC AUC" if metric == "roc_auc" else metric))
         tr = result.trials
         self.status.setText(f"{len(tr.y)} trials ({', '.join(tr.labels)}), {result.cv}-fold CV. "
-                            f"Best: {best} ({result.result(best).score:.3f}).")
+                            f"Best: {best} ({result.result(best).score:.3f})."
+                            + "".join(f" Note: {n}." for n in result.notes))
         if result.dropped:
             self.selection_label.setText(
                 "Left out of the selection (outside the band-pass): " + ", ".join(result.dropped))

@@ -98,6 +98,18 @@ def test_train_page_cv_table_confusion_bundle_report(page, qtbot, asset_edfs, se
     assert not errors, errors
 
 
+def test_folds_capped_by_the_smallest_class(asset_edfs):
+    from app.ui.features_page import load_trials
+    from app.ui.train_page import run_cross_validation
+
+    tr = load_trials(asset_edfs[:1])
+    keep = np.r_[np.flatnonzero(tr.y == "left_hand")[:5], np.flatnonzero(tr.y == "right_hand")[:3]]
+    tr.X, tr.y, tr.base = tr.X[keep], tr.y[keep], tr.base[keep]
+    res = run_cross_validation(tr, ["csp-lda"], cv=5)
+    assert res.cv == 3 and res.results[0].n_folds == 3
+    assert res.notes == ["5 folds asked, 3 used (the smallest class has 3 trials)"]
+
+
 def test_train_page_errors_are_shown(page, qtbot, asset_edfs):
     errors = []
     page.context.error_reported.connect(errors.append)
