@@ -121,7 +121,9 @@ class DataOutlet:
             raise AcquisitionError(
                 f"sample has {len(sample)} values; expected {self.n_channels}"
             )
-        self._outlet.push_sample(list(map(float, sample)), 0.0 if timestamp is None else timestamp)
+        fmt = self.info.channel_format()
+        cast = float if fmt in (pylsl.cf_float32, pylsl.cf_double64) else int
+        self._outlet.push_sample([cast(v) for v in sample], 0.0 if timestamp is None else timestamp)
 
     def have_consumers(self) -> bool:
         return self._outlet.have_consumers()
