@@ -20,11 +20,12 @@ def _inlet(source_id):
 def test_stream_info_carries_labels_units_and_types(unique_name):
     info = make_stream_info(unique_name, "EEG", ["C3", "C4"], 256, units="microvolts",
                             ch_types=["EEG", "EEG"], source_id=unique_name)
-    DataOutlet(info)
+    outlet = DataOutlet(info)  # keep a reference: the stream lives as long as the outlet
     full = pylsl.StreamInlet(pylsl.resolve_byprop("source_id", unique_name, timeout=5)[0]).info(5)
     d = StreamDescription.from_info(full)
     assert d.labels == ("C3", "C4") and d.units == ("microvolts", "microvolts")
     assert d.srate == 256 and d.n_channels == 2
+    outlet.close()
 
 
 @pytest.mark.parametrize(
