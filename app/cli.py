@@ -45,13 +45,20 @@ def _sigterm_to_interrupt(signum, frame):  # noqa: ARG001
     raise KeyboardInterrupt
 
 
+def _default_to_gui(argv: list[str]) -> list[str]:
+    """``neurodeck [-v] [gui options]`` means ``neurodeck [-v] gui [gui options]``."""
+    if any(a in COMMAND_MODULES or a in ("-h", "--help", "--version") for a in argv):
+        return argv
+    top = [a for a in argv if a == "--verbose" or (a.startswith("-v") and set(a[1:]) == {"v"})]
+    return [*top, "gui", *[a for a in argv if a not in top]]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = _default_to_gui(list(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.command is None:
-        args = parser.parse_args(["gui", *(argv or sys.argv[1:])])
     try:
         signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
     except ValueError:  # not in the main thread (e.g. called from a test worker)

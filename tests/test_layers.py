@@ -44,3 +44,13 @@ def test_cli_help_lists_every_command():
     text = build_parser().format_help()
     for name in COMMAND_MODULES:
         assert name in text
+
+
+def test_plain_neurodeck_means_gui():
+    from app.cli import _default_to_gui
+
+    assert _default_to_gui([]) == ["gui"]
+    assert _default_to_gui(["--session", "S"]) == ["gui", "--session", "S"]
+    assert _default_to_gui(["-vv", "--session", "S"]) == ["-vv", "gui", "--session", "S"]
+    assert _default_to_gui(["demo", "--headless"]) == ["demo", "--headless"]
+    assert _default_to_gui(["--help"]) == ["--help"]
