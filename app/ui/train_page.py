@@ -137,9 +137,9 @@ def run_cross_validation(trials: Trials, names: Sequence[str], *, band=(8.0, 32.
         kind = _SPECTRAL.get(n, (None, None))[1]
         configs[n] = make_config(n, trials, band, selection.get(kind) if kind else None, dropped)
     _, counts = np.unique(trials.y, return_counts=True)
-    if counts.min() < 2:
-        raise ValueError(f"a class has {counts.min()} trial; cross-validation needs at least 2 per "
-                         "class (record more trials)")
+    if counts.min() < 3:
+        raise ValueError(f"a class has only {counts.min()} usable trial(s); cross-validation needs "
+                         "at least 3 per class (record more trials)")
     notes = []
     if counts.min() < cv:
         notes.append(f"{cv} folds asked, {counts.min()} used (the smallest class has "
