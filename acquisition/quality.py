@@ -251,10 +251,12 @@ def check_window(
         var = np.maximum(var, 0.0)
     else:
         var = np.einsum("ij,ij->i", dev, dev) / n_fin
-    std = np.sqrt(var)
+    # below the rounding error of the variance (~sqrt(eps) * |mean|) a channel is constant
+    std = np.where(var <= (4e-8 * mean) ** 2, 0.0, np.sqrt(var))
     peak = np.maximum(hi - mean, mean - lo)
     std_uv[volt] = std[volt] * scale[volt]
-    peak_uv = np.where(volt, peak * np.where(volt, scale, 0.0), np.nan)
+    peak_uv = np.full(n_ch, np.nan)
+    peak_uv[volt] = peak[volt] * scale[volt]
 
     flat = volt & some & (std_uv < cfg.flat_std)
     absurd = volt & some & (peak_uv > cfg.max_amplitude)
