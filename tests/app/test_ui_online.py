@@ -147,3 +147,18 @@ def test_online_cursor_with_dkf_and_errors(page, qtbot, asset_edfs, bundle_dir):
     assert not page.start_button.isEnabled()
     assert "No EEG stream" in page.stream_label.text()
     assert not [e for e in errors if "Online run stopped" in e]
+
+
+def test_model_refused_on_a_stream_without_its_channels(page, qtbot, bundle_dir):
+    errors = []
+    page.context.error_reported.connect(errors.append)
+    with qtbot.waitSignal(page.model_loaded, timeout=30000):
+        page.load_model(bundle_dir)
+    sm = page.context.streams
+    with qtbot.waitSignal(sm.connection_changed, timeout=20000):
+        sm.start_simulator(n_channels=8, srate=160.0)
+    assert sm.description.n_channels == 8
+    assert not page.start()
+    assert page.engine is None and page.start_button.isEnabled()
+    assert errors[-1].startswith("Could not start decoding: model channels missing from the stream")
+    assert "'Iz..'" in errors[-1]  # the 8-channel simulator has C3, Cz, C4, ... but no Iz
