@@ -8,7 +8,8 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from PyQt6.QtCore import QPointF, Qt  # noqa: E402
+from PyQt6.QtCore import QEvent, QPointF, Qt  # noqa: E402
+from PyQt6.QtGui import QMouseEvent  # noqa: E402
 from PyQt6.QtWidgets import QApplication  # noqa: E402
 
 from app.ui.features_page import FeaturesPage, cells_to_specs, default_mapping  # noqa: E402
@@ -56,6 +57,27 @@ def _click_cell(qtbot, page, c: int, f: int) -> None:
     qtbot.mouseClick(view.glw.viewport(), Qt.MouseButton.LeftButton, pos=widget_pt)
 
 
+def _drag_cells(qtbot, page, c0: int, f0: int, c1: int, f1: int) -> None:
+    """A real left-button drag (press, moves with the button held, release) across the map."""
+    view = page.map_view
+    vp = view.glw.viewport()
+
+    def pt(c, f):
+        return QPointF(view.glw.mapFromScene(view.plot.vb.mapViewToScene(QPointF(f + 0.5, c + 0.5))))
+
+    def send(kind, pos, buttons):
+        ev = QMouseEvent(kind, pos, vp.mapToGlobal(pos), Qt.MouseButton.LeftButton, buttons,
+                         Qt.KeyboardModifier.NoModifier)
+        QApplication.sendEvent(vp, ev)
+
+    qtbot.wait(QApplication.doubleClickInterval() + 50)
+    p0, p1 = pt(c0, f0), pt(c1, f1)
+    send(QEvent.Type.MouseButtonPress, p0, Qt.MouseButton.LeftButton)
+    for k in range(1, 11):
+        send(QEvent.Type.MouseMove, p0 + (p1 - p0) * (k / 10), Qt.MouseButton.LeftButton)
+    send(QEvent.Type.MouseButtonRelease, p1, Qt.MouseButton.NoButton)
+
+
 def test_features_page_r2_map_selection_on_real_eeg(page, qtbot, asset_edfs):
     errors = []
     page.context.error_reported.connect(errors.append)
@@ -84,11 +106,11 @@ def test_features_page_r2_map_selection_on_real_eeg(page, qtbot, asset_edfs):
     assert page.map_view.selected == {(c4, f13)}
     assert page.selection() == ["C4:13"]
     assert page.context.feature_selection["psd"] == ["C4:13"]
-    # cells 14..16 by the rectangle API, merged into one spec
-    page.map_view.select_rect(c4, c4, f13 + 1, f13 + 3)
-    assert page.selection() == ["C4:13-16"]
+    # drag along the C4 row from 14 to 17 Hz: merged with 13 Hz into one spec
+    _drag_cells(qtbot, page, c4, f13 + 1, c4, f13 + 4)
+    assert page.selection() == ["C4:13-17"]
     _click_cell(qtbot, page, c4, f13)  # toggles off
-    assert page.selection() == ["C4:14-16"]
+    assert page.selection() == ["C4:14-17"]
 
     # top N = the N largest |R²|
     page.top_n.setValue(5)
