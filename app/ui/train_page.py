@@ -482,7 +482,11 @@ class TrainPage(Page):
     def selection(self) -> dict[str, list[str]]:
         if not self.use_selection.isChecked():
             return {}
-        sel = getattr(self.context, "feature_selection", None) or {}
+        sel = getattr(self.context, "feature_selection", None)
+        if sel is None:  # a reopened session: the selection saved by the Features page
+            s = getattr(self.context, "session", None)
+            saved = s.section("features") if s is not None else None
+            sel = {k: saved.get(k) for k in ("psd", "ns")} if saved else {}
         return {k: list(v) for k, v in sel.items() if v}
 
     def _update_labels(self) -> None:

@@ -98,6 +98,16 @@ def test_train_page_cv_table_confusion_bundle_report(page, qtbot, asset_edfs, se
     assert not errors, errors
 
 
+def test_selection_restored_from_a_reopened_session(page, session_root):
+    s = Session.create(session_root, "S002", "ses1")
+    s.set_section("features", {"psd": ["C4:13-16"], "ns": [], "recordings": []})
+    page.context.set_session(Session.open(s.path))
+    assert getattr(page.context, "feature_selection", None) is None
+    assert page.selection() == {"psd": ["C4:13-16"]}
+    page.use_selection.setChecked(False)
+    assert page.selection() == {}
+
+
 def test_folds_capped_by_the_smallest_class(asset_edfs):
     from app.ui.features_page import load_trials
     from app.ui.train_page import run_cross_validation
