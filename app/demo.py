@@ -53,6 +53,27 @@ class DemoResult:
 
 
 Report = Callable[[str], None]
+#: ``on_stage(stage, info)``: called on the demo's thread when a step starts or ends (the window
+#: of ``neurodeck demo`` follows the streams with it). Stages and their ``info`` keys:
+#: ``"session"`` (path), ``"calibration"`` (eeg, markers: LSL stream names; before the replay
+#: starts), ``"calibration-end"`` (before the replay's streams stop), ``"training"`` (recording),
+#: ``"trained"`` (bundle, best, cv), ``"online"`` (eeg, markers, decisions, labels, bundle, speed;
+#: before the replay starts), ``"online-end"`` (before the replay's streams stop).
+StageHook = Callable[[str, dict], None]
+
+
+class DemoCancelled(Exception):
+    """The demo was stopped on request (``should_stop`` returned True)."""
+
+
+def _stage(on_stage: StageHook | None, stage: str, **info) -> None:
+    if on_stage is not None:
+        on_stage(stage, info)
+
+
+def _check_stop(should_stop: Callable[[], bool] | None) -> None:
+    if should_stop is not None and should_stop():
+        raise DemoCancelled("the demo was stopped before the end")
 
 
 def _asset(name: str) -> Path:
@@ -62,7 +83,8 @@ def _asset(name: str) -> Path:
     return path
 
 
-def record_calibration(session, speed: float, report: Report) -> Path:
+def record_calibration(session, speed: float, report: Report, on_stage: StageHook | None = None,
+                       should_stop: Callable[[], bool] | None = None) -> Path:
     """Replay the calibration runs over LSL and record them into ``session``."""
     import mne
 
@@ -80,11 +102,14 @@ def record_calibration(session, speed: float, report: Report) -> Path:
         f"{len(raw.ch_names)} ch @ {raw.info['sfreq']:.0f} Hz) as LSL stream {name!r} at {speed:g}x"
     )
     with Recorder([player.eeg_name, *player.marker_names], out) as recorder:
+        _stage(on_stage, "calibration", eeg=player.eeg_name, markers=list(player.marker_names))
         player.start()
         try:
             while not player.wait(1.0):
+                _check_stop(should_stop)
                 report(f"  recording... {player.progress * 100:3.0f}%  {recorder.status.line()}")
         finally:
+            _stage(on_stage, "calibration-end")
             player.stop()
             time.sleep(0.2)
     report(f"calibration recorded to {out}")
@@ -119,7 +144,9 @@ def train(session, calibration: Path, pipelines: Sequence[str], report: Report):
     return out, results, best
 
 
-def run_online(bundle_dir: Path, speed: float, report: Report, on_decision=None) -> dict:
+def run_online(bundle_dir: Path, speed: float, report: Report, on_decision=None,
+               on_stage: StageHook | None = None,
+               should_stop: Callable[[], bool] | None = None) -> dict:
     """Replay the online run over LSL, decode it live, read decisions back, score trials."""
     import pylsl
 
@@ -147,16 +174,20 @@ def run_online(bundle_dir: Path, speed: float, report: Report, on_decision=None)
     stamps: list[np.ndarray] = []
     inlet.add_chunk_listener(lambda data, ts: stamps.append(ts))
     engine.start()
-    consumer = pylsl.StreamInlet(pylsl.resolve_byprop("source_id", engine.outlet_info.source_id(),
-                                                      timeout=5)[0])
-    consumer.open_stream(timeout=5)
-    player.wait_for_consumers(5.0)
-    report(f"online: replaying {ONLINE_RUN} ({raw.times[-1]:.0f} s, unseen in training) at "
-           f"{speed:g}x; decoding live with {decoder.bundle.meta.get('pipeline')} via onnxruntime")
     received = 0
-    player.start()
     try:
+        consumer = pylsl.StreamInlet(pylsl.resolve_byprop(
+            "source_id", engine.outlet_info.source_id(), timeout=5)[0])
+        consumer.open_stream(timeout=5)
+        player.wait_for_consumers(5.0)
+        _stage(on_stage, "online", eeg=player.eeg_name, markers=list(player.marker_names),
+               decisions=engine.outlet_info.name(), labels=list(engine.labels),
+               bundle=bundle_dir, speed=speed)
+        report(f"online: replaying {ONLINE_RUN} ({raw.times[-1]:.0f} s, unseen in training) at "
+               f"{speed:g}x; decoding live with {decoder.bundle.meta.get('pipeline')} via onnxruntime")
+        player.start()
         while not player.wait(1.0):
+            _check_stop(should_stop)
             got, _ = consumer.pull_chunk(timeout=0.0, max_samples=100_000)
             received += len(got)
             last = engine.last_decision
@@ -168,6 +199,7 @@ def run_online(bundle_dir: Path, speed: float, report: Report, on_decision=None)
         got, _ = consumer.pull_chunk(timeout=0.5, max_samples=100_000)
         received += len(got)
     finally:
+        _stage(on_stage, "online-end")
         engine.stop()
         player.stop()
         markers.stop()
@@ -200,16 +232,29 @@ def run_online(bundle_dir: Path, speed: float, report: Report, on_decision=None)
 
 
 def run_demo(root: Path, *, speed: float = 8.0, pipelines: Sequence[str] = DEFAULT_PIPELINES,
-             report: Report = print, on_decision=None) -> DemoResult:
-    """Calibrate -> train -> online on the embedded recording; returns the scores."""
+             report: Report = print, on_decision=None, on_stage: StageHook | None = None,
+             should_stop: Callable[[], bool] | None = None) -> DemoResult:
+    """Calibrate -> train -> online on the embedded recording; returns the scores.
+
+    ``on_decision(decision)`` is called on the engine thread for every live decision,
+    ``on_stage(stage, info)`` at each step (see :data:`StageHook`); when ``should_stop()``
+    returns True (checked about once a second) the replays stop and :class:`DemoCancelled` is
+    raised.
+    """
     from app.session import Session
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     session = Session.create(root, "demo-S001", f"demo-{stamp}", exist_ok=True)
     report(f"session folder: {session.path}")
-    calibration = record_calibration(session, speed, report)
+    _stage(on_stage, "session", path=session.path)
+    calibration = record_calibration(session, speed, report, on_stage, should_stop)
+    _check_stop(should_stop)
+    _stage(on_stage, "training", recording=calibration)
     bundle, cv, best = train(session, calibration, list(pipelines), report)
+    _stage(on_stage, "trained", bundle=bundle, best=best, cv=cv)
+    _check_stop(should_stop)
     result = DemoResult(session.path, calibration, bundle, cv, best, speed)
-    for key, value in run_online(bundle, speed, report, on_decision).items():
+    for key, value in run_online(bundle, speed, report, on_decision, on_stage,
+                                 should_stop).items():
         setattr(result, key, value)
     return result

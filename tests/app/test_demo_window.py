@@ -1,0 +1,138 @@
+"""`neurodeck demo` with a window: the real main window runs the whole demo by itself (offscreen)."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from app.ui.demo_window import AUTO_CLOSE_ENV, DemoWindow, run_demo_window, summary_text  # noqa: E402
+
+
+def _new_threads(before: set, timeout: float = 10.0) -> list[str]:
+    """Threads started since ``before`` that are still alive after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        extra = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+        if not extra or time.monotonic() > deadline:
+            return [t.name for t in extra]
+        time.sleep(0.05)
+
+
+@pytest.mark.timeout(150)
+def test_window_runs_the_demo_to_the_end_with_live_feedback_and_scores(qtbot, tmp_path, capsys):
+    before = set(threading.enumerate())
+    out = tmp_path / "scores.json"
+    win = DemoWindow(tmp_path / "sessions", speed=16.0, pipelines=("ts-lr",), json_out=out)
+    qtbot.addWidget(win)
+    win.resize(1400, 900)
+    win.show()
+    # what the window showed while it ran
+    pages: list[str] = ["connect" if win.stack.currentWidget() is win.pages["connect"] else "?"]
+    win.stack.currentChanged.connect(
+        lambda i: pages.append(next(k for k, p in win.pages.items() if p is win.stack.widget(i))))
+    connect = win.pages["connect"]
+    viewed: dict[str, int] = {}  # EEG stream name -> most samples the status bar counted
+
+    def counters(c):
+        inlet = win.context.streams.inlet
+        if inlet is not None and connect.signal_view.inlet is inlet:
+            name = inlet.description.name
+            viewed[name] = max(viewed.get(name, 0), c.samples_received)
+
+    win.context.streams.counters_changed.connect(counters)
+    with qtbot.waitSignal(win.demo_done, timeout=140_000) as done:
+        win.start()
+    res = win.result
+    assert done.args == [0] and win.exit_code == 0, win.panel.log.toPlainText()
+    assert win.error is None and not win.banner.history  # no error shown on the way
+    assert win.stages_seen == ["session", "calibration", "calibration-end", "training", "trained",
+                               "online", "online-end"]
+    # the pages followed the demo: Connect (live EEG) -> Train -> Online
+    assert [p for i, p in enumerate(pages) if i == 0 or pages[i - 1] != p][-3:] == \
+        ["connect", "train", "online"]
+    assert win.context.session is not None and win.context.session.path == res.session_dir
+    # the Connect page's viewer showed the replayed calibration EEG (status-bar counters moved)
+    (cal_eeg, cal_mk), (onl_eeg, onl_mk) = win.streams_followed
+    assert cal_eeg.startswith("demo-eeg-") and cal_mk == f"{cal_eeg}-markers"
+    assert onl_eeg.startswith("demo-online-") and onl_mk == f"{onl_eeg}-markers"
+    assert viewed.get(cal_eeg, 0) > 16_000  # of the 40 000 samples of runs 4 + 8
+    assert not win.context.streams.connected  # the window let go of the finished replays
+    # the Graz bar was driven by the live decisions, both ways, with the live cues
+    assert 0.9 * res.decisions_published <= win.decisions_shown <= res.decisions_published
+    bars = np.asarray(win.bar_values)
+    assert np.isfinite(bars).all() and bars.min() < -0.3 and bars.max() > 0.3
+    assert win.cues_shown.count("left_hand") >= 5 and win.cues_shown.count("right_hand") >= 5
+    online = win.pages["online"]
+    assert online.graz is win.graz and online.graz.cue is None  # run over: no cue left
+    assert str(getattr(online, "model_path", res.bundle_dir)) == str(res.bundle_dir)
+    # the scores: in the panel and on stdout, the text of print_summary; the JSON written
+    assert res.online_trials == 15 and res.online_accuracy > 0.5
+    assert res.decisions_received == res.decisions_published
+    text = summary_text(res)
+    assert win.panel.scores.toPlainText() == text.strip("\n")
+    assert f"trial accuracy       {res.online_accuracy:.3f} over 15 trials" in text
+    assert text in capsys.readouterr().out
+    assert json.loads(out.read_text())["online_accuracy"] == pytest.approx(res.online_accuracy)
+    # the window stays open until closed; closing leaves no thread behind
+    qtbot.wait(300)
+    assert win.isVisible()
+    with qtbot.waitSignal(win.closed, timeout=20_000):
+        win.close()
+    assert _new_threads(before) == []
+
+
+@pytest.mark.timeout(90)
+def test_closing_mid_calibration_stops_the_demo_cleanly(qtbot, tmp_path):
+    before = set(threading.enumerate())
+    win = DemoWindow(tmp_path / "sessions", speed=4.0, pipelines=("ts-lr",))
+    qtbot.addWidget(win)
+    win.show()
+    win.start()
+    qtbot.waitUntil(lambda: win.context.streams.connected and win.panel.progress.value() >= 5,
+                    timeout=40_000)
+    with qtbot.waitSignal(win.closed, timeout=20_000):
+        win.close()  # refused while the demo runs: it stops first, then the window closes
+        assert win.runner.stopping
+    assert win.exit_code == 1 and win.result is None
+    assert not win.runner.running and win.stages_seen[-1] == "calibration-end"
+    assert not win.banner.history  # a requested stop is no error
+    assert "demo stopped" in win.panel.log.toPlainText()
+    # what was recorded so far is saved in the session
+    recs = list(win.context.session.path.glob("recordings/calibration*"))
+    assert recs, sorted(p.name for p in win.context.session.path.rglob("*"))
+    assert _new_threads(before) == []
+
+
+def test_a_failing_demo_shows_its_error_in_the_window(qtbot, tmp_path):
+    root = tmp_path / "not-a-folder"
+    root.write_text("a file where the session root should be")
+    win = DemoWindow(root, speed=8.0, pipelines=("ts-lr",))
+    qtbot.addWidget(win)
+    with qtbot.waitSignal(win.demo_done, timeout=20_000) as done:
+        win.start()
+    assert done.args == [1] and win.result is None
+    assert win.banner.isVisibleTo(win) and win.banner.history[-1].startswith("The demo failed: ")
+    assert str(root) in win.banner.history[-1] or "not-a-folder" in win.banner.history[-1]
+    assert "ERROR" in win.panel.log.toPlainText()
+    win.close()
+    assert not win.runner.running
+
+
+def test_run_demo_window_returns_the_exit_code_and_auto_closes(qapp, tmp_path, monkeypatch, capsys):
+    root = tmp_path / "not-a-folder"
+    root.write_text("x")
+    monkeypatch.setenv(AUTO_CLOSE_ENV, "0.2")
+    assert run_demo_window(root, speed=8.0, pipelines=["ts-lr"]) == 1
+    cap = capsys.readouterr()
+    assert "opening the window" in cap.out
+    assert "neurodeck demo: failed:" in cap.err and "not-a-folder" in cap.err
+    monkeypatch.setenv(AUTO_CLOSE_ENV, "soon")
+    from app.cli import UserError
+
+    with pytest.raises(UserError, match="'soon' invalid"):
+        run_demo_window(root, speed=8.0, pipelines=["ts-lr"])
