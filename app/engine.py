@@ -261,7 +261,12 @@ class OnlineEngine:
 
     def _loop(self) -> None:
         W, hop = self._window, self._hop
-        next_end = W
+        # Windows end on multiples of the hop in the inlet's absolute sample index, exactly like
+        # decoders.evaluation.sliding_windows; an engine started on a running inlet begins at the
+        # newest boundary (nothing counts as skipped before the engine existed).
+        first = -(-W // hop) * hop
+        n0 = self.inlet.n_received
+        next_end = max(first, n0 - n0 % hop)
         self._set_state(EngineState.WAITING)
         while not self._stop.is_set():
             if not self.inlet.wait_for_samples(next_end, timeout=0.05):

@@ -134,3 +134,30 @@ def test_engine_skips_windows_across_a_gap(source):
     assert [d.index for d in invalid] == [512 + 32, 512 + 64, 512 + 96]
     assert EngineState.PAUSED in states and states[-1] is EngineState.STOPPED
     assert got[-1].valid
+
+
+def test_engine_windows_are_the_offline_windows_and_a_late_start_skips_nothing(source):
+    from decoders.evaluation import sliding_windows
+
+    name, outlet = source
+
+    class OddWindow(CounterDecoder):
+        window_samples = 100  # not a multiple of the hop
+
+    inlet = Inlet(name, buffer_seconds=10)
+    inlet.start()
+    _push(outlet, 256, 16)  # the inlet runs for a while before the engine starts
+    assert inlet.wait_for_samples(256, timeout=5)
+    engine = OnlineEngine(OddWindow(), inlet, hop_s=32 / SRATE, out_name=None)
+    got = []
+    engine.add_decision_listener(got.append)
+    engine.start()
+    _push(outlet, 512, 16)
+    time.sleep(0.3)
+    engine.stop()
+    inlet.stop()
+    assert engine.stats.skipped_hops == 0
+    ends = [d.index for d in got]
+    offline_ends = np.concatenate([e for e, _ in sliding_windows(np.zeros((1, 768)), 100, 32)])
+    assert ends[0] == 256 and set(ends) <= set(offline_ends.tolist())
+    assert np.all(np.diff(ends) == 32) and ends[-1] == 768
