@@ -392,3 +392,19 @@ def test_check_helpers_messages():
         check_sfreq("fast")
     with pytest.raises(DecoderError, match="fmin=30.*fmax=8"):
         check_band(30, 8, 160.0)
+
+
+@pytest.mark.parametrize("nperseg, noverlap, n_times", [(160, None, 481), (161, None, 320), (64, 16, 200), (200, None, 200)])
+def test_welch_psd_equals_scipy_welch(nperseg, noverlap, n_times):
+    from scipy import signal
+
+    from decoders.features.psd import welch_psd
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((3, 4, n_times)) * 10 + 5
+    psd, freqs = welch_psd(X, 160.0, 8.0, 32.0, nperseg=nperseg, noverlap=noverlap)
+    f_ref, p_ref = signal.welch(X, fs=160.0, window="hann", nperseg=nperseg, noverlap=noverlap,
+                                detrend="constant", scaling="density", axis=-1)
+    band = (f_ref >= 8.0) & (f_ref <= 32.0)
+    np.testing.assert_allclose(freqs, f_ref[band])
+    np.testing.assert_allclose(psd, p_ref[..., band], rtol=1e-10, atol=1e-12 * p_ref.max())
