@@ -57,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
         ys.append(y)
         conts += cont
     X, y = np.concatenate(Xs), np.concatenate(ys)
-    print(f"{len(y)} trials {dict(zip(*np.unique(y, return_counts=True)))}, "
-          f"{len(ch_names)} channels at {sfreq} Hz")
+    counts = ", ".join(f"{c}: {n}" for c, n in zip(*np.unique(y, return_counts=True), strict=True))
+    print(f"{len(y)} trials ({counts}), {len(ch_names)} channels at {sfreq:g} Hz")
     scores: dict = {"n_trials": int(len(y)), "datasets": [dataset_name(s) for s in args.datasets]}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
