@@ -145,7 +145,22 @@ def print_header(name: str, args: argparse.Namespace) -> None:
     print("machine: " + ", ".join(f"{k}={v}" for k, v in machine_info().items()) + "  ")
     if blas:
         print(f"BLAS thread pool limited to {blas} thread(s) (threadpoolctl)  ")
+    print(f"code: {code_version()}  ")
     print(time.strftime("date: %Y-%m-%d %H:%M UTC", time.gmtime()) + "\n", flush=True)
+
+
+def code_version() -> str:
+    """``git`` commit of the project and how many tracked files differ from it."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.splitlines()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (no git)"
+    return f"commit {head or '?'}" + (f" + uncommitted edits in {len(dirty)} file(s)" if dirty else "")
 
 
 def parser(description: str, reps: int = 3, blas_option: bool = False) -> argparse.ArgumentParser:
@@ -326,7 +341,7 @@ def _source_main(name: str, source_id: str, n_channels: int, srate: float, chunk
     i = 0
     limit = int(seconds * srate) if seconds > 0 else None
     while not stop.is_set() and (limit is None or i < limit):
-        due = t0 + (i + chunk) / srate
+        due = t0 + (i + chunk - 1) / srate  # when the chunk's last sample is due
         delay = due - local_clock()
         if delay > 0:
             time.sleep(delay)
