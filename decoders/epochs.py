@@ -80,14 +80,54 @@ def extract_epochs(
     return np.ascontiguousarray(X), kept
 
 
-def bandpass_sos(sfreq: float, l_freq: float, h_freq: float, order: int = 4) -> np.ndarray:
-    """Second-order sections of the Butterworth band-pass used everywhere."""
+def bandpass_sos(sfreq: float, l_freq: float, h_freq: float, order: int = 4,
+                 passes: int = 1) -> np.ndarray:
+    """Second-order sections of the Butterworth band-pass used everywhere.
+
+    Parameters
+    ----------
+    sfreq, l_freq, h_freq : float
+        Sampling rate and pass band in Hz.
+    order : int
+        Butterworth order of the prototype (scipy's ``butter(order, ..., "bandpass")``).
+    passes : int
+        How many times the filter is applied in cascade. ``passes=2`` gives the squared
+        magnitude response of the Butterworth, i.e. the magnitude of a forward-backward
+        (zero-phase) filter such as MNE's / MOABB's IIR band-pass, but causally.
+
+    Returns
+    -------
+    sos : ndarray, shape (passes * n_sections, 6)
+    """
     nyq = sfreq / 2.0
     if not 0 < l_freq < h_freq < nyq:
         raise DecoderError(
             f"band ({l_freq}, {h_freq}) Hz must satisfy 0 < low < high < Nyquist ({nyq} Hz)"
         )
-    return signal.butter(order, [l_freq, h_freq], btype="bandpass", fs=sfreq, output="sos")
+    if int(passes) != passes or passes < 1:
+        raise DecoderError(f"passes must be a positive integer, got {passes!r}")
+    sos = signal.butter(order, [l_freq, h_freq], btype="bandpass", fs=sfreq, output="sos")
+    return np.tile(sos, (int(passes), 1))
+
+
+def impulse_residual(sos: np.ndarray, n: int) -> float:
+    """Fraction of the filter's impulse-response energy that comes after ``n`` samples.
+
+    A window padding of ``n`` samples is adequate when this is small (the output at the first
+    kept sample then hardly depends on the signal before the window).
+    """
+    length = max(4 * int(n), 64)
+    x = np.zeros(length)
+    x[0] = 1.0
+    h = signal.sosfilt(sos, x)
+    total = float(np.sum(h**2))
+    while abs(h[-1]) > 1e-12 * np.max(np.abs(h)) and length < 1_000_000:  # not decayed yet
+        length *= 4
+        x = np.zeros(length)
+        x[0] = 1.0
+        h = signal.sosfilt(sos, x)
+        total = float(np.sum(h**2))
+    return float(np.sum(h[int(n):] ** 2) / total) if total > 0 else 0.0
 
 
 def bandpass_windows(X: np.ndarray, sos: np.ndarray, n_pad: int) -> np.ndarray:
@@ -123,15 +163,21 @@ class BandPass(TransformerMixin, BaseEstimator):
         Butterworth order.
     pad : float
         Seconds at the start of each window used only to settle the filter, then dropped.
+    passes : int
+        Number of causal passes of the Butterworth in cascade (see :func:`bandpass_sos`).
+        The class default (1) keeps bundles saved before this parameter existed unchanged;
+        :func:`decoders.pipelines.make_pipeline` uses 2 (the magnitude response of the
+        zero-phase reference filter).
     """
 
     def __init__(self, sfreq: float = 160.0, l_freq: float = 8.0, h_freq: float = 32.0,
-                 order: int = 4, pad: float = 1.0) -> None:
+                 order: int = 4, pad: float = 1.0, passes: int = 1) -> None:
         self.sfreq = sfreq
         self.l_freq = l_freq
         self.h_freq = h_freq
         self.order = order
         self.pad = pad
+        self.passes = passes
 
     def fit(self, X, y=None):  # noqa: ARG002
         self._check(X)
@@ -153,7 +199,7 @@ class BandPass(TransformerMixin, BaseEstimator):
 
     def transform(self, X):
         X = self._check(X)
-        sos = bandpass_sos(self.sfreq, self.l_freq, self.h_freq, self.order)
+        sos = bandpass_sos(self.sfreq, self.l_freq, self.h_freq, self.order, self.passes)
         return bandpass_windows(X, sos, n_samples(self.pad, self.sfreq))
 
 

@@ -331,8 +331,10 @@ def pseudo_online(
         window = n_samples(window_s, sfreq)
         decide = model.predict_proba
         labels = [str(c) for c in model.classes_]
-        bp = getattr(model, "named_steps", {}).get("bandpass")
-        n_pad = n_samples(bp.pad, sfreq) if bp is not None else 0
+        # the first step filters the padded window (BandPass, or the filter bank of fbts-*)
+        steps = getattr(model, "steps", None)
+        first = steps[0][1] if steps else None
+        n_pad = n_samples(first.pad, sfreq) if hasattr(first, "pad") else 0
     step = max(1, n_samples(step_s, sfreq))
     ends_l, outs = [], []
     t0 = time.perf_counter()

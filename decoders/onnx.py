@@ -60,6 +60,7 @@ ALLOWED_STEPS: frozenset[str] = frozenset(
         "decoders.selection.FeatureSelector",
         "decoders.onnx.RiemannDistances",
         "decoders.pipelines.OASCovariances",
+        "decoders.pipelines.FilterBankTangentSpace",
         "pyriemann.estimation.Covariances",
         "pyriemann.spatialfilters.CSP",
         "pyriemann.tangentspace.TangentSpace",
@@ -568,8 +569,10 @@ def load_bundle(path: str | Path, *, warmup: bool = True) -> ModelBundle:
         features = []
         pad = float(meta.get("pad_s", 0.0))
         if meta.get("band") is not None:
+            # bundles written before 'filter_passes' existed were filtered with one pass
             features.append(("bandpass", BandPass(meta["sfreq"], meta["band"][0], meta["band"][1],
-                                                   int(meta.get("filter_order", 4)), pad)))
+                                                   int(meta.get("filter_order", 4)), pad,
+                                                   int(meta.get("filter_passes", 1)))))
         n_t = n_t - int(round(pad * meta["sfreq"])) if meta.get("band") is not None else n_t
         expected = [n_ch, n_t]
         got = list(inp.shape[1:])

@@ -12,7 +12,7 @@ from decoders.pipelines import DecoderConfig
 from tests.decoders.test_pipelines import load_s001
 
 
-@pytest.fixture(scope="module", params=["ts-lr", "psd-lda"])
+@pytest.fixture(scope="module", params=["ts-lr", "psd-lda", "fbts-lr"])
 def trained(request, tmp_path_factory):
     X, y, ch, sf, _ = load_s001()
     cfg = DecoderConfig(pipeline=request.param)

@@ -10,9 +10,23 @@ import pytest
 from pyriemann.classification import FgMDM
 from pyriemann.estimation import Covariances
 
-from decoders.epochs import BandPass, extract_epochs, pick_indices
+from decoders.epochs import (
+    BandPass,
+    bandpass_sos,
+    extract_epochs,
+    impulse_residual,
+    n_samples,
+    pick_indices,
+)
 from decoders.errors import DecoderError
-from decoders.pipelines import PIPELINES, DecoderConfig, make_pipeline, oas_covariances
+from decoders.pipelines import (
+    PIPELINES,
+    DecoderConfig,
+    FilterBankTangentSpace,
+    filter_bank,
+    make_pipeline,
+    oas_covariances,
+)
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets" / "eegmmidb"
 #: 16 sensorimotor channels: enough signal for real tests, small enough to keep them fast.
@@ -50,8 +64,66 @@ def test_every_named_pipeline_builds_and_has_a_description():
     ch = list(TEST_PICKS)
     for name, desc in PIPELINES.items():
         pipe = make_pipeline(name, 160.0, ch)
-        assert pipe.steps[0][0] == "bandpass", name
+        # the first step filters the raw padded window: the band-pass or the filter bank
+        assert pipe.steps[0][0] in ("bandpass", "fbts"), name
+        assert pipe.steps[0][1].pad == 1.0 and pipe.steps[0][1].passes == 2, name
         assert isinstance(desc, str) and len(desc) > 10
+
+
+def test_two_causal_passes_have_the_magnitude_of_the_zero_phase_reference_filter():
+    """|H|² of the 4th-order Butterworth == forward-backward (MNE/MOABB) magnitude, causally."""
+    from scipy import signal
+
+    sf = 160.0
+    one, two = bandpass_sos(sf, 8, 32, 4, 1), bandpass_sos(sf, 8, 32, 4, 2)
+    assert two.shape == (2 * one.shape[0], 6)
+    _, h1 = signal.sosfreqz(one, worN=512, fs=sf)
+    _, h2 = signal.sosfreqz(two, worN=512, fs=sf)
+    np.testing.assert_allclose(np.abs(h2), np.abs(h1) ** 2, atol=1e-12)
+    # the same as filtering an impulse forward and backward (zero phase), in magnitude
+    x = np.zeros(4096)
+    x[2048] = 1.0
+    ff = np.abs(np.fft.rfft(signal.sosfiltfilt(one, x)))
+    np.testing.assert_allclose(ff, np.abs(np.fft.rfft(signal.sosfilt(two, x))), atol=1e-9)
+    with pytest.raises(DecoderError, match="passes must be a positive integer"):
+        bandpass_sos(sf, 8, 32, 4, 0)
+
+
+def test_every_default_filter_has_decayed_within_the_padding():
+    """The output at the first kept sample hardly depends on the signal before the window."""
+    sf = 160.0
+    for name in PIPELINES:
+        first = make_pipeline(name, sf, list(TEST_PICKS)).steps[0][1]
+        n_pad = n_samples(first.pad, sf)
+        if isinstance(first, BandPass):
+            filters = [(first.l_freq, first.h_freq, first.order)]
+        else:
+            filters = [(*b, o) for b, o in zip(first.bands, first.orders, strict=True)]
+        for lo, hi, order in filters:
+            res = impulse_residual(bandpass_sos(sf, lo, hi, order, first.passes), n_pad)
+            assert res < 1e-4, (name, lo, hi, order, res)
+    # the check can fail: narrow 4th-order bands applied twice ring past 1 s
+    assert impulse_residual(bandpass_sos(sf, 8, 12, 4, 2), 160) > 1e-3
+
+
+def test_filter_bank_full_band_block_is_the_tangent_space_of_the_band_pass():
+    X, y, ch, sf, _ = load_s001()
+    assert filter_bank((8, 32)) == ((8.0, 12.0), (12.0, 16.0), (16.0, 20.0), (20.0, 24.0),
+                                    (24.0, 28.0), (28.0, 32.0), (8.0, 32.0))
+    pipe = make_pipeline("fbts-lr", sf, ch)
+    fb = pipe.named_steps["fbts"]
+    assert fb.orders == (2, 2, 2, 2, 2, 2, 4)
+    F = fb.fit(X, y).transform(X)
+    n = len(ch) * (len(ch) + 1) // 2
+    assert F.shape == (len(X), 7 * n)
+    ts = make_pipeline("ts-lda", sf, ch)[:-1].fit(X, y)  # band-pass -> OAS -> tangent space
+    np.testing.assert_allclose(F[:, -n:], ts.transform(X), atol=1e-10)
+    # the sub-bands carry different information than the full band
+    assert not np.allclose(F[:, :n], F[:, -n:])
+    with pytest.raises(DecoderError, match="one Butterworth order per band"):
+        FilterBankTangentSpace(sf, bands=((8, 12), (12, 16)), orders=(2,)).fit(X, y)
+    with pytest.raises(DecoderError, match="shape"):
+        fb.transform(X[0])
 
 
 def test_unknown_pipeline_and_bad_override_are_clear_errors():
@@ -69,6 +141,10 @@ def test_config_validation_and_round_trip(tmp_path):
     assert cfg.band == (8.0, 30.0) and cfg.picks == ("C3", "Cz", "C4")
     assert cfg.labels == ["left_hand", "right_hand"]
     assert cfg.window_samples(160.0) == 160 + 321
+    assert cfg.filter_passes == 2 and cfg.build(160.0).named_steps["bandpass"].passes == 2
+    assert DecoderConfig(filter_passes=1).build(160.0).named_steps["bandpass"].passes == 1
+    with pytest.raises(DecoderError, match="filter_passes"):
+        DecoderConfig(filter_passes=0)
     for suffix in (".toml", ".json"):
         p = tmp_path / f"cfg{suffix}"
         cfg.save(p)
