@@ -35,6 +35,7 @@ import re
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,6 @@ from PyQt6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSizePolicy,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -171,11 +171,20 @@ class DemoPanel(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         row = QHBoxLayout(self)
-        row.setContentsMargins(10, 4, 10, 4)
+        row.setContentsMargins(10, 0, 10, 4)
         self.row = row
-        left = QVBoxLayout()
-        left.setSpacing(4)
-        head = QHBoxLayout()
+        #: step, progress and stop button: the dock's title bar (see :class:`DemoWindow`)
+        self.header = QWidget()
+        self.header.setObjectName("demoHeader")
+        self.header.setStyleSheet("#demoHeader { background: #e3eaf5; border-top: 1px solid #b0bec5; }")
+        head = QHBoxLayout(self.header)
+        head.setContentsMargins(10, 3, 10, 3)
+        tag = QLabel("DEMO")
+        tag.setStyleSheet("background: #1565c0; color: white; font-weight: 700; padding: 2px 8px; "
+                          "border-radius: 3px;")
+        tag.setToolTip("neurodeck demo: calibration -> training -> online on a real recording "
+                       "(PhysioNet EEGMMIDB S001, ODC-By)")
+        head.addWidget(tag)
         self.step_label = QLabel("Starting the demo\u2026")
         self.step_label.setStyleSheet("font-size: 12pt; font-weight: 600; color: #1a237e;")
         self.step_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
@@ -184,31 +193,48 @@ class DemoPanel(QWidget):
         self.progress.setRange(0, 100)
         self.progress.setValue(0)
         self.progress.setFormat("%p%")
-        self.progress.setFixedWidth(200)
+        self.progress.setFixedWidth(220)
         head.addWidget(self.progress)
         self.stop_button = QPushButton("Stop demo")
         self.stop_button.setToolTip("Stop the replays, keep what was recorded")
         self.stop_button.clicked.connect(self.stop_requested)
         head.addWidget(self.stop_button)
-        left.addLayout(head)
+        self.log_button = QPushButton("Show log")
+        self.log_button.setCheckable(True)
+        self.log_button.setToolTip("Switch between the demo log and the calibration scores")
+        self.log_button.toggled.connect(self._toggle_log)
+        self.log_button.hide()
+        head.addWidget(self.log_button)
         mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+        mono.setPointSizeF(9.0)
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(3000)
         self.log.setFont(mono)
         self.log.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
-        left.addWidget(self.log, 1)
-        row.addLayout(left, 3)
+        row.addWidget(self.log, 3)
         self.scores = QPlainTextEdit("The scores appear here when the online run ends.")
         self.scores.setReadOnly(True)
         self.scores.setFont(mono)
         self.scores.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
-        self._score_style("#546e7a")
+        # at the end the scores take the whole panel: calibration part | online part
+        self.scores_calibration = QPlainTextEdit()
+        self.scores_calibration.setReadOnly(True)
+        self.scores_calibration.setFont(mono)
+        self.scores_calibration.hide()
+        row.addWidget(self.scores_calibration, 0)
         row.addWidget(self.scores, 2)
+        self._score_style("#546e7a")
 
     def _score_style(self, colour: str) -> None:
-        self.scores.setStyleSheet(f"QPlainTextEdit {{ background: #f5f7fa; color: {colour}; "
-                                  "border: 1px solid #cfd8dc; border-radius: 4px; }")
+        for w in (self.scores, self.scores_calibration):
+            w.setStyleSheet(f"QPlainTextEdit {{ background: #f5f7fa; color: {colour}; "
+                            "border: 1px solid #cfd8dc; border-radius: 4px; }")
+
+    def _toggle_log(self, show_log: bool) -> None:
+        self.log.setVisible(show_log)
+        self.scores_calibration.setVisible(not show_log)
+        self.log_button.setText("Show scores" if show_log else "Show log")
 
     def add_line(self, text: str) -> None:
         self.log.appendPlainText(text)
@@ -224,11 +250,31 @@ class DemoPanel(QWidget):
             self.progress.setValue(0)
 
     def show_scores(self, text: str, ok: bool) -> None:
-        """Show the final scores (green if the demo passed, red otherwise), made the wider half."""
-        self.scores.setPlainText(text.strip("\n"))
+        """Show the final scores (green if the demo passed, red otherwise) in place of the log.
+
+        The lines of ``text`` are split in two columns so that they fit the panel: the
+        calibration part and the session folder on the left, the online part on the right.
+        """
+        lines = text.strip("\n").splitlines()
+        cut = next((i for i, line in enumerate(lines) if line.startswith("online")), len(lines))
+        tail = [line for line in lines[cut:] if line.startswith("session folder")]
+        self.scores_calibration.setPlainText("\n".join(lines[:cut] + tail))
+        self.scores.setPlainText("\n".join(line for line in lines[cut:] if line not in tail))
+        for w in (self.scores, self.scores_calibration):
+            w.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
         self._score_style("#1b5e20" if ok else "#b71c1c")
-        self.row.setStretch(0, 2)
-        self.row.setStretch(1, 3)
+        self.row.setStretch(0, 1)
+        self.row.setStretch(1, 1)
+        self.row.setStretch(2, 2)
+        self.log_button.setChecked(False)
+        self._toggle_log(False)
+        self.log_button.show()
+        self.stop_button.hide()
+
+    def shown_scores(self) -> list[str]:
+        """Every score line on show (both columns)."""
+        return (self.scores_calibration.toPlainText().splitlines()
+                + self.scores.toPlainText().splitlines())
 
 
 def summary_text(result: Any) -> str:
@@ -296,6 +342,14 @@ class DemoWindow(MainWindow):
         self._marker_inlet: Any = None
         self._marker_cb: Any = None
         self._close_when_stopped = False
+        #: live scoring of the cued trials with the Online page's rule (:class:`CuedRunScorer`)
+        self.scorer: Any = None
+        self.live_trials: list[Any] = []
+        self._history: deque = deque(maxlen=800)
+        self._last_t: float | None = None
+        self._tick_timer = QTimer(self)
+        self._tick_timer.setInterval(250)
+        self._tick_timer.timeout.connect(self._tick)
 
         self.runner = DemoRunner(root, speed=speed, pipelines=pipelines, parent=self)
         self.runner.line.connect(self._on_line)
@@ -313,9 +367,10 @@ class DemoWindow(MainWindow):
         self.dock.setObjectName("demoDock")
         self.dock.setFeatures(QDockWidget.DockWidgetFeature.NoDockWidgetFeatures)
         self.dock.setWidget(self.panel)
+        self.dock.setTitleBarWidget(self.panel.header)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.dock)
         # the pages need ~700 px: the panel takes the rest of a 900 px window (more if taller)
-        self.resizeDocks([self.dock], [max(180, self.height() - 720)], Qt.Orientation.Vertical)
+        self.resizeDocks([self.dock], [max(185, self.height() - 715)], Qt.Orientation.Vertical)
 
         online = self.pages.get("online")
         self.graz = getattr(online, "graz", None)
@@ -403,7 +458,7 @@ class DemoWindow(MainWindow):
             self._unlisten_markers()
             sm.disconnect()
             if stage == "online-end":
-                self.graz.set_cue(None)
+                self._end_feedback()
         elif stage == "training":
             self.show_page("train")
         elif stage == "trained":
@@ -422,12 +477,79 @@ class DemoWindow(MainWindow):
             else tuple(self._labels[:2])
         self.graz.set_labels(neg, pos)
         self.graz.set_value(float("nan"))
+        from app.demo import EVENTS
+        from app.feedback_model import CuedRunScorer
+
+        window_s = 2.0
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            meta = json.loads((Path(info["bundle"]) / "model.json").read_text())
+            window_s = float(meta.get("window_s", window_s))
+        self.scorer = CuedRunScorer(self._labels, EVENTS, trial_s=4.0, start_s=min(window_s, 3.0),
+                                    threshold=0.7, tau_s=0.5)
+        self.live_trials = []
+        self._history.clear()
+        self._last_t = None
         online = self.pages.get("online")
-        label = getattr(online, "summary_label", None)
+        table = getattr(online, "trials_table", None)
+        if table is not None:
+            table.setRowCount(0)
+        self._set_online_summary(
+            "Live, from the demo engine's decisions (published on LSL as "
+            f"\u201c{info.get('decisions', '?')}\u201d): waiting for the first cue\u2026")
+        self._tick_timer.start()
+
+    def _set_online_summary(self, text: str) -> None:
+        label = getattr(self.pages.get("online"), "summary_label", None)
         if label is not None:
-            label.setText("Demo: the Graz bar follows the live decisions of the demo's engine "
-                          f"(decisions published on LSL as \u201c{info.get('decisions', '?')}\u201d); "
-                          "the trials are scored when the run ends.")
+            label.setText(text)
+
+    def _scored(self, trial: Any) -> None:
+        """A live-scored trial: a row in the Online page's table, the running summary."""
+        if trial is None:
+            return
+        self.live_trials.append(trial)
+        table = getattr(self.pages.get("online"), "trials_table", None)
+        if table is not None:
+            from PyQt6.QtGui import QColor
+            from PyQt6.QtWidgets import QTableWidgetItem
+
+            row = table.rowCount()
+            table.insertRow(row)
+            cells = [trial.label, trial.predicted or "\u2014",
+                     "\u2014" if trial.n_decisions == 0 else ("yes" if trial.correct else "no"),
+                     "\u2014" if trial.time_to_decision_s is None
+                     else f"{trial.time_to_decision_s:.2f} s"]
+            for j, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if trial.n_decisions:
+                    item.setBackground(QColor("#e8f5e9") if trial.correct else QColor("#ffebee"))
+                table.setItem(row, j, item)
+            table.scrollToBottom()
+        self._set_online_summary(f"Live: {self.scorer.summary().line()}")
+
+    def _tick(self) -> None:
+        """4 Hz: close trials whose time is over, draw the smoothed probabilities."""
+        if self.scorer is not None and self._last_t is not None:
+            self._scored(self.scorer.advance(self._last_t))
+            self.graz.set_cue(self.scorer.current_label)
+        curves = getattr(self.pages.get("online"), "prob_curves", None)
+        plot = getattr(self.pages.get("online"), "prob_plot", None)
+        if self._history and curves and len(curves) == len(self._labels):
+            import numpy as np
+
+            t = np.array([h[0] for h in self._history])
+            P = np.array([h[1] for h in self._history])  # noqa: N806 (a matrix)
+            for k, c in enumerate(curves):
+                c.setData(t - t[-1], P[:, k])
+            if plot is not None:
+                plot.setXRange(-10, 0)
+
+    def _end_feedback(self) -> None:
+        self._tick()
+        self._tick_timer.stop()
+        if self.scorer is not None:
+            self._scored(self.scorer.finish())
+        self.graz.set_cue(None)
 
     def _listen_markers(self) -> None:
         inlet = self.context.streams.marker_inlet
@@ -443,14 +565,14 @@ class DemoWindow(MainWindow):
                 self._marker_inlet.remove_marker_listener(self._marker_cb)
         self._marker_inlet = self._marker_cb = None
 
-    def _on_cue(self, _ts: float, label: str) -> None:
-        from app.demo import EVENTS
-
-        cls = EVENTS.get(label)
-        if cls is not None or label == "T0":
-            self.graz.set_cue(cls)
-            if cls is not None:
-                self.cues_shown.append(cls)
+    def _on_cue(self, ts: float, label: str) -> None:
+        if self.scorer is None:
+            return
+        self._scored(self.scorer.on_marker(label, float(ts) * self._speed))
+        cls = self.scorer.class_of(label)
+        if cls is not None:
+            self.cues_shown.append(cls)
+        self.graz.set_cue(self.scorer.current_label)
 
     def _on_decision(self, d: Any) -> None:
         if self._smoother is None or not self._labels:
@@ -458,11 +580,17 @@ class DemoWindow(MainWindow):
         from app.feedback_model import bar_value
 
         self.decisions_shown += 1
-        smoothed = self._smoother.update(d.values, float(d.timestamp) * self._speed)
+        t = float(d.timestamp) * self._speed  # stream seconds (the replay runs at speed x)
+        self._last_t = t
+        smoothed = self._smoother.update(d.values, t)
         if smoothed is not None:
             value = bar_value(smoothed, self._labels, self.graz.negative, self.graz.positive)
             self.bar_values.append(value)
             self.graz.set_value(value)
+            self._history.append((t, smoothed))
+        if self.scorer is not None:
+            self._scored(self.scorer.on_decision(d.values, t))
+            self.graz.set_cue(self.scorer.current_label)
 
     def _on_finished(self, result: Any) -> None:
         self.result = result
@@ -471,18 +599,16 @@ class DemoWindow(MainWindow):
         sys.stdout.flush()
         ok = demo_ok(result)
         self.panel.show_scores(text, ok)
-        self.panel.set_step("Done \u00b7 scores on the right (and in the terminal); close to quit")
+        self.panel.set_step("Done \u00b7 the scores are below (and in the terminal); close the window to quit")
         self.panel.add_line(f"== done: online accuracy {result.online_accuracy:.3f} over "
                             f"{result.online_trials} trials; session in {result.session_dir}")
         self.panel.progress.setValue(100)
         self.panel.stop_button.setEnabled(False)
-        online = self.pages.get("online")
-        label = getattr(online, "summary_label", None)
-        if label is not None:
-            label.setText(f"Demo online run: accuracy {result.online_accuracy:.3f} over "
-                          f"{result.online_trials} trials (chance 0.5), median time to decision "
-                          f"{result.online_time_to_decision_s:.2f} s, {result.decisions_published} "
-                          f"decisions published, {result.decisions_received} received.")
+        live = "" if self.scorer is None else f" Live rule: {self.scorer.summary().line()}."
+        self._set_online_summary(
+            f"Demo score: {result.online_accuracy:.3f} over {result.online_trials} trials "
+            f"(chance 0.5), median time to decision {result.online_time_to_decision_s:.2f} s."
+            + live)
         if self.json_out is not None:
             try:
                 self.json_out.write_text(json.dumps(dataclasses.asdict(result), indent=2,

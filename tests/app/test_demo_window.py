@@ -70,11 +70,17 @@ def test_window_runs_the_demo_to_the_end_with_live_feedback_and_scores(qtbot, tm
     online = win.pages["online"]
     assert online.graz is win.graz and online.graz.cue is None  # run over: no cue left
     assert str(getattr(online, "model_path", res.bundle_dir)) == str(res.bundle_dir)
+    # the cued trials were scored live (Online page rule) into the page's table
+    assert 13 <= len(win.live_trials) <= 15
+    assert {t.label for t in win.live_trials} == {"left_hand", "right_hand"}
+    assert sum(t.correct for t in win.live_trials) > len(win.live_trials) / 2
+    if hasattr(online, "trials_table"):
+        assert online.trials_table.rowCount() == len(win.live_trials)
     # the scores: in the panel and on stdout, the text of print_summary; the JSON written
     assert res.online_trials == 15 and res.online_accuracy > 0.5
     assert res.decisions_received == res.decisions_published
     text = summary_text(res)
-    assert win.panel.scores.toPlainText() == text.strip("\n")
+    assert sorted(win.panel.shown_scores()) == sorted(text.strip("\n").splitlines())
     assert f"trial accuracy       {res.online_accuracy:.3f} over 15 trials" in text
     assert text in capsys.readouterr().out
     assert json.loads(out.read_text())["online_accuracy"] == pytest.approx(res.online_accuracy)
@@ -136,3 +142,17 @@ def test_run_demo_window_returns_the_exit_code_and_auto_closes(qapp, tmp_path, m
 
     with pytest.raises(UserError, match="'soon' invalid"):
         run_demo_window(root, speed=8.0, pipelines=["ts-lr"])
+
+
+def test_cli_demo_with_a_display_opens_the_window(qapp, tmp_path, monkeypatch, capsys):
+    import app.commands.demo as demo_cmd
+    from app.cli import main
+
+    root = tmp_path / "not-a-folder"
+    root.write_text("x")
+    monkeypatch.setattr(demo_cmd, "has_display", lambda: True)
+    monkeypatch.setenv(AUTO_CLOSE_ENV, "0")
+    assert main(["demo", "--root", str(root), "--pipelines", "ts-lr", "--speed", "8"]) == 1
+    cap = capsys.readouterr()
+    assert "opening the window" in cap.out and "running headless" not in cap.out
+    assert "neurodeck demo: failed:" in cap.err
