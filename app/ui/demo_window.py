@@ -452,10 +452,14 @@ class DemoWindow(MainWindow):
                 ack.set()
 
             self.streams_followed.append((info["eeg"], markers[0] if markers else None))
+            sm.release("demo")
             sm.connect_streams(info["eeg"], markers[0] if markers else None, on_done=connected)
+            # the user cannot switch the source under the running demo
+            sm.hold("demo", "neurodeck demo is replaying this stream")
             return True
         elif stage in ("calibration-end", "online-end"):
             self._unlisten_markers()
+            sm.release("demo")
             sm.disconnect()
             if stage == "online-end":
                 self._end_feedback()
@@ -648,11 +652,13 @@ class DemoWindow(MainWindow):
 
     # ------------------------------------------------------------------ closing
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt name)
-        if self.runner.running:  # stop the demo first, close when its thread has ended
+        if self.exit_code is None and self.runner.running:
+            # stop the demo first; the window closes once the worker has reported its end
             self._close_when_stopped = True
             self.stop_demo()
             event.ignore()
             return
+        self.runner.join(10.0)  # it has reported its end: at most a few lines left to run
         super().closeEvent(event)
         if event.isAccepted():
             self.closed.emit()
