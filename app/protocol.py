@@ -106,7 +106,10 @@ class ProtocolConfig:
         classes = self.classes
         if isinstance(classes, str):
             raise ProtocolError(f"classes={classes!r} must be a list of class names, not a string")
-        classes = tuple(str(c) for c in classes)
+        try:
+            classes = tuple(str(c) for c in classes)
+        except TypeError:
+            raise ProtocolError(f"classes={classes!r} must be a list of class names") from None
         object.__setattr__(self, "classes", classes)
         unknown = [c for c in classes if c not in PROTOCOL_CLASSES]
         if unknown:
@@ -170,7 +173,12 @@ class ProtocolConfig:
             raise ProtocolError(f"unknown protocol settings {extra}; expected keys among {sorted(known)}")
         data = dict(data)
         if "classes" in data and not isinstance(data["classes"], str):
-            data["classes"] = tuple(data["classes"])
+            try:
+                data["classes"] = tuple(data["classes"])
+            except TypeError:
+                raise ProtocolError(
+                    f"classes={data['classes']!r} must be a list of class names"
+                ) from None
         return cls(**data)
 
     def save(self, path: str | Path) -> Path:
