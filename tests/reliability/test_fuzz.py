@@ -126,9 +126,6 @@ def test_random_text_as_protocol_or_decoder_toml(text, tmp_path):
         pass
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason=(
-    "bug reported to app/protocol.py's owner: ProtocolConfig.from_dict(classes=0) raises "
-    "TypeError ('int' object is not iterable) instead of ProtocolError; remove this mark once fixed"))
 @settings(max_examples=CONFIG_EXAMPLES, **_SETTINGS)
 @given(key=st.sampled_from(sorted(ProtocolConfig().to_dict())), value=_toml_values)
 def test_protocol_config_with_a_wrong_value_is_a_protocol_error(key, value, tmp_path):
