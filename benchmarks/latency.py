@@ -96,6 +96,8 @@ def measure(decoder, source: u.Source, seconds: float, blas1: bool, hop_s: float
     out_name = f"ndbench-dec-{uuid.uuid4().hex[:8]}"
     limiter = threadpool_limits(1, user_api="blas") if blas1 else None
     engine = OnlineEngine(decoder, inlet, hop_s=hop_s, out_name=out_name)
+    ends: list[int] = []
+    engine.add_decision_listener(lambda d: ends.append(d.index) if len(ends) < 1 else None)
     try:
         engine.start()
         rx = u.DecisionReceiver(out_name)
@@ -120,10 +122,12 @@ def measure(decoder, source: u.Source, seconds: float, blas1: bool, hop_s: float
     st = engine.stats
     sl = slice(n0, None)
     # The window's last sample waited in the source's chunk until the chunk was pushed: its
-    # timestamp is back-dated by the samples after it in that chunk. Its source index is
-    # first counter value + window - 1 (+ whole hops, multiples of the chunk).
+    # timestamp is back-dated by the samples after it in that chunk. Its source index is the
+    # first counter value received + the decision's end index - 1 (windows advance by whole
+    # hops, multiples of the chunk, so one decision gives the position of all).
     chunk = source.chunk
-    pos = ((counter["first"] or 0) + decoder.window_samples - 1) % chunk
+    end = ends[0] if ends else decoder.window_samples
+    pos = ((counter["first"] or 0) + end - 1) % chunk
     in_chunk = (chunk - 1 - pos) / source.srate
     ready = np.add(np.add(st.read_s[sl], st.decide_s[sl]), st.publish_s[sl])
     ms = 1e3
@@ -145,6 +149,9 @@ def measure(decoder, source: u.Source, seconds: float, blas1: bool, hop_s: float
         "skipped": float(st.skipped_hops),
         "lost": float(counter["lost"]),
         "ts_gaps": float(inlet.counters.gaps),
+        "in_chunk_ms": in_chunk * ms,
+        "first_counter": float(counter["first"] or 0),
+        "raw_p50": u.pct(np.asarray(rx.latencies) * ms)[0],
         "reordered": float(counter["reordered"]),
     }
 
