@@ -699,7 +699,14 @@ def run_demo_window(root: str | Path, *, speed: float, pipelines: Sequence[str],
                             "seconds (a number)") from None
         if not math.isfinite(auto_close_s):
             auto_close_s = None
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app = QApplication.instance()
+    if app is None:
+        problem = window_problem()
+        if problem is not None:  # Qt would abort the process: run headless instead
+            print(f"neurodeck demo: a display is set but Qt cannot open a window there "
+                  f"({problem}); running headless.", flush=True)
+            return _run_headless(root, speed=speed, pipelines=pipelines, json_out=json_out)
+        app = QApplication(sys.argv[:1])
     print("neurodeck demo: opening the window (calibration -> training -> online); the scores "
           "are printed here at the end.", flush=True)
     win = DemoWindow(root, speed=speed, pipelines=pipelines, json_out=json_out,
@@ -714,3 +721,42 @@ def run_demo_window(root: str | Path, *, speed: float, pipelines: Sequence[str],
     app.processEvents()
     return 1 if win.exit_code is None else win.exit_code
 
+
+def window_problem(timeout: float = 30.0) -> str | None:
+    """Why Qt cannot open a window here (None if it can).
+
+    Creating a ``QApplication`` on a display whose platform plugin does not load (e.g. xcb
+    without ``libxcb-cursor0``) aborts the process, so the check runs in a child process.
+    """
+    import subprocess
+
+    code = ("import sys\nfrom PyQt6.QtWidgets import QApplication\n"
+            "app = QApplication(sys.argv[:1])\nprint(app.platformName())\n")
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"checking the display failed: {exc}"
+    if proc.returncode == 0:
+        return None
+    lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
+    hint = next((ln for ln in lines if "needed" in ln or "could not connect" in ln.lower()),
+                lines[0] if lines else f"exit code {proc.returncode}")
+    return hint.removeprefix("qt.qpa.plugin: ").removeprefix("qt.qpa.xcb: ")
+
+
+def _run_headless(root: str | Path, *, speed: float, pipelines: Sequence[str],
+                  json_out: str | Path | None) -> int:
+    """The headless demo (as ``neurodeck demo --headless``), when no window can open."""
+    from app.demo import run_demo
+
+    result = run_demo(Path(root), speed=speed, pipelines=list(pipelines),
+                      report=lambda line: print(line, flush=True))
+    sys.stdout.write(summary_text(result))
+    if json_out is not None:
+        Path(json_out).write_text(json.dumps(dataclasses.asdict(result), indent=2, default=str))
+    if not demo_ok(result):
+        print("neurodeck demo: online decoding did not beat chance or decisions were lost",
+              file=sys.stderr)
+        return 1
+    return 0

@@ -164,3 +164,14 @@ def test_cli_demo_with_a_display_opens_the_window(qapp, tmp_path, monkeypatch, c
     cap = capsys.readouterr()
     assert "opening the window" in cap.out and "running headless" not in cap.out
     assert "neurodeck demo: failed:" in cap.err
+
+
+def test_window_problem_says_why_qt_cannot_open_a_window(monkeypatch):
+    from app.ui.demo_window import window_problem
+
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    assert window_problem() is None
+    monkeypatch.delenv("QT_QPA_PLATFORM")
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setenv("DISPLAY", ":97")  # no X server there: Qt would abort the process
+    assert "could not connect to display :97" in window_problem()
