@@ -66,6 +66,7 @@ ALLOWED_STEPS: frozenset[str] = frozenset(
         "pyriemann.tangentspace.TangentSpace",
         "pyriemann.tangentspace.FGDA",
         "sklearn.discriminant_analysis.LinearDiscriminantAnalysis",
+        "sklearn.preprocessing._data.StandardScaler",
     }
 )
 
