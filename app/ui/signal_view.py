@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtCore import QTimer, pyqtSignal
+from PyQt6.QtCore import Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QAction
 from PyQt6.QtWidgets import (
     QCheckBox,
@@ -178,7 +178,7 @@ class SignalView(QWidget):
 
     bad_channels_changed = pyqtSignal(dict)
 
-    def __init__(self, parent: QWidget | None = None, prefs: dict | None = None, fps: int = 30):
+    def __init__(self, parent: QWidget | None = None, prefs: dict | None = None, fps: int = 60):
         super().__init__(parent)
         prefs = dict(prefs or {})
         self.inlet: Any = None
@@ -200,8 +200,11 @@ class SignalView(QWidget):
         self._need_reset = True
         self._last_flags_at = 0.0
         self._build_ui(prefs)
+        # 60 frames/s asked; a frame that takes longer simply delays the next one (the timer does
+        # not queue), so a slow machine degrades to fewer frames, never to a backlog.
         self._timer = QTimer(self)
-        self._timer.setInterval(max(5, int(1000 / fps)))
+        self._timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self._timer.setInterval(max(5, round(1000 / fps)))
         self._timer.timeout.connect(self.update_frame)
 
     # ------------------------------------------------------------------ UI

@@ -37,3 +37,27 @@ class FakeClock:
 @pytest.fixture
 def fake_clock():
     return FakeClock()
+
+
+@pytest.fixture(autouse=True)
+def _close_leftover_windows(request):
+    """After each test, hide every top-level widget it left open and let Qt delete it.
+
+    A visible window left behind by one test keeps receiving paint events during the next ones;
+    if its pyqtgraph items were already torn down, painting it crashed the process (seen as a
+    segfault in AxisItem.paint). Tests must not depend on each other's windows anyway.
+    """
+    yield
+    if "qapp" not in request.fixturenames and "qtbot" not in request.fixturenames:
+        return
+    from PyQt6.QtCore import QCoreApplication, QEvent
+    from PyQt6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if app is None:
+        return
+    for w in app.topLevelWidgets():
+        if w.isVisible():
+            w.hide()  # not close(): a busy main window would ask "quit?" in a modal dialog
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    app.processEvents()
