@@ -170,6 +170,7 @@ class OnlineEngine:
         self._outlet: DecisionOutlet | None = None
         self._lock = threading.Lock()
         self.last_decision: Decision | None = None
+        self._blas_limit = None
 
     # ------------------------------------------------------------------ public API
     @property
@@ -206,6 +207,13 @@ class OnlineEngine:
             self.inlet.start()
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="neurodeck-engine", daemon=True)
+        # One BLAS thread, process-wide, while decoding: per-window linear algebra is small and
+        # OpenBLAS workers fighting the acquisition thread for 2 cores made ts-lr ready->published
+        # p99 72 ms instead of 7 ms (benchmarks.latency). A limit set inside the engine thread was
+        # measured not to help; set here from the starting thread, restored by stop().
+        from threadpoolctl import threadpool_limits
+
+        self._blas_limit = threadpool_limits(limits=1, user_api="blas")
         self._thread.start()
         return self
 
@@ -220,6 +228,9 @@ class OnlineEngine:
         if self._outlet is not None:
             self._outlet.close()
             self._outlet = None
+        if self._blas_limit is not None:
+            self._blas_limit.restore_original_limits()
+            self._blas_limit = None
         if self._state is not EngineState.ERROR:
             self._set_state(EngineState.STOPPED)
 
@@ -247,13 +258,8 @@ class OnlineEngine:
                 logger.exception("engine state listener failed")
 
     def _run(self) -> None:
-        from threadpoolctl import threadpool_limits
-
         try:
-            # One BLAS thread: per-window linear algebra is small, and a second thread fighting the
-            # acquisition thread for the cores multiplied OAS covariance time by ~10 under load.
-            with threadpool_limits(limits=1):
-                self._loop()
+            self._loop()
         except BaseException as exc:  # surfaced to the user through .error and the state
             self.error = exc
             logger.exception("online engine stopped on an error")
