@@ -59,3 +59,19 @@ def test_pseudo_online_with_a_plain_pipeline_per_trial_accuracy():
     assert np.all((res.time_to_decision[ok] >= 2.0) & (res.time_to_decision[ok] <= 4.0))
     with pytest.raises(DecoderError, match="window_s is required"):
         pseudo_online(pipe, data, sf, (onsets, labels))
+
+
+def test_pseudo_online_takes_the_padding_from_a_filter_bank_first_step():
+    """fbts-lr has no 'bandpass' step: the padding still comes from its first (filter-bank) step."""
+    X, y, ch, sf, runs = load_s001()
+    pipe = make_pipeline("fbts-lr", sf, ch).fit(X[:30], y[:30])
+    data, onsets, labels = runs[2]
+    res = pseudo_online(pipe, data, sf, (onsets, labels), window_s=X.shape[2] / sf, step_s=0.5)
+    from decoders.evaluation import score_trials
+
+    kw = dict(window=X.shape[2], trial_len=int(4 * sf), sfreq=sf)
+    with_pad = score_trials(res.ends, res.outputs, res.labels, onsets, labels, n_pad=160, **kw)
+    no_pad = score_trials(res.ends, res.outputs, res.labels, onsets, labels, n_pad=0, **kw)
+    np.testing.assert_array_equal(res.time_to_decision, with_pad[1])
+    np.testing.assert_array_equal(res.trial_correct, with_pad[0])
+    assert not np.array_equal(with_pad[1], no_pad[1], equal_nan=True)

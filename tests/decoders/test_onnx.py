@@ -66,6 +66,26 @@ def test_sidecar_holds_the_learned_state_as_json(fitted):
     assert sorted(p.name for p in fitted["mdm"][2].iterdir()) == [SIDECAR_FILE, MODEL_FILE]
 
 
+def test_filter_bank_and_filter_passes_are_stored_and_old_bundles_keep_one_pass(fitted, tmp_path):
+    X, *_ = load_s001()
+    meta = json.loads((fitted["fbts-lr"][2] / SIDECAR_FILE).read_text())
+    fb = meta["feature_steps"][0]
+    assert fb["class"] == "decoders.pipelines.FilterBankTangentSpace"
+    assert len(fb["state"]["tangent_spaces_"]["__seq__"]) == 7
+    assert fb["params"]["passes"] == 2
+    # a bundle written before 'passes' existed was filtered with one pass and must stay so
+    src = fitted["ts-lr"][2]
+    meta = json.loads((src / SIDECAR_FILE).read_text())
+    bp = meta["feature_steps"][0]
+    assert bp["class"] == "decoders.epochs.BandPass" and bp["params"].pop("passes") == 2
+    dst = tmp_path / "old"
+    shutil.copytree(src, dst)
+    (dst / SIDECAR_FILE).write_text(json.dumps(meta))
+    old = load_bundle(dst)
+    assert old.features[0][1].passes == 1
+    assert not np.allclose(old.predict_proba(X[:5]), load_bundle(src).predict_proba(X[:5]))
+
+
 def test_loading_never_unpickles(fitted, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("a bundle must never be unpickled")
