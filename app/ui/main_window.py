@@ -35,6 +35,7 @@ from PyQt6.QtWidgets import (
 from app.session import Session, SessionError, list_sessions
 from app.settings import Settings
 from app.ui.qt_models import AppContext, error_text
+from app.ui.qtgc import install_gui_gc
 from app.ui.widgets import APP_STYLE, ErrorBanner, InfoToast, Page, PlaceholderPage, StateBadge
 
 logger = logging.getLogger(__name__)
@@ -190,6 +191,7 @@ class MainWindow(QMainWindow):
     def __init__(self, context: AppContext | None = None, session: Session | None = None,
                  settings: Settings | None = None):
         super().__init__()
+        install_gui_gc()
         self.context = context if context is not None else AppContext(settings)
         self.setWindowTitle("neurodeck \u2014 motor-imagery BCI")
         self.setStyleSheet(APP_STYLE)

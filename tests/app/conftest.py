@@ -1,6 +1,8 @@
 """Fixtures of the app tests: settings in a temporary home, a session root, a fake clock."""
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 
@@ -61,3 +63,13 @@ def _close_leftover_windows(request):
             w.hide()  # not close(): a busy main window would ask "quit?" in a modal dialog
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     app.processEvents()
+    gc.collect()  # here, on the GUI thread, with nothing left on screen
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _gc_on_the_gui_thread(qapp):
+    """As in the app (app/ui/qtgc.py): no garbage collection on background threads."""
+    from app.ui.qtgc import install_gui_gc
+
+    install_gui_gc()
+    yield
