@@ -7,7 +7,6 @@ import time
 
 import numpy as np
 import pylsl
-import pytest
 
 from app.demo import ASSETS, run_demo
 
