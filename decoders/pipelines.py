@@ -548,9 +548,21 @@ class DecoderConfig:
         if unknown:
             raise DecoderError(f"unknown decoder config keys {sorted(unknown)}; expected {sorted(known)}")
         kw = dict(d)
-        if "band" in kw:
-            kw["band"] = tuple(kw["band"])
-        return cls(**kw)
+        try:
+            if "band" in kw:
+                kw["band"] = tuple(kw["band"])
+            return cls(**kw)
+        except DecoderError:
+            raise
+        except (TypeError, ValueError, AttributeError, KeyError) as exc:
+            # a value of the wrong type (e.g. band = 8, events = "T1") fails deep in validation:
+            # say which config and what each key expects instead of showing a traceback
+            raise DecoderError(
+                f"decoder config {dict(d)!r} is invalid ({type(exc).__name__}: {exc}); expected "
+                "pipeline = a name, band = [low, high] Hz, tmin/tmax/pad/window = seconds, "
+                "events = {annotation = class}, picks = [channel names] or none, "
+                "filter_order/filter_passes = integers"
+            ) from exc
 
     def save(self, path: str | Path) -> None:
         """Write as TOML (``.toml``) or JSON (any other suffix)."""

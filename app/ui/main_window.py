@@ -290,6 +290,9 @@ class MainWindow(QMainWindow):
         self.counters_label = QLabel("")
         self.marker_label = QLabel("")
         self.session_label = QLabel("")
+        # stream and session names come from the network / the user: never render them as HTML
+        for label in (self.counters_label, self.marker_label, self.session_label):
+            label.setTextFormat(Qt.TextFormat.PlainText)
         self.session_label.setStyleSheet("font-weight: 600;")
         self.rec_badge = StateBadge()
         self.rec_badge.hide()

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtCore import QObject, QTimer, pyqtSignal
+from PyQt6.QtCore import QObject, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QColor
 from PyQt6.QtWidgets import (
     QAbstractItemView,
@@ -180,6 +180,7 @@ class OnlinePage(Page):
         rbox = QGroupBox("Run")
         rl = QGridLayout(rbox)
         self.stream_label = QLabel("")
+        self.stream_label.setTextFormat(Qt.TextFormat.PlainText)  # names come from the network
         self.stream_label.setWordWrap(True)
         self.hop = QDoubleSpinBox()
         self.hop.setRange(0.02, 2.0)

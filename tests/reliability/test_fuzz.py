@@ -146,11 +146,6 @@ def test_protocol_config_with_a_wrong_value_is_a_protocol_error(key, value, tmp_
     assert isinstance(cfg, ProtocolConfig)
 
 
-@pytest.mark.xfail(strict=True, raises=(TypeError, ValueError, ExceptionGroup), reason=(
-    "bug reported to decoders/pipelines.py's owner: DecoderConfig.from_dict with a wrong type "
-    "(band, events, filter_order, overrides, pad, picks, pipeline, tmin, tmax, window) raises a "
-    "bare TypeError/ValueError, not DecoderError, so `neurodeck` shows a traceback; remove this "
-    "mark once fixed"))
 @settings(max_examples=CONFIG_EXAMPLES, **_SETTINGS)
 @given(key=st.sampled_from(sorted(DecoderConfig().to_dict())), value=_toml_values)
 def test_decoder_config_with_a_wrong_value_is_a_decoder_error(key, value, tmp_path):
