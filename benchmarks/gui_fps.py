@@ -3,7 +3,7 @@
 Offscreen Qt (``QT_QPA_PLATFORM=offscreen`` unless a display is set). A source process streams
 EEGMMIDB (resampled/tiled) over LSL; in this process one :class:`acquisition.inlet.Inlet` feeds
 both the :class:`app.ui.signal_view.SignalView` (1280x800 window, 10 s span, all channels,
-band-pass + notch on, its own 30 fps timer) and an :class:`app.engine.OnlineEngine` decoding the
+band-pass + notch on, its own 40 fps timer) and an :class:`app.engine.OnlineEngine` decoding the
 same stream with a trained ts-lr bundle (1 s window, 62.5 ms hop) in its background thread.
 
 Per run (after 2 s warm-up, ``--seconds`` measured): frames per second; the view's own frame
