@@ -73,3 +73,14 @@ def _gc_on_the_gui_thread(qapp):
 
     install_gui_gc()
     yield
+
+
+@pytest.fixture(scope="session")
+def bundle_dir(tmp_path_factory, asset_edfs):
+    """A csp-lda bundle trained once on S001 runs 4 and 8 (run 12 stays unseen)."""
+    from app.ui.features_page import load_trials
+    from app.ui.train_page import fit_and_save, run_cross_validation
+
+    trials = load_trials([p for p in asset_edfs if p.name in ("S001R04.edf", "S001R08.edf")])
+    res = run_cross_validation(trials, ["csp-lda"], cv=3)
+    return fit_and_save(res, "csp-lda", tmp_path_factory.mktemp("models") / "csp-lda")

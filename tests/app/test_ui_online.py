@@ -13,17 +13,6 @@ from app.ui.online_page import OnlinePage  # noqa: E402
 from app.ui.qt_models import AppContext  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def bundle_dir(tmp_path_factory, asset_edfs):
-    """A csp-lda bundle trained on S001 runs 4 and 8 (run 12 stays unseen)."""
-    from app.ui.features_page import load_trials
-    from app.ui.train_page import fit_and_save, run_cross_validation
-
-    trials = load_trials([p for p in asset_edfs if p.name in ("S001R04.edf", "S001R08.edf")])
-    res = run_cross_validation(trials, ["csp-lda"], cv=3)
-    return fit_and_save(res, "csp-lda", tmp_path_factory.mktemp("models") / "csp-lda")
-
-
 @pytest.fixture
 def page(qtbot):
     before = set(threading.enumerate())
