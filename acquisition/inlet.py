@@ -341,6 +341,17 @@ class _BaseInlet:
             logger.exception("listener %r raised (ignored, stored in .error)", fn)
 
     # ------------------------------------------------------------------ the thread
+    def _wait_for_count(self, n: int, timeout: float) -> bool:
+        """Block until the received count (samples or markers) reaches ``n``; False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._counters.samples_received < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+        return True
+
     def _pull(self) -> int:  # pragma: no cover - abstract
         """Pull what is available; return how many samples came in."""
         raise NotImplementedError
@@ -582,14 +593,7 @@ class Inlet(_BaseInlet):
 
     def wait_for_samples(self, n: int, timeout: float) -> bool:
         """Block until :attr:`n_received` >= ``n`` (a total, not "n more"); False on timeout."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._counters.samples_received < n:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(left)
-        return True
+        return self._wait_for_count(n, timeout)
 
     def add_chunk_listener(self, fn: ChunkListener) -> None:
         """Call ``fn(data (n, n_channels), timestamps (n,))`` for every chunk, in order."""
@@ -824,14 +828,7 @@ class MarkerInlet(_BaseInlet):
 
     def wait_for_markers(self, n: int, timeout: float) -> bool:
         """Block until :attr:`n_markers` >= ``n`` (a total); False on timeout."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._counters.samples_received < n:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._cond.wait(left)
-        return True
+        return self._wait_for_count(n, timeout)
 
     def _pull(self) -> int:
         inlet = self._inlet
