@@ -19,15 +19,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def wait_for(app, cond, timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            raise SystemExit(f"screenshot_demo: timed out waiting for {what}")
-        app.processEvents()
-        time.sleep(0.005)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from screenshots import wait_for  # noqa: E402  (the shared Qt event helper)
 
 
 def main(argv: list[str] | None = None) -> int:

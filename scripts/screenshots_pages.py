@@ -17,26 +17,11 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def pump(app, seconds: float) -> None:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        app.processEvents()
-        time.sleep(0.003)
-
-
-def wait_for(app, cond, timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            raise SystemExit(f"screenshots: timed out waiting for {what}")
-        app.processEvents()
-        time.sleep(0.005)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from screenshots import pump, wait_for  # noqa: E402  (the shared Qt event helpers)
 
 
 def main(argv: list[str] | None = None) -> int:
