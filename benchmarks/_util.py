@@ -272,7 +272,7 @@ def eeg_data(n_channels: int, srate: float, seconds: float | None = None, run: i
 # ----------------------------------------------------------------------------------- models
 #: Pipelines of the latency budgets; acm-ts-svm gets a fixed (order, lag, C) instead of its grid.
 FIXED_OVERRIDES: dict[str, dict[str, Any]] = {
-    "acm-ts-svm": {"search__param_grid": {"acm__order": [6], "acm__lag": [2], "svm__C": [1.0]}},
+    "acm-ts-svm": {"search__param_grid": {"acm__order": [6], "acm__lag": [2], "svm__estimator__C": [1.0]}},
 }
 
 

@@ -8,7 +8,10 @@ A bundle is a directory with two files:
     Logistic regression and SVM heads are converted with skl2onnx; LDA and MDM heads are small
     hand-built graphs (``sigmoid``/``softmax`` of the linear decision for LDA, because skl2onnx's
     LDA converter does not reproduce scikit-learn >= 1.8's ``predict_proba``; ``softmax(-d²)`` of
-    the Riemannian distances for MDM, the distances being computed by the feature stage).
+    the Riemannian distances for MDM, the distances being computed by the feature stage). A
+    two-class sigmoid-calibrated linear SVM (``CalibratedClassifierCV(SVC(kernel="linear"),
+    ensemble=False)``, the ``ts-svm`` head) is a linear head too:
+    ``p1 = expit(-(a * (w·x + b_svm) + b))``; with more classes skl2onnx's converter is used.
     For ``"kind": "raw-window"`` bundles the ONNX model is the user's (e.g. a deep net) and takes
     the band-passed window ``(n_windows, n_channels, n_times)`` in float32.
 
@@ -279,9 +282,63 @@ def _linear_head_onnx(coef: np.ndarray, intercept: np.ndarray, n_features: int, 
     return model
 
 
+def _calibrated_head_onnx(head: Any, n_features: int):
+    """ONNX model of a fitted ``CalibratedClassifierCV`` head (``ensemble=False``).
+
+    Two classes, sigmoid calibration of a linear decision ``d = w·x + b_svm`` (linear SVM, or any
+    estimator with ``coef_`` / ``intercept_``): scikit-learn's ``_SigmoidCalibration`` gives
+    ``p1 = expit(-(a * d + b))`` and ``p0 = 1 - p1``, i.e. a linear head with coefficients
+    ``-a w`` and intercept ``-(a b_svm + b)``. Anything else goes through skl2onnx's converter.
+    """
+    cal = getattr(head, "calibrated_classifiers_", None)
+    if not cal or len(cal) != 1:
+        n = "no" if not cal else len(cal)
+        raise ModelBundleError(
+            f"CalibratedClassifierCV head with {n} calibrated classifiers: only ensemble=False "
+            "(one classifier refitted on all the data) can be exported"
+        )
+    est, calibrators = cal[0].estimator, cal[0].calibrators
+    classes = np.asarray(head.classes_)
+    coef = getattr(est, "coef_", None)  # None for a non-linear SVC (its coef_ raises)
+    if coef is not None:
+        coef = np.asarray(coef.toarray() if hasattr(coef, "toarray") else coef, dtype=np.float64)
+    if (
+        len(classes) == 2
+        and head.method == "sigmoid"
+        and len(calibrators) == 1
+        and coef is not None
+        and coef.shape == (1, n_features)
+        and hasattr(calibrators[0], "a_")
+        and hasattr(calibrators[0], "b_")
+    ):
+        a, b = float(calibrators[0].a_), float(calibrators[0].b_)
+        b_svm = float(np.ravel(est.intercept_)[0])
+        return _linear_head_onnx(-a * coef, np.array([-(a * b_svm + b)]), n_features)
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import DoubleTensorType
+
+    try:
+        with warnings.catch_warnings():
+            # skl2onnx's SVC converter reads SVC.probA_/probB_, deprecated in scikit-learn 1.9
+            warnings.simplefilter("ignore", FutureWarning)
+            model = convert_sklearn(
+                head,
+                initial_types=[("X", DoubleTensorType([None, n_features]))],
+                options={id(head): {"zipmap": False}},
+                target_opset={"": 17, "ai.onnx.ml": 3},
+            )
+    except Exception as exc:  # skl2onnx raises many exception types
+        raise ModelBundleError(
+            f"no ONNX export for a CalibratedClassifierCV head over {type(est).__name__} with "
+            f"{len(classes)} classes and method={head.method!r}: skl2onnx failed ({exc})"
+        ) from exc
+    return model
+
+
 def head_to_onnx(head: Any, n_features: int):
     """ONNX model of a fitted head: input ``X`` (double, (n, n_features)), output ``probabilities``."""
     from pyriemann.classification import MDM
+    from sklearn.calibration import CalibratedClassifierCV
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
     from sklearn.linear_model import LogisticRegression
     from sklearn.svm import SVC
@@ -290,6 +347,8 @@ def head_to_onnx(head: Any, n_features: int):
         return _linear_head_onnx(None, None, n_features, negsq=True)
     if isinstance(head, LinearDiscriminantAnalysis):
         return _linear_head_onnx(head.coef_, head.intercept_, n_features)
+    if isinstance(head, CalibratedClassifierCV):
+        return _calibrated_head_onnx(head, n_features)
     if isinstance(head, LogisticRegression | SVC):
         from skl2onnx import convert_sklearn
         from skl2onnx.common.data_types import DoubleTensorType
@@ -395,7 +454,7 @@ def save_bundle(
     ----------
     pipeline : sklearn Pipeline (fitted)
         A pipeline from :func:`decoders.pipelines.make_pipeline` (or any pipeline made of
-        allow-listed feature steps and an LDA / LR / SVC / MDM head).
+        allow-listed feature steps and an LDA / LR / SVC / calibrated-SVC / MDM head).
     config : DecoderConfig
     path : str or Path
         Directory to create (may exist; its model files are overwritten).

@@ -24,6 +24,7 @@ from pyriemann.classification import MDM
 from pyriemann.spatialfilters import CSP
 from pyriemann.tangentspace import FGDA, TangentSpace
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
@@ -57,9 +58,11 @@ PIPELINES: dict[str, str] = {
     "mdm": "OAS covariance -> minimum distance to Riemannian mean (softmax of -d²)",
     "fgmdm": "OAS covariance -> geodesic filtering (FGDA) -> MDM",
     "ts-lr": "OAS covariance -> tangent space -> logistic regression (C=1)",
-    "ts-svm": "OAS covariance -> tangent space -> linear SVM, C by inner 3-fold grid search",
+    "ts-svm": "OAS covariance -> tangent space -> linear SVM (sigmoid-calibrated), C by inner "
+    "3-fold grid search",
     "ts-lda": "OAS covariance -> tangent space -> Ledoit-Wolf shrinkage LDA (our default)",
-    "acm-ts-svm": "augmented covariance on 13 motor channels -> tangent space -> linear SVM; "
+    "acm-ts-svm": "augmented covariance on 13 motor channels -> tangent space -> linear SVM "
+    "(sigmoid-calibrated); "
     "(order, lag, C) by inner 3-fold grid search",
     "acm-mdm": "augmented covariance on 13 motor channels, (order, lag) from the data "
     "(mutual information / false nearest neighbours) -> MDM",
@@ -237,6 +240,40 @@ class FilterBankTangentSpace(TransformerMixin, BaseEstimator):
         )
 
 
+#: Folds of the out-of-fold decisions to which the SVM heads' sigmoid is fitted.
+SVM_CALIBRATION_FOLDS = 3
+
+
+def calibrated_linear_svm(seed: int = 42) -> CalibratedClassifierCV:
+    """Linear SVM with Platt-scaled probabilities (the head of ``ts-svm`` and ``acm-ts-svm``).
+
+    scikit-learn 1.9 deprecated ``SVC(probability=True)``; this is its recommended replacement.
+    With ``ensemble=False`` one SVM is refitted on all the training data and one sigmoid
+    ``p = expit(-(a * d + b))`` is fitted to its decisions ``d`` predicted out of fold, so the
+    head stays a linear decision followed by a sigmoid (exported to ONNX as such, see
+    :func:`decoders.onnx.head_to_onnx`). The folds are shuffled, stratified and seeded; 3 of
+    them (libsvm's internal Platt scaling used 5) so that small sessions still train: the
+    calibration raises as soon as a class has fewer trials than folds in the training part of
+    an inner grid-search fold. The SVM's C is ``estimator__C``.
+
+    Parameters
+    ----------
+    seed : int
+        Seed of the calibration folds.
+
+    Returns
+    -------
+    CalibratedClassifierCV
+        Unfitted.
+    """
+    return CalibratedClassifierCV(
+        SVC(kernel="linear"),
+        method="sigmoid",
+        ensemble=False,
+        cv=StratifiedKFold(SVM_CALIBRATION_FOLDS, shuffle=True, random_state=seed),
+    )
+
+
 def _motor_picks(ch_names: Sequence[str] | None) -> list[str] | None:
     """The motor channels present in ``ch_names`` (None: no picking possible/needed)."""
     if ch_names is None:
@@ -333,8 +370,8 @@ def make_pipeline(
         steps += [cov, ("ts", TangentSpace(metric="riemann")), ("lr", LogisticRegression())]
     elif name == "ts-svm":
         svm = GridSearchCV(
-            SVC(kernel="linear", probability=True, random_state=seed),
-            {"C": [0.1, 1.0, 10.0]},
+            calibrated_linear_svm(seed),
+            {"estimator__C": [0.1, 1.0, 10.0]},
             cv=inner_cv,
             scoring="roc_auc",
         )
@@ -361,7 +398,7 @@ def make_pipeline(
                 [
                     ("acm", AugmentedCovariances(order=4, lag=2, estimator="oas")),
                     ("ts", TangentSpace(metric="riemann")),
-                    ("svm", SVC(kernel="linear", probability=True, random_state=seed)),
+                    ("svm", calibrated_linear_svm(seed)),
                 ]
             )
             grid = GridSearchCV(
@@ -369,7 +406,7 @@ def make_pipeline(
                 {
                     "acm__order": list(ACM_ORDERS),
                     "acm__lag": list(ACM_LAGS),
-                    "svm__C": [0.1, 1.0],
+                    "svm__estimator__C": [0.1, 1.0],
                 },
                 cv=inner_cv,
                 scoring="roc_auc",

@@ -16,7 +16,8 @@ from tests.decoders.test_pipelines import load_s001
 
 # small grids / fixed (order, lag) keep the test fast; the full searches run in `neurodeck evaluate`
 FAST = {
-    "acm-ts-svm": {"search__param_grid": {"acm__order": [2, 3], "acm__lag": [1], "svm__C": [1.0]}},
+    "acm-ts-svm": {"search__param_grid": {"acm__order": [2, 3], "acm__lag": [1],
+                                          "svm__estimator__C": [1.0]}},
     "acm-mdm": {"acm__order": 2, "acm__lag": 2},
 }
 
@@ -53,6 +54,84 @@ def test_onnx_head_matches_scikit_learn(fitted, name):
     assert meta["window_samples"] == X.shape[2] and meta["band"] == [8.0, 32.0]
     assert meta["onnx_parity_max_abs"] <= 1e-5
     assert meta["training_scores"] == {"note": "test"}
+
+
+def _calibrated_svm(X, y, ensemble=False):
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.svm import SVC
+
+    return CalibratedClassifierCV(
+        SVC(kernel="linear", C=0.3), method="sigmoid", ensemble=ensemble,
+        cv=StratifiedKFold(3, shuffle=True, random_state=0),
+    ).fit(X, y)
+
+
+def _run_onnx(model, X):
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(["probabilities"], {"X": X})[0]
+
+
+def test_calibrated_svm_head_is_a_linear_head_with_the_calibrated_probabilities():
+    """Two classes: p1 = expit(-(a (w·x + b_svm) + b)) exported as MatMul/Add/Sigmoid."""
+    from scipy.special import expit
+
+    from decoders.onnx import head_to_onnx
+
+    rng = np.random.default_rng(1)
+    y = np.repeat(["left_hand", "right_hand"], 30)
+    X = rng.standard_normal((60, 6)) + 0.8 * (y == "right_hand")[:, None] * np.linspace(1, -1, 6)
+    head = _calibrated_svm(X, y)
+    ref = head.predict_proba(X)
+    model = head_to_onnx(head, 6)
+    assert sorted({n.op_type for n in model.graph.node}) == ["Add", "Concat", "MatMul", "Neg", "Sigmoid"]
+    got = _run_onnx(model, X)
+    np.testing.assert_allclose(got, ref, atol=1e-5, rtol=0)
+    # the check above can tell a wrong conversion: a sign or a term off moves p by far more
+    cal = head.calibrated_classifiers_[0]
+    a, b = cal.calibrators[0].a_, cal.calibrators[0].b_
+    d = cal.estimator.decision_function(X)
+    assert a < -0.5 and abs(b) > 1e-3 and np.ptp(ref[:, 1]) > 0.5
+    for wrong in (expit(a * d + b), expit(-(a * d - b)), expit(-a * d), expit(d)):
+        assert np.max(np.abs(wrong - ref[:, 1])) > 1e-3
+
+
+def test_calibrated_svm_head_with_three_classes_goes_through_skl2onnx():
+    from decoders.onnx import head_to_onnx
+
+    rng = np.random.default_rng(2)
+    y = np.repeat(["a", "b", "c"], 25)
+    X = rng.standard_normal((75, 5))
+    X[:, 0] += (y == "b") * 1.5
+    X[:, 1] += (y == "c") * 1.5
+    head = _calibrated_svm(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # our export path must not warn
+        model = head_to_onnx(head, 5)
+    np.testing.assert_allclose(_run_onnx(model, X), head.predict_proba(X), atol=1e-5, rtol=0)
+
+
+def test_calibrated_head_with_an_ensemble_is_a_clear_error():
+    from decoders.onnx import head_to_onnx
+
+    rng = np.random.default_rng(3)
+    y = np.repeat([0, 1], 20)
+    X = rng.standard_normal((40, 4)) + y[:, None]
+    with pytest.raises(ModelBundleError, match="3 calibrated classifiers: only ensemble=False"):
+        head_to_onnx(_calibrated_svm(X, y, ensemble=True), 4)
+
+
+def test_svm_bundles_export_the_calibrated_head_as_a_linear_graph(fitted):
+    import onnx
+
+    for name in ("ts-svm", "acm-ts-svm"):
+        path = fitted[name][2]
+        meta = json.loads((path / SIDECAR_FILE).read_text())
+        assert meta["head"] == "CalibratedClassifierCV"
+        ops = {n.op_type for n in onnx.load(str(path / MODEL_FILE)).graph.node}
+        assert ops == {"Add", "Concat", "MatMul", "Neg", "Sigmoid"}
 
 
 def test_sidecar_holds_the_learned_state_as_json(fitted):

@@ -228,3 +228,29 @@ def test_ts_lda_separates_left_and_right_on_real_eeg():
     pipe = make_pipeline("ts-lda", sf, ch).fit(X[:30], y[:30])
     auc = roc_auc_score(y[30:] == "right_hand", pipe.predict_proba(X[30:])[:, 1])
     assert auc > 0.75
+
+
+def test_svm_pipelines_use_a_calibrated_svm_without_deprecation_warnings():
+    """scikit-learn 1.9 deprecated SVC(probability=True); the heads are CalibratedClassifierCV."""
+    import warnings
+
+    from scipy.special import expit
+    from sklearn.calibration import CalibratedClassifierCV
+
+    X, y, ch, sf, _ = load_s001()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        pipe = make_pipeline("ts-svm", sf, ch).fit(X, y)
+    search = pipe.named_steps["svm"]
+    assert search.best_params_["estimator__C"] in (0.1, 1.0, 10.0)
+    head = search.best_estimator_
+    assert isinstance(head, CalibratedClassifierCV)
+    assert (head.method, head.ensemble, len(head.calibrated_classifiers_)) == ("sigmoid", False, 1)
+    # p(right) is the fitted sigmoid of the (single, refitted) linear SVM's decision
+    cal = head.calibrated_classifiers_[0]
+    d = cal.estimator.decision_function(pipe[:-1].transform(X))
+    a, b = cal.calibrators[0].a_, cal.calibrators[0].b_
+    np.testing.assert_allclose(pipe.predict_proba(X)[:, 1], expit(-(a * d + b)), atol=1e-12)
+    acm = make_pipeline("acm-ts-svm", sf, ch).named_steps["search"]
+    assert acm.param_grid["svm__estimator__C"] == [0.1, 1.0]
+    acm.estimator.set_params(svm__estimator__C=0.5)  # a valid parameter path
