@@ -9,7 +9,9 @@
 * :class:`VelocityDKF` wraps :class:`decoders.dkf.DiscriminativeKalmanFilter` to map classifier
   outputs to a smooth cursor velocity, fitted on (output, intended velocity) pairs.
 * :class:`CuedRunScorer` scores a cued online run from the marker and decision streams (both on
-  the LSL clock): per-trial predicted class, correctness and time to decision, and a summary.
+  the LSL clock): per-trial predicted class, correctness and time to decision, and a summary,
+  with the one trial rule of :func:`decoders.evaluation.score_trial` (what offline evaluation
+  and the demo's final scores use).
 
 Everything here is plain Python + numpy so it is tested headless and reused by the CLI.
 """
@@ -372,7 +374,7 @@ def cue_velocity(labels_at: Sequence[str | None], dims: int = 1) -> np.ndarray:
 # ---------------------------------------------------------------------------------- cued runs
 @dataclasses.dataclass(frozen=True)
 class TrialResult:
-    """One scored cued trial.
+    """One scored cued trial (scored by :func:`decoders.evaluation.score_trial`).
 
     Attributes
     ----------
@@ -381,14 +383,13 @@ class TrialResult:
     onset : float
         Cue time (LSL seconds).
     predicted : str or None
-        Class with the largest mean probability over the trial's decisions (None: no decision).
+        Class with the largest mean output over the trial's decisions (None: no decision).
     correct : bool
     time_to_decision_s : float or None
-        From the cue to the first decision whose smoothed probability of any class reached the
-        threshold (None if never).
-    decided : str or None
-        The class that first reached the threshold.
+        From the cue to the end of the first window from which the running mean output stays
+        correct until the trial ends (None if the trial is not correct).
     n_decisions : int
+        Valid decisions of the trial.
     """
 
     label: str
@@ -396,7 +397,6 @@ class TrialResult:
     predicted: str | None
     correct: bool
     time_to_decision_s: float | None
-    decided: str | None
     n_decisions: int
 
 
@@ -406,25 +406,29 @@ class RunSummary:
     n_correct: int
     accuracy: float
     chance: float
-    mean_time_to_decision_s: float
+    median_time_to_decision_s: float
     n_undecided: int
 
     def line(self) -> str:
         if not self.n_trials:
             return "no trial scored yet"
-        ttd = (f"{self.mean_time_to_decision_s:.2f} s" if math.isfinite(self.mean_time_to_decision_s)
-               else "n/a")
+        ttd = (f"{self.median_time_to_decision_s:.2f} s"
+               if math.isfinite(self.median_time_to_decision_s) else "n/a")
         return (f"{self.n_correct}/{self.n_trials} correct ({100 * self.accuracy:.0f} %, chance "
-                f"{100 * self.chance:.0f} %) \u00b7 mean time to decision {ttd}")
+                f"{100 * self.chance:.0f} %) \u00b7 median time to decision {ttd}")
 
 
 class CuedRunScorer:
-    """Scores a cued online run from cue markers and decisions (same clock).
+    """Scores a cued online run from cue markers and decisions (same clock), live.
 
-    A trial starts at a cue marker whose label maps to a class and lasts ``trial_s`` seconds
-    (or until the next cue). Decisions whose window ends inside ``[onset + start_s, onset +
-    trial_s]`` belong to it. Trials are scored when they end (:meth:`advance` with the current
-    time, or a later decision/cue).
+    The incremental front end of :func:`decoders.evaluation.score_trial`, the rule that
+    :func:`decoders.evaluation.score_trials` applies offline: the same decisions give the same
+    predicted class, correctness and time to decision. A trial starts at a cue marker whose label
+    maps to a class and lasts ``trial_s`` seconds; a new cue ends it early (so trials closer than
+    ``trial_s`` lose the decisions after the next cue, which the offline rule keeps). Its
+    decisions are the windows whose signal part starts at or after the cue (window end ``>=
+    onset + start_s``) and that end by ``onset + trial_s``. Trials are scored when they end
+    (:meth:`advance` with the current time, a later decision or cue, or :meth:`finish`).
 
     Parameters
     ----------
@@ -433,31 +437,30 @@ class CuedRunScorer:
     events : mapping of str to str
         Marker label -> class label (e.g. ``{"T1": "left_hand"}``); class names map to
         themselves.
+    sfreq : float
+        Sampling rate of the decoded stream: a decision's window ends one sample period after
+        the timestamp of its last sample (what :meth:`on_decision` receives).
     trial_s : float
         Imagery duration after the cue in seconds.
     start_s : float
-        Decisions before ``onset + start_s`` are ignored (the window still holds pre-cue EEG).
-    threshold : float
-        Smoothed probability a class must reach for the time to decision.
-    tau_s : float
-        Smoothing time constant for the time to decision.
+        Length of the window's signal part (window minus filter padding) in seconds: earlier
+        decisions still hold pre-cue EEG.
     """
 
     def __init__(self, labels: Sequence[str], events: Mapping[str, str] | None = None, *,
-                 trial_s: float = 4.0, start_s: float = 0.0, threshold: float = 0.7,
-                 tau_s: float = 0.5):
+                 sfreq: float, trial_s: float = 4.0, start_s: float = 0.0):
         self.labels = [str(lab) for lab in labels]
         self.events = {str(k): str(v) for k, v in (events or {}).items()}
         for lab in self.labels:
             self.events.setdefault(lab, lab)
-        if not trial_s > start_s >= 0:
-            raise ValueError(f"trial_s={trial_s!r}, start_s={start_s!r}; expected trial_s > start_s >= 0")
-        if not 0 < threshold <= 1:
-            raise ValueError(f"threshold={threshold!r}; expected a probability in (0, 1]")
+        if not (math.isfinite(sfreq) and sfreq > 0):
+            raise ValueError(f"sfreq={sfreq!r}; expected a positive sampling rate in Hz")
+        if not (math.isfinite(trial_s) and trial_s > 0 and math.isfinite(start_s) and start_s >= 0):
+            raise ValueError(f"trial_s={trial_s!r}, start_s={start_s!r}; expected trial_s > 0 "
+                             "and start_s >= 0 seconds")
+        self.sfreq = float(sfreq)
         self.trial_s = float(trial_s)
         self.start_s = float(start_s)
-        self.threshold = float(threshold)
-        self.tau_s = float(tau_s)
         self.results: list[TrialResult] = []
         self._current: dict[str, Any] | None = None
 
@@ -468,53 +471,53 @@ class CuedRunScorer:
 
     def on_marker(self, marker: str, t: float) -> TrialResult | None:
         """A marker at ``t``; returns the trial it ended, if any."""
-        ended = self._close_if(float(t), force=True) if self.class_of(marker) is not None else None
         cls = self.class_of(marker)
-        if cls is not None:
-            self._current = {"label": cls, "onset": float(t), "probs": [], "decided": None,
-                             "ttd": None, "smoother": OutputSmoother(self.tau_s)}
+        if cls is None:
+            return None
+        ended = self._close(float(t), force=True)
+        self._current = {"label": cls, "onset": float(t), "ends": [], "values": []}
         return ended
 
     def on_decision(self, values: Sequence[float] | np.ndarray, t: float) -> TrialResult | None:
-        """A decision whose window ended at ``t``; returns a trial that ended before it, if any."""
-        ended = self._close_if(float(t))
+        """A decision whose window's last sample is at ``t``; returns a trial that ended before it.
+
+        Invalid decisions (NaN values) are ignored, as offline.
+        """
+        end = float(t) + 1.0 / self.sfreq
+        ended = self._close(end)
         cur = self._current
         if cur is None:
             return ended
-        rel = float(t) - cur["onset"]
-        if rel < self.start_s:
-            return ended
         p = np.asarray(values, dtype=float).ravel()
-        if p.size != len(self.labels) or not np.isfinite(p).all():
+        if p.size != len(self.labels):
             return ended
-        cur["probs"].append(p)
-        sm = cur["smoother"].update(p, t)
-        if cur["decided"] is None and sm is not None and sm.max() >= self.threshold:
-            cur["decided"] = self.labels[int(np.argmax(sm))]
-            cur["ttd"] = rel
+        cur["ends"].append(end)
+        cur["values"].append(p)
         return ended
 
     def advance(self, t: float) -> TrialResult | None:
-        """Close the current trial if ``t`` is past its end."""
-        return self._close_if(float(t))
+        """Close the current trial if no decision after ``t`` can still count for it.
+
+        ``t`` is the last-sample time of the latest decision received (or later).
+        """
+        return self._close(float(t) + 1.0 / self.sfreq)
 
     def finish(self) -> TrialResult | None:
-        """End of the run: score the open trial (if it has decisions)."""
-        return self._close_if(math.inf, force=True)
+        """End of the run: score the open trial."""
+        return self._close(math.inf, force=True)
 
-    def _close_if(self, t: float, force: bool = False) -> TrialResult | None:
+    def _close(self, end: float, force: bool = False) -> TrialResult | None:
+        from decoders.evaluation import TIME_TOL_S, score_trial
+
         cur = self._current
-        if cur is None or (not force and t <= cur["onset"] + self.trial_s):
+        if cur is None or (not force and end <= cur["onset"] + self.trial_s + TIME_TOL_S):
             return None
         self._current = None
-        probs = cur["probs"]
-        if probs:
-            mean = np.mean(probs, axis=0)
-            predicted: str | None = self.labels[int(np.argmax(mean))]
-        else:
-            predicted = None
-        res = TrialResult(cur["label"], cur["onset"], predicted, predicted == cur["label"],
-                          cur["ttd"], cur["decided"], len(probs))
+        values = np.reshape(cur["values"], (len(cur["values"]), len(self.labels)))
+        s = score_trial(cur["ends"], values, self.labels, cur["onset"], cur["label"],
+                        start_s=self.start_s, trial_s=self.trial_s)
+        ttd = s.time_to_decision_s if math.isfinite(s.time_to_decision_s) else None
+        res = TrialResult(cur["label"], cur["onset"], s.predicted, s.correct, ttd, s.n_decisions)
         self.results.append(res)
         return res
 
@@ -523,6 +526,7 @@ class CuedRunScorer:
         return None if self._current is None else self._current["label"]
 
     def summary(self) -> RunSummary:
+        """Over the trials with decisions: accuracy, median time to decision of the correct ones."""
         scored = [r for r in self.results if r.n_decisions > 0]
         n = len(scored)
         correct = sum(r.correct for r in scored)
@@ -532,6 +536,6 @@ class CuedRunScorer:
             n_correct=correct,
             accuracy=correct / n if n else float("nan"),
             chance=1.0 / len(self.labels),
-            mean_time_to_decision_s=float(np.mean(ttd)) if ttd else float("nan"),
+            median_time_to_decision_s=float(np.median(ttd)) if ttd else float("nan"),
             n_undecided=sum(r.time_to_decision_s is None for r in scored),
         )

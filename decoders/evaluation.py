@@ -190,6 +190,94 @@ class PseudoOnlineResult:
 
 
 
+#: Tolerance (seconds) of the trial-window comparisons of :func:`score_trial`: absorbs the float
+#: rounding of clock arithmetic (live LSL timestamps), far below one sample period.
+TIME_TOL_S = 1e-6
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialScore:
+    """The score of one cued trial (see :func:`score_trial`).
+
+    Attributes
+    ----------
+    predicted : str or None
+        Argmax of the mean output over the trial's decisions (None: no valid decision).
+    correct : bool
+        ``predicted`` is the cued class.
+    time_to_decision_s : float
+        Seconds from the cue to the end of the first window from which the running mean output
+        stays correct until the trial ends (NaN if the trial is not correct).
+    n_decisions : int
+        Valid (finite) decisions of the trial.
+    """
+
+    predicted: str | None
+    correct: bool
+    time_to_decision_s: float
+    n_decisions: int
+
+
+def score_trial(
+    times: np.ndarray | Sequence[float],
+    outputs: np.ndarray,
+    labels: Sequence[str],
+    onset: float,
+    label: str,
+    *,
+    start_s: float,
+    trial_s: float,
+) -> TrialScore:
+    """Score one cued trial from window decisions: THE rule of neurodeck (offline and live).
+
+    A trial's decisions are the windows whose signal part (after the filter padding) starts at
+    or after the cue and that end within ``trial_s`` of it, i.e. ``start_s <= time - onset <=
+    trial_s`` (within :data:`TIME_TOL_S`), with ``start_s`` the length of the signal part.
+    Rows with NaN/Inf (invalid windows) are ignored. The trial is correct when the argmax of the
+    mean output over its decisions is the cued class; its time to decision is the time from the
+    cue to the end of the first window from which the running mean output stays correct until
+    the trial ends (NaN if the trial is not correct).
+
+    Parameters
+    ----------
+    times : array-like of float, shape (n_windows,)
+        End of each decided window in seconds: one sample period after its last sample (sample
+        index past the window / sfreq offline; last-sample LSL timestamp + 1 / sfreq live).
+    outputs : ndarray, shape (n_windows, n_outputs)
+        Decoder outputs (probabilities or scores, larger = more likely).
+    labels : sequence of str, length n_outputs
+        Output names.
+    onset : float
+        Cue time in seconds, same clock as ``times``.
+    label : str
+        The cued class (a trial whose class is not in ``labels`` is never correct).
+    start_s : float
+        Length of the window's signal part (window minus filter padding) in seconds.
+    trial_s : float
+        Seconds after the cue during which decisions count.
+
+    Returns
+    -------
+    TrialScore
+    """
+    rel = np.asarray(times, dtype=float).ravel() - float(onset)
+    outputs = np.asarray(outputs, dtype=float)
+    outputs = outputs.reshape(len(rel), -1 if outputs.size else len(labels))
+    labels = [str(v) for v in labels]
+    inside = (rel >= start_s - TIME_TOL_S) & (rel <= trial_s + TIME_TOL_S)
+    sel = np.flatnonzero(inside & np.isfinite(outputs).all(axis=1))
+    if not len(sel):
+        return TrialScore(None, False, float("nan"), 0)
+    running = np.cumsum(outputs[sel], axis=0) / np.arange(1, len(sel) + 1)[:, None]
+    best = running.argmax(axis=1)
+    predicted = labels[int(best[-1])]
+    if predicted != str(label):
+        return TrialScore(predicted, False, float("nan"), len(sel))
+    wrong = np.flatnonzero(best != best[-1])
+    first = 0 if not len(wrong) else wrong[-1] + 1
+    return TrialScore(predicted, True, float(rel[sel[first]]), len(sel))
+
+
 def score_trials(
     ends: np.ndarray,
     outputs: np.ndarray,
@@ -202,7 +290,10 @@ def score_trials(
     trial_len: int,
     sfreq: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Score cued trials from a sequence of window decisions (offline or live, same rule).
+    """Score cued trials from a sequence of window decisions on the sample axis.
+
+    Applies :func:`score_trial` (the one rule, also used live by
+    :class:`app.feedback_model.CuedRunScorer`) to every trial.
 
     Parameters
     ----------
@@ -226,30 +317,20 @@ def score_trials(
     Returns
     -------
     correct : ndarray of bool, shape (n_trials,)
-        Argmax of the running mean output at the end of the trial == the cued class.
+        Argmax of the mean output over the trial's decisions == the cued class.
     time_to_decision : ndarray, shape (n_trials,)
         Seconds from the cue to the end of the first window from which the running mean stays
         correct until the trial ends (NaN if never).
     """
     ends = np.asarray(ends, dtype=int)
-    outputs = np.asarray(outputs, dtype=float).reshape(len(ends), -1)
-    labels = [str(v) for v in labels]
     onsets = np.asarray(onsets, dtype=int)
     correct = np.zeros(len(onsets), bool)
     ttd = np.full(len(onsets), np.nan)
     for i, (o, lab) in enumerate(zip(onsets, trial_labels, strict=True)):
-        sel = np.flatnonzero((ends - (window - n_pad) >= o) & (ends <= o + trial_len))
-        sel = sel[np.isfinite(outputs[sel]).all(axis=1)]
-        if not len(sel) or str(lab) not in labels:
-            continue
-        k = labels.index(str(lab))
-        running = np.cumsum(outputs[sel], axis=0) / np.arange(1, len(sel) + 1)[:, None]
-        ok = running.argmax(axis=1) == k
-        correct[i] = bool(ok[-1])
-        if ok[-1]:
-            wrong = np.flatnonzero(~ok)
-            first = 0 if not len(wrong) else wrong[-1] + 1
-            ttd[i] = (ends[sel[first]] - o) / sfreq
+        # times relative to the cue, from integer sample differences (exact at the boundaries)
+        s = score_trial((ends - o) / sfreq, outputs, labels, 0.0, str(lab),
+                        start_s=(window - n_pad) / sfreq, trial_s=trial_len / sfreq)
+        correct[i], ttd[i] = s.correct, s.time_to_decision_s
     return correct, ttd
 
 def sliding_windows(data: np.ndarray, window: int, step: int, batch: int = 256):

@@ -342,7 +342,7 @@ class DemoWindow(MainWindow):
         self._marker_inlet: Any = None
         self._marker_cb: Any = None
         self._close_when_stopped = False
-        #: live scoring of the cued trials with the Online page's rule (:class:`CuedRunScorer`)
+        #: live scoring of the cued trials (:class:`CuedRunScorer`: the rule of the final scores)
         self.scorer: Any = None
         self.live_trials: list[Any] = []
         self._history: deque = deque(maxlen=800)
@@ -484,12 +484,15 @@ class DemoWindow(MainWindow):
         from app.demo import EVENTS
         from app.feedback_model import CuedRunScorer
 
-        window_s = 2.0
-        with contextlib.suppress(OSError, ValueError, TypeError):
+        # the same trial rule as run_demo's final scores (decoders.evaluation.score_trial): a
+        # decision counts once its window's signal part (after the padding) is after the cue
+        sfreq, start_s = 160.0, 2.0
+        with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
             meta = json.loads((Path(info["bundle"]) / "model.json").read_text())
-            window_s = float(meta.get("window_s", window_s))
-        self.scorer = CuedRunScorer(self._labels, EVENTS, trial_s=4.0, start_s=min(window_s, 3.0),
-                                    threshold=0.7, tau_s=0.5)
+            sfreq = float(meta["sfreq"])
+            n_pad = int(round(float(meta.get("pad_s", 0.0)) * sfreq))
+            start_s = (int(meta["window_samples"]) - n_pad) / sfreq
+        self.scorer = CuedRunScorer(self._labels, EVENTS, sfreq=sfreq, trial_s=4.0, start_s=start_s)
         self.live_trials = []
         self._history.clear()
         self._last_t = None
@@ -608,7 +611,8 @@ class DemoWindow(MainWindow):
                             f"{result.online_trials} trials; session in {result.session_dir}")
         self.panel.progress.setValue(100)
         self.panel.stop_button.setEnabled(False)
-        live = "" if self.scorer is None else f" Live rule: {self.scorer.summary().line()}."
+        live = ("" if self.scorer is None else
+                f" Live (decisions the window received): {self.scorer.summary().line()}.")
         self._set_online_summary(
             f"Demo score: {result.online_accuracy:.3f} over {result.online_trials} trials "
             f"(chance 0.5), median time to decision {result.online_time_to_decision_s:.2f} s."

@@ -5,8 +5,9 @@ A model bundle (ONNX + JSON, from the Train page) is loaded into a
 app's EEG inlet (live amplifier, simulator, or a file from the Replay/Connect page). Every
 decision is published on an LSL stream (name shown), drives the feedback (Graz bar or cursor
 task), and - when cue markers arrive on the marker stream - is scored by
-:class:`app.feedback_model.CuedRunScorer` (accuracy, time to decision, live). With a session the
-run is recorded (EEG + markers + decisions) into ``recordings/online-runNN``.
+:class:`app.feedback_model.CuedRunScorer` (accuracy, time to decision, live; the trial rule of
+:func:`decoders.evaluation.score_trial`, as offline). With a session the run is recorded (EEG +
+markers + decisions) into ``recordings/online-runNN``.
 
 Times: decisions and markers carry LSL timestamps. A replay at speed ``s`` stamps file time
 divided by ``s``, so feedback and scoring work on ``timestamp * s`` ("stream seconds").
@@ -198,11 +199,6 @@ class OnlinePage(Page):
         self.trial_len.setValue(4.0)
         self.trial_len.setSuffix(" s")
         self.trial_len.setToolTip("Imagery period after a cue (scoring window)")
-        self.threshold = QDoubleSpinBox()
-        self.threshold.setRange(0.5, 1.0)
-        self.threshold.setSingleStep(0.05)
-        self.threshold.setValue(0.7)
-        self.threshold.setToolTip("Smoothed probability that counts as a decision")
         self.record = QCheckBox("record the run into the session")
         self.record.setChecked(True)
         self.start_button = big_button("Start")
@@ -218,9 +214,7 @@ class OnlinePage(Page):
         rl.addWidget(self.tau, 1, 3)
         rl.addWidget(QLabel("trial"), 1, 4)
         rl.addWidget(self.trial_len, 1, 5)
-        rl.addWidget(QLabel("threshold"), 2, 0)
-        rl.addWidget(self.threshold, 2, 1)
-        rl.addWidget(self.record, 2, 2, 1, 4)
+        rl.addWidget(self.record, 2, 0, 1, 6)
         rl.addWidget(self.start_button, 3, 0, 1, 2)
         rl.addWidget(self.stop_button, 3, 2, 1, 2)
         rl.addWidget(self.badge, 3, 4, 1, 2)
@@ -517,11 +511,12 @@ class OnlinePage(Page):
         self.engine, self.out_name = engine, out_name
         meta = self.decoder.bundle.meta
         events = (meta.get("config") or {}).get("events") or {}
-        window_s = float(meta.get("window_s", 0.0))
-        trial_s = self.trial_len.value()
-        self.scorer = CuedRunScorer(self.decoder.labels, events, trial_s=trial_s,
-                                    start_s=min(window_s, 0.75 * trial_s),
-                                    threshold=self.threshold.value(), tau_s=self.tau.value())
+        sfreq = self.decoder.sfreq
+        # decisions count once the window's signal part (after the filter padding) is after the cue
+        n_pad = int(round(float(meta.get("pad_s", 0.0)) * sfreq))
+        self.scorer = CuedRunScorer(self.decoder.labels, events, sfreq=sfreq,
+                                    trial_s=self.trial_len.value(),
+                                    start_s=(self.decoder.window_samples - n_pad) / sfreq)
         self.smoother = OutputSmoother(self.tau.value())
         self.decisions = []
         self.n_valid = 0

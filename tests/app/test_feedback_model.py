@@ -96,35 +96,103 @@ def test_cursor_task_2d_targets_and_config_checks():
 
 
 def test_cued_run_scorer_accuracy_and_time_to_decision():
+    """The shared rule (decoders.evaluation.score_trial), hand-computed on three trials."""
     labels = ["left_hand", "right_hand"]
-    sc = CuedRunScorer(labels, {"T1": "left_hand", "T2": "right_hand"}, trial_s=4.0,
-                       start_s=0.5, threshold=0.7, tau_s=0.0)
+    sfreq = 100.0  # a window ends one sample period (0.01 s) after its last sample's timestamp
+    sc = CuedRunScorer(labels, {"T1": "left_hand", "T2": "right_hand"}, sfreq=sfreq, trial_s=4.0,
+                       start_s=0.5)
     assert sc.class_of("T0") is None and sc.class_of("769") is None
-    # trial 1: T1 (left) at t=10, decisions every 0.5 s; left prob crosses 0.7 at t=11.5
+
+    def decide(onset, rel_end, p_left):
+        """A decision whose window ends ``rel_end`` s after the cue."""
+        return sc.on_decision([p_left, 1 - p_left], onset + rel_end - 1 / sfreq)
+
+    # trial 1: T1 (left) at t=10. The window ending at 0.49 s still holds pre-cue EEG; the one
+    # ending at 0.5 s is the first of the trial. Running mean of p(left) over the trial's valid
+    # decisions: 0.3 (right), 0.55 (left), 0.433 (right), 0.55, 0.62, 0.667 (left from here on):
+    # correct, and the time to decision is the end of the 4th decision, 2.0 s. (A threshold rule
+    # would have "decided" at 0.5 s, on p(right) = 0.7.)
     sc.on_marker("T1", 10.0)
-    for k, p_left in enumerate([0.9, 0.6, 0.65, 0.8, 0.9, 0.9, 0.9, 0.9]):
-        sc.on_decision([p_left, 1 - p_left], 10.0 + 0.5 * k)  # first one (t=10.0) is before start
-    sc.on_marker("T0", 14.2)  # rest markers don't end a trial early
-    # trial 2: T2 (right) but the decoder says left throughout; never reaches the threshold
+    assert sc.current_label == "left_hand"
+    assert decide(10.0, 0.49, 0.0) is None
+    for rel, p_left in [(0.5, 0.3), (1.0, 0.8), (1.25, float("nan")), (1.5, 0.2), (2.0, 0.9),
+                        (3.0, 0.9), (4.0, 0.9)]:
+        assert decide(10.0, rel, p_left) is None
+    assert sc.on_marker("T0", 12.1) is None  # a rest marker does not end a trial early
+    ended = decide(10.0, 4.01, 0.0)  # past the trial: ends it, does not count
+    assert ended is not None and ended.label == "left_hand" and sc.current_label is None
+    # trial 2: T2 (right) but the decoder says left throughout: wrong, no time to decision
     sc.on_marker("T2", 20.0)
-    for k in range(1, 8):
-        sc.on_decision([0.6, 0.4], 20.0 + 0.5 * k)
+    for k in range(1, 9):
+        decide(20.0, 0.5 * k, 0.6)
+    assert sc.advance(23.99) is None  # a decision ending at 4.0 s may still come
     ended = sc.advance(24.5)
     assert ended is not None and ended.label == "right_hand"
     # trial 3: T2 with no decisions at all (stream stalled): not scored
     sc.on_marker("T2", 30.0)
-    sc.finish()
+    assert sc.finish().n_decisions == 0
     r1, r2, r3 = sc.results
-    assert (r1.label, r1.predicted, r1.correct, r1.decided) == ("left_hand", "left_hand", True, "left_hand")
-    assert r1.time_to_decision_s == pytest.approx(1.5)
-    assert r1.n_decisions == 7
-    assert (r2.predicted, r2.correct, r2.time_to_decision_s) == ("left_hand", False, None)
-    assert r3.n_decisions == 0 and r3.predicted is None
+    assert (r1.label, r1.predicted, r1.correct, r1.n_decisions) == ("left_hand", "left_hand", True, 6)
+    assert r1.time_to_decision_s == pytest.approx(2.0)
+    assert (r2.predicted, r2.correct, r2.time_to_decision_s, r2.n_decisions) == (
+        "left_hand", False, None, 8)
+    assert r3.n_decisions == 0 and r3.predicted is None and r3.time_to_decision_s is None
     s = sc.summary()
     assert (s.n_trials, s.n_correct, s.n_undecided) == (2, 1, 1)
     assert s.accuracy == pytest.approx(0.5) and s.chance == pytest.approx(0.5)
-    assert s.mean_time_to_decision_s == pytest.approx(1.5)
-    assert "1/2 correct (50 %" in s.line()
+    assert s.median_time_to_decision_s == pytest.approx(2.0)
+    assert "1/2 correct (50 %" in s.line() and "median time to decision 2.00 s" in s.line()
+    with pytest.raises(ValueError, match="sfreq"):
+        CuedRunScorer(labels, sfreq=0.0)
+    with pytest.raises(ValueError, match="start_s"):
+        CuedRunScorer(labels, sfreq=sfreq, start_s=-1.0)
+
+
+def test_cued_run_scorer_gives_the_offline_scores_on_the_same_decisions(asset_edfs, bundle_dir):
+    """Replay a pseudo-online result through the live scorer: same correct and time to decision.
+
+    The decisions get LSL-like times (an arbitrary clock offset, last-sample timestamps) and the
+    cue markers the time of their sample, as the Online page and the demo window feed them.
+    """
+    from acquisition.io import get_events, load_recording
+    from decoders.epochs import pick_indices
+    from decoders.evaluation import pseudo_online
+    from decoders.online import OnlineDecoder
+
+    dec = OnlineDecoder(bundle_dir)
+    raw = load_recording(next(p for p in asset_edfs if p.name == "S001R12.edf"))
+    sfreq = float(raw.info["sfreq"])
+    data = raw.get_data(picks=pick_indices(raw.ch_names, dec.ch_names).tolist()) * 1e6
+    events, event_id = get_events(raw, {"T1": "left_hand", "T2": "right_hand"})
+    names = {code: name for name, code in event_id.items()}
+    onsets = events[:, 0] - raw.first_samp
+    cues = [names[c] for c in events[:, 2]]
+    res = pseudo_online(dec, data, sfreq, (onsets, cues), step_s=0.0625, trial_s=4.0)
+    n_pad = int(round(float(dec.bundle.meta.get("pad_s", 0.0)) * sfreq))
+    assert n_pad > 0  # the signal part, not the padded window, must reach past the cue
+    sc = CuedRunScorer(res.labels, sfreq=sfreq, trial_s=4.0,
+                       start_s=(dec.window_samples - n_pad) / sfreq)
+    t0 = 86_412.318  # an LSL clock reading
+    items = [(o / sfreq, 0, lab) for o, lab in zip(onsets, cues, strict=True)]
+    items += [((e - 1) / sfreq, 1, row) for e, row in zip(res.ends, res.outputs, strict=True)]
+    for t, kind, x in sorted(items, key=lambda it: (it[0], it[1])):
+        if kind == 0:
+            sc.on_marker(x, t0 + t)
+        else:
+            sc.on_decision(x, t0 + t)
+    sc.finish()
+    assert len(sc.results) == len(res.trial_correct) == 15
+    live_correct = np.array([r.correct for r in sc.results])
+    live_ttd = np.array([np.nan if r.time_to_decision_s is None else r.time_to_decision_s
+                         for r in sc.results])
+    np.testing.assert_array_equal(live_correct, res.trial_correct)
+    assert 0 < live_correct.sum() < 15  # both outcomes occur: the comparison means something
+    np.testing.assert_array_equal(np.isfinite(live_ttd), np.isfinite(res.time_to_decision))
+    np.testing.assert_allclose(live_ttd, res.time_to_decision, rtol=0, atol=1e-6)
+    assert len(np.unique(np.round(live_ttd[live_correct], 4))) > 1
+    s = sc.summary()
+    assert s.n_correct == int(res.trial_correct.sum())
+    assert s.median_time_to_decision_s == pytest.approx(res.summary()["median_time_to_decision_s"])
 
 
 def test_velocity_dkf_tracks_intended_velocity():

@@ -5,7 +5,12 @@ import numpy as np
 import pytest
 
 from decoders.errors import DecoderError
-from decoders.evaluation import cross_validate_pipelines, pseudo_online
+from decoders.evaluation import (
+    cross_validate_pipelines,
+    pseudo_online,
+    score_trial,
+    score_trials,
+)
 from decoders.pipelines import make_pipeline
 from tests.decoders.test_pipelines import load_s001
 
@@ -75,3 +80,34 @@ def test_pseudo_online_takes_the_padding_from_a_filter_bank_first_step():
     np.testing.assert_array_equal(res.time_to_decision, with_pad[1])
     np.testing.assert_array_equal(res.trial_correct, with_pad[0])
     assert not np.array_equal(with_pad[1], no_pad[1], equal_nan=True)
+
+
+def test_score_trial_is_the_rule_score_trials_applies():
+    """Hand-computed: window selection, NaN rows, correctness and time to decision."""
+    labels = ["a", "b"]
+    # window ends, in seconds after a cue at t=100 (signal part 1 s, trial 3 s)
+    rel = np.array([0.75, 1.0, 1.5, 1.75, 2.0, 2.5, 3.0, 3.25])
+    p_a = np.array([0.99, 0.2, 0.9, np.nan, 0.1, 0.9, 0.8, 0.01])
+    out = np.stack([p_a, 1 - p_a], axis=1)
+    s = score_trial(100.0 + rel, out, labels, 100.0, "a", start_s=1.0, trial_s=3.0)
+    # kept: 1.0 (0.2), 1.5 (0.9), 2.0 (0.1), 2.5 (0.9), 3.0 (0.8); running mean of p(a):
+    # 0.2 b, 0.55 a, 0.4 b, 0.525 a, 0.58 a -> correct from the decision ending at 2.5 s
+    assert (s.predicted, s.correct, s.n_decisions) == ("a", True, 5)
+    assert s.time_to_decision_s == pytest.approx(2.5)
+    wrong = score_trial(100.0 + rel, out, labels, 100.0, "b", start_s=1.0, trial_s=3.0)
+    assert (wrong.predicted, wrong.correct, wrong.n_decisions) == ("a", False, 5)
+    assert np.isnan(wrong.time_to_decision_s)
+    unknown = score_trial(100.0 + rel, out, labels, 100.0, "feet", start_s=1.0, trial_s=3.0)
+    assert not unknown.correct and np.isnan(unknown.time_to_decision_s)
+    none = score_trial(100.0 + rel, out, labels, 100.0, "a", start_s=3.5, trial_s=4.0)
+    assert (none.predicted, none.correct, none.n_decisions) == (None, False, 0)
+    empty = score_trial([], [], labels, 0.0, "a", start_s=0.0, trial_s=4.0)
+    assert empty.n_decisions == 0 and np.isnan(empty.time_to_decision_s)
+    # the same decisions on a 4 Hz sample axis through score_trials: the same score
+    sf = 4.0
+    onset = 400
+    ends = onset + np.round(rel * sf).astype(int)
+    correct, ttd = score_trials(ends, out, labels, [onset, onset], ["a", "b"], window=6,
+                                n_pad=2, trial_len=12, sfreq=sf)
+    np.testing.assert_array_equal(correct, [True, False])
+    assert ttd[0] == pytest.approx(2.5) and np.isnan(ttd[1])
