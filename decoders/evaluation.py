@@ -356,6 +356,7 @@ def pseudo_online(
     step_s: float = 0.0625,
     trial_s: float = 4.0,
     batch: int = 256,
+    progress: Callable[[int], None] | None = None,
 ) -> PseudoOnlineResult:
     """Replay a continuous recording through a decoder, window by window, in batches.
 
@@ -379,6 +380,10 @@ def pseudo_online(
         trial's decisions are those of the windows whose signal part (after the filter padding)
         starts at or after the cue and that end within ``trial_s``; the trial's decision is the
         argmax of their running mean at the end of the trial.
+    batch : int
+        Windows decided per call.
+    progress : callable or None
+        Called as ``progress(n_windows_done)`` after every batch (it may raise to cancel).
 
     Returns
     -------
@@ -419,9 +424,13 @@ def pseudo_online(
     step = max(1, n_samples(step_s, sfreq))
     ends_l, outs = [], []
     t0 = time.perf_counter()
+    done = 0
     for e, W in sliding_windows(data, window, step, batch):
         ends_l.append(e)
         outs.append(np.asarray(decide(W), dtype=float))
+        done += len(e)
+        if progress is not None:
+            progress(done)
     compute = time.perf_counter() - t0
     ends = np.concatenate(ends_l) if ends_l else np.zeros(0, int)
     outputs = np.concatenate(outs) if outs else np.zeros((0, len(labels)))

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import Qt, QTimer, pyqtSignal
 from PyQt6.QtWidgets import (
@@ -45,35 +44,6 @@ RECORDING_FILTER = "Recordings (*.fif *.edf *.bdf *.gdf *.vhdr *.xdf *.xdfz);;Al
 
 
 # ------------------------------------------------------------------------------- Qt-free part
-class _ProgressModel:
-    """Duck-typed "fitted pipeline" for :func:`pseudo_online` that reports progress per batch.
-
-    It forwards to :meth:`decoders.online.OnlineDecoder.decide_batch`, so the outputs are the
-    bundle's, and calls ``progress(done_windows)`` after every batch (and raises
-    :class:`Cancelled` if asked to stop).
-    """
-
-    def __init__(self, decoder: Any, progress: Callable[[int], None]):
-        self.decoder = decoder
-        self.classes_ = np.asarray(decoder.labels)
-        pad = float(decoder.bundle.meta.get("pad_s", 0.0))
-
-        class _BP:  # what pseudo_online reads of a band-pass step
-            pass
-
-        bp = _BP()
-        bp.pad = pad
-        self.named_steps = {"bandpass": bp}
-        self._progress = progress
-        self.done = 0
-
-    def predict_proba(self, W: np.ndarray) -> np.ndarray:
-        out = self.decoder.decide_batch(W)
-        self.done += len(W)
-        self._progress(self.done)
-        return out
-
-
 def evaluate_recording(model_dir: str | Path, path: str | Path, *, step_s: float = 0.0625,
                        trial_s: float = 4.0, progress: Callable[[int, int, str], None] | None = None,
                        cancelled: Callable[[], bool] | None = None) -> dict[str, Any]:
@@ -117,9 +87,10 @@ def evaluate_recording(model_dir: str | Path, path: str | Path, *, step_s: float
         if progress:
             progress(done, total, f"decoding window {done:,} of {total:,}")
 
-    model = _ProgressModel(dec, report)
-    res = pseudo_online(model, data, sfreq, (onsets, labels), window_s=window / sfreq,
-                        step_s=step_s, trial_s=trial_s, batch=256)
+    # the decoder itself (not a fitted pipeline): pseudo_online then takes the filter padding
+    # from the bundle, exactly as the live engine does
+    res = pseudo_online(dec, data, sfreq, (onsets, labels), step_s=step_s, trial_s=trial_s,
+                        batch=256, progress=report)
     return {"result": res, "summary": res.summary(), "onsets": onsets, "labels": labels,
             "sfreq": sfreq, "model": meta.get("pipeline", Path(model_dir).name),
             "file": Path(path).name}

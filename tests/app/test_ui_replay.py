@@ -84,6 +84,21 @@ def test_pseudo_online_evaluation_on_unseen_run(page, qtbot, asset_edfs, bundle_
     # the page shows what evaluate_recording computes
     direct = evaluate_recording(bundle_dir, run12)
     np.testing.assert_allclose(direct["result"].outputs, out["result"].outputs)
+    # ... which is the bundle's own pseudo-online replay (filter padding from the bundle, as the
+    # live engine and `neurodeck evaluate --pseudo-online` use it; a page that lost the padding
+    # counted windows holding pre-cue signal and scored 2 of these 15 trials differently)
+    from acquisition.io import load_recording
+    from decoders.epochs import pick_indices
+    from decoders.evaluation import pseudo_online
+    from decoders.online import OnlineDecoder
+
+    dec = OnlineDecoder(bundle_dir)
+    assert dec.bundle.meta["pad_s"] > 0
+    raw = load_recording(run12)
+    data = raw.get_data(picks=pick_indices(raw.ch_names, dec.ch_names).tolist()) * 1e6
+    ref = pseudo_online(dec, data, direct["sfreq"], (direct["onsets"], direct["labels"]))
+    np.testing.assert_array_equal(ref.trial_correct, out["result"].trial_correct)
+    np.testing.assert_allclose(ref.time_to_decision, out["result"].time_to_decision)
 
 
 def test_pseudo_online_errors(page, qtbot, tmp_path, asset_edfs):
