@@ -314,25 +314,29 @@ def _calibrated_head_onnx(head: Any, n_features: int):
         a, b = float(calibrators[0].a_), float(calibrators[0].b_)
         b_svm = float(np.ravel(est.intercept_)[0])
         return _linear_head_onnx(-a * coef, np.array([-(a * b_svm + b)]), n_features)
-    from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import DoubleTensorType
-
     try:
-        with warnings.catch_warnings():
-            # skl2onnx's SVC converter reads SVC.probA_/probB_, deprecated in scikit-learn 1.9
-            warnings.simplefilter("ignore", FutureWarning)
-            model = convert_sklearn(
-                head,
-                initial_types=[("X", DoubleTensorType([None, n_features]))],
-                options={id(head): {"zipmap": False}},
-                target_opset={"": 17, "ai.onnx.ml": 3},
-            )
+        return _skl2onnx_head(head, n_features)
     except Exception as exc:  # skl2onnx raises many exception types
         raise ModelBundleError(
             f"no ONNX export for a CalibratedClassifierCV head over {type(est).__name__} with "
             f"{len(classes)} classes and method={head.method!r}: skl2onnx failed ({exc})"
         ) from exc
-    return model
+
+
+def _skl2onnx_head(head: Any, n_features: int):
+    """skl2onnx conversion of a fitted classifier head (double input ``X``, plain ``probabilities``)."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import DoubleTensorType
+
+    with warnings.catch_warnings():
+        # skl2onnx's SVC converter reads SVC.probA_/probB_, deprecated in scikit-learn 1.9
+        warnings.simplefilter("ignore", FutureWarning)
+        return convert_sklearn(
+            head,
+            initial_types=[("X", DoubleTensorType([None, n_features]))],
+            options={id(head): {"zipmap": False}},
+            target_opset={"": 17, "ai.onnx.ml": 3},
+        )
 
 
 def head_to_onnx(head: Any, n_features: int):
@@ -350,18 +354,7 @@ def head_to_onnx(head: Any, n_features: int):
     if isinstance(head, CalibratedClassifierCV):
         return _calibrated_head_onnx(head, n_features)
     if isinstance(head, LogisticRegression | SVC):
-        from skl2onnx import convert_sklearn
-        from skl2onnx.common.data_types import DoubleTensorType
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            model = convert_sklearn(
-                head,
-                initial_types=[("X", DoubleTensorType([None, n_features]))],
-                options={id(head): {"zipmap": False}},
-                target_opset={"": 17, "ai.onnx.ml": 3},
-            )
-        return model
+        return _skl2onnx_head(head, n_features)
     raise ModelBundleError(f"no ONNX export for a {type(head).__name__} head")
 
 
