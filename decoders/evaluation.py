@@ -264,8 +264,8 @@ def score_trial(
     outputs = np.asarray(outputs, dtype=float)
     outputs = outputs.reshape(len(rel), -1 if outputs.size else len(labels))
     labels = [str(v) for v in labels]
-    inside = (rel >= start_s - TIME_TOL_S) & (rel <= trial_s + TIME_TOL_S)
-    sel = np.flatnonzero(inside & np.isfinite(outputs).all(axis=1))
+    sel = np.flatnonzero((rel >= start_s - TIME_TOL_S) & (rel <= trial_s + TIME_TOL_S))
+    sel = sel[np.isfinite(outputs[sel]).all(axis=1)]  # only the trial's rows, not the whole run
     if not len(sel):
         return TrialScore(None, False, float("nan"), 0)
     running = np.cumsum(outputs[sel], axis=0) / np.arange(1, len(sel) + 1)[:, None]
