@@ -213,7 +213,7 @@ def run_online(bundle_dir: Path, speed: float, report: Report, on_decision=None,
         ends.append(d.index)
         outputs.append(d.values)
     window = decoder.window_samples
-    n_pad = int(round(float(decoder.bundle.meta.get("pad_s", 0.0)) * decoder.sfreq))
+    n_pad = decoder.pad_samples
     correct, ttd = score_trials(np.asarray(ends), np.asarray(outputs), list(engine.labels),
                                 onsets, labels, window=window, n_pad=n_pad,
                                 trial_len=int(round(4.0 * decoder.sfreq)), sfreq=decoder.sfreq)

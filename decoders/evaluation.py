@@ -410,7 +410,7 @@ def pseudo_online(
                                f"from the model's window of {window} samples")
         decide = model.decide_batch
         labels = list(model.labels)
-        n_pad = n_samples(float(model.bundle.meta.get("pad_s", 0.0)), sfreq)
+        n_pad = model.pad_samples
     else:
         if window_s is None:
             raise DecoderError("window_s is required with a plain pipeline")

@@ -69,6 +69,11 @@ class OnlineDecoder:
         """Samples per window the decoder needs (filter padding included)."""
         return self.bundle.window_samples
 
+    @property
+    def pad_samples(self) -> int:
+        """Leading samples of each window that only settle the band-pass."""
+        return self.bundle.pad_samples
+
     def check_stream(
         self,
         ch_names: Sequence[str],

@@ -404,6 +404,13 @@ class ModelBundle:
     def window_samples(self) -> int:
         return int(self.meta["window_samples"])
 
+    @property
+    def pad_samples(self) -> int:
+        """Leading samples of each window that only settle the band-pass (0 if none)."""
+        from decoders.epochs import n_samples
+
+        return n_samples(float(self.meta.get("pad_s", 0.0)), self.sfreq)
+
     def transform(self, X: np.ndarray) -> np.ndarray:
         """Feature stage: padded windows (n, n_channels, n_times) -> head input."""
         for _, step in self.features:
