@@ -86,12 +86,8 @@ def fit_cursor_dkf(model_dir: str | Path, recording: str | Path, dims: int = 1,
 
     out = evaluate_recording(model_dir, recording, trial_s=trial_s, step_s=step_s,
                              progress=progress, cancelled=cancelled)
-    res, sfreq = out["result"], out["sfreq"]
-    from decoders.online import OnlineDecoder
-
-    dec = OnlineDecoder(Path(model_dir))
-    pad = float(dec.bundle.meta.get("pad_s", 0.0))
-    sig = dec.window_samples - int(round(pad * sfreq))
+    res, sfreq, dec = out["result"], out["sfreq"], out["decoder"]
+    sig = dec.window_samples - dec.pad_samples
     starts = res.ends - sig
     cue = np.full(len(res.ends), None, dtype=object)
     for onset, lab in zip(out["onsets"], out["labels"]):
@@ -513,10 +509,9 @@ class OnlinePage(Page):
         events = (meta.get("config") or {}).get("events") or {}
         sfreq = self.decoder.sfreq
         # decisions count once the window's signal part (after the filter padding) is after the cue
-        n_pad = int(round(float(meta.get("pad_s", 0.0)) * sfreq))
+        signal = self.decoder.window_samples - self.decoder.pad_samples
         self.scorer = CuedRunScorer(self.decoder.labels, events, sfreq=sfreq,
-                                    trial_s=self.trial_len.value(),
-                                    start_s=(self.decoder.window_samples - n_pad) / sfreq)
+                                    trial_s=self.trial_len.value(), start_s=signal / sfreq)
         self.smoother = OutputSmoother(self.tau.value())
         self.decisions = []
         self.n_valid = 0

@@ -53,7 +53,8 @@ def evaluate_recording(model_dir: str | Path, path: str | Path, *, step_s: float
     -------
     out : dict
         ``result`` (:class:`decoders.evaluation.PseudoOnlineResult`), ``summary`` (its dict),
-        ``onsets`` (samples), ``labels`` (class per cue), ``sfreq``, ``model`` (pipeline name).
+        ``onsets`` (samples), ``labels`` (class per cue), ``sfreq``, ``model`` (pipeline name),
+        ``decoder`` (the loaded :class:`decoders.online.OnlineDecoder`).
     """
     from acquisition.io import get_events, load_recording
     from decoders.epochs import n_samples, pick_indices
@@ -93,7 +94,7 @@ def evaluate_recording(model_dir: str | Path, path: str | Path, *, step_s: float
                         batch=256, progress=report)
     return {"result": res, "summary": res.summary(), "onsets": onsets, "labels": labels,
             "sfreq": sfreq, "model": meta.get("pipeline", Path(model_dir).name),
-            "file": Path(path).name}
+            "file": Path(path).name, "decoder": dec}
 
 
 # ------------------------------------------------------------------------------- the page
