@@ -11,34 +11,19 @@ decisions), ``00a-demo-calibration.png`` (Connect page showing the replayed EEG)
 """
 from __future__ import annotations
 
-import argparse
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from screenshots import wait_for  # noqa: E402  (the shared Qt event helper)
+from screenshots import make_parser, start_qt, wait_for  # noqa: E402  (shared helpers)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
+    parser = make_parser(__doc__)
     parser.add_argument("--speed", type=float, default=8.0)
-    parser.add_argument("--width", type=int, default=1400)
-    parser.add_argument("--height", type=int, default=900)
     args = parser.parse_args(argv)
-    if not os.environ.get("DISPLAY"):
-        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    tmp = Path(tempfile.mkdtemp(prefix="neurodeck-demo-shots-"))
-    os.environ["NEURODECK_HOME"] = str(tmp / "home")
-    sys.path.insert(0, str(ROOT))
-
-    from PyQt6.QtWidgets import QApplication
-
-    app = QApplication.instance() or QApplication(["neurodeck-demo-screenshot"])
+    app, tmp = start_qt("neurodeck-demo-shots")
     from app.ui.demo_window import DemoWindow
 
     args.out.mkdir(parents=True, exist_ok=True)

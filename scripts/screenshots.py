@@ -39,22 +39,36 @@ def wait_for(app, cond, timeout: float, what: str) -> None:
         time.sleep(0.005)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def make_parser(doc: str) -> argparse.ArgumentParser:
+    """The options every screenshot script has: ``--out``, ``--width``, ``--height``."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
     parser.add_argument("--width", type=int, default=1400)
     parser.add_argument("--height", type=int, default=900)
-    parser.add_argument("--quick", action="store_true", help="3 calibration trials per class, not 12")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def start_qt(name: str):
+    """Offscreen Qt unless a display is set, settings in a throw-away folder, the repo importable.
+
+    Returns ``(app, tmp)``: the QApplication and the temporary folder (``tmp / "home"`` holds
+    the settings).
+    """
     if not os.environ.get("DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    tmp = Path(tempfile.mkdtemp(prefix="neurodeck-shots-"))
+    tmp = Path(tempfile.mkdtemp(prefix=f"{name}-"))
     os.environ["NEURODECK_HOME"] = str(tmp / "home")
     sys.path.insert(0, str(ROOT))
-
     from PyQt6.QtWidgets import QApplication
 
-    app = QApplication.instance() or QApplication(["neurodeck-screenshots"])
+    return QApplication.instance() or QApplication([name]), tmp
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = make_parser(__doc__)
+    parser.add_argument("--quick", action="store_true", help="3 calibration trials per class, not 12")
+    args = parser.parse_args(argv)
+    app, tmp = start_qt("neurodeck-shots")
 
     from app.protocol import Phase, ProtocolConfig
     from app.session import Session

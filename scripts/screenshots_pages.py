@@ -13,33 +13,19 @@ the session go to a temporary folder.
 """
 from __future__ import annotations
 
-import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from screenshots import pump, wait_for  # noqa: E402  (the shared Qt event helpers)
+from screenshots import make_parser, pump, start_qt, wait_for  # noqa: E402  (shared helpers)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
-    parser.add_argument("--width", type=int, default=1400)
-    parser.add_argument("--height", type=int, default=900)
+    parser = make_parser(__doc__)
     parser.add_argument("--online-seconds", type=float, default=25.0)
     args = parser.parse_args(argv)
-    if not os.environ.get("DISPLAY"):
-        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    tmp = Path(tempfile.mkdtemp(prefix="neurodeck-shots-"))
-    os.environ["NEURODECK_HOME"] = str(tmp / "home")
-    sys.path.insert(0, str(ROOT))
-
-    from PyQt6.QtWidgets import QApplication
-
-    app = QApplication.instance() or QApplication(["neurodeck-screenshots"])
+    app, tmp = start_qt("neurodeck-shots")
 
     from app.session import Session
     from app.ui.main_window import MainWindow
