@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -32,13 +31,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write the scores as JSON to OUT")
 
 
-def has_display() -> bool:
-    """True when Qt can open a real window here (X11 or Wayland display set, not offscreen)."""
-    if os.environ.get("QT_QPA_PLATFORM", "") in ("offscreen", "minimal"):
-        return False
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-
-
 def print_summary(result) -> None:
     print("\n== neurodeck demo: scores ==")
     print(f"calibration (runs 4+8, 5-fold CV, {result.cv[0]['metric']}):")
@@ -61,6 +53,7 @@ def print_summary(result) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from app.cli import UserError
+    from app.display import display_name
 
     if not args.speed > 0:
         raise UserError(f"--speed {args.speed} invalid; expected > 0")
@@ -71,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         raise UserError(f"unknown pipelines {unknown}; expected some of {sorted(PIPELINES)}")
     root = args.root or Path(tempfile.mkdtemp(prefix="neurodeck-demo-"))
-    if not args.headless and has_display():
+    if not args.headless and display_name() is not None:
         from app.ui.demo_window import run_demo_window
 
         return run_demo_window(root, speed=args.speed, pipelines=pipelines, json_out=args.json)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -11,11 +10,6 @@ NAME = "gui"
 HELP = "open the neurodeck window (connect, calibrate, features, train, online, replay)"
 
 logger = logging.getLogger(__name__)
-
-NO_DISPLAY = (
-    "cannot open a display: set QT_QPA_PLATFORM=offscreen for headless use, or on Debian install "
-    "libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x11-0 for a real window"
-)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,39 +23,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=argparse.SUPPRESS)  # smoke tests: close the window after N s
 
 
-def display_available() -> bool:
-    """Can Qt open a window? (an offscreen/minimal platform always can; xcb needs $DISPLAY)."""
-    platform = os.environ.get("QT_QPA_PLATFORM", "")
-    if platform.split(":")[0] in ("offscreen", "minimal", "vnc", "eglfs", "linuxfb", "wayland"):
-        return True
-    if sys.platform.startswith("linux"):
-        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-    return True
-
-
 def make_application(argv: list[str] | None = None):
-    """A QApplication, or a UserError with the one-line hint when no display can be opened."""
+    """A QApplication, or a UserError with the one-line reason when no window can be opened."""
     from app.cli import UserError
+    from app.display import window_problem
 
-    if not display_available():
-        raise UserError(NO_DISPLAY)
     try:
         from PyQt6.QtWidgets import QApplication
     except ImportError as exc:  # e.g. libEGL / libxkbcommon missing
-        raise UserError(f"{NO_DISPLAY} ({exc})") from None
+        raise UserError(f"cannot load Qt ({exc}); on Debian/Ubuntu install the libraries it "
+                        "names") from None
     app = QApplication.instance()
-    offscreen = os.environ.get("QT_QPA_PLATFORM", "").split(":")[0] in ("offscreen", "minimal")
-    if app is None and not offscreen:
-        # Qt aborts the process (not an exception) when the xcb plugin cannot load; probe first
-        import subprocess
-
-        probe = subprocess.run(
-            [sys.executable, "-c", "from PyQt6.QtWidgets import QApplication; QApplication([])"],
-            capture_output=True, timeout=30,
-        )
-        if probe.returncode != 0:
-            raise UserError(NO_DISPLAY)
     if app is None:
+        problem = window_problem()  # Qt aborts the process when it cannot: probe in a child
+        if problem is not None:
+            raise UserError(f"cannot open the window: {problem}")
         app = QApplication(argv or ["neurodeck"])
         app.setApplicationName("neurodeck")
     return app

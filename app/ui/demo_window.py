@@ -705,10 +705,11 @@ def run_demo_window(root: str | Path, *, speed: float, pipelines: Sequence[str],
             auto_close_s = None
     app = QApplication.instance()
     if app is None:
+        from app.display import window_problem
+
         problem = window_problem()
         if problem is not None:  # Qt would abort the process: run headless instead
-            print(f"neurodeck demo: a display is set but Qt cannot open a window there "
-                  f"({problem}); running headless.", flush=True)
+            print(f"neurodeck demo: {problem} Running headless.", flush=True)
             return _run_headless(root, speed=speed, pipelines=pipelines, json_out=json_out)
         app = QApplication(sys.argv[:1])
     print("neurodeck demo: opening the window (calibration -> training -> online); the scores "
@@ -724,29 +725,6 @@ def run_demo_window(root: str | Path, *, speed: float, pipelines: Sequence[str],
     win.shutdown()  # idempotent; the close already did it
     app.processEvents()
     return 1 if win.exit_code is None else win.exit_code
-
-
-def window_problem(timeout: float = 30.0) -> str | None:
-    """Why Qt cannot open a window here (None if it can).
-
-    Creating a ``QApplication`` on a display whose platform plugin does not load (e.g. xcb
-    without ``libxcb-cursor0``) aborts the process, so the check runs in a child process.
-    """
-    import subprocess
-
-    code = ("import sys\nfrom PyQt6.QtWidgets import QApplication\n"
-            "app = QApplication(sys.argv[:1])\nprint(app.platformName())\n")
-    try:
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                              timeout=timeout)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"checking the display failed: {exc}"
-    if proc.returncode == 0:
-        return None
-    lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
-    hint = next((ln for ln in lines if "needed" in ln or "could not connect" in ln.lower()),
-                lines[0] if lines else f"exit code {proc.returncode}")
-    return hint.removeprefix("qt.qpa.plugin: ").removeprefix("qt.qpa.xcb: ")
 
 
 def _run_headless(root: str | Path, *, speed: float, pipelines: Sequence[str],

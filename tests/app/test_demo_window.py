@@ -153,12 +153,12 @@ def test_run_demo_window_returns_the_exit_code_and_auto_closes(qapp, tmp_path, m
 
 
 def test_cli_demo_with_a_display_opens_the_window(qapp, tmp_path, monkeypatch, capsys):
-    import app.commands.demo as demo_cmd
+    import app.display
     from app.cli import main
 
     root = tmp_path / "not-a-folder"
     root.write_text("x")
-    monkeypatch.setattr(demo_cmd, "has_display", lambda: True)
+    monkeypatch.setattr(app.display, "display_name", lambda: ":0")
     monkeypatch.setenv(AUTO_CLOSE_ENV, "0")
     assert main(["demo", "--root", str(root), "--pipelines", "ts-lr", "--speed", "8"]) == 1
     cap = capsys.readouterr()
@@ -167,11 +167,45 @@ def test_cli_demo_with_a_display_opens_the_window(qapp, tmp_path, monkeypatch, c
 
 
 def test_window_problem_says_why_qt_cannot_open_a_window(monkeypatch):
-    from app.ui.demo_window import window_problem
+    from app.display import XCB_PACKAGES, window_problem
 
     monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
     assert window_problem() is None
     monkeypatch.delenv("QT_QPA_PLATFORM")
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.delenv("DISPLAY", raising=False)
+    text = window_problem()
+    assert "no display is set" in text and XCB_PACKAGES in text and "offscreen" in text
     monkeypatch.setenv("DISPLAY", ":97")  # no X server there: Qt would abort the process
-    assert "could not connect to display :97" in window_problem()
+    text = window_problem()
+    assert text.startswith("Qt cannot open a window on display ':97': ")
+    # which reason Qt gives first depends on this machine: on a fresh Debian the xcb plugin
+    # does not load (and the message names the packages); with them installed, no X server
+    missing_libs = "libxcb-cursor0 is needed" in text
+    assert missing_libs or "could not connect to display :97" in text, text
+    assert (XCB_PACKAGES in text) is missing_libs, text
+
+
+# what Qt 6 printed here (PyQt6 6.x, fresh Debian 12) when QApplication() failed
+QT_NO_XCB_CURSOR = """qt.qpa.plugin: From 6.5.0, xcb-cursor0 or libxcb-cursor0 is needed to load the Qt xcb platform plugin.
+qt.qpa.plugin: Could not load the Qt platform plugin "xcb" in "" even though it was found.
+This application failed to start because no Qt platform plugin could be initialized.
+"""
+QT_NO_SERVER = "qt.qpa.xcb: could not connect to display :5\nqt.qpa.plugin: Could not load the Qt platform plugin \"xcb\"\n"
+
+
+def test_explain_qt_failure_names_the_packages_only_when_the_plugin_does_not_load():
+    from app.display import XCB_PACKAGES, explain_qt_failure
+
+    text = explain_qt_failure(QT_NO_XCB_CURSOR, ":0", -6)
+    assert text == ("Qt cannot open a window on display ':0': From 6.5.0, xcb-cursor0 or "
+                    "libxcb-cursor0 is needed to load the Qt xcb platform plugin. On Debian/Ubuntu "
+                    f"install: sudo apt-get install {XCB_PACKAGES}. QT_QPA_PLATFORM=offscreen "
+                    "runs without a window.")
+    text = explain_qt_failure(QT_NO_SERVER, ":5", -6)
+    assert "could not connect to display :5" in text and "xvfb-run" in text
+    assert XCB_PACKAGES not in text
+    tb = "Traceback (most recent call last):\n  ...\nImportError: libEGL.so.1: cannot open shared object file\n"
+    assert "ImportError: libEGL.so.1" in explain_qt_failure(tb, ":0", 1)
+    assert explain_qt_failure("", ":0", 3).endswith("display ':0': exit code 3. "
+                                                    "QT_QPA_PLATFORM=offscreen runs without a window.")
