@@ -101,17 +101,20 @@ def record_calibration(session, speed: float, report: Report, on_stage: StageHoo
         f"calibration: replaying {' + '.join(CALIBRATION_RUNS)} ({raw.times[-1]:.0f} s, "
         f"{len(raw.ch_names)} ch @ {raw.info['sfreq']:.0f} Hz) as LSL stream {name!r} at {speed:g}x"
     )
-    with Recorder([player.eeg_name, *player.marker_names], out) as recorder:
-        _stage(on_stage, "calibration", eeg=player.eeg_name, markers=list(player.marker_names))
-        player.start()
-        try:
-            while not player.wait(1.0):
-                _check_stop(should_stop)
-                report(f"  recording... {player.progress * 100:3.0f}%  {recorder.status.line()}")
-        finally:
-            _stage(on_stage, "calibration-end")
-            player.stop()
-            time.sleep(0.2)
+    try:
+        with Recorder([player.eeg_name, *player.marker_names], out) as recorder:
+            _stage(on_stage, "calibration", eeg=player.eeg_name, markers=list(player.marker_names))
+            player.start()
+            try:
+                while not player.wait(1.0):
+                    _check_stop(should_stop)
+                    report(f"  recording... {player.progress * 100:3.0f}%  {recorder.status.line()}")
+            finally:
+                _stage(on_stage, "calibration-end")
+        # the recorder drained and stopped while the replay's streams were still there: the
+        # planned end of a calibration is not a lost stream (no "stream_lost" in the recording)
+    finally:
+        player.stop()
     report(f"calibration recorded to {out}")
     return out
 
@@ -201,9 +204,9 @@ def run_online(bundle_dir: Path, speed: float, report: Report, on_decision=None,
     finally:
         _stage(on_stage, "online-end")
         engine.stop()
-        player.stop()
-        markers.stop()
+        markers.stop()  # before the replay's streams go away: a planned end, not a lost stream
         inlet.stop()
+        player.stop()
     ts = np.concatenate(stamps) if stamps else np.zeros(0)
     live = [(t, lab) for t, lab in markers.drain() if lab in ("T1", "T2")]
     onsets = np.searchsorted(ts, [t for t, _ in live]) if len(ts) else np.zeros(0, int)

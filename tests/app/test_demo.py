@@ -11,9 +11,10 @@ import pylsl
 from app.demo import ASSETS, run_demo
 
 
-def test_demo_calibrates_trains_and_decodes_live_above_chance(tmp_path):
+def test_demo_calibrates_trains_and_decodes_live_above_chance(tmp_path, caplog):
     lines: list[str] = []
-    res = run_demo(tmp_path, speed=16.0, pipelines=("ts-lr",), report=lines.append)
+    with caplog.at_level("WARNING", logger="acquisition"):
+        res = run_demo(tmp_path, speed=16.0, pipelines=("ts-lr",), report=lines.append)
     # calibration went through LSL into a real recording with every cue
     import mne
 
@@ -21,6 +22,10 @@ def test_demo_calibrates_trains_and_decodes_live_above_chance(tmp_path):
     cues = [d for d in raw.annotations.description if d in ("T1", "T2")]
     assert len(cues) == 30  # 15 cues per run, runs 4 and 8
     assert abs(raw.n_times - 2 * 20000) <= 2 * 160  # both runs (S001 runs are 125 s at 160 Hz)
+    # the replay's planned end is no lost stream: in the recording nor in the log
+    assert "stream_lost" not in raw.annotations.description
+    lost = [r.getMessage() for r in caplog.records if "-> lost" in r.getMessage()]
+    assert not lost, lost
     assert (res.bundle_dir / "model.onnx").is_file() and (res.bundle_dir / "model.json").is_file()
     assert res.cv[0]["score"] > 0.6
     # online on the unseen run: every cue scored, every decision received, nothing lost
