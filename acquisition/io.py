@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from acquisition.errors import RecordingError
-from acquisition.markers import CODES, name_of
+from acquisition.markers import CODES, name_of, onsets_on_samples
 
 logger = logging.getLogger(__name__)
 
@@ -420,7 +420,6 @@ def _xdf_to_raw(path: Path, stream: str | None):
     onsets, descs, durs = [], [], []
     marker_meta = []
     dropped = 0
-    t_end = n_grid / eeg.srate
     for s in streams:
         if s is eeg or s.n_samples == 0:
             continue
@@ -431,8 +430,7 @@ def _xdf_to_raw(path: Path, stream: str | None):
         idx = np.interp(s.timestamps, ts, k.astype(np.float64))
         idx = np.where(s.timestamps < ts[0], (s.timestamps - ts[0]) * eeg.srate, idx)
         idx = np.where(s.timestamps > ts[-1], k[-1] + (s.timestamps - ts[-1]) * eeg.srate, idx)
-        onset = idx / eeg.srate
-        keep = (onset >= 0) & (onset < t_end)
+        keep, onset = onsets_on_samples(idx / eeg.srate, n_grid, eeg.srate)
         dropped += int((~keep).sum())
         for o, lab in zip(onset[keep], np.asarray(labels_s, dtype=object)[keep], strict=True):
             onsets.append(float(o))

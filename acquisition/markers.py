@@ -28,6 +28,8 @@ code   name                 meaning
 """
 from __future__ import annotations
 
+import numpy as np
+
 CODES: dict[str, int] = {
     "trial_start": 768,
     "fixation": 786,
@@ -72,3 +74,32 @@ def name_of(label: str | int) -> str:
         return NAMES.get(int(text), text)
     except ValueError:
         return text
+
+
+def onsets_on_samples(onset: np.ndarray, n_times: int, sfreq: float) -> tuple[np.ndarray, np.ndarray]:
+    """Which marker onsets fall on one of the recorded samples, and those onsets clipped at 0.
+
+    A marker belongs to a recording when its nearest sample was recorded. A marker stamped a
+    few microseconds before the first sample (separate streams' timestamps, float rounding; seen
+    with a marker pushed at the same instant as the first EEG sample) sits on sample 0: it is
+    kept, at onset 0, not dropped as outside the recording.
+
+    Parameters
+    ----------
+    onset : ndarray, shape (n_markers,)
+        Marker times in seconds from the first sample.
+    n_times : int
+        Number of recorded samples.
+    sfreq : float
+        Sampling rate in Hz.
+
+    Returns
+    -------
+    keep : ndarray of bool, shape (n_markers,)
+        True for markers on a recorded sample: ``-0.5 / sfreq <= onset < n_times / sfreq``.
+    onset : ndarray, shape (n_markers,)
+        The onsets, negative ones within half a sample raised to 0.
+    """
+    onset = np.asarray(onset, dtype=float)
+    keep = (onset >= -0.5 / sfreq) & (onset < n_times / sfreq)
+    return keep, np.maximum(onset, 0.0)

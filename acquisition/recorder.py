@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from acquisition.errors import AcquisitionError, RecordingError
-from acquisition.markers import name_of
+from acquisition.markers import name_of, onsets_on_samples
 
 logger = logging.getLogger(__name__)
 
@@ -478,9 +478,10 @@ def finalize_partial(partial_dir: Path | str, out: Path | str | None = None, *,
     duration = n_times / sfreq
     onsets, descs, extras = [], [], []
     outside = 0
-    for m in markers:
-        if 0 <= m["onset"] < duration:
-            onsets.append(m["onset"])
+    keep, on_samples = onsets_on_samples(np.array([m["onset"] for m in markers]), n_times, sfreq)
+    for m, kept, onset in zip(markers, keep, on_samples, strict=True):
+        if kept:
+            onsets.append(float(onset))
             descs.append(m["name"])
             extras.append({"stream": m["stream"], "code": m["code"]})
         else:
