@@ -31,6 +31,9 @@ CALIBRATION_RUNS = ("S001R04.edf", "S001R08.edf")
 ONLINE_RUN = "S001R12.edf"
 EVENTS = {"T1": "left_hand", "T2": "right_hand"}
 DEFAULT_PIPELINES = ("ts-lr", "fgmdm", "psd-lda", "csp-lda")
+#: The recorder's final drain waits this long for more data once the replay has pushed
+#: everything (over loopback); the default 1 s is longer than an inlet's 0.5 s stall limit.
+REPLAY_DRAIN_QUIET_S = 0.4
 
 
 @dataclasses.dataclass
@@ -101,19 +104,24 @@ def record_calibration(session, speed: float, report: Report, on_stage: StageHoo
         f"calibration: replaying {' + '.join(CALIBRATION_RUNS)} ({raw.times[-1]:.0f} s, "
         f"{len(raw.ch_names)} ch @ {raw.info['sfreq']:.0f} Hz) as LSL stream {name!r} at {speed:g}x"
     )
+    # The window (if any) connects its own viewer before the recorder does, so that no inlet
+    # sits connected but idle (and says the stream stalled or was lost) while another connects.
+    # The recorder drains and stops while the replay's streams are still there: the planned end
+    # of a calibration is not a lost stream (no "stream_lost" annotation in the recording).
+    ended = False
     try:
-        with Recorder([player.eeg_name, *player.marker_names], out) as recorder:
-            _stage(on_stage, "calibration", eeg=player.eeg_name, markers=list(player.marker_names))
+        _stage(on_stage, "calibration", eeg=player.eeg_name, markers=list(player.marker_names))
+        with Recorder([player.eeg_name, *player.marker_names], out,
+                      drain_quiet=REPLAY_DRAIN_QUIET_S) as recorder:
             player.start()
-            try:
-                while not player.wait(1.0):
-                    _check_stop(should_stop)
-                    report(f"  recording... {player.progress * 100:3.0f}%  {recorder.status.line()}")
-            finally:
-                _stage(on_stage, "calibration-end")
-        # the recorder drained and stopped while the replay's streams were still there: the
-        # planned end of a calibration is not a lost stream (no "stream_lost" in the recording)
+            while not player.wait(1.0):
+                _check_stop(should_stop)
+                report(f"  recording... {player.progress * 100:3.0f}%  {recorder.status.line()}")
+            _stage(on_stage, "calibration-end")
+            ended = True
     finally:
+        if not ended:
+            _stage(on_stage, "calibration-end")
         player.stop()
     report(f"calibration recorded to {out}")
     return out
@@ -166,9 +174,8 @@ def run_online(bundle_dir: Path, speed: float, report: Report, on_decision=None,
     player = Player(raw, speed=speed, name=f"demo-online-{tag}")
     inlet = Inlet(player.eeg_name, buffer_seconds=60)
     markers = MarkerInlet(player.marker_names[0])
-    inlet.start()
-    markers.start()
-    engine = OnlineEngine(decoder, inlet, hop_s=0.0625, out_name=f"demo-decisions-{tag}")
+    out_name = f"demo-decisions-{tag}"
+    engine = OnlineEngine(decoder, inlet, hop_s=0.0625, out_name=out_name)
     history = []
     engine.add_decision_listener(history.append)
     if on_decision is not None:
@@ -176,16 +183,18 @@ def run_online(bundle_dir: Path, speed: float, report: Report, on_decision=None,
     # the EEG timestamps of every sample, to place the live markers on the sample axis
     stamps: list[np.ndarray] = []
     inlet.add_chunk_listener(lambda data, ts: stamps.append(ts))
-    engine.start()
     received = 0
     try:
+        # the window first (see record_calibration), then our inlets, right before the replay
+        _stage(on_stage, "online", eeg=player.eeg_name, markers=list(player.marker_names),
+               decisions=out_name, labels=list(engine.labels), bundle=bundle_dir, speed=speed)
+        inlet.start()
+        markers.start()
+        engine.start()
         consumer = pylsl.StreamInlet(pylsl.resolve_byprop(
             "source_id", engine.outlet_info.source_id(), timeout=5)[0])
         consumer.open_stream(timeout=5)
         player.wait_for_consumers(5.0)
-        _stage(on_stage, "online", eeg=player.eeg_name, markers=list(player.marker_names),
-               decisions=engine.outlet_info.name(), labels=list(engine.labels),
-               bundle=bundle_dir, speed=speed)
         report(f"online: replaying {ONLINE_RUN} ({raw.times[-1]:.0f} s, unseen in training) at "
                f"{speed:g}x; decoding live with {decoder.bundle.meta.get('pipeline')} via onnxruntime")
         player.start()
