@@ -328,8 +328,13 @@ class _BaseInlet:
             return
         self._state = new
         level = logging.WARNING if new in (StreamState.LOST, StreamState.STALLED) else logging.INFO
+        note = ""
+        if new is StreamState.STALLED and self._counters.samples_received == 0:
+            # a source that has not started sending (an amplifier not yet acquiring, a replay
+            # not yet started): the state says it, the log need not alarm
+            level, note = logging.INFO, " (no data yet)"
         name = self._description.name if self._description else _describe_source(self._source)
-        logger.log(level, "%s inlet %r: %s -> %s", self._kind, name, old.value, new.value)
+        logger.log(level, "%s inlet %r: %s -> %s%s", self._kind, name, old.value, new.value, note)
         for fn in list(self._state_listeners):
             self._call_listener(fn, old, new)
 

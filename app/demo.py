@@ -34,6 +34,8 @@ DEFAULT_PIPELINES = ("ts-lr", "fgmdm", "psd-lda", "csp-lda")
 #: The recorder's final drain waits this long for more data once the replay has pushed
 #: everything (over loopback); the default 1 s is longer than an inlet's 0.5 s stall limit.
 REPLAY_DRAIN_QUIET_S = 0.4
+#: Online decoding: one decision every 1/16 s.
+HOP_S = 0.0625
 
 
 @dataclasses.dataclass
@@ -77,6 +79,15 @@ def _stage(on_stage: StageHook | None, stage: str, **info) -> None:
 def _check_stop(should_stop: Callable[[], bool] | None) -> None:
     if should_stop is not None and should_stop():
         raise DemoCancelled("the demo was stopped before the end")
+
+
+def _wait_until(pred: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def _asset(name: str) -> Path:
@@ -175,7 +186,7 @@ def run_online(bundle_dir: Path, speed: float, report: Report, on_decision=None,
     inlet = Inlet(player.eeg_name, buffer_seconds=60)
     markers = MarkerInlet(player.marker_names[0])
     out_name = f"demo-decisions-{tag}"
-    engine = OnlineEngine(decoder, inlet, hop_s=0.0625, out_name=out_name)
+    engine = OnlineEngine(decoder, inlet, hop_s=HOP_S, out_name=out_name)
     history = []
     engine.add_decision_listener(history.append)
     if on_decision is not None:
@@ -207,9 +218,16 @@ def run_online(bundle_dir: Path, speed: float, report: Report, on_decision=None,
                 f"{lab}={v:.2f}" for lab, v in zip(engine.labels, last.values, strict=True))
             report(f"  decoding... {player.progress * 100:3.0f}%  {engine.stats.decisions} "
                    f"decisions, stream {inlet.state.value}  {out}")
-        time.sleep(0.5)
-        got, _ = consumer.pull_chunk(timeout=0.5, max_samples=100_000)
-        received += len(got)
+        # the end: every sample in, the last hop decided, every decision read back; without
+        # idle waits, so that no inlet sits long enough on the finished replay to call it stalled
+        hop = max(1, int(round(HOP_S * decoder.sfreq)))
+        inlet.wait_for_samples(raw.n_times, 5.0)
+        _wait_until(lambda: engine.last_decision is not None
+                    and engine.last_decision.index + hop > raw.n_times, 5.0)
+        deadline = time.monotonic() + 5.0
+        while received < engine.stats.decisions and time.monotonic() < deadline:
+            got, _ = consumer.pull_chunk(timeout=0.05, max_samples=100_000)
+            received += len(got)
     finally:
         _stage(on_stage, "online-end")
         engine.stop()

@@ -197,6 +197,25 @@ def test_wait_for_samples_times_out_and_description_before_start(counter_source)
         assert inlet.n_received == 0
 
 
+def test_a_source_that_has_not_started_stalls_quietly_a_stopped_one_warns(counter_source, caplog):
+    src = counter_source(n_channels=3, srate=200.0, chunk=4).open()
+    inlet = Inlet(src.name, stall_after=0.2, lost_after=5.0)
+    states = []
+    inlet.add_state_listener(lambda old, new: states.append(new))
+    with caplog.at_level("INFO", logger="acquisition.inlet"), inlet:
+        assert _wait(lambda: inlet.state is StreamState.STALLED, 5)  # the state still says it
+        src.start()
+        assert inlet.wait_for_samples(100, 5)
+        assert inlet.state is StreamState.CONNECTED
+        src.stop()
+        assert _wait(lambda: inlet.state is StreamState.STALLED, 5)
+    stalls = [r for r in caplog.records if "-> stalled" in r.getMessage()]
+    assert [(r.levelname, r.getMessage().endswith("(no data yet)")) for r in stalls] == [
+        ("INFO", True), ("WARNING", False)]
+    S = StreamState
+    assert states == [S.CONNECTING, S.CONNECTED, S.STALLED, S.CONNECTED, S.STALLED, S.STOPPED]
+
+
 def test_inlet_rejects_string_streams_and_unknown_names(unique_name):
     markers = MarkerOutlet(unique_name, source_id=unique_name)
     try:
