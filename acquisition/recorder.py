@@ -282,7 +282,7 @@ class PartialStore:
 @dataclasses.dataclass
 class _Loaded:
     meta: dict
-    data: dict[str, np.ndarray]  # key -> (n, n_channels)
+    data: dict[str, np.ndarray]  # key -> (n, n_channels), memory-mapped from the partial folder
     ts: dict[str, np.ndarray]  # key -> (n,)
     events: list[dict]
     truncated: dict[str, int]  # key -> number of trailing bytes dropped
@@ -317,8 +317,8 @@ def load_partial(partial_dir: Path | str) -> _Loaded:
         row = nch * dtype.itemsize
         n = min(dbytes // row, tbytes // 8)
         truncated[key] = (dbytes - n * row) + (tbytes - n * 8)
-        if n:
-            data[key] = np.fromfile(dpath, dtype=dtype, count=n * nch).reshape(n, nch)
+        if n:  # mapped, not read: finalizing an hour of 256 ch @ 2048 Hz must fit in memory
+            data[key] = np.memmap(dpath, dtype=dtype, mode="r", shape=(n, nch))
             ts[key] = np.fromfile(tpath, dtype="<f8", count=n)
         else:
             data[key] = np.zeros((0, nch), dtype=dtype)
@@ -395,6 +395,41 @@ def _meas_date(meta: dict, first_ts: float) -> _dt.datetime | None:
         return None
 
 
+def _partial_raw(info, samples: np.ndarray, scales: np.ndarray, path: Path, orig_format: str):
+    """An ``mne.io.Raw`` that reads the partial data file block by block on demand.
+
+    ``raw.save`` then writes the FIF one buffer (1 s) at a time, each read from ``path`` (a
+    RawArray would hold the whole stream as float64: ~15 GB for an hour of 256 ch @ 2048 Hz).
+    ``samples`` (n_times, n_channels) gives the shape and disk dtype. Values are multiplied by
+    ``scales`` (to volts for voltage channels) as they are read.
+    """
+    from mne.io import BaseRaw
+
+    n_times, n_channels = samples.shape
+    extra = {"dtype": samples.dtype, "n_channels": n_channels, "scales": scales}
+
+    class _PartialRaw(BaseRaw):
+        def __init__(self):
+            super().__init__(info, preload=False, first_samps=[0], last_samps=[n_times - 1],
+                             filenames=[str(path)], raw_extras=[extra],
+                             orig_format=orig_format, verbose=False)
+
+        def _read_segment_file(self, data, idx, fi, start, stop, cals, mult):
+            ex = self._raw_extras[fi]
+            nch, dtype = ex["n_channels"], ex["dtype"]
+            rows = np.fromfile(self.filenames[fi], dtype=dtype, count=(stop - start) * nch,
+                               offset=start * nch * dtype.itemsize).reshape(-1, nch)
+            block = rows.astype(np.float64).T  # (n_ch, n)
+            block *= ex["scales"][:, None]
+            block = block[idx]
+            if mult is not None:
+                data[:] = mult @ block
+            else:
+                data[:] = block * cals
+
+    return _PartialRaw()
+
+
 def finalize_partial(partial_dir: Path | str, out: Path | str | None = None, *,
                      remove_partial: bool = True, recovered: bool = False) -> Path:
     """Turn a partial folder into ``<out>`` (FIF) + ``<out stem>.json`` (+ extra ``.npz``).
@@ -468,8 +503,8 @@ def finalize_partial(partial_dir: Path | str, out: Path | str | None = None, *,
     # --- the FIF ---------------------------------------------------------------------------
     types, scales = _mne_types_and_scales(primary)
     info = mne.create_info(list(primary["labels"]), sfreq, types, verbose=False)
-    values = (pdata.astype(np.float64) * scales[None, :]).T
-    raw = mne.io.RawArray(values, info, first_samp=0, verbose=False)
+    raw = _partial_raw(info, pdata, scales, pdir / f"{pkey}.data.bin",
+                       "double" if pdata.dtype.itemsize > 4 else "single")
     meas_date = _meas_date(meta, first_ts)
     if meas_date is not None:
         raw.set_meas_date(meas_date)
@@ -578,6 +613,7 @@ def finalize_partial(partial_dir: Path | str, out: Path | str | None = None, *,
             f"written file {str(out)!r} has {check.n_times} samples / {len(check.annotations)} "
             f"annotations; expected {n_times} / {len(onsets)}; partial data kept in {str(pdir)!r}"
         )
+    del raw, pdata, loaded  # the memory maps of the partial folder
     if remove_partial:
         shutil.rmtree(pdir, ignore_errors=True)
     logger.info("recording finalized: %s (%d samples, %d markers)", out, n_times, len(markers))

@@ -7,8 +7,8 @@ at most ``--ahead`` nominal seconds ahead of what this process has received (bac
 liblsl's buffers never overflow and nothing is dropped by design). This process reads the streams
 with :class:`acquisition.inlet.Inlet` / :class:`~acquisition.inlet.MarkerInlet` while an
 :class:`app.engine.OnlineEngine` decodes the EEG with a trained psd-lda ONNX bundle
-(``--record`` also runs the :class:`acquisition.recorder.Recorder`; short runs only: the final
-FIF is built in memory).
+(``--record`` also runs the :class:`acquisition.recorder.Recorder`; ``benchmarks.finalize_memory``
+measures what finalizing such a recording costs).
 
 Measured, per 10 % slice of the nominal run: samples received, counter values missing or out of
 order, markers, process RSS (sampled every ``--rss-every`` s), engine decisions and skipped hops
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="most nominal seconds the source may run ahead of what was received")
     p.add_argument("--rss-every", type=float, default=0.5, help="RSS sampling period, s")
     p.add_argument("--record", action="store_true",
-                   help="also record with the Recorder (short runs: the FIF is built in memory)")
+                   help="also record with the Recorder")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     u.print_header("soak_long_run", args)

@@ -31,6 +31,8 @@ CASES = [
                  marks=pytest.mark.slow),
     pytest.param("soak", ["--minutes", "0.15"], "Soak", ["64x512"], id="soak",
                  marks=pytest.mark.slow),
+    pytest.param("finalize_memory", ["--quick"], "Finalize 1 min", ["this commit"],
+                 id="finalize_memory", marks=pytest.mark.slow),
 ]
 
 
