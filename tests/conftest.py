@@ -16,8 +16,8 @@ ASSETS = ROOT / "assets"
 # matrices made decoder tests ~20x slower under load. (The online engine does the same.)
 _BLAS_LIMITS = threadpool_limits(limits=1)
 
-if not os.environ.get("DISPLAY"):
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+if not os.environ.get("DISPLAY") and not os.environ.get("QT_QPA_PLATFORM"):
+    os.environ["QT_QPA_PLATFORM"] = "offscreen"  # (an empty value is Qt's default, xcb: abort)
 
 
 @pytest.fixture(scope="session")
