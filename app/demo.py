@@ -220,7 +220,7 @@ def run_online(bundle_dir: Path, speed: float, report: Report, on_decision=None,
                    f"decisions, stream {inlet.state.value}  {out}")
         # the end: every sample in, the last hop decided, every decision read back; without
         # idle waits, so that no inlet sits long enough on the finished replay to call it stalled
-        hop = max(1, int(round(HOP_S * decoder.sfreq)))
+        hop = engine.hop_samples
         inlet.wait_for_samples(raw.n_times, 5.0)
         _wait_until(lambda: engine.last_decision is not None
                     and engine.last_decision.index + hop > raw.n_times, 5.0)

@@ -171,6 +171,7 @@ class OnlineEngine:
         self._lock = threading.Lock()
         self.last_decision: Decision | None = None
         self._blas_limit = None
+        self._hop = 0  # samples per hop, set by start()
 
     # ------------------------------------------------------------------ public API
     @property
@@ -180,6 +181,13 @@ class OnlineEngine:
     @property
     def labels(self) -> list[str]:
         return [str(lab) for lab in self.decoder.labels]
+
+    @property
+    def hop_samples(self) -> int:
+        """Samples between two decisions (``hop_s`` at the stream's rate); known after start()."""
+        if self._hop == 0:
+            raise RuntimeError("hop_samples is known once the engine has started")
+        return self._hop
 
     def add_decision_listener(self, fn: DecisionListener) -> None:
         self._decision_listeners.append(fn)

@@ -60,7 +60,10 @@ def test_engine_decides_on_exact_hop_windows_and_publishes(source):
     engine = OnlineEngine(CounterDecoder(), inlet, hop_s=32 / SRATE, out_name=f"{name}-dec")
     got = []
     engine.add_decision_listener(got.append)
+    with pytest.raises(RuntimeError, match="once the engine has started"):
+        engine.hop_samples  # noqa: B018
     engine.start()
+    assert engine.hop_samples == 32
     dec_inlet = pylsl.StreamInlet(
         pylsl.resolve_byprop("name", f"{name}-dec", timeout=5)[0], processing_flags=0
     )
