@@ -395,32 +395,31 @@ def _meas_date(meta: dict, first_ts: float) -> _dt.datetime | None:
         return None
 
 
-def _partial_raw(info, samples: np.ndarray, scales: np.ndarray, path: Path, orig_format: str):
-    """An ``mne.io.Raw`` that reads the partial data file block by block on demand.
+def _partial_raw(info, path: Path, shape: tuple[int, int], dtype: np.dtype, scales: np.ndarray):
+    """An ``mne.io.Raw`` that reads the partial data file ``path`` block by block on demand.
 
-    ``raw.save`` then writes the FIF one buffer (1 s) at a time, each read from ``path`` (a
-    RawArray would hold the whole stream as float64: ~15 GB for an hour of 256 ch @ 2048 Hz).
-    ``samples`` (n_times, n_channels) gives the shape and disk dtype. Values are multiplied by
-    ``scales`` (to volts for voltage channels) as they are read.
+    ``raw.save`` then writes the FIF one buffer (1 s) at a time (a RawArray would hold the whole
+    stream as float64: ~15 GB for an hour of 256 ch @ 2048 Hz). The file holds ``shape``
+    (n_times, n_channels) samples of ``dtype``; values are multiplied by ``scales`` (to volts for
+    voltage channels) as they are read.
     """
     from mne.io import BaseRaw
 
-    n_times, n_channels = samples.shape
-    extra = {"dtype": samples.dtype, "n_channels": n_channels, "scales": scales}
+    n_times, n_channels = shape
+    dtype = np.dtype(dtype)
 
     class _PartialRaw(BaseRaw):
         def __init__(self):
             super().__init__(info, preload=False, first_samps=[0], last_samps=[n_times - 1],
-                             filenames=[str(path)], raw_extras=[extra],
-                             orig_format=orig_format, verbose=False)
+                             filenames=[str(path)], raw_extras=[{"scales": scales}],
+                             orig_format="double" if dtype.itemsize > 4 else "single",
+                             verbose=False)
 
         def _read_segment_file(self, data, idx, fi, start, stop, cals, mult):
-            ex = self._raw_extras[fi]
-            nch, dtype = ex["n_channels"], ex["dtype"]
-            rows = np.fromfile(self.filenames[fi], dtype=dtype, count=(stop - start) * nch,
-                               offset=start * nch * dtype.itemsize).reshape(-1, nch)
-            block = rows.astype(np.float64).T  # (n_ch, n)
-            block *= ex["scales"][:, None]
+            rows = np.fromfile(self.filenames[fi], dtype=dtype, count=(stop - start) * n_channels,
+                               offset=start * n_channels * dtype.itemsize)
+            block = rows.reshape(-1, n_channels).astype(np.float64).T  # (n_channels, n)
+            block *= self._raw_extras[fi]["scales"][:, None]
             block = block[idx]
             if mult is not None:
                 data[:] = mult @ block
@@ -503,8 +502,7 @@ def finalize_partial(partial_dir: Path | str, out: Path | str | None = None, *,
     # --- the FIF ---------------------------------------------------------------------------
     types, scales = _mne_types_and_scales(primary)
     info = mne.create_info(list(primary["labels"]), sfreq, types, verbose=False)
-    raw = _partial_raw(info, pdata, scales, pdir / f"{pkey}.data.bin",
-                       "double" if pdata.dtype.itemsize > 4 else "single")
+    raw = _partial_raw(info, pdir / f"{pkey}.data.bin", pdata.shape, pdata.dtype, scales)
     meas_date = _meas_date(meta, first_ts)
     if meas_date is not None:
         raw.set_meas_date(meas_date)
