@@ -28,9 +28,12 @@ def display_name() -> str | None:
     """The display a real window would open on (``$WAYLAND_DISPLAY`` or ``$DISPLAY``), or None.
 
     None also when ``QT_QPA_PLATFORM`` names a windowless platform (offscreen, minimal, ...).
+    Outside Linux (macOS, Windows) there is always the desktop.
     """
     if _platform() in WINDOWLESS_PLATFORMS:
         return None
+    if not sys.platform.startswith("linux"):
+        return "desktop"
     return os.environ.get("WAYLAND_DISPLAY") or os.environ.get("DISPLAY") or None
 
 
@@ -67,7 +70,7 @@ def window_problem(timeout: float = 30.0) -> str | None:
     if _platform() in WINDOWLESS_PLATFORMS:
         return None
     display = display_name()
-    if display is None and sys.platform.startswith("linux"):
+    if display is None:
         return ("no display is set ($DISPLAY and $WAYLAND_DISPLAY are empty). "
                 "QT_QPA_PLATFORM=offscreen runs without a window; a real (xcb) window on a fresh "
                 f"Debian/Ubuntu also needs: sudo apt-get install {XCB_PACKAGES}")

@@ -186,6 +186,24 @@ def test_window_problem_says_why_qt_cannot_open_a_window(monkeypatch):
     assert (XCB_PACKAGES in text) is missing_libs, text
 
 
+def test_display_name_follows_the_platform_and_the_environment(monkeypatch):
+    import app.display as d
+
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setenv("DISPLAY", ":5")
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    assert d.display_name() is None  # a windowless platform: no window, whatever is set
+    monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
+    assert d.display_name() == ":5"
+    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
+    assert d.display_name() == "wayland-0"
+    monkeypatch.delenv("WAYLAND_DISPLAY")
+    monkeypatch.delenv("DISPLAY")
+    assert d.display_name() is None
+    monkeypatch.setattr(d.sys, "platform", "darwin")  # macOS / Windows: always a desktop
+    assert d.display_name() == "desktop"
+
+
 # what Qt 6 printed here (PyQt6 6.x, fresh Debian 12) when QApplication() failed
 QT_NO_XCB_CURSOR = """qt.qpa.plugin: From 6.5.0, xcb-cursor0 or libxcb-cursor0 is needed to load the Qt xcb platform plugin.
 qt.qpa.plugin: Could not load the Qt platform plugin "xcb" in "" even though it was found.
