@@ -11,6 +11,6 @@ from pathlib import Path
 # the user chose a file of their own.
 os.environ.setdefault("LSLAPICFG", str(Path(__file__).with_name("lsl_api.cfg")))
 
-from acquisition.errors import AcquisitionError  # noqa: E402
+from neurodeck.acquisition.errors import AcquisitionError  # noqa: E402
 
 __all__ = ["AcquisitionError"]

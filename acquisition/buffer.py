@@ -20,7 +20,7 @@ import threading
 
 import numpy as np
 
-from acquisition.errors import AcquisitionError
+from neurodeck.acquisition.errors import AcquisitionError
 
 logger = logging.getLogger(__name__)
 

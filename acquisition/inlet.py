@@ -54,9 +54,9 @@ import pylsl
 from pylsl.util import LostError
 from pylsl.util import TimeoutError as LSLTimeoutError
 
-from acquisition.buffer import RingBuffer
-from acquisition.errors import AcquisitionError
-from acquisition.streams import StreamDescription, _dispose, find_streams, resolve_stream
+from neurodeck.acquisition.buffer import RingBuffer
+from neurodeck.acquisition.errors import AcquisitionError
+from neurodeck.acquisition.streams import StreamDescription, _dispose, find_streams, resolve_stream
 
 logger = logging.getLogger(__name__)
 

@@ -39,8 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from acquisition.errors import RecordingError
-from acquisition.markers import CODES, name_of, onsets_on_samples
+from neurodeck.acquisition.errors import RecordingError
+from neurodeck.acquisition.markers import CODES, name_of, onsets_on_samples
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import pylsl
 
-from acquisition.errors import AcquisitionError
+from neurodeck.acquisition.errors import AcquisitionError
 
 logger = logging.getLogger(__name__)
 

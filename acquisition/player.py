@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 import pylsl
 
-from acquisition.errors import AcquisitionError, RecordingError
-from acquisition.markers import CODES
-from acquisition.outlet import DataOutlet, MarkerOutlet, local_clock, make_stream_info
+from neurodeck.acquisition.errors import AcquisitionError, RecordingError
+from neurodeck.acquisition.markers import CODES
+from neurodeck.acquisition.outlet import DataOutlet, MarkerOutlet, local_clock, make_stream_info
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ class Player:
         self._position = 0.0
         self.loops_done = 0
 
-        from acquisition.io import is_xdf
+        from neurodeck.acquisition.io import is_xdf
 
         if isinstance(path_or_raw, (str, Path)) and is_xdf(path_or_raw):
             self.source = str(path_or_raw)
@@ -173,7 +173,7 @@ class Player:
         import mne
         from mne.io.constants import FIFF
 
-        from acquisition.io import load_recording
+        from neurodeck.acquisition.io import load_recording
 
         if isinstance(path_or_raw, mne.io.BaseRaw):
             raw = path_or_raw
@@ -226,7 +226,7 @@ class Player:
         self._loop_len = self.duration_s
 
     def _setup_xdf(self, path: Path, name: str | None, wanted: Sequence[str] | None) -> None:
-        from acquisition.io import choose_eeg_stream, read_xdf_streams
+        from neurodeck.acquisition.io import choose_eeg_stream, read_xdf_streams
 
         all_streams = read_xdf_streams(path)
         self.eeg_name = None

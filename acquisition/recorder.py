@@ -43,8 +43,8 @@ from typing import Any
 
 import numpy as np
 
-from acquisition.errors import AcquisitionError, RecordingError
-from acquisition.markers import name_of, onsets_on_samples
+from neurodeck.acquisition.errors import AcquisitionError, RecordingError
+from neurodeck.acquisition.markers import name_of, onsets_on_samples
 
 logger = logging.getLogger(__name__)
 
@@ -818,7 +818,7 @@ class Recorder:
 
     def start(self) -> Recorder:
         """Resolve the streams, create the partial folder, start writer and inlets."""
-        from acquisition.outlet import local_clock
+        from neurodeck.acquisition.outlet import local_clock
 
         if self._state != "idle":
             raise RecordingError(f"recorder is {self._state}; expected a fresh recorder to start")
@@ -937,8 +937,8 @@ class Recorder:
     def _open_inlets(self) -> None:
         import pylsl
 
-        from acquisition.inlet import Inlet, MarkerInlet
-        from acquisition.streams import StreamDescription, resolve_stream
+        from neurodeck.acquisition.inlet import Inlet, MarkerInlet
+        from neurodeck.acquisition.streams import StreamDescription, resolve_stream
 
         for s in self._slots:
             info = s.source
@@ -1096,7 +1096,7 @@ class Recorder:
 
 
 def _lsl_now() -> float:
-    from acquisition.outlet import local_clock
+    from neurodeck.acquisition.outlet import local_clock
 
     return local_clock()
 

@@ -39,8 +39,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import signal
 
-from acquisition.errors import AcquisitionError
-from acquisition.markers import CODES, MI_CLASSES, name_of
+from neurodeck.acquisition.errors import AcquisitionError
+from neurodeck.acquisition.markers import CODES, MI_CLASSES, name_of
 
 if TYPE_CHECKING:  # pragma: no cover
     import mne
@@ -932,7 +932,7 @@ class Simulator:
 
     def start(self) -> Simulator:
         """Create the outlets (resolvable when this returns) and start the streaming thread."""
-        from acquisition.outlet import DataOutlet, MarkerOutlet, make_stream_info
+        from neurodeck.acquisition.outlet import DataOutlet, MarkerOutlet, make_stream_info
 
         if self.running:
             raise AcquisitionError(f"simulator {self.name!r} is already running")
@@ -1028,7 +1028,7 @@ class Simulator:
             logger.debug("could not add channel locations", exc_info=True)
 
     def _run(self) -> None:
-        from acquisition.outlet import local_clock
+        from neurodeck.acquisition.outlet import local_clock
 
         cfg = self.config
         gen = self._gen

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import pylsl
 
-from acquisition.errors import AcquisitionError, StreamNotFoundError
+from neurodeck.acquisition.errors import AcquisitionError, StreamNotFoundError
 
 logger = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ import logging
 import signal
 import sys
 
-from acquisition.errors import AcquisitionError
-from app.commands import COMMAND_MODULES
-from decoders.errors import DecoderError
+from neurodeck.acquisition.errors import AcquisitionError
+from neurodeck.app.commands import COMMAND_MODULES
+from neurodeck.decoders.errors import DecoderError
 
 logger = logging.getLogger("neurodeck")
 
@@ -23,7 +23,7 @@ class UserError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from app import __version__
+    from neurodeck.app import __version__
 
     parser = argparse.ArgumentParser(
         prog="neurodeck",
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        mod = importlib.import_module(f"app.commands.{name}")
+        mod = importlib.import_module(f"neurodeck.app.commands.{name}")
         p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)

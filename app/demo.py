@@ -102,9 +102,9 @@ def record_calibration(session, speed: float, report: Report, on_stage: StageHoo
     """Replay the calibration runs over LSL and record them into ``session``."""
     import mne
 
-    from acquisition.io import load_recording
-    from acquisition.player import Player
-    from acquisition.recorder import Recorder
+    from neurodeck.acquisition.io import load_recording
+    from neurodeck.acquisition.player import Player
+    from neurodeck.acquisition.recorder import Recorder
 
     raws = [load_recording(_asset(name)) for name in CALIBRATION_RUNS]
     raw = mne.concatenate_raws(raws) if len(raws) > 1 else raws[0]
@@ -140,10 +140,10 @@ def record_calibration(session, speed: float, report: Report, on_stage: StageHoo
 
 def train(session, calibration: Path, pipelines: Sequence[str], report: Report):
     """Cross-validate ``pipelines`` on the calibration file, save the best as a bundle."""
-    from app.commands.evaluate import load_dataset
-    from decoders.evaluation import cross_validate_pipelines
-    from decoders.onnx import save_bundle
-    from decoders.pipelines import DecoderConfig
+    from neurodeck.app.commands.evaluate import load_dataset
+    from neurodeck.decoders.evaluation import cross_validate_pipelines
+    from neurodeck.decoders.onnx import save_bundle
+    from neurodeck.decoders.pipelines import DecoderConfig
 
     base = DecoderConfig(pipeline=pipelines[0], band=(8.0, 32.0), tmin=0.5, tmax=2.5, events=EVENTS)
     X, y, ch_names, sfreq, _ = load_dataset(str(calibration), base)
@@ -172,12 +172,12 @@ def run_online(bundle_dir: Path, speed: float, report: Report, on_decision=None,
     """Replay the online run over LSL, decode it live, read decisions back, score trials."""
     import pylsl
 
-    from acquisition.inlet import Inlet, MarkerInlet
-    from acquisition.io import load_recording
-    from acquisition.player import Player
-    from app.engine import OnlineEngine
-    from decoders.evaluation import score_trials
-    from decoders.online import OnlineDecoder
+    from neurodeck.acquisition.inlet import Inlet, MarkerInlet
+    from neurodeck.acquisition.io import load_recording
+    from neurodeck.acquisition.player import Player
+    from neurodeck.app.engine import OnlineEngine
+    from neurodeck.decoders.evaluation import score_trials
+    from neurodeck.decoders.online import OnlineDecoder
 
     decoder = OnlineDecoder(bundle_dir)
     raw = load_recording(_asset(ONLINE_RUN))
@@ -271,7 +271,7 @@ def run_demo(root: Path, *, speed: float = 8.0, pipelines: Sequence[str] = DEFAU
     returns True (checked about once a second) the replays stop and :class:`DemoCancelled` is
     raised.
     """
-    from app.session import Session
+    from neurodeck.app.session import Session
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     session = Session.create(root, "demo-S001", f"demo-{stamp}", exist_ok=True)

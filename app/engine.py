@@ -29,9 +29,9 @@ from typing import Protocol
 
 import numpy as np
 
-from acquisition.inlet import Inlet, StreamState
-from acquisition.outlet import DecisionOutlet, local_clock
-from acquisition.quality import QualityConfig, check_window, unit_to_uv
+from neurodeck.acquisition.inlet import Inlet, StreamState
+from neurodeck.acquisition.outlet import DecisionOutlet, local_clock
+from neurodeck.acquisition.quality import QualityConfig, check_window, unit_to_uv
 
 logger = logging.getLogger(__name__)
 

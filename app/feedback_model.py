@@ -325,7 +325,7 @@ class VelocityDKF:
     """
 
     def __init__(self, **dkf_params: Any):
-        from decoders.dkf import DiscriminativeKalmanFilter
+        from neurodeck.decoders.dkf import DiscriminativeKalmanFilter
 
         params = {"regressor": "nw", "loo_max_samples": 400, "q_criterion": "nll"}
         params.update(dkf_params)
@@ -507,7 +507,7 @@ class CuedRunScorer:
         return self._close(math.inf, force=True)
 
     def _close(self, end: float, force: bool = False) -> TrialResult | None:
-        from decoders.evaluation import TIME_TOL_S, score_trial
+        from neurodeck.decoders.evaluation import TIME_TOL_S, score_trial
 
         cur = self._current
         if cur is None or (not force and end <= cur["onset"] + self.trial_s + TIME_TOL_S):

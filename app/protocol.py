@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from acquisition.markers import CODES
+from neurodeck.acquisition.markers import CODES
 
 logger = logging.getLogger(__name__)
 
@@ -286,7 +286,7 @@ class CalibrationProtocol:
         if not isinstance(config, ProtocolConfig):
             raise ProtocolError(f"config must be a ProtocolConfig, got {type(config).__name__}")
         if clock is None:
-            from acquisition.outlet import local_clock
+            from neurodeck.acquisition.outlet import local_clock
 
             clock = local_clock
         self.config = config

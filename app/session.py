@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.cli import UserError
+from neurodeck.app.cli import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ class Session:
                 "notes": notes,
             }
         }
-        from app import __version__
+        from neurodeck.app import __version__
 
         meta["session"]["neurodeck_version"] = __version__
         sess = cls(path, meta)

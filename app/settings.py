@@ -110,6 +110,6 @@ class Settings:
 
     def session_root_path(self) -> Path:
         """The session root folder (setting or ``~/neurodeck-sessions``)."""
-        from app.session import default_root
+        from neurodeck.app.session import default_root
 
         return Path(self.session_root).expanduser() if self.session_root else default_root()

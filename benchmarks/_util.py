@@ -206,7 +206,7 @@ def imagery_runs(subject: int = 1) -> list[Path]:
 @lru_cache(maxsize=8)
 def _load_edf(path: str) -> tuple[np.ndarray, float, tuple[str, ...], np.ndarray, tuple[str, ...]]:
     """(data µV (64, n), sfreq, names without dots, onsets (samples), labels) of one EDF."""
-    from acquisition.io import get_events, load_recording
+    from neurodeck.acquisition.io import get_events, load_recording
 
     raw = load_recording(Path(path))
     raw.pick("eeg")
@@ -277,7 +277,7 @@ FIXED_OVERRIDES: dict[str, dict[str, Any]] = {
 
 
 def decoder_config(pipeline: str, window_s: float = 1.0, pad: float = 1.0):
-    from decoders.pipelines import DecoderConfig
+    from neurodeck.decoders.pipelines import DecoderConfig
 
     return DecoderConfig(pipeline=pipeline, tmin=0.5, tmax=0.5 + window_s, pad=pad,
                          window=window_s,
@@ -297,9 +297,9 @@ def train_bundle(pipeline: str, n_channels: int, srate: float, out_dir: Path,
     """
     import warnings
 
-    from decoders.epochs import extract_epochs
-    from decoders.online import OnlineDecoder
-    from decoders.onnx import save_bundle
+    from neurodeck.decoders.epochs import extract_epochs
+    from neurodeck.decoders.online import OnlineDecoder
+    from neurodeck.decoders.onnx import save_bundle
 
     cfg = decoder_config(pipeline, window_s)
     data, labs, onsets, y = eeg_data(n_channels, srate, seconds)
@@ -319,7 +319,7 @@ def _source_main(name: str, source_id: str, n_channels: int, srate: float, chunk
                  seconds: float, ready, stop, pushed, marker_every: float = 0.0,
                  markers_pushed=None) -> None:
     """Subprocess body: push EEGMMIDB data + a COUNTER channel in real time (nominal clock)."""
-    from acquisition.outlet import DataOutlet, local_clock, make_stream_info
+    from neurodeck.acquisition.outlet import DataOutlet, local_clock, make_stream_info
 
     data, labs, _, _ = eeg_data(n_channels, srate, None)
     n_total = data.shape[1]
@@ -329,7 +329,7 @@ def _source_main(name: str, source_id: str, n_channels: int, srate: float, chunk
     outlet = DataOutlet(info, chunk_size=chunk)
     marker_out = None
     if marker_every > 0:
-        from acquisition.outlet import MarkerOutlet
+        from neurodeck.acquisition.outlet import MarkerOutlet
 
         marker_out = MarkerOutlet(name + "-markers", source_id=source_id + "-markers")
     next_marker, n_markers = marker_every, 0
@@ -492,7 +492,7 @@ class DKFDecoder:
 
     def __init__(self, dkf, motor: Sequence[str], sfreq: float, window_s: float = 1.0,
                  pad: float = 1.0):
-        from decoders.epochs import bandpass_sos, n_samples
+        from neurodeck.decoders.epochs import bandpass_sos, n_samples
 
         self.dkf = dkf
         self.motor = list(motor)
@@ -506,12 +506,12 @@ class DKFDecoder:
         return self._window
 
     def stream_picks(self, ch_names: Sequence[str], sfreq: float) -> np.ndarray:
-        from decoders.epochs import pick_indices
+        from neurodeck.decoders.epochs import pick_indices
 
         return pick_indices(list(ch_names), self.motor)
 
     def features(self, windows: np.ndarray) -> np.ndarray:
-        from decoders.epochs import bandpass_windows
+        from neurodeck.decoders.epochs import bandpass_windows
 
         Xf = bandpass_windows(np.asarray(windows, dtype=float), self.sos, self.n_pad)
         return np.log(Xf.var(axis=-1) + 1e-12)
@@ -522,10 +522,10 @@ class DKFDecoder:
 
 def train_dkf(sfreq: float, seconds: float = 120.0, hop_s: float = 0.0625) -> DKFDecoder:
     """A DKF decoder trained on ``seconds`` of simulated continuous-mode EEG at ``sfreq``."""
-    from acquisition.simulator import SimulatorConfig, synthesize
-    from decoders.dkf import DiscriminativeKalmanFilter
-    from decoders.epochs import n_samples
-    from decoders.pipelines import MOTOR_CHANNELS
+    from neurodeck.acquisition.simulator import SimulatorConfig, synthesize
+    from neurodeck.decoders.dkf import DiscriminativeKalmanFilter
+    from neurodeck.decoders.epochs import n_samples
+    from neurodeck.decoders.pipelines import MOTOR_CHANNELS
 
     cfg = SimulatorConfig(n_channels=64, srate=float(sfreq), mode="continuous", seed=3)
     data, _, truth = synthesize(cfg, seconds)

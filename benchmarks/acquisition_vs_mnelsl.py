@@ -61,7 +61,7 @@ class _Loss:
 
 def _reader_loop(get, seconds: float) -> dict[str, float]:
     """Call ``get()`` -> (data (n_ch, n), timestamps) every HOP_S for ``seconds``."""
-    from acquisition.outlet import local_clock
+    from neurodeck.acquisition.outlet import local_clock
 
     gets, ages = [], []
     loss = _Loss()
@@ -91,7 +91,7 @@ def _reader_loop(get, seconds: float) -> dict[str, float]:
 
 
 def run_neurodeck(src: u.Source, seconds: float) -> dict[str, float]:
-    from acquisition.inlet import Inlet
+    from neurodeck.acquisition.inlet import Inlet
 
     n = int(round(WINDOW_S * src.srate))
     inlet = Inlet(src.info(), buffer_seconds=BUFFER_S, poll_interval=0.001)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from decoders.dkf import DiscriminativeKalmanFilter, KalmanFilter, velocity_metrics
+from neurodeck.decoders.dkf import DiscriminativeKalmanFilter, KalmanFilter, velocity_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "flint_dkf"

@@ -32,7 +32,7 @@ from benchmarks import _util as u
 _CHILD = """
 import json, resource, sys, time
 from pathlib import Path
-from acquisition.recorder import finalize_partial
+from neurodeck.acquisition.recorder import finalize_partial
 import mne  # imported before the baseline reading: both revisions import it
 rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 t = time.perf_counter()
@@ -45,8 +45,8 @@ print(json.dumps({"seconds": dt, "rss_before_mb": rss0,
 
 def record_partial(folder: Path, minutes: float, n_channels: int, srate: float) -> tuple[Path, int, int]:
     """Record through LSL into ``folder``; abort so the partial folder stays. Returns it."""
-    from acquisition.outlet import DataOutlet, MarkerOutlet, make_stream_info
-    from acquisition.recorder import Recorder
+    from neurodeck.acquisition.outlet import DataOutlet, MarkerOutlet, make_stream_info
+    from neurodeck.acquisition.recorder import Recorder
 
     tag = uuid.uuid4().hex[:8]
     name = f"bench-finalize-{tag}"

@@ -36,9 +36,9 @@ CONFIGS = ((64, 512.0, 8), (256, 2048.0, 32))
 def run_once(app, decoder, src: u.Source, seconds: float, warmup: float = 2.0) -> dict[str, float]:
     from PyQt6.QtCore import QEventLoop, QTimer
 
-    from acquisition.inlet import Inlet
-    from app.engine import OnlineEngine
-    from app.ui.signal_view import SignalView
+    from neurodeck.acquisition.inlet import Inlet
+    from neurodeck.app.engine import OnlineEngine
+    from neurodeck.app.ui.signal_view import SignalView
 
     inlet = Inlet(src.info(), buffer_seconds=30.0)
     inlet.start()

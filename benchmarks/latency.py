@@ -69,9 +69,9 @@ def measure(decoder, source: u.Source, seconds: float, blas1: bool, hop_s: float
     """Run one engine on ``source`` for ``seconds``; return percentiles in ms and counts."""
     from threadpoolctl import threadpool_limits
 
-    from acquisition.inlet import Inlet
-    from acquisition.outlet import local_clock
-    from app.engine import OnlineEngine
+    from neurodeck.acquisition.inlet import Inlet
+    from neurodeck.acquisition.outlet import local_clock
+    from neurodeck.app.engine import OnlineEngine
 
     arrivals: list[float] = []
     counter = {"last": None, "lost": 0, "reordered": 0, "first": None}

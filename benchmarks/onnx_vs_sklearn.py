@@ -35,7 +35,7 @@ FLINT = u.ROOT.parent / "shared" / "data" / "flint_dkf"
 
 def load_windows():
     """Padded raw windows of S001 R04/R08/R12 (µV), labels, channel names, rate."""
-    from decoders.epochs import extract_epochs
+    from neurodeck.decoders.epochs import extract_epochs
 
     cfg = u.decoder_config("ts-lr", window_s=2.0)
     Xs, ys = [], []
@@ -50,8 +50,8 @@ def load_windows():
 def bench_heads(pipes, reps: int, n_calls: int, tmp: Path) -> list[list]:
     from pyriemann.classification import MDM
 
-    from decoders.online import OnlineDecoder
-    from decoders.onnx import save_bundle, split_pipeline
+    from neurodeck.decoders.online import OnlineDecoder
+    from neurodeck.decoders.onnx import save_bundle, split_pipeline
 
     X, y, names, sf = load_windows()
     rows = []
@@ -99,7 +99,7 @@ def bench_heads(pipes, reps: int, n_calls: int, tmp: Path) -> list[list]:
 
 def dkf_model(quick: bool):
     """(fitted DKF, test features, description)."""
-    from decoders.dkf import DiscriminativeKalmanFilter
+    from neurodeck.decoders.dkf import DiscriminativeKalmanFilter
 
     if (FLINT / "x.csv").is_file():
         X = np.loadtxt(FLINT / "x.csv", delimiter=",")

@@ -28,8 +28,8 @@ logger = logging.getLogger(__name__)
 def main(argv: list[str] | None = None) -> int:
     from threadpoolctl import threadpool_limits
 
-    from acquisition.inlet import Inlet, MarkerInlet
-    from app.engine import OnlineEngine
+    from neurodeck.acquisition.inlet import Inlet, MarkerInlet
+    from neurodeck.app.engine import OnlineEngine
 
     p = u.parser(__doc__.splitlines()[0], reps=1)
     p.add_argument("--minutes", type=float, default=None, help="run length (60; quick 0.25)")

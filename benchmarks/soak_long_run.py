@@ -55,7 +55,7 @@ def rss_mb() -> float:
 def _source(name: str, n_ch: int, srate: float, chunk: int, n_total: int, ahead: int,
             ready, consumed, pushed, markers_pushed, fmt: str, speed: float) -> None:
     """Subprocess: push n_total samples as fast as allowed, stamped on the nominal clock."""
-    from acquisition.outlet import DataOutlet, MarkerOutlet, local_clock, make_stream_info
+    from neurodeck.acquisition.outlet import DataOutlet, MarkerOutlet, local_clock, make_stream_info
 
     base, labs, _, _ = u.eeg_data(n_ch, srate, seconds=10.0)
     n_base = base.shape[1]
@@ -101,9 +101,9 @@ def _source(name: str, n_ch: int, srate: float, chunk: int, n_total: int, ahead:
 def main(argv: list[str] | None = None) -> int:
     from threadpoolctl import threadpool_limits
 
-    from acquisition.inlet import Inlet, MarkerInlet
-    from acquisition.streams import resolve_stream
-    from app.engine import OnlineEngine
+    from neurodeck.acquisition.inlet import Inlet, MarkerInlet
+    from neurodeck.acquisition.streams import resolve_stream
+    from neurodeck.app.engine import OnlineEngine
 
     p = u.parser(__doc__.splitlines()[0], reps=1)
     p.add_argument("--minutes", type=float, default=None, help="nominal run length (60; quick 3)")
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             inlet = Inlet(info, buffer_seconds=30.0)
 
             def on_chunk(data: np.ndarray, ts: np.ndarray) -> None:
-                from acquisition.outlet import local_clock
+                from neurodeck.acquisition.outlet import local_clock
 
                 now = local_clock()
                 c = data[:, -1].astype(np.int64)
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             minlet.add_marker_listener(on_marker)
             rec = None
             if args.record:
-                from acquisition.recorder import Recorder
+                from neurodeck.acquisition.recorder import Recorder
 
                 rec = Recorder([info, minfo], Path(tmp) / "soak_raw.fif").start()
             minlet.start()

@@ -37,7 +37,7 @@ QUICK_CV = ("ts-lr",)
 
 
 def windows(runs, cfg):
-    from decoders.epochs import extract_epochs
+    from neurodeck.decoders.epochs import extract_epochs
 
     Xs, ys = [], []
     for path in runs:
@@ -49,9 +49,9 @@ def windows(runs, cfg):
 
 
 def bench_replay(pipes, reps: int, tmp: Path) -> list[list]:
-    from decoders.evaluation import pseudo_online
-    from decoders.online import OnlineDecoder
-    from decoders.onnx import save_bundle
+    from neurodeck.decoders.evaluation import pseudo_online
+    from neurodeck.decoders.online import OnlineDecoder
+    from neurodeck.decoders.onnx import save_bundle
 
     runs = u.imagery_runs()
     rows = []
@@ -114,7 +114,7 @@ def plain_pipeline(name: str, sf: float, pad: float = 1.0):
 def bench_cv(pipes, reps: int) -> list[list]:
     from sklearn.model_selection import StratifiedKFold, cross_val_score
 
-    from decoders.evaluation import cross_validate_pipelines
+    from neurodeck.decoders.evaluation import cross_validate_pipelines
 
     cfg = u.decoder_config("ts-lr", window_s=2.0)
     X, y, names, sf = windows(u.imagery_runs(), cfg)

@@ -4,6 +4,6 @@ Pure numpy / scipy / scikit-learn / pyriemann: no Qt and no LSL (import-linter c
 """
 from __future__ import annotations
 
-from decoders.errors import DecoderError
+from neurodeck.decoders.errors import DecoderError
 
 __all__ = ["DecoderError"]

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from decoders.errors import ChannelMismatchError, DecoderError
+from neurodeck.decoders.errors import ChannelMismatchError, DecoderError
 
 logger = logging.getLogger(__name__)
 

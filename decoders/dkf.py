@@ -70,7 +70,7 @@ from scipy.linalg import solve_discrete_lyapunov
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 
-from decoders.errors import DecoderError, ModelBundleError
+from neurodeck.decoders.errors import DecoderError, ModelBundleError
 
 logger = logging.getLogger(__name__)
 
@@ -1176,7 +1176,7 @@ class DiscriminativeKalmanFilter(_FilterBase):
         """
         import onnx
 
-        from decoders import nw_onnx
+        from neurodeck.decoders import nw_onnx
 
         self._check_fitted()
         if self.regressor == "gp":

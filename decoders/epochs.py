@@ -21,7 +21,7 @@ import numpy as np
 from scipy import signal
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from decoders.errors import DecoderError
+from neurodeck.decoders.errors import DecoderError
 
 logger = logging.getLogger(__name__)
 

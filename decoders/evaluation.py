@@ -18,8 +18,8 @@ from sklearn.base import clone
 from sklearn.metrics import accuracy_score, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
-from decoders.epochs import n_samples
-from decoders.errors import DecoderError
+from neurodeck.decoders.epochs import n_samples
+from neurodeck.decoders.errors import DecoderError
 
 logger = logging.getLogger(__name__)
 
@@ -391,8 +391,8 @@ def pseudo_online(
     """
     from pathlib import Path
 
-    from decoders.online import OnlineDecoder
-    from decoders.onnx import ModelBundle
+    from neurodeck.decoders.online import OnlineDecoder
+    from neurodeck.decoders.onnx import ModelBundle
 
     data = np.asarray(data, dtype=float)
     if data.ndim != 2:
@@ -401,7 +401,7 @@ def pseudo_online(
         model = OnlineDecoder(model)
     if isinstance(model, OnlineDecoder):
         if abs(model.sfreq - sfreq) > 1e-6 * sfreq:
-            from decoders.errors import ChannelMismatchError
+            from neurodeck.decoders.errors import ChannelMismatchError
 
             raise ChannelMismatchError(f"data rate {sfreq} Hz differs from the model's {model.sfreq} Hz")
         window = model.window_samples

@@ -29,7 +29,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from decoders.errors import DecoderError
+from neurodeck.decoders.errors import DecoderError
 
 logger = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from decoders.epochs import normalize_name
-from decoders.errors import ChannelMismatchError, DecoderError
+from neurodeck.decoders.epochs import normalize_name
+from neurodeck.decoders.errors import ChannelMismatchError, DecoderError
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class OnlineDecoder:
     """
 
     def __init__(self, bundle, sfreq_tol: float = 1e-3) -> None:
-        from decoders.onnx import ModelBundle, load_bundle
+        from neurodeck.decoders.onnx import ModelBundle, load_bundle
 
         if not isinstance(bundle, ModelBundle):
             bundle = load_bundle(Path(bundle))

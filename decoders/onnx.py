@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from decoders.errors import ModelBundleError
+from neurodeck.decoders.errors import ModelBundleError
 
 logger = logging.getLogger(__name__)
 
@@ -55,15 +55,15 @@ PARITY_TOL = 1e-5
 #: Classes that a sidecar may name as feature steps (nothing else is ever instantiated).
 ALLOWED_STEPS: frozenset[str] = frozenset(
     {
-        "decoders.epochs.BandPass",
-        "decoders.epochs.PickChannels",
-        "decoders.features.psd.PSD",
-        "decoders.features.connectivity.NodeStrength",
-        "decoders.features.covariance.AugmentedCovariances",
-        "decoders.selection.FeatureSelector",
-        "decoders.onnx.RiemannDistances",
-        "decoders.pipelines.OASCovariances",
-        "decoders.pipelines.FilterBankTangentSpace",
+        "neurodeck.decoders.epochs.BandPass",
+        "neurodeck.decoders.epochs.PickChannels",
+        "neurodeck.decoders.features.psd.PSD",
+        "neurodeck.decoders.features.connectivity.NodeStrength",
+        "neurodeck.decoders.features.covariance.AugmentedCovariances",
+        "neurodeck.decoders.selection.FeatureSelector",
+        "neurodeck.decoders.onnx.RiemannDistances",
+        "neurodeck.decoders.pipelines.OASCovariances",
+        "neurodeck.decoders.pipelines.FilterBankTangentSpace",
         "pyriemann.estimation.Covariances",
         "pyriemann.spatialfilters.CSP",
         "pyriemann.tangentspace.TangentSpace",
@@ -188,6 +188,8 @@ def decode_estimator(d: Any, where: str = "step") -> BaseEstimator:
     if not isinstance(d, dict) or not {"class", "params", "state"} <= set(d):
         raise ModelBundleError(f"{where}: expected an object with 'class', 'params', 'state', got {d!r:.200}")
     name = d["class"]
+    if isinstance(name, str) and name.startswith("decoders."):
+        name = f"neurodeck.{name}"  # bundles saved before the package was named neurodeck
     if name not in ALLOWED_STEPS:
         raise ModelBundleError(f"{where}.class: {name!r} is not an allowed feature step")
     module, _, qual = name.rpartition(".")
@@ -407,7 +409,7 @@ class ModelBundle:
     @property
     def pad_samples(self) -> int:
         """Leading samples of each window that only settle the band-pass (0 if none)."""
-        from decoders.epochs import n_samples
+        from neurodeck.decoders.epochs import n_samples
 
         return n_samples(float(self.meta.get("pad_s", 0.0)), self.sfreq)
 
@@ -588,7 +590,7 @@ def load_bundle(path: str | Path, *, warmup: bool = True) -> ModelBundle:
     """
     import onnxruntime as ort
 
-    from decoders.epochs import BandPass
+    from neurodeck.decoders.epochs import BandPass
 
     path = Path(path)
     if not path.is_dir():

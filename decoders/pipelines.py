@@ -32,7 +32,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
-from decoders.epochs import (
+from neurodeck.decoders.epochs import (
     BandPass,
     PickChannels,
     bandpass_sos,
@@ -40,7 +40,7 @@ from decoders.epochs import (
     epoch_length,
     n_samples,
 )
-from decoders.errors import DecoderError
+from neurodeck.decoders.errors import DecoderError
 
 logger = logging.getLogger(__name__)
 
@@ -278,7 +278,7 @@ def _motor_picks(ch_names: Sequence[str] | None) -> list[str] | None:
     """The motor channels present in ``ch_names`` (None: no picking possible/needed)."""
     if ch_names is None:
         return None
-    from decoders.epochs import normalize_name
+    from neurodeck.decoders.epochs import normalize_name
 
     have = {normalize_name(c) for c in ch_names}
     picks = [c for c in MOTOR_CHANNELS if normalize_name(c) in have]
@@ -341,8 +341,8 @@ def make_pipeline(
     inner_cv = StratifiedKFold(3, shuffle=True, random_state=seed)
     cov = ("cov", OASCovariances())
     if name == "psd-lda":
-        from decoders.features.psd import PSD
-        from decoders.selection import FeatureSelector
+        from neurodeck.decoders.features.psd import PSD
+        from neurodeck.decoders.selection import FeatureSelector
 
         steps += [
             ("psd", PSD(sfreq=float(sfreq), fmin=l_freq, fmax=h_freq, method="welch", log=True)),
@@ -350,8 +350,8 @@ def make_pipeline(
             ("lda", LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")),
         ]
     elif name == "coh-lda":
-        from decoders.features.connectivity import NodeStrength
-        from decoders.selection import FeatureSelector
+        from neurodeck.decoders.features.connectivity import NodeStrength
+        from neurodeck.decoders.selection import FeatureSelector
 
         steps += [
             ("coh", NodeStrength(sfreq=float(sfreq), fmin=l_freq, fmax=h_freq, kind="imcoh")),
@@ -383,7 +383,7 @@ def make_pipeline(
             ("lda", LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")),
         ]
     elif name in ("acm-ts-svm", "acm-mdm"):
-        from decoders.features.covariance import AugmentedCovariances
+        from neurodeck.decoders.features.covariance import AugmentedCovariances
 
         picks = _motor_picks(ch_names)
         if picks is not None:

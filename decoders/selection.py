@@ -16,8 +16,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from decoders._checks import check_features_3d, check_labels
-from decoders.errors import DecoderError
+from neurodeck.decoders._checks import check_features_3d, check_labels
+from neurodeck.decoders.errors import DecoderError
 
 logger = logging.getLogger(__name__)
 

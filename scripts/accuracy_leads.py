@@ -42,10 +42,10 @@ from sklearn.preprocessing import StandardScaler
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from app.commands.evaluate import load_dataset  # noqa: E402
-from decoders.epochs import BandPass  # noqa: E402
-from decoders.features.covariance import AugmentedCovariances  # noqa: E402
-from decoders.pipelines import DecoderConfig, OASCovariances, oas_covariances  # noqa: E402
+from neurodeck.app.commands.evaluate import load_dataset  # noqa: E402
+from neurodeck.decoders.epochs import BandPass  # noqa: E402
+from neurodeck.decoders.features.covariance import AugmentedCovariances  # noqa: E402
+from neurodeck.decoders.pipelines import DecoderConfig, OASCovariances, oas_covariances  # noqa: E402
 
 SFREQ = 160.0
 N_EPOCH = 321  # 0.5-2.5 s at 160 Hz, both ends included

@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speed", type=float, default=8.0)
     args = parser.parse_args(argv)
     app, tmp = start_qt("neurodeck-demo-shots")
-    from app.ui.demo_window import DemoWindow
+    from neurodeck.app.ui.demo_window import DemoWindow
 
     args.out.mkdir(parents=True, exist_ok=True)
     win = DemoWindow(tmp / "sessions", speed=args.speed, pipelines=("ts-lr",))

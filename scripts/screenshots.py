@@ -70,9 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     app, tmp = start_qt("neurodeck-shots")
 
-    from app.protocol import Phase, ProtocolConfig
-    from app.session import Session
-    from app.ui.main_window import PAGES, MainWindow
+    from neurodeck.app.protocol import Phase, ProtocolConfig
+    from neurodeck.app.session import Session
+    from neurodeck.app.ui.main_window import PAGES, MainWindow
 
     args.out.mkdir(parents=True, exist_ok=True)
     win = MainWindow()

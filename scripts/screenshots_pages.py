@@ -27,8 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     app, tmp = start_qt("neurodeck-shots")
 
-    from app.session import Session
-    from app.ui.main_window import MainWindow
+    from neurodeck.app.session import Session
+    from neurodeck.app.ui.main_window import MainWindow
 
     runs = {p.stem[-3:]: p for p in sorted((ROOT / "assets" / "eegmmidb").glob("S001R*.edf"))}
     r04, r08, r12 = runs["R04"], runs["R08"], runs["R12"]

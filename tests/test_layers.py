@@ -19,7 +19,7 @@ BLOCK_QT = textwrap.dedent(
 
     sys.meta_path.insert(0, _Block())
     n = 0
-    for top in ("acquisition", "decoders"):
+    for top in ("neurodeck.acquisition", "neurodeck.decoders"):
         pkg = importlib.import_module(top)
         for info in pkgutil.walk_packages(pkg.__path__, top + "."):
             importlib.import_module(info.name)
@@ -38,8 +38,8 @@ def test_core_layers_import_without_qt():
 
 
 def test_cli_help_lists_every_command():
-    from app.cli import build_parser
-    from app.commands import COMMAND_MODULES
+    from neurodeck.app.cli import build_parser
+    from neurodeck.app.commands import COMMAND_MODULES
 
     text = build_parser().format_help()
     for name in COMMAND_MODULES:
@@ -47,7 +47,7 @@ def test_cli_help_lists_every_command():
 
 
 def test_plain_neurodeck_means_gui():
-    from app.cli import _default_to_gui
+    from neurodeck.app.cli import _default_to_gui
 
     assert _default_to_gui([]) == ["gui"]
     assert _default_to_gui(["--session", "S"]) == ["gui", "--session", "S"]

@@ -51,11 +51,11 @@ def _status(engine, inlet) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from acquisition.inlet import Inlet
-    from acquisition.streams import resolve_stream
-    from app.cli import UserError
-    from app.engine import EngineState, OnlineEngine
-    from decoders.online import OnlineDecoder
+    from neurodeck.acquisition.inlet import Inlet
+    from neurodeck.acquisition.streams import resolve_stream
+    from neurodeck.app.cli import UserError
+    from neurodeck.app.engine import EngineState, OnlineEngine
+    from neurodeck.decoders.online import OnlineDecoder
 
     if not args.model.is_dir():
         raise UserError(f"model {str(args.model)!r} is not a directory; expected a bundle from "

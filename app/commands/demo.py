@@ -52,26 +52,26 @@ def print_summary(result) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.cli import UserError
-    from app.display import display_name
+    from neurodeck.app.cli import UserError
+    from neurodeck.app.display import display_name
 
     if not args.speed > 0:
         raise UserError(f"--speed {args.speed} invalid; expected > 0")
     pipelines = [p.strip() for p in args.pipelines.split(",") if p.strip()]
-    from decoders.pipelines import PIPELINES
+    from neurodeck.decoders.pipelines import PIPELINES
 
     unknown = [p for p in pipelines if p not in PIPELINES]
     if unknown:
         raise UserError(f"unknown pipelines {unknown}; expected some of {sorted(PIPELINES)}")
     root = args.root or Path(tempfile.mkdtemp(prefix="neurodeck-demo-"))
     if not args.headless and display_name() is not None:
-        from app.ui.demo_window import run_demo_window
+        from neurodeck.app.ui.demo_window import run_demo_window
 
         return run_demo_window(root, speed=args.speed, pipelines=pipelines, json_out=args.json)
     if not args.headless:
         print("neurodeck demo: no display found, running headless (the GUI needs a display; "
               "see README). Scores are printed at the end.", flush=True)
-    from app.demo import run_demo
+    from neurodeck.app.demo import run_demo
 
     result = run_demo(root, speed=args.speed, pipelines=pipelines,
                       report=lambda line: print(line, flush=True))

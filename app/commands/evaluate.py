@@ -66,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_events(text: str) -> dict[str, str]:
-    from app.cli import UserError
+    from neurodeck.app.cli import UserError
 
     out: dict[str, str] = {}
     for item in text.split(","):
@@ -97,9 +97,9 @@ def load_dataset(spec: str, config, *, reference_filter: bool = False):
     """
     import numpy as np
 
-    from acquisition.io import get_events, load_recording
-    from app.cli import UserError
-    from decoders.epochs import extract_epochs, pick_indices
+    from neurodeck.acquisition.io import get_events, load_recording
+    from neurodeck.app.cli import UserError
+    from neurodeck.decoders.epochs import extract_epochs, pick_indices
 
     Xs, ys, conts = [], [], []
     ch_names = sfreq = None
@@ -140,7 +140,7 @@ def dataset_name(spec: str) -> str:
 
 
 def make_config(args, pipeline: str):
-    from decoders.pipelines import DecoderConfig
+    from neurodeck.decoders.pipelines import DecoderConfig
 
     picks = None if not args.picks else tuple(p.strip() for p in args.picks.split(",") if p.strip())
     return DecoderConfig(
@@ -183,15 +183,15 @@ def pseudo_online_loro(args, pipeline: str, ch_names, sfreq: float, spec: str) -
 
     import numpy as np
 
-    from decoders.evaluation import pseudo_online
-    from decoders.onnx import save_bundle
+    from neurodeck.decoders.evaluation import pseudo_online
+    from neurodeck.decoders.onnx import save_bundle
 
     config = make_config(args, pipeline)
     _, _, _, _, conts = load_dataset(spec, config)
     if len(conts) < 2:
         logger.warning("pseudo-online needs >= 2 recordings per dataset; skipped for %s", spec)
         return None
-    from decoders.epochs import extract_epochs
+    from neurodeck.decoders.epochs import extract_epochs
 
     per_run = [extract_epochs(d, sfreq, o, config.tmin, config.tmax, config.pad) for d, o, _ in conts]
     correct, ttd, compute, duration, n_windows = [], [], 0.0, 0.0, 0
@@ -227,9 +227,9 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from app.cli import UserError
-    from decoders.evaluation import cross_validate_pipelines
-    from decoders.pipelines import PIPELINES
+    from neurodeck.app.cli import UserError
+    from neurodeck.decoders.evaluation import cross_validate_pipelines
+    from neurodeck.decoders.pipelines import PIPELINES
 
     if args.list:
         for name, desc in PIPELINES.items():

@@ -25,8 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def make_application(argv: list[str] | None = None):
     """A QApplication, or a UserError with the one-line reason when no window can be opened."""
-    from app.cli import UserError
-    from app.display import window_problem
+    from neurodeck.app.cli import UserError
+    from neurodeck.app.display import window_problem
 
     try:
         from PyQt6.QtWidgets import QApplication
@@ -44,8 +44,8 @@ def make_application(argv: list[str] | None = None):
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.cli import UserError
-    from app.session import Session
+    from neurodeck.app.cli import UserError
+    from neurodeck.app.session import Session
 
     session = None
     if args.session is not None:
@@ -54,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
 
     from PyQt6.QtCore import QTimer
 
-    from app.ui.main_window import MainWindow
-    from app.ui.qt_models import error_text
+    from neurodeck.app.ui.main_window import MainWindow
+    from neurodeck.app.ui.qt_models import error_text
 
     win = MainWindow(session=session)
     previous_hook = sys.excepthook

@@ -35,8 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from acquisition.recorder import Recorder, export_recording, sidecar_path
-    from app.cli import UserError
+    from neurodeck.acquisition.recorder import Recorder, export_recording, sidecar_path
+    from neurodeck.app.cli import UserError
 
     if args.duration is not None and not args.duration > 0:
         raise UserError(f"--duration {args.duration!r} invalid; expected seconds > 0")

@@ -33,8 +33,8 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from acquisition.player import Player
-    from app.cli import UserError
+    from neurodeck.acquisition.player import Player
+    from neurodeck.app.cli import UserError
 
     if not args.speed > 0:
         raise UserError(f"--speed {args.speed!r} invalid; expected a positive number (1 = real time)")

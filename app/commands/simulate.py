@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace):
-    from acquisition.simulator import SimulatorConfig
+    from neurodeck.acquisition.simulator import SimulatorConfig
 
     classes = tuple(c.strip() for c in str(args.classes).split(",") if c.strip())
     return SimulatorConfig(
@@ -57,7 +57,7 @@ def _config(args: argparse.Namespace):
 
 
 def _marker_text(marker: tuple[int, str] | None) -> str:
-    from acquisition.markers import name_of
+    from neurodeck.acquisition.markers import name_of
 
     if marker is None:
         return "-"
@@ -65,8 +65,8 @@ def _marker_text(marker: tuple[int, str] | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from acquisition.simulator import Simulator
-    from app.cli import UserError
+    from neurodeck.acquisition.simulator import Simulator
+    from neurodeck.app.cli import UserError
 
     if args.duration is not None and not args.duration > 0:
         raise UserError(f"--duration {args.duration!r} invalid; expected > 0 seconds")
@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         with _signals_ignored():
             sim.stop()
     if sim.error is not None:
-        from acquisition.errors import AcquisitionError
+        from neurodeck.acquisition.errors import AcquisitionError
 
         raise AcquisitionError(f"simulator failed: {sim.error}")
     how = "stopped" if stopped_by_user else "done"
@@ -135,7 +135,7 @@ def _check(cfg, args: argparse.Namespace) -> int:
     import numpy as np
     import pylsl
 
-    from acquisition.simulator import Simulator
+    from neurodeck.acquisition.simulator import Simulator
 
     duration = 5.0 if args.duration is None else float(args.duration)
     sim = Simulator(cfg, speed=args.speed, source_id=args.source_id, wait_for_consumers=10.0,

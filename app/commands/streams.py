@@ -47,8 +47,8 @@ def format_table(descs) -> str:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from acquisition.streams import list_streams
-    from app.cli import UserError
+    from neurodeck.acquisition.streams import list_streams
+    from neurodeck.app.cli import UserError
 
     if not args.timeout > 0:
         raise UserError(f"--timeout {args.timeout!r} invalid; expected a positive number of seconds")

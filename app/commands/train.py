@@ -5,7 +5,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from app.commands.evaluate import add_common_arguments
+from neurodeck.app.commands.evaluate import add_common_arguments
 
 NAME = "train"
 HELP = "fit a decoding pipeline on recordings and save it as a model bundle (ONNX + JSON sidecar)"
@@ -34,11 +34,11 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from app.cli import UserError
-    from app.commands.evaluate import dataset_name, load_dataset, make_config
-    from decoders.evaluation import cross_validate_pipelines, pseudo_online
-    from decoders.onnx import save_bundle
-    from decoders.pipelines import PIPELINES
+    from neurodeck.app.cli import UserError
+    from neurodeck.app.commands.evaluate import dataset_name, load_dataset, make_config
+    from neurodeck.decoders.evaluation import cross_validate_pipelines, pseudo_online
+    from neurodeck.decoders.onnx import save_bundle
+    from neurodeck.decoders.pipelines import PIPELINES
 
     if args.pipeline not in PIPELINES:
         raise UserError(f"unknown pipeline {args.pipeline!r}; expected one of {sorted(PIPELINES)}")

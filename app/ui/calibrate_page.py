@@ -34,7 +34,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from app.protocol import (
+from neurodeck.app.protocol import (
     CalibrationProtocol,
     MarkerSink,
     Phase,
@@ -42,9 +42,9 @@ from app.protocol import (
     ProtocolError,
     SimulatorCueSink,
 )
-from app.ui.cue_display import CLASS_TEXT, CueDisplay
-from app.ui.qt_models import ProtocolRunner, error_text
-from app.ui.widgets import Page, big_button
+from neurodeck.app.ui.cue_display import CLASS_TEXT, CueDisplay
+from neurodeck.app.ui.qt_models import ProtocolRunner, error_text
+from neurodeck.app.ui.widgets import Page, big_button
 
 logger = logging.getLogger(__name__)
 
@@ -314,9 +314,9 @@ class CalibratePage(Page):
         marker_name = f"neurodeck-cues-{uuid.uuid4().hex[:8]}"
 
         def work():
-            from acquisition.outlet import MarkerOutlet
-            from acquisition.recorder import Recorder
-            from acquisition.streams import resolve_stream
+            from neurodeck.acquisition.outlet import MarkerOutlet
+            from neurodeck.acquisition.recorder import Recorder
+            from neurodeck.acquisition.streams import resolve_stream
 
             outlet = MarkerOutlet(marker_name, source_id=marker_name)
             eeg_info = resolve_stream(name=desc.name, source_id=desc.source_id or None, timeout=5.0)

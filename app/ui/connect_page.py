@@ -25,9 +25,9 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from app.ui.signal_view import SignalView
-from app.ui.spectrum_view import SpectrumView
-from app.ui.widgets import Page, big_button
+from neurodeck.app.ui.signal_view import SignalView
+from neurodeck.app.ui.spectrum_view import SpectrumView
+from neurodeck.app.ui.widgets import Page, big_button
 
 logger = logging.getLogger(__name__)
 
@@ -162,7 +162,7 @@ class ConnectPage(Page):
         self.refresh_button.setText("Searching\u2026")
 
         def work():
-            from acquisition.streams import list_streams
+            from neurodeck.acquisition.streams import list_streams
 
             return list_streams(timeout=1.0)
 

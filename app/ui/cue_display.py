@@ -20,7 +20,7 @@ from PyQt6.QtCore import QPointF, QRectF, Qt
 from PyQt6.QtGui import QBrush, QColor, QFont, QKeyEvent, QPainter, QPainterPath, QPen
 from PyQt6.QtWidgets import QApplication, QSizePolicy, QWidget
 
-from app.protocol import Phase, ProtocolEvent
+from neurodeck.app.protocol import Phase, ProtocolEvent
 
 logger = logging.getLogger(__name__)
 

@@ -53,8 +53,8 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from app.ui.main_window import MainWindow
-from app.ui.qt_models import error_text
+from neurodeck.app.ui.main_window import MainWindow
+from neurodeck.app.ui.qt_models import error_text
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ class DemoRunner(QObject):
 
     # ------------------------------------------------------------------ worker thread
     def _run(self) -> None:
-        from app.demo import run_demo
+        from neurodeck.app.demo import run_demo
 
         try:
             result = run_demo(self.root, speed=self.speed, pipelines=self.pipelines,
@@ -279,7 +279,7 @@ class DemoPanel(QWidget):
 
 def summary_text(result: Any) -> str:
     """The text :func:`app.commands.demo.print_summary` prints for ``result``."""
-    from app.commands.demo import print_summary
+    from neurodeck.app.commands.demo import print_summary
 
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
@@ -375,7 +375,7 @@ class DemoWindow(MainWindow):
         online = self.pages.get("online")
         self.graz = getattr(online, "graz", None)
         if self.graz is None:  # the Online page could not load: a bar of our own in the panel
-            from app.ui.feedback import GrazBar
+            from neurodeck.app.ui.feedback import GrazBar
 
             self.graz = GrazBar()
             self.panel.layout().insertWidget(1, self.graz, 2)
@@ -430,7 +430,7 @@ class DemoWindow(MainWindow):
                 self.panel.add_line(f"== step {n} of 3: {stage}. {EXPLAIN[stage]}")
         sm = self.context.streams
         if stage == "session":
-            from app.session import Session
+            from neurodeck.app.session import Session
 
             session = Session.open(info["path"])
             # not context.set_session: a demo session must not become the user's "last session"
@@ -472,7 +472,7 @@ class DemoWindow(MainWindow):
         return False
 
     def _start_feedback(self, info: dict) -> None:
-        from app.feedback_model import OutputSmoother
+        from neurodeck.app.feedback_model import OutputSmoother
 
         self._labels = [str(x) for x in info.get("labels", [])]
         self._speed = float(info.get("speed", self._speed))
@@ -481,8 +481,8 @@ class DemoWindow(MainWindow):
             else tuple(self._labels[:2])
         self.graz.set_labels(neg, pos)
         self.graz.set_value(float("nan"))
-        from app.demo import EVENTS
-        from app.feedback_model import CuedRunScorer
+        from neurodeck.app.demo import EVENTS
+        from neurodeck.app.feedback_model import CuedRunScorer
 
         # the same trial rule as run_demo's final scores (decoders.evaluation.score_trial): a
         # decision counts once its window's signal part (after the padding) is after the cue
@@ -584,7 +584,7 @@ class DemoWindow(MainWindow):
     def _on_decision(self, d: Any) -> None:
         if self._smoother is None or not self._labels:
             return
-        from app.feedback_model import bar_value
+        from neurodeck.app.feedback_model import bar_value
 
         self.decisions_shown += 1
         t = float(d.timestamp) * self._speed  # stream seconds (the replay runs at speed x)
@@ -630,7 +630,7 @@ class DemoWindow(MainWindow):
         self._done(0 if ok else 1)
 
     def _on_failed(self, exc: BaseException) -> None:
-        from app.demo import DemoCancelled
+        from neurodeck.app.demo import DemoCancelled
 
         if isinstance(exc, DemoCancelled):
             self.panel.set_step("Stopped before the end (nothing was scored).")
@@ -697,7 +697,7 @@ def run_demo_window(root: str | Path, *, speed: float, pipelines: Sequence[str],
         try:
             auto_close_s = float(os.environ[AUTO_CLOSE_ENV])
         except ValueError:
-            from app.cli import UserError
+            from neurodeck.app.cli import UserError
 
             raise UserError(f"{AUTO_CLOSE_ENV}={os.environ[AUTO_CLOSE_ENV]!r} invalid; expected "
                             "seconds (a number)") from None
@@ -705,7 +705,7 @@ def run_demo_window(root: str | Path, *, speed: float, pipelines: Sequence[str],
             auto_close_s = None
     app = QApplication.instance()
     if app is None:
-        from app.display import window_problem
+        from neurodeck.app.display import window_problem
 
         problem = window_problem()
         if problem is not None:  # Qt would abort the process: run headless instead
@@ -730,7 +730,7 @@ def run_demo_window(root: str | Path, *, speed: float, pipelines: Sequence[str],
 def _run_headless(root: str | Path, *, speed: float, pipelines: Sequence[str],
                   json_out: str | Path | None) -> int:
     """The headless demo (as ``neurodeck demo --headless``), when no window can open."""
-    from app.demo import run_demo
+    from neurodeck.app.demo import run_demo
 
     result = run_demo(Path(root), speed=speed, pipelines=list(pipelines),
                       report=lambda line: print(line, flush=True))

@@ -38,8 +38,8 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from app.ui.widgets import Page, big_button
-from app.ui.workers import JobRunner
+from neurodeck.app.ui.widgets import Page, big_button
+from neurodeck.app.ui.workers import JobRunner
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ class Trials:
     @property
     def task(self) -> np.ndarray:
         """The task part of each window (padding dropped), shape (n_trials, n_channels, n_times)."""
-        from decoders.epochs import n_samples
+        from neurodeck.decoders.epochs import n_samples
 
         return self.X[..., n_samples(self.pad, self.sfreq):]
 
@@ -177,8 +177,8 @@ def load_trials(paths: Sequence[str | Path], mapping: Mapping[str, str] | None =
     -------
     trials : Trials
     """
-    from acquisition.io import get_events, load_recording
-    from decoders.epochs import extract_epochs
+    from neurodeck.acquisition.io import get_events, load_recording
+    from neurodeck.decoders.epochs import extract_epochs
 
     paths = [Path(p) for p in paths]
     if not paths:
@@ -263,7 +263,7 @@ class FeatureMaps:
 
     def r2(self, kind: str = "psd", pair: tuple[str, str] | None = None) -> np.ndarray:
         """Signed R² map, shape (n_channels, n_freqs); positive: larger for ``pair[1]``."""
-        from decoders.selection import r2_map
+        from neurodeck.decoders.selection import r2_map
 
         F = self.psd if kind == "psd" else self.ns
         labels = self.labels
@@ -281,8 +281,8 @@ def compute_feature_maps(trials: Trials, band: tuple[float, float] = (4.0, 40.0)
 
     ``progress(done, total, text)`` is called between the stages if given.
     """
-    from decoders.features.connectivity import NodeStrength
-    from decoders.features.psd import PSD
+    from neurodeck.decoders.features.connectivity import NodeStrength
+    from neurodeck.decoders.features.psd import PSD
 
     fmin, fmax = band
     X = trials.task - trials.task.mean(axis=-1, keepdims=True)
@@ -900,7 +900,7 @@ class FeaturesPage(Page):
         if self.current_r2 is None:
             self.report_error("Compute the maps first.")
             return
-        from decoders.selection import top_features
+        from neurodeck.decoders.selection import top_features
 
         self.map_view.set_selected(top_features(self.current_r2, self.top_n.value()))
 

@@ -32,11 +32,18 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from app.session import Session, SessionError, list_sessions
-from app.settings import Settings
-from app.ui.qt_models import AppContext, error_text
-from app.ui.qtgc import install_gui_gc
-from app.ui.widgets import APP_STYLE, ErrorBanner, InfoToast, Page, PlaceholderPage, StateBadge
+from neurodeck.app.session import Session, SessionError, list_sessions
+from neurodeck.app.settings import Settings
+from neurodeck.app.ui.qt_models import AppContext, error_text
+from neurodeck.app.ui.qtgc import install_gui_gc
+from neurodeck.app.ui.widgets import (
+    APP_STYLE,
+    ErrorBanner,
+    InfoToast,
+    Page,
+    PlaceholderPage,
+    StateBadge,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -52,20 +59,20 @@ class PageSpec:
 
 
 PAGES: list[PageSpec] = [
-    PageSpec("connect", "1  Connect", "app.ui.connect_page:ConnectPage"),
-    PageSpec("calibrate", "2  Calibrate", "app.ui.calibrate_page:CalibratePage"),
-    PageSpec("features", "3  Features", "app.ui.features_page:FeaturesPage",
+    PageSpec("connect", "1  Connect", "neurodeck.app.ui.connect_page:ConnectPage"),
+    PageSpec("calibrate", "2  Calibrate", "neurodeck.app.ui.calibrate_page:CalibratePage"),
+    PageSpec("features", "3  Features", "neurodeck.app.ui.features_page:FeaturesPage",
              "From the calibration recordings: class-mean spectra, ERD/ERS, the R\u00b2 map "
              "(channel \u00d7 frequency) for PSD and connectivity node strength, a scalp topomap at "
              "the chosen frequency, and feature selection by clicking the map or taking the top N."),
-    PageSpec("train", "4  Train", "app.ui.train_page:TrainPage",
+    PageSpec("train", "4  Train", "neurodeck.app.ui.train_page:TrainPage",
              "Choose decoding pipelines (psd-lda, coh-lda, ts-lr, acm-ts-svm, mdm, ...), run "
              "cross-validation in the background, compare scores and confusion matrices, save the "
              "model bundle (ONNX + JSON) into the session and export an HTML calibration report."),
-    PageSpec("online", "5  Online", "app.ui.online_page:OnlinePage",
+    PageSpec("online", "5  Online", "neurodeck.app.ui.online_page:OnlinePage",
              "Run the chosen model live: Graz feedback bar and a cursor task driven by the DKF, "
              "cued runs that score themselves, decisions published on LSL, recording on."),
-    PageSpec("replay", "6  Replay", "app.ui.replay_page:ReplayPage",
+    PageSpec("replay", "6  Replay", "neurodeck.app.ui.replay_page:ReplayPage",
              "Open any recording and play it as LSL (speed, loop, pause) so the other pages work on "
              "it, or run a pseudo-online evaluation of a saved model with progress and results."),
 ]

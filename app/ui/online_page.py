@@ -45,7 +45,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from app.feedback_model import (
+from neurodeck.app.feedback_model import (
     CuedRunScorer,
     CursorConfig,
     CursorTask,
@@ -55,10 +55,10 @@ from app.feedback_model import (
     cue_velocity,
     velocity_from_probs,
 )
-from app.ui.feedback import CursorView, GrazBar
-from app.ui.qt_models import error_text
-from app.ui.widgets import Page, StateBadge, big_button
-from app.ui.workers import JobRunner
+from neurodeck.app.ui.feedback import CursorView, GrazBar
+from neurodeck.app.ui.qt_models import error_text
+from neurodeck.app.ui.widgets import Page, StateBadge, big_button
+from neurodeck.app.ui.workers import JobRunner
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def fit_cursor_dkf(model_dir: str | Path, recording: str | Path, dims: int = 1,
     The intended velocity of a window is that of the cue whose trial contains the window's
     signal part (left -1, right +1, feet up), 0 outside trials.
     """
-    from app.ui.replay_page import evaluate_recording
+    from neurodeck.app.ui.replay_page import evaluate_recording
 
     out = evaluate_recording(model_dir, recording, trial_s=trial_s, step_s=step_s,
                              progress=progress, cancelled=cancelled)
@@ -343,7 +343,7 @@ class OnlinePage(Page):
         path = Path(path)
 
         def work(task):
-            from decoders.online import OnlineDecoder
+            from neurodeck.decoders.online import OnlineDecoder
 
             return OnlineDecoder(path)
 
@@ -474,7 +474,7 @@ class OnlinePage(Page):
 
     def start(self) -> bool:
         """Start decoding the connected stream (and recording, with a session)."""
-        from app.engine import OnlineEngine
+        from neurodeck.app.engine import OnlineEngine
 
         if self.engine is not None:
             return False
@@ -546,8 +546,8 @@ class OnlinePage(Page):
         run = self._run_id
 
         def work():
-            from acquisition.recorder import Recorder
-            from acquisition.streams import resolve_stream
+            from neurodeck.acquisition.recorder import Recorder
+            from neurodeck.acquisition.streams import resolve_stream
 
             eeg = resolve_stream(name=desc.name, source_id=desc.source_id or None, timeout=5.0)
             sources: list = [eeg, out_name]

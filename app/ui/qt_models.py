@@ -22,20 +22,20 @@ from typing import Any
 
 from PyQt6.QtCore import QObject, Qt, QTimer, pyqtSignal
 
-from app.protocol import CalibrationProtocol, Phase, ProtocolEvent
-from app.session import Session
-from app.settings import Settings
+from neurodeck.app.protocol import CalibrationProtocol, Phase, ProtocolEvent
+from neurodeck.app.session import Session
+from neurodeck.app.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 
 def error_text(exc: BaseException) -> str:
     """One readable line for an exception (our errors already are; others get their type)."""
-    from acquisition.errors import AcquisitionError
-    from app.cli import UserError
+    from neurodeck.acquisition.errors import AcquisitionError
+    from neurodeck.app.cli import UserError
 
     try:
-        from decoders.errors import DecoderError
+        from neurodeck.decoders.errors import DecoderError
     except Exception:  # pragma: no cover
         DecoderError = AcquisitionError  # noqa: N806
     if isinstance(exc, AcquisitionError | UserError | DecoderError | ValueError | FileNotFoundError):
@@ -217,7 +217,7 @@ class StreamModel(QObject):
         name = f"neurodeck-sim-{uuid.uuid4().hex[:6]}"
 
         def work():
-            from acquisition.simulator import Simulator, SimulatorConfig
+            from neurodeck.acquisition.simulator import Simulator, SimulatorConfig
 
             kwargs: dict[str, Any] = dict(n_channels=n_channels, srate=srate, name=name,
                                           mode="cued", schedule="external")
@@ -249,7 +249,7 @@ class StreamModel(QObject):
         name = f"neurodeck-replay-{uuid.uuid4().hex[:6]}"
 
         def work():
-            from acquisition.player import Player
+            from neurodeck.acquisition.player import Player
 
             player = Player(path, speed=speed, loop=loop, name=name)
             player.start()
@@ -260,7 +260,7 @@ class StreamModel(QObject):
                 marker = None
                 markers = [n for n in names[1:] if "marker" in n.lower()]
                 if markers:
-                    from acquisition.inlet import MarkerInlet
+                    from neurodeck.acquisition.inlet import MarkerInlet
 
                     marker = MarkerInlet(markers[0]).start()
             except BaseException:
@@ -284,7 +284,7 @@ class StreamModel(QObject):
             inlet = self._open_inlet(eeg)
             marker = None
             if markers is not None:
-                from acquisition.inlet import MarkerInlet
+                from neurodeck.acquisition.inlet import MarkerInlet
 
                 try:
                     marker = MarkerInlet(markers).start()
@@ -304,7 +304,7 @@ class StreamModel(QObject):
 
     @staticmethod
     def _open_inlet(source: Any) -> Any:
-        from acquisition.inlet import Inlet
+        from neurodeck.acquisition.inlet import Inlet
 
         inlet = Inlet(source, buffer_seconds=30.0)
         inlet.start()

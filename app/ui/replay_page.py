@@ -35,8 +35,8 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from app.ui.widgets import Page, StateBadge, big_button
-from app.ui.workers import Cancelled, JobRunner, TaskHandle
+from neurodeck.app.ui.widgets import Page, StateBadge, big_button
+from neurodeck.app.ui.workers import Cancelled, JobRunner, TaskHandle
 
 logger = logging.getLogger(__name__)
 
@@ -56,10 +56,10 @@ def evaluate_recording(model_dir: str | Path, path: str | Path, *, step_s: float
         ``onsets`` (samples), ``labels`` (class per cue), ``sfreq``, ``model`` (pipeline name),
         ``decoder`` (the loaded :class:`decoders.online.OnlineDecoder`).
     """
-    from acquisition.io import get_events, load_recording
-    from decoders.epochs import n_samples, pick_indices
-    from decoders.evaluation import pseudo_online
-    from decoders.online import OnlineDecoder
+    from neurodeck.acquisition.io import get_events, load_recording
+    from neurodeck.decoders.epochs import n_samples, pick_indices
+    from neurodeck.decoders.evaluation import pseudo_online
+    from neurodeck.decoders.online import OnlineDecoder
 
     dec = OnlineDecoder(Path(model_dir))
     meta = dec.bundle.meta

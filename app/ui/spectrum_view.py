@@ -10,7 +10,7 @@ from PyQt6.QtCore import QTimer
 from PyQt6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 from scipy import signal as sps
 
-from app.ui.signal_view import channel_labels
+from neurodeck.app.ui.signal_view import channel_labels
 
 logger = logging.getLogger(__name__)
 

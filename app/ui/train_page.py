@@ -44,9 +44,9 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from app.ui.features_page import Trials, load_trials, parse_mapping
-from app.ui.widgets import Page, big_button
-from app.ui.workers import Cancelled, JobRunner, TaskHandle
+from neurodeck.app.ui.features_page import Trials, load_trials, parse_mapping
+from neurodeck.app.ui.widgets import Page, big_button
+from neurodeck.app.ui.workers import Cancelled, JobRunner, TaskHandle
 
 logger = logging.getLogger(__name__)
 
@@ -96,9 +96,9 @@ def make_config(name: str, trials: Trials, band: tuple[float, float],
     page shows a wider band than the pipelines use) are left out and appended to ``dropped``;
     if none is left, the pipeline keeps its own top-10 selection.
     """
-    from decoders.errors import DecoderError
-    from decoders.pipelines import DecoderConfig
-    from decoders.selection import parse_selection
+    from neurodeck.decoders.errors import DecoderError
+    from neurodeck.decoders.pipelines import DecoderConfig
+    from neurodeck.decoders.selection import parse_selection
 
     cfg = DecoderConfig(pipeline=name, band=band, tmin=trials.tmin, tmax=trials.tmax,
                         events=trials.mapping, pad=trials.pad)
@@ -126,7 +126,7 @@ def run_cross_validation(trials: Trials, names: Sequence[str], *, band=(8.0, 32.
                          seed: int = 42, selection: dict | None = None,
                          progress: Callable[[int, int, str], None] | None = None) -> TrainResult:
     """Cross-validate the named pipelines on the same shuffled stratified folds."""
-    from decoders.evaluation import cross_validate_pipelines
+    from neurodeck.decoders.evaluation import cross_validate_pipelines
 
     if not names:
         raise ValueError("no pipeline chosen; tick at least one")
@@ -179,7 +179,7 @@ def confusion(result: TrainResult, name: str) -> tuple[list[str], np.ndarray]:
 
 def fit_and_save(result: TrainResult, name: str, out_dir: Path) -> Path:
     """Fit ``name`` on every trial and write the bundle (ONNX + JSON) into ``out_dir``."""
-    from decoders.onnx import save_bundle
+    from neurodeck.decoders.onnx import save_bundle
 
     tr = result.trials
     cfg = result.configs[name]
@@ -267,7 +267,7 @@ def write_report(result: TrainResult, path: Path, maps=None, subject: str = "") 
     """HTML calibration report (mne.Report): R² maps, ERD/ERS spectra, scores, confusion."""
     import mne
 
-    from app.ui.features_page import compute_feature_maps
+    from neurodeck.app.ui.features_page import compute_feature_maps
 
     if maps is None:
         maps = compute_feature_maps(result.trials)
@@ -311,7 +311,7 @@ class TrainPage(Page):
 
     def __init__(self, context=None, parent: QWidget | None = None):
         super().__init__(context, parent)
-        from decoders.pipelines import PIPELINES
+        from neurodeck.decoders.pipelines import PIPELINES
 
         self.jobs = JobRunner(self)
         self.result: TrainResult | None = None

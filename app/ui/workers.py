@@ -78,7 +78,7 @@ class Worker(QObject):
 
     @pyqtSlot()
     def run(self) -> None:
-        from app.ui.qt_models import error_text
+        from neurodeck.app.ui.qt_models import error_text
 
         try:
             result = self.fn(self.task)

@@ -25,8 +25,8 @@ from scipy.spatial import cKDTree
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from decoders._checks import check_epochs, check_n_channels
-from decoders.errors import DecoderError
+from neurodeck.decoders._checks import check_epochs, check_n_channels
+from neurodeck.decoders.errors import DecoderError
 
 logger = logging.getLogger(__name__)
 

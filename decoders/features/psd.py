@@ -16,8 +16,8 @@ from scipy import signal
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from decoders._checks import check_band, check_epochs, check_n_channels, check_sfreq
-from decoders.errors import DecoderError
+from neurodeck.decoders._checks import check_band, check_epochs, check_n_channels, check_sfreq
+from neurodeck.decoders.errors import DecoderError
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from acquisition.outlet import DataOutlet, local_clock, make_stream_info
+from neurodeck.acquisition.outlet import DataOutlet, local_clock, make_stream_info
 
 
 class CounterSource:

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from acquisition.buffer import BufferOverrunError, RingBuffer
-from acquisition.errors import AcquisitionError
+from neurodeck.acquisition.buffer import BufferOverrunError, RingBuffer
+from neurodeck.acquisition.errors import AcquisitionError
 
 
 def _chunk(k0: int, n: int, n_channels: int = 3):

@@ -9,10 +9,10 @@ import numpy as np
 import pylsl
 import pytest
 
-from acquisition.errors import AcquisitionError, StreamNotFoundError
-from acquisition.inlet import Inlet, MarkerInlet, StreamState
-from acquisition.outlet import MarkerOutlet, make_stream_info
-from acquisition.streams import StreamDescription, resolve_stream
+from neurodeck.acquisition.errors import AcquisitionError, StreamNotFoundError
+from neurodeck.acquisition.inlet import Inlet, MarkerInlet, StreamState
+from neurodeck.acquisition.outlet import MarkerOutlet, make_stream_info
+from neurodeck.acquisition.streams import StreamDescription, resolve_stream
 from tests.acquisition.conftest import CounterSource
 
 
@@ -202,7 +202,7 @@ def test_a_source_that_has_not_started_stalls_quietly_a_stopped_one_warns(counte
     inlet = Inlet(src.name, stall_after=0.2, lost_after=5.0)
     states = []
     inlet.add_state_listener(lambda old, new: states.append(new))
-    with caplog.at_level("INFO", logger="acquisition.inlet"), inlet:
+    with caplog.at_level("INFO", logger="neurodeck.acquisition.inlet"), inlet:
         assert _wait(lambda: inlet.state is StreamState.STALLED, 5)  # the state still says it
         src.start()
         assert inlet.wait_for_samples(100, 5)
@@ -340,7 +340,7 @@ def test_source_without_source_id_is_found_again_by_name(counter_source):
 
 
 def test_irregular_numeric_stream_decisions(unique_name):
-    from acquisition.outlet import DecisionOutlet
+    from neurodeck.acquisition.outlet import DecisionOutlet
 
     out = DecisionOutlet(unique_name, ["left", "right"], source_id=unique_name)
     states: list[StreamState] = []
@@ -366,7 +366,7 @@ def test_irregular_numeric_stream_decisions(unique_name):
 def test_simulator_to_inlets_counter_and_cue_markers(unique_name):
     """The project's simulator (64 ch @ 512 Hz + COUNTER) through Inlet and MarkerInlet: the
     counter is complete and in order, and every cue marker sits on an EEG sample's timestamp."""
-    from acquisition.simulator import Simulator, SimulatorConfig
+    from neurodeck.acquisition.simulator import Simulator, SimulatorConfig
 
     cfg = SimulatorConfig(
         n_channels=64, srate=512.0, name=unique_name, counter_channel=True, seed=3,
@@ -397,7 +397,7 @@ def test_simulator_to_inlets_counter_and_cue_markers(unique_name):
 
 
 def test_reader_overruns_are_counted(counter_source):
-    from acquisition.buffer import BufferOverrunError
+    from neurodeck.acquisition.buffer import BufferOverrunError
 
     src = counter_source(n_channels=3, srate=200.0, chunk=4).open()
     with Inlet(src.name, buffer_seconds=0.5) as inlet:  # 100 samples

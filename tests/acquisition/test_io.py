@@ -1,4 +1,4 @@
-"""acquisition.io on real files: EDF, FIF, BrainVision, BDF, XDF, and broken files."""
+"""neurodeck.acquisition.io on real files: EDF, FIF, BrainVision, BDF, XDF, and broken files."""
 from __future__ import annotations
 
 import json
@@ -8,8 +8,8 @@ import mne
 import numpy as np
 import pytest
 
-from acquisition.errors import RecordingError
-from acquisition.io import (
+from neurodeck.acquisition.errors import RecordingError
+from neurodeck.acquisition.io import (
     SUPPORTED,
     XdfStream,
     choose_eeg_stream,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from acquisition.markers import code_of, name_of, onsets_on_samples
+from neurodeck.acquisition.markers import code_of, name_of, onsets_on_samples
 
 
 def test_codes_and_names_round_trip_and_foreign_labels_pass_through():

@@ -5,9 +5,9 @@ import numpy as np
 import pylsl
 import pytest
 
-from acquisition.errors import AcquisitionError
-from acquisition.outlet import DataOutlet, DecisionOutlet, make_stream_info
-from acquisition.streams import StreamDescription
+from neurodeck.acquisition.errors import AcquisitionError
+from neurodeck.acquisition.outlet import DataOutlet, DecisionOutlet, make_stream_info
+from neurodeck.acquisition.streams import StreamDescription
 
 
 def _inlet(source_id):

@@ -13,9 +13,9 @@ import numpy as np
 import pylsl
 import pytest
 
-from acquisition.errors import AcquisitionError, RecordingError
-from acquisition.io import load_recording, read_xdf_streams
-from acquisition.player import Player
+from neurodeck.acquisition.errors import AcquisitionError, RecordingError
+from neurodeck.acquisition.io import load_recording, read_xdf_streams
+from neurodeck.acquisition.player import Player
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -226,7 +226,7 @@ def test_bad_arguments(shared_data, unique_name):
 def _cli(*args: str) -> subprocess.Popen:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.Popen(
-        [sys.executable, "-m", "app", "replay", *args], cwd=ROOT, env=env,
+        [sys.executable, "-m", "neurodeck.app", "replay", *args], cwd=ROOT, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 

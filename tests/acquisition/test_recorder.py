@@ -19,9 +19,9 @@ import mne
 import numpy as np
 import pytest
 
-from acquisition.errors import RecordingError
-from acquisition.outlet import DataOutlet, MarkerOutlet, local_clock, make_stream_info
-from acquisition.recorder import (
+from neurodeck.acquisition.errors import RecordingError
+from neurodeck.acquisition.outlet import DataOutlet, MarkerOutlet, local_clock, make_stream_info
+from neurodeck.acquisition.recorder import (
     PartialStore,
     Recorder,
     describe,
@@ -172,8 +172,8 @@ def test_export_reloads_with_annotations(tmp_path, fmt):
 # ---------------------------------------------------------------------------------------------
 def _needs_inlet() -> None:
     """Skip cleanly until acquisition.inlet / streams are on this branch."""
-    pytest.importorskip("acquisition.inlet")
-    pytest.importorskip("acquisition.streams")
+    pytest.importorskip("neurodeck.acquisition.inlet")
+    pytest.importorskip("neurodeck.acquisition.streams")
 
 
 class _Source:
@@ -240,7 +240,7 @@ NAMES = {"769": "left_hand", "770": "right_hand", "T1": "T1", "771": "feet", "80
 def test_record_live_streams_exact_samples_and_markers(tmp_path, unique_name):
     _needs_inlet()
     srate, n_ch, duration = 512.0, 32, 5.0
-    from acquisition.streams import resolve_stream
+    from neurodeck.acquisition.streams import resolve_stream
 
     src = _Source(unique_name, n_ch, srate, MARKERS)
     # a second numeric stream (e.g. an accelerometer), irregular pushes, double precision
@@ -307,7 +307,7 @@ def test_kill9_then_recover_loses_at_most_one_second(tmp_path, unique_name):
     src = _Source(unique_name, n_ch, srate, {200: "769", 700: "770"})
     out = tmp_path / "killed_raw.fif"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "record", "--stream", src.name, "--stream",
+        [sys.executable, "-m", "neurodeck.app.cli", "record", "--stream", src.name, "--stream",
          src.marker_name, "--out", str(out), "--quiet"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
@@ -365,7 +365,7 @@ def test_cli_sigterm_finalizes_everything_sent_and_exports_edf(tmp_path, unique_
     src = _Source(unique_name, n_ch, srate, {100: "769", 400: "32769"})
     out = tmp_path / "cli_raw.fif"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "record", "--stream", src.name, "--stream",
+        [sys.executable, "-m", "neurodeck.app.cli", "record", "--stream", src.name, "--stream",
          src.marker_name, "--out", str(out), "--format", "edf"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
@@ -409,8 +409,8 @@ def test_write_error_is_surfaced_and_flushed_data_recoverable(tmp_path, unique_n
     script = f"""
 import resource, sys, time
 resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))  # Python ignores SIGXFSZ: EFBIG
-from acquisition.errors import RecordingError
-from acquisition.recorder import Recorder
+from neurodeck.acquisition.errors import RecordingError
+from neurodeck.acquisition.recorder import Recorder
 rec = Recorder([{src.name!r}, {src.marker_name!r}], {str(out)!r}, flush_every=0.2)
 rec.start()
 t0 = time.monotonic()
@@ -492,7 +492,7 @@ def test_stream_loss_and_recovery_are_annotated(tmp_path, unique_name):
 
 def test_missing_stream_leaves_nothing_behind(tmp_path, unique_name):
     _needs_inlet()
-    from acquisition.errors import StreamNotFoundError
+    from neurodeck.acquisition.errors import StreamNotFoundError
 
     out = tmp_path / "none_raw.fif"
     with pytest.raises(StreamNotFoundError, match=unique_name):
@@ -501,7 +501,7 @@ def test_missing_stream_leaves_nothing_behind(tmp_path, unique_name):
 
 
 def test_recover_command_line(tmp_path, capsys):
-    from app.cli import main
+    from neurodeck.app.cli import main
 
     out = tmp_path / "cmd_raw.fif"
     store = PartialStore(partial_dir_for(out), out, [{**_eeg_desc("E", 2, 100.0), "key": "s0"}])

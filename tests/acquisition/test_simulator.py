@@ -10,9 +10,9 @@ import pytest
 from scipy import signal
 from threadpoolctl import threadpool_limits
 
-from acquisition.errors import AcquisitionError
-from acquisition.markers import CODES
-from acquisition.simulator import (
+from neurodeck.acquisition.errors import AcquisitionError
+from neurodeck.acquisition.markers import CODES
+from neurodeck.acquisition.simulator import (
     EEGGenerator,
     Simulator,
     SimulatorConfig,
@@ -356,7 +356,7 @@ def test_streamed_external_cue_marker_and_truth_stream(unique_name):
 
 
 def test_cli_check_streams_and_reads_back(unique_name, capsys):
-    from app.cli import build_parser
+    from neurodeck.app.cli import build_parser
 
     args = build_parser().parse_args(["simulate", "--check", "--duration", "2", "--channels", "8",
                                       "--srate", "256", "--speed", "4", "--name", unique_name])  # fmt: skip
@@ -370,7 +370,7 @@ def test_cli_check_streams_and_reads_back(unique_name, capsys):
 def test_cli_bad_values_exit_2_with_one_line(capsys):
     import signal as _signal
 
-    from app.cli import main
+    from neurodeck.app.cli import main
 
     saved = _signal.getsignal(_signal.SIGTERM)
     try:
@@ -391,7 +391,7 @@ def test_cli_stops_cleanly_on_sigterm(unique_name):
     import sys
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app", "simulate", "--channels", "8", "--srate", "128", "--name", unique_name],
+        [sys.executable, "-m", "neurodeck.app", "simulate", "--channels", "8", "--srate", "128", "--name", unique_name],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip

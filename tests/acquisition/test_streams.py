@@ -6,10 +6,10 @@ import json
 import pylsl
 import pytest
 
-from acquisition.errors import AcquisitionError, StreamNotFoundError
-from acquisition.outlet import DataOutlet, MarkerOutlet, make_stream_info
-from acquisition.streams import StreamDescription, full_info, list_streams, resolve_stream
-from app.cli import main
+from neurodeck.acquisition.errors import AcquisitionError, StreamNotFoundError
+from neurodeck.acquisition.outlet import DataOutlet, MarkerOutlet, make_stream_info
+from neurodeck.acquisition.streams import StreamDescription, full_info, list_streams, resolve_stream
+from neurodeck.app.cli import main
 
 
 @pytest.fixture

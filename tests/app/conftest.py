@@ -69,7 +69,7 @@ def _close_leftover_windows(request):
 @pytest.fixture(scope="session", autouse=True)
 def _gc_on_the_gui_thread(qapp):
     """As in the app (app/ui/qtgc.py): no garbage collection on background threads."""
-    from app.ui.qtgc import install_gui_gc
+    from neurodeck.app.ui.qtgc import install_gui_gc
 
     install_gui_gc()
     yield
@@ -78,8 +78,8 @@ def _gc_on_the_gui_thread(qapp):
 @pytest.fixture(scope="session")
 def bundle_dir(tmp_path_factory, asset_edfs):
     """A csp-lda bundle trained once on S001 runs 4 and 8 (run 12 stays unseen)."""
-    from app.ui.features_page import load_trials
-    from app.ui.train_page import fit_and_save, run_cross_validation
+    from neurodeck.app.ui.features_page import load_trials
+    from neurodeck.app.ui.train_page import fit_and_save, run_cross_validation
 
     trials = load_trials([p for p in asset_edfs if p.name in ("S001R04.edf", "S001R08.edf")])
     res = run_cross_validation(trials, ["csp-lda"], cv=3)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import json
 
-from app.cli import main
-from decoders.online import OnlineDecoder
+from neurodeck.app.cli import main
+from neurodeck.decoders.online import OnlineDecoder
 
 PICKS = "FC3,FC1,FC2,FC4,C5,C3,C1,Cz,C2,C4,C6,CP3,CP1,CPz,CP2,CP4"
 

@@ -8,12 +8,12 @@ import time
 import numpy as np
 import pylsl
 
-from app.demo import ASSETS, run_demo
+from neurodeck.app.demo import ASSETS, run_demo
 
 
 def test_demo_calibrates_trains_and_decodes_live_above_chance(tmp_path, caplog):
     lines: list[str] = []
-    with caplog.at_level("WARNING", logger="acquisition"):
+    with caplog.at_level("WARNING", logger="neurodeck.acquisition"):
         res = run_demo(tmp_path, speed=16.0, pipelines=("ts-lr",), report=lines.append)
     # calibration went through LSL into a real recording with every cue
     import mne
@@ -21,7 +21,7 @@ def test_demo_calibrates_trains_and_decodes_live_above_chance(tmp_path, caplog):
     raw = mne.io.read_raw_fif(res.calibration_file, verbose="error")
     from collections import Counter
 
-    from acquisition.io import load_recording
+    from neurodeck.acquisition.io import load_recording
 
     sources = [load_recording(ASSETS / f) for f in ("S001R04.edf", "S001R08.edf")]
     # every sample and every marker of both runs (125 s at 160 Hz each; T0 rest, T1/T2 cues)
@@ -46,8 +46,8 @@ def test_demo_calibrates_trains_and_decodes_live_above_chance(tmp_path, caplog):
 
 
 def test_decode_cli_publishes_decisions_for_an_independent_inlet(tmp_path, unique_name):
-    from acquisition.player import Player
-    from app.cli import main
+    from neurodeck.acquisition.player import Player
+    from neurodeck.app.cli import main
 
     bundle = tmp_path / "model"
     files = ",".join(str(ASSETS / f) for f in ("S001R04.edf", "S001R08.edf"))
@@ -56,7 +56,7 @@ def test_decode_cli_publishes_decisions_for_an_independent_inlet(tmp_path, uniqu
     out_name = f"{unique_name}-dec"
     player = Player(ASSETS / "S001R12.edf", speed=4.0, name=unique_name, loop=True)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "decode", "--model", str(bundle), "--stream",
+        [sys.executable, "-m", "neurodeck.app.cli", "decode", "--model", str(bundle), "--stream",
          unique_name, "--out-name", out_name, "--duration", "6"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
@@ -93,7 +93,7 @@ def test_decode_cli_publishes_decisions_for_an_independent_inlet(tmp_path, uniqu
 
 
 def test_decode_cli_refuses_a_missing_model(tmp_path, capsys):
-    from app.cli import main
+    from neurodeck.app.cli import main
 
     assert main(["decode", "--model", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err
@@ -101,13 +101,13 @@ def test_decode_cli_refuses_a_missing_model(tmp_path, capsys):
 
 
 def test_demo_json_flag_rejects_bad_speed(capsys):
-    from app.cli import main
+    from neurodeck.app.cli import main
 
     assert main(["demo", "--speed", "0", "--headless"]) == 2
     assert "--speed 0" in capsys.readouterr().err
 
 
 def test_demo_help_mentions_the_embedded_recording():
-    out = subprocess.run([sys.executable, "-m", "app.cli", "demo", "--help"], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "neurodeck.app.cli", "demo", "--help"], capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 0 and "EEGMMIDB" in out.stdout

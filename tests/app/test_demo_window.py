@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from app.ui.demo_window import AUTO_CLOSE_ENV, DemoWindow, run_demo_window, summary_text  # noqa: E402
+from neurodeck.app.ui.demo_window import AUTO_CLOSE_ENV, DemoWindow, run_demo_window, summary_text  # noqa: E402
 
 
 def _new_threads(before: set, timeout: float = 10.0) -> list[str]:
@@ -146,19 +146,18 @@ def test_run_demo_window_returns_the_exit_code_and_auto_closes(qapp, tmp_path, m
     assert "opening the window" in cap.out
     assert "neurodeck demo: failed:" in cap.err and "not-a-folder" in cap.err
     monkeypatch.setenv(AUTO_CLOSE_ENV, "soon")
-    from app.cli import UserError
+    from neurodeck.app.cli import UserError
 
     with pytest.raises(UserError, match="'soon' invalid"):
         run_demo_window(root, speed=8.0, pipelines=["ts-lr"])
 
 
 def test_cli_demo_with_a_display_opens_the_window(qapp, tmp_path, monkeypatch, capsys):
-    import app.display
-    from app.cli import main
+    from neurodeck.app.cli import main
 
     root = tmp_path / "not-a-folder"
     root.write_text("x")
-    monkeypatch.setattr(app.display, "display_name", lambda: ":0")
+    monkeypatch.setattr(neurodeck.app.display, "display_name", lambda: ":0")
     monkeypatch.setenv(AUTO_CLOSE_ENV, "0")
     assert main(["demo", "--root", str(root), "--pipelines", "ts-lr", "--speed", "8"]) == 1
     cap = capsys.readouterr()
@@ -167,7 +166,7 @@ def test_cli_demo_with_a_display_opens_the_window(qapp, tmp_path, monkeypatch, c
 
 
 def test_window_problem_says_why_qt_cannot_open_a_window(monkeypatch):
-    from app.display import XCB_PACKAGES, window_problem
+    from neurodeck.app.display import XCB_PACKAGES, window_problem
 
     monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
     assert window_problem() is None
@@ -187,7 +186,7 @@ def test_window_problem_says_why_qt_cannot_open_a_window(monkeypatch):
 
 
 def test_display_name_follows_the_platform_and_the_environment(monkeypatch):
-    import app.display as d
+    import neurodeck.app.display as d
 
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     monkeypatch.setenv("DISPLAY", ":5")
@@ -213,7 +212,7 @@ QT_NO_SERVER = "qt.qpa.xcb: could not connect to display :5\nqt.qpa.plugin: Coul
 
 
 def test_explain_qt_failure_names_the_packages_only_when_the_plugin_does_not_load():
-    from app.display import XCB_PACKAGES, explain_qt_failure
+    from neurodeck.app.display import XCB_PACKAGES, explain_qt_failure
 
     text = explain_qt_failure(QT_NO_XCB_CURSOR, ":0", -6)
     assert text == ("Qt cannot open a window on display ':0': From 6.5.0, xcb-cursor0 or "

@@ -7,9 +7,9 @@ import numpy as np
 import pylsl
 import pytest
 
-from acquisition.inlet import Inlet
-from acquisition.outlet import DataOutlet, make_stream_info
-from app.engine import EngineState, OnlineEngine
+from neurodeck.acquisition.inlet import Inlet
+from neurodeck.acquisition.outlet import DataOutlet, make_stream_info
+from neurodeck.app.engine import EngineState, OnlineEngine
 
 SRATE = 256.0
 LABELS = ["C3", "Cz", "C4", "COUNTER"]
@@ -140,7 +140,7 @@ def test_engine_skips_windows_across_a_gap(source):
 
 
 def test_engine_windows_are_the_offline_windows_and_a_late_start_skips_nothing(source):
-    from decoders.evaluation import sliding_windows
+    from neurodeck.decoders.evaluation import sliding_windows
 
     name, outlet = source
 

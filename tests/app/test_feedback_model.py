@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from app.feedback_model import (
+from neurodeck.app.feedback_model import (
     CuedRunScorer,
     CursorConfig,
     CursorTask,
@@ -154,10 +154,10 @@ def test_cued_run_scorer_gives_the_offline_scores_on_the_same_decisions(asset_ed
     The decisions get LSL-like times (an arbitrary clock offset, last-sample timestamps) and the
     cue markers the time of their sample, as the Online page and the demo window feed them.
     """
-    from acquisition.io import get_events, load_recording
-    from decoders.epochs import pick_indices
-    from decoders.evaluation import pseudo_online
-    from decoders.online import OnlineDecoder
+    from neurodeck.acquisition.io import get_events, load_recording
+    from neurodeck.decoders.epochs import pick_indices
+    from neurodeck.decoders.evaluation import pseudo_online
+    from neurodeck.decoders.online import OnlineDecoder
 
     dec = OnlineDecoder(bundle_dir)
     raw = load_recording(next(p for p in asset_edfs if p.name == "S001R12.edf"))

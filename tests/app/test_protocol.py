@@ -6,8 +6,8 @@ from collections import Counter
 
 import pytest
 
-from acquisition.markers import CODES
-from app.protocol import (
+from neurodeck.acquisition.markers import CODES
+from neurodeck.app.protocol import (
     CalibrationProtocol,
     EventLog,
     MarkerSink,

@@ -5,10 +5,16 @@ import json
 
 import pytest
 
-from app.cli import UserError
-from app.protocol import ProtocolConfig
-from app.session import Session, SessionError, list_sessions, sanitize_filename, validate_name
-from app.settings import Settings, config_dir
+from neurodeck.app.cli import UserError
+from neurodeck.app.protocol import ProtocolConfig
+from neurodeck.app.session import (
+    Session,
+    SessionError,
+    list_sessions,
+    sanitize_filename,
+    validate_name,
+)
+from neurodeck.app.settings import Settings, config_dir
 
 
 def test_create_open_and_layout(session_root):

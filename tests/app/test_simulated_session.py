@@ -8,16 +8,16 @@ import time
 import numpy as np
 import pylsl
 
-from acquisition.inlet import Inlet, MarkerInlet
-from acquisition.markers import name_of
-from acquisition.recorder import Recorder
-from acquisition.simulator import Simulator, SimulatorConfig, run_duration
-from app.commands.evaluate import load_dataset
-from app.engine import OnlineEngine
-from decoders.evaluation import score_trials
-from decoders.online import OnlineDecoder
-from decoders.onnx import save_bundle
-from decoders.pipelines import DecoderConfig
+from neurodeck.acquisition.inlet import Inlet, MarkerInlet
+from neurodeck.acquisition.markers import name_of
+from neurodeck.acquisition.recorder import Recorder
+from neurodeck.acquisition.simulator import Simulator, SimulatorConfig, run_duration
+from neurodeck.app.commands.evaluate import load_dataset
+from neurodeck.app.engine import OnlineEngine
+from neurodeck.decoders.evaluation import score_trials
+from neurodeck.decoders.online import OnlineDecoder
+from neurodeck.decoders.onnx import save_bundle
+from neurodeck.decoders.pipelines import DecoderConfig
 
 CLASSES = ("left_hand", "right_hand")
 

@@ -10,10 +10,10 @@ pytest.importorskip("pytestqt")
 
 from PyQt6.QtCore import Qt  # noqa: E402
 
-from app.protocol import Phase, ProtocolConfig  # noqa: E402
-from app.session import Session  # noqa: E402
-from app.ui.main_window import MainWindow  # noqa: E402
-from app.ui.qt_models import AppContext  # noqa: E402
+from neurodeck.app.protocol import Phase, ProtocolConfig  # noqa: E402
+from neurodeck.app.session import Session  # noqa: E402
+from neurodeck.app.ui.main_window import MainWindow  # noqa: E402
+from neurodeck.app.ui.qt_models import AppContext  # noqa: E402
 
 FAST = ProtocolConfig(classes=("left_hand", "right_hand"), trials_per_class=3, fixation_s=0.2,
                       cue_s=0.3, imagery_s=0.3, rest_min_s=0.1, rest_max_s=0.2, lead_in_s=0.3,
@@ -161,8 +161,8 @@ def test_abort_and_close_save_the_recording(window, qtbot, session_root):
 def test_cue_display_draws_each_cue(qtbot):
     from PyQt6.QtGui import QColor
 
-    from app.protocol import ProtocolEvent
-    from app.ui.cue_display import CueDisplay
+    from neurodeck.app.protocol import ProtocolEvent
+    from neurodeck.app.ui.cue_display import CueDisplay
 
     disp = CueDisplay(show_progress=False, beep=False)
     qtbot.addWidget(disp)

@@ -8,10 +8,10 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from app.ui.main_window import PAGES, MainWindow  # noqa: E402
-from app.ui.qt_models import AppContext  # noqa: E402
-from app.ui.signal_view import bad_channel_flags, design_filter, peak_downsample  # noqa: E402
-from app.ui.widgets import PlaceholderPage  # noqa: E402
+from neurodeck.app.ui.main_window import PAGES, MainWindow  # noqa: E402
+from neurodeck.app.ui.qt_models import AppContext  # noqa: E402
+from neurodeck.app.ui.signal_view import bad_channel_flags, design_filter, peak_downsample  # noqa: E402
+from neurodeck.app.ui.widgets import PlaceholderPage  # noqa: E402
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def test_pages_in_workflow_order_with_placeholders(window):
     for key in ("features", "train", "online", "replay"):
         page = window.pages[key]
         try:
-            __import__(f"app.ui.{key}_page")
+            __import__(f"neurodeck.app.ui.{key}_page")
         except ModuleNotFoundError:
             assert isinstance(page, PlaceholderPage)
             assert "Coming next" in page.findChildren(type(window.counters_label))[-1].text()
@@ -108,7 +108,7 @@ def test_simulator_lists_connects_and_draws(window, qtbot):
 
 
 def test_connect_to_listed_stream_and_errors_show_in_window(window, qtbot, unique_name):
-    from acquisition.simulator import Simulator, SimulatorConfig
+    from neurodeck.acquisition.simulator import Simulator, SimulatorConfig
 
     page = window.pages["connect"]
     page.connect_selected()  # nothing chosen: a readable error in the banner
@@ -174,9 +174,9 @@ def test_replay_a_real_recording(window, qtbot, asset_edfs):
 
 
 def test_session_dialog_and_settings_persist(qtbot, session_root, neurodeck_home):
-    from app.session import Session
-    from app.settings import Settings
-    from app.ui.main_window import SessionDialog
+    from neurodeck.app.session import Session
+    from neurodeck.app.settings import Settings
+    from neurodeck.app.ui.main_window import SessionDialog
 
     Session.create(session_root, "S07", "old")
     dlg = SessionDialog(session_root)
@@ -209,13 +209,13 @@ def test_gui_command_without_display_exits_2(tmp_path):
 
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
     env["NEURODECK_HOME"] = str(tmp_path)
-    r = subprocess.run([sys.executable, "-m", "app", "gui"], env=env, capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-m", "neurodeck.app", "gui"], env=env, capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1
     assert "QT_QPA_PLATFORM=offscreen" in lines[0] and "libxcb-cursor0" in lines[0]
-    r = subprocess.run([sys.executable, "-m", "app", "gui", "--session", str(tmp_path / "nope")],
+    r = subprocess.run([sys.executable, "-m", "neurodeck.app", "gui", "--session", str(tmp_path / "nope")],
                        env={**env, "QT_QPA_PLATFORM": "offscreen"}, capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 2 and "not a neurodeck session" in r.stderr
@@ -231,7 +231,7 @@ class _BufferOnlyInlet:
     """What the views read from an Inlet: ``description`` and the real RingBuffer."""
 
     def __init__(self, n_ch, srate):
-        from acquisition.buffer import RingBuffer
+        from neurodeck.acquisition.buffer import RingBuffer
 
         self.description = _FakeDesc(n_ch, srate)
         self.buffer = RingBuffer(n_ch, int(30 * srate))
@@ -245,7 +245,7 @@ class _BufferOnlyInlet:
 
 
 def test_incremental_bins_equal_full_downsampling(qtbot):
-    from app.ui.signal_view import SignalView
+    from neurodeck.app.ui.signal_view import SignalView
 
     view = SignalView(prefs={"filter": False, "notch_hz": 0.0, "car": False, "span_s": 10})
     qtbot.addWidget(view)

@@ -12,9 +12,9 @@ from PyQt6.QtCore import QEvent, QPointF, Qt  # noqa: E402
 from PyQt6.QtGui import QMouseEvent  # noqa: E402
 from PyQt6.QtWidgets import QApplication  # noqa: E402
 
-from app.ui.features_page import FeaturesPage, cells_to_specs, default_mapping  # noqa: E402
-from app.ui.qt_models import AppContext  # noqa: E402
-from decoders.selection import parse_selection  # noqa: E402
+from neurodeck.app.ui.features_page import FeaturesPage, cells_to_specs, default_mapping  # noqa: E402
+from neurodeck.app.ui.qt_models import AppContext  # noqa: E402
+from neurodeck.decoders.selection import parse_selection  # noqa: E402
 
 
 def test_cells_to_specs_roundtrip():

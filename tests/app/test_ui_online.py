@@ -8,9 +8,9 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from app.session import Session  # noqa: E402
-from app.ui.online_page import OnlinePage  # noqa: E402
-from app.ui.qt_models import AppContext  # noqa: E402
+from neurodeck.app.session import Session  # noqa: E402
+from neurodeck.app.ui.online_page import OnlinePage  # noqa: E402
+from neurodeck.app.ui.qt_models import AppContext  # noqa: E402
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from app.ui.qt_models import AppContext  # noqa: E402
-from app.ui.replay_page import ReplayPage, evaluate_recording  # noqa: E402
+from neurodeck.app.ui.qt_models import AppContext  # noqa: E402
+from neurodeck.app.ui.replay_page import ReplayPage, evaluate_recording  # noqa: E402
 
 
 @pytest.fixture
@@ -87,10 +87,10 @@ def test_pseudo_online_evaluation_on_unseen_run(page, qtbot, asset_edfs, bundle_
     # ... which is the bundle's own pseudo-online replay (filter padding from the bundle, as the
     # live engine and `neurodeck evaluate --pseudo-online` use it; a page that lost the padding
     # counted windows holding pre-cue signal and scored 2 of these 15 trials differently)
-    from acquisition.io import load_recording
-    from decoders.epochs import pick_indices
-    from decoders.evaluation import pseudo_online
-    from decoders.online import OnlineDecoder
+    from neurodeck.acquisition.io import load_recording
+    from neurodeck.decoders.epochs import pick_indices
+    from neurodeck.decoders.evaluation import pseudo_online
+    from neurodeck.decoders.online import OnlineDecoder
 
     dec = OnlineDecoder(bundle_dir)
     assert dec.pad_samples == round(dec.bundle.meta["pad_s"] * dec.sfreq) > 0

@@ -8,9 +8,9 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from app.session import Session  # noqa: E402
-from app.ui.qt_models import AppContext  # noqa: E402
-from app.ui.train_page import TrainPage  # noqa: E402
+from neurodeck.app.session import Session  # noqa: E402
+from neurodeck.app.ui.qt_models import AppContext  # noqa: E402
+from neurodeck.app.ui.train_page import TrainPage  # noqa: E402
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def page(qtbot):
 
 
 def test_train_page_cv_table_confusion_bundle_report(page, qtbot, asset_edfs, session_root):
-    from decoders.onnx import load_bundle
+    from neurodeck.decoders.onnx import load_bundle
 
     errors = []
     page.context.error_reported.connect(errors.append)
@@ -109,8 +109,8 @@ def test_selection_restored_from_a_reopened_session(page, session_root):
 
 
 def test_folds_capped_by_the_smallest_class(asset_edfs):
-    from app.ui.features_page import load_trials
-    from app.ui.train_page import run_cross_validation
+    from neurodeck.app.ui.features_page import load_trials
+    from neurodeck.app.ui.train_page import run_cross_validation
 
     tr = load_trials(asset_edfs[:1])
     keep = np.r_[np.flatnonzero(tr.y == "left_hand")[:5], np.flatnonzero(tr.y == "right_hand")[:3]]

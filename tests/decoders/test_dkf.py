@@ -8,7 +8,7 @@ import onnxruntime as ort
 import pytest
 from scipy.linalg import solve_discrete_lyapunov
 
-from decoders.dkf import (
+from neurodeck.decoders.dkf import (
     DiscriminativeKalmanFilter,
     KalmanFilter,
     dkf_update,
@@ -20,8 +20,8 @@ from decoders.dkf import (
     stationary_covariance,
     velocity_metrics,
 )
-from decoders.errors import DecoderError, ModelBundleError
-from decoders.nw_onnx import make_nw_model
+from neurodeck.decoders.errors import DecoderError, ModelBundleError
+from neurodeck.decoders.nw_onnx import make_nw_model
 
 A_TRUE = np.array([[0.9, 0.15], [-0.2, 0.8]])  # not symmetric: a transposed fit would show
 GAMMA_TRUE = np.array([[0.3, 0.05], [0.05, 0.2]])

@@ -26,11 +26,11 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 from sklearn.utils import estimator_checks as ec
 
-from decoders.errors import DecoderError
-from decoders.features.connectivity import NodeStrength
-from decoders.features.covariance import AugmentedCovariances, Covariances
-from decoders.features.psd import PSD
-from decoders.selection import FeatureSelector
+from neurodeck.decoders.errors import DecoderError
+from neurodeck.decoders.features.connectivity import NodeStrength
+from neurodeck.decoders.features.covariance import AugmentedCovariances, Covariances
+from neurodeck.decoders.features.psd import PSD
+from neurodeck.decoders.selection import FeatureSelector
 
 FS = 160.0
 CH = ["C3", "Cz", "C4", "Pz"]

@@ -4,14 +4,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from decoders.errors import DecoderError
-from decoders.evaluation import (
+from neurodeck.decoders.errors import DecoderError
+from neurodeck.decoders.evaluation import (
     cross_validate_pipelines,
     pseudo_online,
     score_trial,
     score_trials,
 )
-from decoders.pipelines import make_pipeline
+from neurodeck.decoders.pipelines import make_pipeline
 from tests.decoders.test_pipelines import load_s001
 
 KEYS = {"dataset", "pipeline", "metric", "score", "fold_scores", "n_trials", "fit_time_s",
@@ -72,7 +72,7 @@ def test_pseudo_online_takes_the_padding_from_a_filter_bank_first_step():
     pipe = make_pipeline("fbts-lr", sf, ch).fit(X[:30], y[:30])
     data, onsets, labels = runs[2]
     res = pseudo_online(pipe, data, sf, (onsets, labels), window_s=X.shape[2] / sf, step_s=0.5)
-    from decoders.evaluation import score_trials
+    from neurodeck.decoders.evaluation import score_trials
 
     kw = dict(window=X.shape[2], trial_len=int(4 * sf), sfreq=sf)
     with_pad = score_trials(res.ends, res.outputs, res.labels, onsets, labels, n_pad=160, **kw)

@@ -6,14 +6,14 @@ import pytest
 from scipy.integrate import solve_ivp
 from scipy.signal import lfilter
 
-from decoders.errors import ChannelMismatchError, DecoderError
-from decoders.features.connectivity import (
+from neurodeck.decoders.errors import ChannelMismatchError, DecoderError
+from neurodeck.decoders.features.connectivity import (
     NodeStrength,
     coherence,
     cross_spectra,
     node_strength,
 )
-from decoders.features.covariance import (
+from neurodeck.decoders.features.covariance import (
     AugmentedCovariances,
     augment,
     fnn_fractions,
@@ -21,7 +21,7 @@ from decoders.features.covariance import (
     mutual_information_curve,
     mutual_information_lag,
 )
-from decoders.features.psd import PSD, burg_ar, burg_psd, welch_psd
+from neurodeck.decoders.features.psd import PSD, burg_ar, burg_psd, welch_psd
 
 FS = 160.0
 
@@ -365,7 +365,7 @@ def test_augmented_covariances_auto_and_fixed():
 
 # --------------------------------------------------------------------------- input checks
 def test_check_helpers_messages():
-    from decoders._checks import check_band, check_epochs, check_labels, check_sfreq
+    from neurodeck.decoders._checks import check_band, check_epochs, check_labels, check_sfreq
 
     X = np.zeros((2, 3, 10), dtype=np.float32)
     out = check_epochs(X)
@@ -401,7 +401,7 @@ def test_check_helpers_messages():
 def test_welch_psd_equals_scipy_welch(nperseg, noverlap, n_times):
     from scipy import signal
 
-    from decoders.features.psd import welch_psd
+    from neurodeck.decoders.features.psd import welch_psd
 
     rng = np.random.default_rng(0)
     X = rng.standard_normal((3, 4, n_times)) * 10 + 5

@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from decoders.errors import ChannelMismatchError, DecoderError
-from decoders.evaluation import pseudo_online, sliding_windows
-from decoders.online import OnlineDecoder
-from decoders.onnx import save_bundle
-from decoders.pipelines import DecoderConfig
+from neurodeck.decoders.errors import ChannelMismatchError, DecoderError
+from neurodeck.decoders.evaluation import pseudo_online, sliding_windows
+from neurodeck.decoders.online import OnlineDecoder
+from neurodeck.decoders.onnx import save_bundle
+from neurodeck.decoders.pipelines import DecoderConfig
 from tests.decoders.test_pipelines import load_s001
 
 

@@ -9,9 +9,9 @@ import warnings
 import numpy as np
 import pytest
 
-from decoders.errors import ModelBundleError
-from decoders.onnx import MODEL_FILE, SIDECAR_FILE, load_bundle, save_bundle
-from decoders.pipelines import PIPELINES, DecoderConfig
+from neurodeck.decoders.errors import ModelBundleError
+from neurodeck.decoders.onnx import MODEL_FILE, SIDECAR_FILE, load_bundle, save_bundle
+from neurodeck.decoders.pipelines import PIPELINES, DecoderConfig
 from tests.decoders.test_pipelines import load_s001
 
 # small grids / fixed (order, lag) keep the test fast; the full searches run in `neurodeck evaluate`
@@ -78,7 +78,7 @@ def test_calibrated_svm_head_is_a_linear_head_with_the_calibrated_probabilities(
     """Two classes: p1 = expit(-(a (w·x + b_svm) + b)) exported as MatMul/Add/Sigmoid."""
     from scipy.special import expit
 
-    from decoders.onnx import head_to_onnx
+    from neurodeck.decoders.onnx import head_to_onnx
 
     rng = np.random.default_rng(1)
     y = np.repeat(["left_hand", "right_hand"], 30)
@@ -99,7 +99,7 @@ def test_calibrated_svm_head_is_a_linear_head_with_the_calibrated_probabilities(
 
 
 def test_calibrated_svm_head_with_three_classes_goes_through_skl2onnx():
-    from decoders.onnx import head_to_onnx
+    from neurodeck.decoders.onnx import head_to_onnx
 
     rng = np.random.default_rng(2)
     y = np.repeat(["a", "b", "c"], 25)
@@ -114,7 +114,7 @@ def test_calibrated_svm_head_with_three_classes_goes_through_skl2onnx():
 
 
 def test_calibrated_head_with_an_ensemble_is_a_clear_error():
-    from decoders.onnx import head_to_onnx
+    from neurodeck.decoders.onnx import head_to_onnx
 
     rng = np.random.default_rng(3)
     y = np.repeat([0, 1], 20)
@@ -149,14 +149,14 @@ def test_filter_bank_and_filter_passes_are_stored_and_old_bundles_keep_one_pass(
     X, *_ = load_s001()
     meta = json.loads((fitted["fbts-lr"][2] / SIDECAR_FILE).read_text())
     fb = meta["feature_steps"][0]
-    assert fb["class"] == "decoders.pipelines.FilterBankTangentSpace"
+    assert fb["class"] == "neurodeck.decoders.pipelines.FilterBankTangentSpace"
     assert len(fb["state"]["tangent_spaces_"]["__seq__"]) == 7
     assert fb["params"]["passes"] == 2
     # a bundle written before 'passes' existed was filtered with one pass and must stay so
     src = fitted["ts-lr"][2]
     meta = json.loads((src / SIDECAR_FILE).read_text())
     bp = meta["feature_steps"][0]
-    assert bp["class"] == "decoders.epochs.BandPass" and bp["params"].pop("passes") == 2
+    assert bp["class"] == "neurodeck.decoders.epochs.BandPass" and bp["params"].pop("passes") == 2
     dst = tmp_path / "old"
     shutil.copytree(src, dst)
     (dst / SIDECAR_FILE).write_text(json.dumps(meta))
@@ -245,8 +245,8 @@ def _raw_window_model(n_ch: int, n_t: int, n_classes: int = 2):
 def test_user_raw_window_onnx_model(tmp_path):
     import onnx
 
-    from decoders.epochs import BandPass
-    from decoders.online import OnlineDecoder
+    from neurodeck.decoders.epochs import BandPass
+    from neurodeck.decoders.online import OnlineDecoder
 
     X, y, ch, sf, _ = load_s001()
     n_t = X.shape[2] - 160

@@ -10,7 +10,7 @@ import pytest
 from pyriemann.classification import FgMDM
 from pyriemann.estimation import Covariances
 
-from decoders.epochs import (
+from neurodeck.decoders.epochs import (
     BandPass,
     bandpass_sos,
     extract_epochs,
@@ -18,8 +18,8 @@ from decoders.epochs import (
     n_samples,
     pick_indices,
 )
-from decoders.errors import DecoderError
-from decoders.pipelines import (
+from neurodeck.decoders.errors import DecoderError
+from neurodeck.decoders.pipelines import (
     PIPELINES,
     DecoderConfig,
     FilterBankTangentSpace,
@@ -40,7 +40,7 @@ def load_s001(picks: tuple[str, ...] | None = TEST_PICKS):
 
     Returns X (45, n_ch, 481), y (45,) str, ch_names, sfreq, and per run (data, onsets, labels).
     """
-    from acquisition.io import get_events, load_recording
+    from neurodeck.acquisition.io import get_events, load_recording
 
     cfg = DecoderConfig(pipeline="ts-lr", picks=picks)
     Xs, ys, runs = [], [], []

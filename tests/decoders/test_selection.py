@@ -6,8 +6,8 @@ import logging
 import numpy as np
 import pytest
 
-from decoders.errors import DecoderError
-from decoders.selection import FeatureSelector, parse_selection, r2_map, top_features
+from neurodeck.decoders.errors import DecoderError
+from neurodeck.decoders.selection import FeatureSelector, parse_selection, r2_map, top_features
 
 CH = ["C3", "Cz", "C4", "Pz"]
 FREQS = np.arange(8.0, 31.0)
@@ -179,7 +179,7 @@ def s001_epochs(asset_edfs):
 
 @pytest.mark.parametrize("method", ["welch", "burg"])
 def test_r2_map_on_eegmmidb_left_vs_right_fist(s001_epochs, method):
-    from decoders.features.psd import PSD
+    from neurodeck.decoders.features.psd import PSD
 
     X, y, names, sfreq = s001_epochs
     assert X.shape == (45, 64, 321) and np.bincount(y).tolist() == [23, 22]

@@ -20,8 +20,8 @@ def s001():
 @pytest.fixture(scope="session")
 def bundle_dir(s001, tmp_path_factory):
     """A psd-lda bundle (ONNX + JSON) trained on the real S001 windows."""
-    from decoders.onnx import save_bundle
-    from decoders.pipelines import DecoderConfig
+    from neurodeck.decoders.onnx import save_bundle
+    from neurodeck.decoders.pipelines import DecoderConfig
 
     X, y, ch, sf, _ = s001
     cfg = DecoderConfig(pipeline="psd-lda")

@@ -15,13 +15,13 @@ import mne
 import numpy as np
 import pytest
 
-from acquisition.errors import RecordingError
-from acquisition.io import get_events, load_recording, read_xdf_streams
-from app.cli import main as cli_main
-from app.protocol import ProtocolConfig, ProtocolError
-from decoders.errors import DecoderError, ModelBundleError
-from decoders.onnx import MODEL_FILE, SIDECAR_FILE, load_bundle
-from decoders.pipelines import DecoderConfig
+from neurodeck.acquisition.errors import RecordingError
+from neurodeck.acquisition.io import get_events, load_recording, read_xdf_streams
+from neurodeck.app.cli import main as cli_main
+from neurodeck.app.protocol import ProtocolConfig, ProtocolError
+from neurodeck.decoders.errors import DecoderError, ModelBundleError
+from neurodeck.decoders.onnx import MODEL_FILE, SIDECAR_FILE, load_bundle
+from neurodeck.decoders.pipelines import DecoderConfig
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +119,7 @@ def test_sidecar_that_is_not_an_object_or_not_utf8(bundle_dir, tmp_path):
 
 def test_onnx_whose_inputs_do_not_match_the_sidecar(s001, bundle_dir, tmp_path):
     """model.onnx of a ts-lr bundle on 3 channels, sidecar of the psd-lda one on all of them."""
-    from decoders.onnx import save_bundle
+    from neurodeck.decoders.onnx import save_bundle
 
     X, y, ch, sf, _ = s001
     cfg = DecoderConfig(pipeline="ts-lr")

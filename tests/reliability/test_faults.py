@@ -17,13 +17,13 @@ import mne
 import numpy as np
 import pytest
 
-from acquisition.inlet import Inlet, StreamState
-from acquisition.outlet import DataOutlet, MarkerOutlet, local_clock, make_stream_info
-from acquisition.quality import Flag, QualityConfig, check_window, unit_to_uv
-from acquisition.recorder import Recorder
-from app.engine import EngineState, OnlineEngine
-from decoders.errors import ChannelMismatchError
-from decoders.online import OnlineDecoder
+from neurodeck.acquisition.inlet import Inlet, StreamState
+from neurodeck.acquisition.outlet import DataOutlet, MarkerOutlet, local_clock, make_stream_info
+from neurodeck.acquisition.quality import Flag, QualityConfig, check_window, unit_to_uv
+from neurodeck.acquisition.recorder import Recorder
+from neurodeck.app.engine import EngineState, OnlineEngine
+from neurodeck.decoders.errors import ChannelMismatchError
+from neurodeck.decoders.online import OnlineDecoder
 from tests.reliability.conftest import push_fast, wait_until
 
 

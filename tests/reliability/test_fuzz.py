@@ -19,13 +19,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from acquisition.errors import RecordingError
-from acquisition.io import load_recording
-from acquisition.quality import INVALIDATING, Flag, check_window
-from app.protocol import ProtocolConfig, ProtocolError
-from decoders.errors import DecoderError, ModelBundleError
-from decoders.onnx import SIDECAR_FILE, load_bundle
-from decoders.pipelines import DecoderConfig
+from neurodeck.acquisition.errors import RecordingError
+from neurodeck.acquisition.io import load_recording
+from neurodeck.acquisition.quality import INVALIDATING, Flag, check_window
+from neurodeck.app.protocol import ProtocolConfig, ProtocolError
+from neurodeck.decoders.errors import DecoderError, ModelBundleError
+from neurodeck.decoders.onnx import SIDECAR_FILE, load_bundle
+from neurodeck.decoders.pipelines import DecoderConfig
 
 FILE_EXAMPLES = 100
 CONFIG_EXAMPLES = 60

@@ -16,11 +16,11 @@ import time
 import numpy as np
 import pytest
 
-from acquisition.outlet import DataOutlet, local_clock, make_stream_info
-from acquisition.recorder import Recorder
-from app.session import Session, SessionError, sanitize_filename
-from decoders.errors import ModelBundleError
-from decoders.onnx import SIDECAR_FILE, load_bundle
+from neurodeck.acquisition.outlet import DataOutlet, local_clock, make_stream_info
+from neurodeck.acquisition.recorder import Recorder
+from neurodeck.app.session import Session, SessionError, sanitize_filename
+from neurodeck.decoders.errors import ModelBundleError
+from neurodeck.decoders.onnx import SIDECAR_FILE, load_bundle
 from tests.reliability.conftest import push_fast, wait_until
 
 
@@ -152,7 +152,7 @@ def test_recorder_with_hostile_stream_names_writes_only_inside_its_folder(tmp_pa
 
 def test_stream_name_with_a_newline_is_refused_clearly(tmp_path, unique_name):
     """liblsl's line-based protocol cannot describe such a stream: a clear error, nothing written."""
-    from acquisition.errors import AcquisitionError
+    from neurodeck.acquisition.errors import AcquisitionError
 
     name = f"{unique_name}\nfake: header"
     outlet = DataOutlet(make_stream_info(name, "EEG", ["C3"], 100.0, source_id=unique_name))

@@ -1,0 +1,6 @@
+"""``python -m neurodeck`` is the ``neurodeck`` command."""
+from __future__ import annotations
+
+from neurodeck.app.cli import main
+
+raise SystemExit(main())
