@@ -153,11 +153,12 @@ def test_run_demo_window_returns_the_exit_code_and_auto_closes(qapp, tmp_path, m
 
 
 def test_cli_demo_with_a_display_opens_the_window(qapp, tmp_path, monkeypatch, capsys):
+    from neurodeck.app import display
     from neurodeck.app.cli import main
 
     root = tmp_path / "not-a-folder"
     root.write_text("x")
-    monkeypatch.setattr(neurodeck.app.display, "display_name", lambda: ":0")
+    monkeypatch.setattr(display, "display_name", lambda: ":0")
     monkeypatch.setenv(AUTO_CLOSE_ENV, "0")
     assert main(["demo", "--root", str(root), "--pipelines", "ts-lr", "--speed", "8"]) == 1
     cap = capsys.readouterr()
