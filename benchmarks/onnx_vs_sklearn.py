@@ -7,7 +7,7 @@ bundle's Riemannian-distance step is counted on the ONNX side). The whole window
 head) is timed too: scikit-learn ``pipeline.predict_proba`` vs ``bundle.predict_proba``.
 
 DKF: Nadaraya-Watson ``f(x), Q(x)`` for one time step in numpy vs the hand-built ONNX graph
-(:mod:`decoders.nw_onnx`), and one full ``step`` (f, Q + update) both ways, on the Flint
+(:mod:`decoders.dkf.export`), and one full ``step`` (f, Q + update) both ways, on the Flint
 reaching data (10 features, 5000 training steps) when present, else on simulated features.
 
 Every timing is the median per-call time of many calls; the table gives the median over

@@ -20,8 +20,8 @@ from neurodeck.decoders.dkf import (
     stationary_covariance,
     velocity_metrics,
 )
+from neurodeck.decoders.dkf.export import make_nw_model
 from neurodeck.decoders.errors import DecoderError, ModelBundleError
-from neurodeck.decoders.nw_onnx import make_nw_model
 
 A_TRUE = np.array([[0.9, 0.15], [-0.2, 0.8]])  # not symmetric: a transposed fit would show
 GAMMA_TRUE = np.array([[0.3, 0.05], [0.05, 0.2]])

@@ -1,6 +1,6 @@
-"""Hand-built ONNX graphs for the Nadaraya-Watson observation model of the DKF.
+"""ONNX graphs, runtime sessions and the JSON form of the DKF.
 
-The Discriminative Kalman Filter (:mod:`decoders.dkf`) needs, at every time step, the conditional
+The Discriminative Kalman Filter (:mod:`neurodeck.decoders.dkf`) needs, at every time step, the conditional
 mean ``f(x) = E[z | x]`` and covariance ``Q(x)`` of the state given the features. With
 Nadaraya-Watson (NW) regression both are kernel-weighted averages over the training set:
 
@@ -11,7 +11,7 @@ Nadaraya-Watson (NW) regression both are kernel-weighted averages over the train
 built here node by node with :mod:`onnx.helper` (opset 17, float64 end to end so the outputs agree
 with numpy to ~1e-12). The training data are stored as initializers.
 
-Graph interface (shared by every DKF ONNX model, see :meth:`decoders.dkf.DiscriminativeKalmanFilter.to_onnx`):
+Graph interface (shared by every DKF ONNX model, see :func:`dkf_to_onnx`):
 
 - input ``x``: float64, shape (n_batch, n_features), raw (unstandardised) features;
 - output ``f``: float64, shape (n_batch, n_states), in the filter's centred state coordinates;
@@ -19,21 +19,40 @@ Graph interface (shared by every DKF ONNX model, see :meth:`decoders.dkf.Discrim
 
 The squared distances use the expansion ``|a|^2 + |b|^2 - 2 a.b`` (one MatMul) and the kernel
 logits are shifted by their row maximum before ``Exp``, exactly like the numpy reference
-:func:`decoders.dkf.nadaraya_watson`, so far-away inputs never underflow to 0/0.
+:func:`neurodeck.decoders.dkf.regression.nadaraya_watson`, so far-away inputs never underflow to 0/0.
 """
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from neurodeck.decoders.errors import DecoderError
+from neurodeck.decoders.dkf.updates import _sym_pd_inv
+from neurodeck.decoders.errors import DecoderError, ModelBundleError
+
+if TYPE_CHECKING:
+    from neurodeck.decoders.dkf.filters import DiscriminativeKalmanFilter
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["OPSET", "INPUT_NAME", "F_NAME", "Q_NAME", "nw_nodes", "make_nw_model"]
+__all__ = [
+    "OPSET",
+    "INPUT_NAME",
+    "F_NAME",
+    "Q_NAME",
+    "FORMAT_VERSION",
+    "nw_nodes",
+    "make_nw_model",
+    "dkf_to_onnx",
+    "make_session",
+    "dkf_to_dict",
+    "dkf_from_dict",
+]
+
+FORMAT_VERSION = 1
 
 OPSET = 17
 INPUT_NAME = "x"
@@ -227,9 +246,203 @@ def make_nw_model(
     model = helper.make_model(
         graph,
         opset_imports=[helper.make_opsetid("", OPSET)],
-        producer_name="neurodeck.decoders.nw_onnx",
+        producer_name="neurodeck.decoders.dkf.export",
     )
     model.ir_version = min(model.ir_version, 9)
     onnx.checker.check_model(model)
     logger.debug("built NW ONNX graph: %d nodes, %d training points", len(nodes), X_train.shape[0])
     return model
+
+
+def dkf_to_onnx(dkf: DiscriminativeKalmanFilter) -> onnx.ModelProto:
+    """ONNX model ``x (n, n_features) float64 -> f (n, n_states), Q (n, n_states, n_states)``.
+
+    NW: hand-built graph (:func:`make_nw_model`). MLP: skl2onnx export of the fitted
+    scaler+MLP pipeline for ``f``, with an NW (or constant) ``Q`` branch added to the same
+    graph. GP: not supported (raises :class:`DecoderError`).
+
+    Returns
+    -------
+    model : onnx.ModelProto
+    """
+    dkf._check_fitted()
+    if dkf.regressor == "gp":
+        raise DecoderError("to_onnx supports regressor='nw' and 'mlp', not 'gp'")
+    if dkf.regressor_ is None and dkf.X_train_ is None:
+        raise DecoderError("this DKF has no observation model to export (rebuilt from a dict)")
+    q_kwargs: dict[str, Any] = (
+        {"Q_const": dkf.Q_const_}
+        if dkf.Q_const_ is not None
+        else {"R_train": dkf.R_train_, "q_bandwidth": dkf.q_bandwidth_, "Q_add": dkf.Q_add_}
+    )
+    if dkf.regressor == "nw":
+        return make_nw_model(
+            dkf.X_train_, dkf.x_mean_, dkf.x_scale_,
+            Y_train=dkf.Z_train_, bandwidth=dkf.bandwidth_, **q_kwargs,
+        )
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import DoubleTensorType
+
+    model = convert_sklearn(
+        dkf.regressor_,
+        initial_types=[(INPUT_NAME, DoubleTensorType([None, dkf.n_features_in_]))],
+        target_opset={"": OPSET},
+    )
+    graph = model.graph
+    f_out = graph.output[0].name
+    x_train = dkf.X_train_ if dkf.X_train_ is not None else np.zeros((1, dkf.n_features_in_))
+    nodes, inits, outputs = nw_nodes(
+        x_train, dkf.x_mean_, dkf.x_scale_, prefix="dkfq_", **q_kwargs
+    )
+    graph.node.extend(nodes)
+    graph.node.append(helper.make_node("Reshape", [f_out, "dkfq_f_shape"], [F_NAME]))
+    graph.initializer.extend(inits)
+    graph.initializer.append(
+        onnx.numpy_helper.from_array(
+            np.array([-1, dkf.n_states_], dtype=np.int64), name="dkfq_f_shape"
+        )
+    )
+    del graph.output[:]
+    graph.output.extend(
+        [
+            helper.make_tensor_value_info(
+                F_NAME, onnx.TensorProto.DOUBLE, [None, dkf.n_states_]
+            ),
+            *outputs,
+        ]
+    )
+    onnx.checker.check_model(model)
+    return model
+
+
+def make_session(model: Any) -> Any:
+    """A single-threaded CPU onnxruntime session (fully optimised graph) for ``model``.
+
+    Parameters
+    ----------
+    model : onnxruntime.InferenceSession, bytes, str, path or onnx.ModelProto
+        A session is returned as is.
+
+    Returns
+    -------
+    session : onnxruntime.InferenceSession
+    """
+    import onnxruntime as ort
+
+    if isinstance(model, ort.InferenceSession):
+        return model
+    if hasattr(model, "SerializeToString"):
+        model = model.SerializeToString()
+    elif not isinstance(model, bytes | bytearray):
+        model = str(model)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def check_session(session: Any, n_features: int, n_states: int, warmup: int = 3) -> None:
+    """Check a session's ``x -> f, Q`` interface and shapes, and warm it up.
+
+    Parameters
+    ----------
+    session : onnxruntime.InferenceSession
+    n_features, n_states : int
+    warmup : int
+        Dummy runs, so the first real step is not slow.
+
+    Raises
+    ------
+    ModelBundleError
+        If the names or the output shapes are not those of a DKF observation model.
+    """
+    ins = [i.name for i in session.get_inputs()]
+    outs = [o.name for o in session.get_outputs()]
+    if ins != [INPUT_NAME] or outs[:2] != [F_NAME, Q_NAME]:
+        raise ModelBundleError(
+            f"ONNX model must have input ['x'] and outputs ['f', 'Q'], got inputs {ins}, "
+            f"outputs {outs}"
+        )
+    dummy = np.zeros((1, n_features))
+    for _ in range(max(int(warmup), 1)):
+        f, Q = session.run(None, {INPUT_NAME: dummy})[:2]
+    if f.shape != (1, n_states) or Q.shape != (1, n_states, n_states):
+        raise ModelBundleError(
+            f"ONNX model outputs f {f.shape}, Q {Q.shape}; expected (1, {n_states}) and "
+            f"(1, {n_states}, {n_states})"
+        )
+
+
+def dkf_to_dict(dkf: DiscriminativeKalmanFilter) -> dict[str, Any]:
+    """The filter's parameters and small matrices as a JSON-able dict (no training data).
+
+    Together with :func:`dkf_to_onnx` this is the model bundle: ``from_dict(d).use_onnx(model)``
+    gives a filter whose ``step``/``predict`` equal this one's.
+    """
+    dkf._check_fitted()
+
+    def arr(a: np.ndarray | None) -> list | None:
+        return None if a is None else np.asarray(a, dtype=np.float64).tolist()
+
+    return {
+        "kind": "DiscriminativeKalmanFilter",
+        "format_version": FORMAT_VERSION,
+        "params": {
+            k: (list(v) if isinstance(v, tuple) else v) for k, v in dkf.get_params().items()
+        },
+        "n_features": int(dkf.n_features_in_),
+        "n_states": int(dkf.n_states_),
+        "A": arr(dkf.A_),
+        "Gamma": arr(dkf.Gamma_),
+        "S": arr(dkf.S_),
+        "z_mean": arr(dkf.z_mean_),
+        "x_mean": arr(dkf.x_mean_),
+        "x_scale": arr(dkf.x_scale_),
+        "Q_add": arr(dkf.Q_add_),
+        "bandwidth": dkf.bandwidth_,
+        "q_bandwidth": dkf.q_bandwidth_,
+    }
+
+
+def dkf_from_dict(cls: type, state: dict[str, Any]) -> DiscriminativeKalmanFilter:
+    """Rebuild a filter of class ``cls`` from :func:`dkf_to_dict`; call ``use_onnx`` before filtering."""
+    try:
+        if state.get("kind") != "DiscriminativeKalmanFilter":
+            raise ModelBundleError(f"not a DKF dict: kind={state.get('kind')!r}")
+        if state.get("format_version") != FORMAT_VERSION:
+            raise ModelBundleError(
+                f"unsupported DKF format_version {state.get('format_version')!r}, "
+                f"expected {FORMAT_VERSION}"
+            )
+        params = dict(state["params"])
+        if isinstance(params.get("hidden_layer_sizes"), list):
+            params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+        dkf = cls(**params)
+        d = int(state["n_states"])
+        dkf.n_features_in_ = int(state["n_features"])
+        dkf.n_states_ = d
+        mats = {}
+        for key, shape in (("A", (d, d)), ("Gamma", (d, d)), ("S", (d, d)), ("z_mean", (d,))):
+            mats[key] = np.asarray(state[key], dtype=np.float64)
+            if mats[key].shape != shape or not np.all(np.isfinite(mats[key])):
+                raise ModelBundleError(
+                    f"DKF dict entry {key!r} must be finite with shape {shape}, "
+                    f"got {mats[key].shape}"
+                )
+    except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, ModelBundleError):
+            raise
+        raise ModelBundleError(f"malformed DKF dict: {exc!r}") from exc
+    dkf.A_, dkf.Gamma_, dkf.S_, dkf.z_mean_ = mats["A"], mats["Gamma"], mats["S"], mats["z_mean"]
+    dkf.S_inv_ = _sym_pd_inv(dkf.S_, "stationary covariance S")
+    dkf.x_mean_ = np.asarray(state.get("x_mean"), dtype=np.float64)
+    dkf.x_scale_ = np.asarray(state.get("x_scale"), dtype=np.float64)
+    dkf.Q_add_ = np.asarray(state.get("Q_add"), dtype=np.float64)
+    dkf.bandwidth_ = state.get("bandwidth")
+    dkf.q_bandwidth_ = state.get("q_bandwidth")
+    dkf.regressor_ = None
+    dkf.X_train_ = dkf.Z_train_ = dkf.R_train_ = dkf.Q_const_ = None
+    dkf.onnx_session_ = None
+    dkf.n_fallbacks_ = 0
+    return dkf

@@ -1,0 +1,316 @@
+"""Nadaraya-Watson regression for the DKF's ``f(x)`` and ``Q(x)``, and bandwidth selection.
+
+numpy reference implementation; :mod:`neurodeck.decoders.dkf.export` builds the same computation as
+an ONNX graph.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from neurodeck.decoders.dkf.updates import dkf_update
+from neurodeck.decoders.errors import DecoderError
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "squared_distances",
+    "nadaraya_watson",
+    "nw_loo_predictions",
+    "select_bandwidth_loo",
+    "select_q_bandwidth_loo",
+    "select_q_bandwidth_filter",
+]
+
+def squared_distances(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distances ``|a|^2 + |b|^2 - 2 a.b``, clipped at 0.
+
+    Parameters
+    ----------
+    A : ndarray, shape (n_a, n_features)
+    B : ndarray, shape (n_b, n_features)
+
+    Returns
+    -------
+    D2 : ndarray, shape (n_a, n_b)
+    """
+    d2 = (A**2).sum(axis=1)[:, None] + (B**2).sum(axis=1)[None, :] - 2.0 * (A @ B.T)
+    return np.maximum(d2, 0.0)
+
+
+def _kernel_weights(d2: np.ndarray, bandwidth: float) -> np.ndarray:
+    """Gaussian kernel weights, each row scaled by its largest weight (so no 0/0)."""
+    logits = d2 * (-0.5 / bandwidth**2)
+    logits -= logits.max(axis=1, keepdims=True)
+    return np.exp(logits)
+
+
+def nadaraya_watson(
+    Xq: np.ndarray, X_train: np.ndarray, Y_train: np.ndarray, bandwidth: float
+) -> np.ndarray:
+    """Nadaraya-Watson estimate with a Gaussian kernel.
+
+    Parameters
+    ----------
+    Xq : ndarray, shape (n_query, n_features)
+    X_train : ndarray, shape (n_train, n_features)
+    Y_train : ndarray, shape (n_train, n_targets)
+    bandwidth : float
+        Kernel standard deviation ``h`` in feature units.
+
+    Returns
+    -------
+    Yq : ndarray, shape (n_query, n_targets)
+    """
+    W = _kernel_weights(squared_distances(Xq, X_train), bandwidth)
+    return (W @ Y_train) / W.sum(axis=1, keepdims=True)
+
+
+def nw_loo_predictions(
+    d2: np.ndarray,
+    Y: np.ndarray,
+    bandwidth: float,
+    self_index: np.ndarray | None = None,
+    gap: int = 0,
+    chunk: int = 1000,
+) -> np.ndarray:
+    """Leave-one-out NW predictions: row ``i`` is predicted without its own training point.
+
+    Parameters
+    ----------
+    d2 : ndarray, shape (n_eval, n)
+        Squared distances from the evaluated points to all ``n`` training points.
+    Y : ndarray, shape (n, n_targets)
+        Training targets.
+    bandwidth : float
+    self_index : ndarray of int, shape (n_eval,) or None
+        Column of each evaluated point in the training set (left out). ``None``: ``d2`` is square
+        and row ``i`` leaves out column ``i``.
+    gap : int
+        Also leave out the ``gap`` training points on each side in time (h-block
+        cross-validation for autocorrelated sequences).
+    chunk : int
+        Rows processed at once (memory: chunk x n floats).
+
+    Returns
+    -------
+    Y_loo : ndarray, shape (n_eval, n_targets)
+    """
+    n_eval = d2.shape[0]
+    if self_index is None:
+        self_index = np.arange(n_eval)
+    out = np.empty((n_eval, Y.shape[1]))
+    for start in range(0, n_eval, chunk):
+        stop = min(start + chunk, n_eval)
+        block = d2[start:stop].copy()
+        cols = np.arange(d2.shape[1])
+        block[np.abs(cols[None, :] - self_index[start:stop, None]) <= gap] = np.inf
+        W = _kernel_weights(block, bandwidth)
+        out[start:stop] = (W @ Y) / W.sum(axis=1, keepdims=True)
+    return out
+
+
+def _loo_setup(
+    X: np.ndarray, max_samples: int, random_state: int | None, gap: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Shifted distances from (a random subset of) the training points to all of them.
+
+    The evaluated points are a contiguous block of at most ``max_samples`` steps (random start),
+    so a filter can also be run over them. Returns ``(D, rows, d2_sub)``: ``D[k, j] = d2[rows[k], j] - min_j d2[rows[k], j]`` over the
+    columns kept, with ``+inf`` where column ``j`` is left out (``|j - rows[k]| <= gap``: the
+    point itself and, for time series, its ``gap`` neighbours on each side), so that
+    ``exp(-D / (2 h^2))`` are the row-scaled leave-out kernel weights for any ``h``;
+    ``d2_sub`` is the square block between the evaluated points (for the default grid).
+    """
+    n = X.shape[0]
+    if n > max_samples:
+        start = int(np.random.default_rng(random_state).integers(0, n - max_samples + 1))
+        rows = np.arange(start, start + max_samples)
+    else:
+        rows = np.arange(n)
+    D = squared_distances(X[rows], X)
+    d2_sub = D[:, rows].copy()
+    cols = np.arange(n)
+    for k0 in range(0, rows.size, 1000):
+        blk = slice(k0, min(k0 + 1000, rows.size))
+        D[blk][np.abs(cols[None, :] - rows[blk, None]) <= gap] = np.inf
+    finite_min = np.min(D, axis=1, keepdims=True)
+    if not np.all(np.isfinite(finite_min)):
+        raise DecoderError(
+            f"leave-out gap {gap} leaves no training point to predict from (n_steps={n})"
+        )
+    D -= finite_min
+    return D, rows, d2_sub
+
+
+def _loo_eval(D: np.ndarray, Y: np.ndarray, bandwidth: float) -> np.ndarray:
+    W = np.exp(D * (-0.5 / bandwidth**2))
+    return (W @ Y) / W.sum(axis=1, keepdims=True)
+
+
+def _default_grid(d2_sub: np.ndarray, lo: float, hi: float, num: int) -> np.ndarray:
+    off = d2_sub[np.triu_indices_from(d2_sub, k=1)]
+    med = float(np.sqrt(np.median(off))) if off.size else 1.0
+    return (med if med > 0 else 1.0) * np.geomspace(lo, hi, num)
+
+
+def _check_grid(bandwidths: Any) -> np.ndarray:
+    grid = np.asarray(bandwidths, dtype=np.float64).ravel()
+    if grid.size == 0 or np.any(~np.isfinite(grid)) or np.any(grid <= 0):
+        raise DecoderError(f"bandwidth candidates must be finite and > 0, got {grid}")
+    return grid
+
+
+def _pick(grid: np.ndarray, scores: np.ndarray, what: str) -> float:
+    best = float(grid[int(np.nanargmin(scores))])
+    if grid.size > 1 and best in (grid[0], grid[-1]):
+        logger.warning("LOO %s bandwidth %.4g is at the edge of the candidate grid", what, best)
+    return best
+
+
+def select_bandwidth_loo(
+    X: np.ndarray,
+    Y: np.ndarray,
+    bandwidths: np.ndarray | None = None,
+    max_samples: int = 2000,
+    random_state: int | None = 0,
+    gap: int = 0,
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """NW bandwidth of ``f`` minimising the leave-one-out mean squared error.
+
+    Each evaluated point is predicted from all the *other* ``n - 1`` training points (so the
+    bandwidth suits the full training-set size); at most ``max_samples`` evaluated points (a
+    random subset) keep it fast. Vectorised: one distance matrix, then one exp + matmul per
+    candidate.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, n_features)
+    Y : ndarray, shape (n, n_targets)
+    bandwidths : ndarray, shape (n_candidates,) or None
+        Default: 25 values geometrically spaced from 0.03 to 3 times the median pairwise
+        distance.
+    max_samples : int
+    random_state : int or None
+
+    Returns
+    -------
+    best : float
+    bandwidths : ndarray, shape (n_candidates,)
+    loo_mse : ndarray, shape (n_candidates,)
+    """
+    D, rows, d2_sub = _loo_setup(X, max_samples, random_state, gap)
+    grid = _check_grid(_default_grid(d2_sub, 0.03, 3.0, 25) if bandwidths is None else bandwidths)
+    scores = np.array([np.mean((_loo_eval(D, Y, h) - Y[rows]) ** 2) for h in grid])
+    return _pick(grid, scores, "f"), grid, scores
+
+
+def select_q_bandwidth_loo(
+    X: np.ndarray,
+    resid: np.ndarray,
+    Q_add: np.ndarray,
+    bandwidths: np.ndarray | None = None,
+    max_samples: int = 2000,
+    random_state: int | None = 0,
+    gap: int = 0,
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """NW bandwidth of ``Q`` maximising the leave-one-out Gaussian likelihood of the residuals.
+
+    ``Q_loo(x_i)`` is the NW average of the other points' residual outer products (plus
+    ``Q_add``), scored by the Gaussian negative log-likelihood
+    ``log det Q_loo(x_i) + r_i^T Q_loo(x_i)^-1 r_i`` -- a proper score for a covariance, unlike
+    the squared error of the outer products, which heavy-tailed residuals push towards tiny,
+    noisy bandwidths.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, n_features)
+    resid : ndarray, shape (n, n_states)
+        Out-of-sample (e.g. leave-one-out) residuals of ``f``.
+    Q_add : ndarray, shape (n_states, n_states)
+        Positive-definite floor added to every ``Q``.
+    bandwidths, max_samples, random_state
+        As in :func:`select_bandwidth_loo`.
+
+    Returns
+    -------
+    best : float
+    bandwidths : ndarray, shape (n_candidates,)
+    loo_nll : ndarray, shape (n_candidates,)
+    """
+    n, d = resid.shape
+    D, rows, d2_sub = _loo_setup(X, max_samples, random_state, gap)
+    grid = _check_grid(_default_grid(d2_sub, 0.03, 3.0, 25) if bandwidths is None else bandwidths)
+    outer = (resid[:, :, None] * resid[:, None, :]).reshape(n, d * d)
+    r = resid[rows]
+    scores = np.empty(grid.size)
+    for k, h in enumerate(grid):
+        Q = _loo_eval(D, outer, h).reshape(-1, d, d) + Q_add
+        sign, logdet = np.linalg.slogdet(Q)
+        maha = np.einsum("ni,ni->n", r, np.linalg.solve(Q, r[:, :, None])[:, :, 0])
+        scores[k] = np.mean(logdet + maha) if np.all(sign > 0) else np.nan
+    return _pick(grid, scores, "Q"), grid, scores
+
+
+def select_q_bandwidth_filter(
+    X: np.ndarray,
+    Zc: np.ndarray,
+    f_loo: np.ndarray,
+    A: np.ndarray,
+    Gamma: np.ndarray,
+    S_inv: np.ndarray,
+    Q_add: np.ndarray,
+    robust: bool = False,
+    bandwidths: np.ndarray | None = None,
+    max_samples: int = 2000,
+    random_state: int | None = 0,
+    gap: int = 0,
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """NW bandwidth of ``Q`` minimising the DKF's own filtered error on the training sequence.
+
+    Over a contiguous block of training steps, ``f`` is the leave-out prediction ``f_loo`` and
+    ``Q`` the leave-out NW average of the residual outer products; the DKF recursion is run for
+    each candidate bandwidth and scored by the mean squared error of the filtered means. This is
+    cross-validation of the quantity the filter is used for: the DKF update divides ``p(z|x)`` by
+    the prior ``N(0, S)``, which amplifies ``f`` where ``Q(x)`` approaches ``S``, so noisy local
+    ``Q`` estimates (preferred by likelihood or squared-error criteria on the outer products)
+    can hurt the filter.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, n_features)
+    Zc : ndarray, shape (n, n_states)
+        Centred training states.
+    f_loo : ndarray, shape (n, n_states)
+        Leave-out predictions of ``f`` at every training step.
+    A, Gamma, S_inv, Q_add : ndarray, shape (n_states, n_states)
+    robust : bool
+    bandwidths, max_samples, random_state, gap
+        As in :func:`select_bandwidth_loo`.
+
+    Returns
+    -------
+    best : float
+    bandwidths : ndarray, shape (n_candidates,)
+    filtered_mse : ndarray, shape (n_candidates,)
+    """
+    n, d = Zc.shape
+    resid = Zc - f_loo
+    D, rows, d2_sub = _loo_setup(X, max_samples, random_state, gap)
+    grid = _check_grid(_default_grid(d2_sub, 0.03, 3.0, 25) if bandwidths is None else bandwidths)
+    outer = (resid[:, :, None] * resid[:, None, :]).reshape(n, d * d)
+    S = np.linalg.inv(S_inv)
+    scores = np.empty(grid.size)
+    for k, h in enumerate(grid):
+        Q = _loo_eval(D, outer, h).reshape(-1, d, d) + Q_add
+        mu, Sigma = np.zeros(d), S
+        sq = 0.0
+        for t, row in enumerate(rows):
+            mu, Sigma, _ = dkf_update(mu, Sigma, f_loo[row], Q[t], A, Gamma, S_inv, robust)
+            sq += float(np.sum((mu - Zc[row]) ** 2))
+        scores[k] = sq / (rows.size * d)
+    return _pick(grid, scores, "Q"), grid, scores
+
+
