@@ -13,13 +13,10 @@ import sys
 
 from neurodeck.acquisition.errors import AcquisitionError
 from neurodeck.app.commands import COMMAND_MODULES
+from neurodeck.app.errors import UserError
 from neurodeck.decoders.errors import DecoderError
 
 logger = logging.getLogger("neurodeck")
-
-
-class UserError(Exception):
-    """A problem with what the user asked for (bad flag value, missing file, ...)."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -288,3 +288,33 @@ def run_demo(root: Path, *, speed: float = 8.0, pipelines: Sequence[str] = DEFAU
                                  should_stop).items():
         setattr(result, key, value)
     return result
+
+
+def summary_text(result: DemoResult) -> str:
+    """The scores of a demo run as printed by ``neurodeck demo`` and shown by the demo window."""
+    lines = ["", "== neurodeck demo: scores ==",
+             f"calibration (runs 4+8, 5-fold CV, {result.cv[0]['metric']}):"]
+    for r in sorted(result.cv, key=lambda r: -r["score"]):
+        mark = "  <- best, used online" if r["pipeline"] == result.best else ""
+        lines.append(f"  {r['pipeline']:<10} {r['score']:.3f} +/- "
+                     f"{float(np.std(r['fold_scores'])):.3f}{mark}")
+    lines += [
+        f"online (run 12, unseen, live over LSL through onnxruntime, {result.best}):",
+        f"  trial accuracy       {result.online_accuracy:.3f} over {result.online_trials} trials "
+        "(chance 0.5)",
+        f"  time to decision     {result.online_time_to_decision_s:.2f} s (median, from the cue)",
+        f"  decisions            {result.decisions_published} published, "
+        f"{result.decisions_received} received by an independent LSL inlet"
+        + (f" ({result.skipped_hops} hops skipped to keep up with the {result.speed:g}x replay)"
+           if result.skipped_hops else ""),
+        f"  latency              p50 {result.latency_ms_p50:.1f} ms, p99 "
+        f"{result.latency_ms_p99:.1f} ms (last sample of the window -> decision published)",
+        f"  samples lost         {result.samples_lost}",
+        f"session folder: {result.session_dir}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def demo_ok(result: DemoResult) -> bool:
+    """The demo passes when online decoding beats chance and no decision was lost."""
+    return result.online_accuracy > 0.5 and result.decisions_received == result.decisions_published

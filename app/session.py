@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from neurodeck.app.cli import UserError
+from neurodeck.app.errors import UserError
 
 logger = logging.getLogger(__name__)
 

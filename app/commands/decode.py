@@ -53,8 +53,8 @@ def _status(engine, inlet) -> str:
 def run(args: argparse.Namespace) -> int:
     from neurodeck.acquisition.inlet import Inlet
     from neurodeck.acquisition.streams import resolve_stream
-    from neurodeck.app.cli import UserError
     from neurodeck.app.engine import EngineState, OnlineEngine
+    from neurodeck.app.errors import UserError
     from neurodeck.decoders.online import OnlineDecoder
 
     if not args.model.is_dir():

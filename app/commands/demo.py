@@ -31,29 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write the scores as JSON to OUT")
 
 
-def print_summary(result) -> None:
-    print("\n== neurodeck demo: scores ==")
-    print(f"calibration (runs 4+8, 5-fold CV, {result.cv[0]['metric']}):")
-    for r in sorted(result.cv, key=lambda r: -r["score"]):
-        mark = "  <- best, used online" if r["pipeline"] == result.best else ""
-        print(f"  {r['pipeline']:<10} {r['score']:.3f} +/- {float(__import__('numpy').std(r['fold_scores'])):.3f}{mark}")
-    print(f"online (run 12, unseen, live over LSL through onnxruntime, {result.best}):")
-    print(f"  trial accuracy       {result.online_accuracy:.3f} over {result.online_trials} trials "
-          "(chance 0.5)")
-    print(f"  time to decision     {result.online_time_to_decision_s:.2f} s (median, from the cue)")
-    print(f"  decisions            {result.decisions_published} published, "
-          f"{result.decisions_received} received by an independent LSL inlet"
-          + (f" ({result.skipped_hops} hops skipped to keep up with the {result.speed:g}x replay)"
-             if result.skipped_hops else ""))
-    print(f"  latency              p50 {result.latency_ms_p50:.1f} ms, p99 {result.latency_ms_p99:.1f} ms "
-          "(last sample of the window -> decision published)")
-    print(f"  samples lost         {result.samples_lost}")
-    print(f"session folder: {result.session_dir}")
-
-
 def run(args: argparse.Namespace) -> int:
-    from neurodeck.app.cli import UserError
     from neurodeck.app.display import display_name
+    from neurodeck.app.errors import UserError
 
     if not args.speed > 0:
         raise UserError(f"--speed {args.speed} invalid; expected > 0")
@@ -71,17 +51,17 @@ def run(args: argparse.Namespace) -> int:
     if not args.headless:
         print("neurodeck demo: no display found, running headless (the GUI needs a display; "
               "see README). Scores are printed at the end.", flush=True)
-    from neurodeck.app.demo import run_demo
+    from neurodeck.app.demo import demo_ok, run_demo, summary_text
 
     result = run_demo(root, speed=args.speed, pipelines=pipelines,
                       report=lambda line: print(line, flush=True))
-    print_summary(result)
+    print(summary_text(result), end="")
     if args.json is not None:
         import dataclasses
 
         d = dataclasses.asdict(result)
         args.json.write_text(json.dumps(d, indent=2, default=str))
-    ok = result.online_accuracy > 0.5 and result.decisions_received == result.decisions_published
+    ok = demo_ok(result)
     if not ok:
         print("neurodeck demo: online decoding did not beat chance or decisions were lost",
               file=sys.stderr)

@@ -66,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_events(text: str) -> dict[str, str]:
-    from neurodeck.app.cli import UserError
+    from neurodeck.app.errors import UserError
 
     out: dict[str, str] = {}
     for item in text.split(","):
@@ -98,7 +98,7 @@ def load_dataset(spec: str, config, *, reference_filter: bool = False):
     import numpy as np
 
     from neurodeck.acquisition.io import get_events, load_recording
-    from neurodeck.app.cli import UserError
+    from neurodeck.app.errors import UserError
     from neurodeck.decoders.epochs import extract_epochs, pick_indices
 
     Xs, ys, conts = [], [], []
@@ -227,7 +227,7 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from neurodeck.app.cli import UserError
+    from neurodeck.app.errors import UserError
     from neurodeck.decoders.evaluation import cross_validate_pipelines
     from neurodeck.decoders.pipelines import PIPELINES
 

@@ -25,8 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def make_application(argv: list[str] | None = None):
     """A QApplication, or a UserError with the one-line reason when no window can be opened."""
-    from neurodeck.app.cli import UserError
     from neurodeck.app.display import window_problem
+    from neurodeck.app.errors import UserError
 
     try:
         from PyQt6.QtWidgets import QApplication
@@ -44,7 +44,7 @@ def make_application(argv: list[str] | None = None):
 
 
 def run(args: argparse.Namespace) -> int:
-    from neurodeck.app.cli import UserError
+    from neurodeck.app.errors import UserError
     from neurodeck.app.session import Session
 
     session = None

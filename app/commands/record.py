@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from neurodeck.acquisition.recorder import Recorder, export_recording, sidecar_path
-    from neurodeck.app.cli import UserError
+    from neurodeck.app.errors import UserError
 
     if args.duration is not None and not args.duration > 0:
         raise UserError(f"--duration {args.duration!r} invalid; expected seconds > 0")

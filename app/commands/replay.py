@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from neurodeck.acquisition.player import Player
-    from neurodeck.app.cli import UserError
+    from neurodeck.app.errors import UserError
 
     if not args.speed > 0:
         raise UserError(f"--speed {args.speed!r} invalid; expected a positive number (1 = real time)")

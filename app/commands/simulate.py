@@ -66,7 +66,7 @@ def _marker_text(marker: tuple[int, str] | None) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from neurodeck.acquisition.simulator import Simulator
-    from neurodeck.app.cli import UserError
+    from neurodeck.app.errors import UserError
 
     if args.duration is not None and not args.duration > 0:
         raise UserError(f"--duration {args.duration!r} invalid; expected > 0 seconds")

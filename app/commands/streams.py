@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from neurodeck.acquisition.streams import list_streams
-    from neurodeck.app.cli import UserError
+    from neurodeck.app.errors import UserError
 
     if not args.timeout > 0:
         raise UserError(f"--timeout {args.timeout!r} invalid; expected a positive number of seconds")

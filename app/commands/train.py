@@ -34,8 +34,8 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from neurodeck.app.cli import UserError
     from neurodeck.app.commands.evaluate import dataset_name, load_dataset, make_config
+    from neurodeck.app.errors import UserError
     from neurodeck.decoders.evaluation import cross_validate_pipelines, pseudo_online
     from neurodeck.decoders.onnx import save_bundle
     from neurodeck.decoders.pipelines import PIPELINES

@@ -11,7 +11,7 @@ worker thread. The window follows the demo:
 3. *Online*: the Online page loads the trained bundle; its Graz bar is driven by the demo
    engine's live decisions (smoothed), the cue arrow by the live markers.
 
-At the end the scores (the text of :func:`app.commands.demo.print_summary`) are shown in the panel
+At the end the scores (the text of :func:`app.demo.summary_text`) are shown in the panel
 and printed to stdout; the window stays open until the user closes it (or ``auto_close_s``).
 Errors go to the window's error banner. Closing the window mid-demo asks the worker to stop
 (replays, recorder and engine end within about a second; a running cross-validation finishes
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import io
 import json
 import logging
 import math
@@ -53,6 +52,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from neurodeck.app.demo import demo_ok, summary_text
 from neurodeck.app.ui.main_window import MainWindow
 from neurodeck.app.ui.qt_models import error_text
 
@@ -275,21 +275,6 @@ class DemoPanel(QWidget):
         """Every score line on show (both columns)."""
         return (self.scores_calibration.toPlainText().splitlines()
                 + self.scores.toPlainText().splitlines())
-
-
-def summary_text(result: Any) -> str:
-    """The text :func:`app.commands.demo.print_summary` prints for ``result``."""
-    from neurodeck.app.commands.demo import print_summary
-
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        print_summary(result)
-    return buf.getvalue()
-
-
-def demo_ok(result: Any) -> bool:
-    """Same pass rule as the headless demo: above chance and no decision lost."""
-    return result.online_accuracy > 0.5 and result.decisions_received == result.decisions_published
 
 
 class DemoWindow(MainWindow):
@@ -697,7 +682,7 @@ def run_demo_window(root: str | Path, *, speed: float, pipelines: Sequence[str],
         try:
             auto_close_s = float(os.environ[AUTO_CLOSE_ENV])
         except ValueError:
-            from neurodeck.app.cli import UserError
+            from neurodeck.app.errors import UserError
 
             raise UserError(f"{AUTO_CLOSE_ENV}={os.environ[AUTO_CLOSE_ENV]!r} invalid; expected "
                             "seconds (a number)") from None

@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 def error_text(exc: BaseException) -> str:
     """One readable line for an exception (our errors already are; others get their type)."""
     from neurodeck.acquisition.errors import AcquisitionError
-    from neurodeck.app.cli import UserError
+    from neurodeck.app.errors import UserError
 
     try:
         from neurodeck.decoders.errors import DecoderError

@@ -10,7 +10,8 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from neurodeck.app.ui.demo_window import AUTO_CLOSE_ENV, DemoWindow, run_demo_window, summary_text  # noqa: E402
+from neurodeck.app.demo import summary_text  # noqa: E402
+from neurodeck.app.ui.demo_window import AUTO_CLOSE_ENV, DemoWindow, run_demo_window  # noqa: E402
 
 
 def _new_threads(before: set, timeout: float = 10.0) -> list[str]:
@@ -146,7 +147,7 @@ def test_run_demo_window_returns_the_exit_code_and_auto_closes(qapp, tmp_path, m
     assert "opening the window" in cap.out
     assert "neurodeck demo: failed:" in cap.err and "not-a-folder" in cap.err
     monkeypatch.setenv(AUTO_CLOSE_ENV, "soon")
-    from neurodeck.app.cli import UserError
+    from neurodeck.app.errors import UserError
 
     with pytest.raises(UserError, match="'soon' invalid"):
         run_demo_window(root, speed=8.0, pipelines=["ts-lr"])

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from neurodeck.app.cli import UserError
+from neurodeck.app.errors import UserError
 from neurodeck.app.protocol import ProtocolConfig
 from neurodeck.app.session import (
     Session,
