@@ -3,7 +3,7 @@
 A real :class:`acquisition.recorder.Recorder` records N channels at F Hz (random data plus a
 ``counter`` channel) and one marker per second over LSL on loopback, pushed as fast as the
 recorder writes (back-pressure, nothing dropped), then is aborted so that its partial folder
-stays. :func:`acquisition.recorder.finalize_partial` (what ``Recorder.stop`` and
+stays. :func:`acquisition.finalize.finalize_partial` (what ``Recorder.stop`` and
 ``neurodeck recover`` run) then turns that folder into a FIF file in a fresh Python process,
 which reports its peak RSS (``ru_maxrss``) before and after. The FIF is read back and its
 counter checked: every sample, in order.
@@ -32,7 +32,7 @@ from benchmarks import _util as u
 _CHILD = """
 import json, resource, sys, time
 from pathlib import Path
-from neurodeck.acquisition.recorder import finalize_partial
+from neurodeck.acquisition.finalize import finalize_partial
 import mne  # imported before the baseline reading: both revisions import it
 rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 t = time.perf_counter()

@@ -35,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from neurodeck.acquisition.recorder import Recorder, export_recording, sidecar_path
+    from neurodeck.acquisition.finalize import export_recording, sidecar_path
+    from neurodeck.acquisition.recorder import Recorder
     from neurodeck.app.errors import UserError
 
     if args.duration is not None and not args.duration > 0:

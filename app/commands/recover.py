@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from neurodeck.acquisition.recorder import export_recording, recover
+    from neurodeck.acquisition.finalize import export_recording, recover
 
     path = recover(Path(args.dir), Path(args.out) if args.out else None)
     print(f"recovered {path}", flush=True)

@@ -20,15 +20,11 @@ import numpy as np
 import pytest
 
 from neurodeck.acquisition.errors import RecordingError
+from neurodeck.acquisition.finalize import export_recording, recover
 from neurodeck.acquisition.outlet import DataOutlet, MarkerOutlet, local_clock, make_stream_info
-from neurodeck.acquisition.recorder import (
-    PartialStore,
-    Recorder,
-    describe,
-    export_recording,
-    partial_dir_for,
-    recover,
-)
+from neurodeck.acquisition.partial import PartialStore, partial_dir_for
+from neurodeck.acquisition.recorder import Recorder
+from neurodeck.acquisition.stream_meta import describe
 
 ROOT = Path(__file__).resolve().parents[2]
 

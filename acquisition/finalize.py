@@ -1,0 +1,394 @@
+"""Finalize a partial folder into a FIF file + JSON sidecar (+ extra ``.npz``), recover, export.
+
+:func:`finalize_partial` turns a partial folder (see :mod:`neurodeck.acquisition.partial`) into
+``<out>`` (a FIF file, volts, markers as annotations), a JSON sidecar ``<out stem>.json`` with
+the stream metadata, and ``<out stem>.<stream>.npz`` for every other numeric stream. The partial
+folder is deleted only after the FIF has been read back and checked. :func:`recover` finalizes a
+folder left behind by a crash the same way; :func:`export_recording` writes EDF / BrainVision.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import re
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from neurodeck.acquisition.errors import RecordingError
+from neurodeck.acquisition.markers import name_of, onsets_on_samples
+from neurodeck.acquisition.partial import (
+    FORMAT_VERSION,
+    PARTIAL_SUFFIX,
+    _oserror,
+    _write_json_atomic,
+    load_partial,
+)
+
+logger = logging.getLogger(__name__)
+
+#: unit string (lower case) -> factor to volts.
+_VOLT_FACTORS = {
+    "microvolts": 1e-6, "microvolt": 1e-6, "uv": 1e-6, "µv": 1e-6, "μv": 1e-6,
+    "millivolts": 1e-3, "millivolt": 1e-3, "mv": 1e-3,
+    "nanovolts": 1e-9, "nanovolt": 1e-9, "nv": 1e-9,
+    "volts": 1.0, "volt": 1.0, "v": 1.0,
+}
+_VOLTAGE_TYPES = {"eeg", "eog", "emg", "ecg", "seeg", "ecog", "dbs", "bio"}
+_MNE_TYPES = _VOLTAGE_TYPES | {"misc", "stim", "resp", "gsr", "temperature", "syst"}
+_STATE_ANNOTATIONS = {"LOST": "stream_lost", "RECOVERED": "stream_recovered"}
+
+
+def _stem(path: Path) -> str:
+    """File name without ``.fif`` / ``.fif.gz``."""
+    for suffix in (".fif.gz", ".fif"):
+        if path.name.endswith(suffix):
+            return path.name[: -len(suffix)]
+    return path.stem
+
+
+def sidecar_path(fif_path: Path | str) -> Path:
+    """The JSON sidecar of a recording: ``<stem>.json`` next to ``<stem>.fif``."""
+    fif_path = Path(fif_path)
+    return fif_path.with_name(_stem(fif_path) + ".json")
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "stream"
+
+
+def _gaps(ts: np.ndarray, srate: float) -> list[dict]:
+    """Gaps where consecutive timestamps are more than 1.5 nominal periods apart."""
+    if srate <= 0 or ts.size < 2:
+        return []
+    d = np.diff(ts)
+    idx = np.flatnonzero(d > 1.5 / srate)
+    return [
+        {"after_sample": int(i), "timestamp": float(ts[i]), "duration": float(d[i]),
+         "missing_samples": int(round(d[i] * srate)) - 1}
+        for i in idx
+    ]
+
+
+def _pick_primary(streams: list[dict], data: dict[str, np.ndarray]) -> dict:
+    numeric = [s for s in streams if not s["is_marker"] and s["srate"] > 0]
+    if not numeric:
+        raise RecordingError(
+            "no regular-rate numeric stream was recorded; expected at least one EEG-like stream "
+            f"to write a FIF file (streams: {[s['name'] for s in streams]})"
+        )
+    eeg = [s for s in numeric if s["type"].lower() == "eeg"]
+    return (eeg or numeric)[0]
+
+
+def _mne_types_and_scales(s: dict) -> tuple[list[str], np.ndarray]:
+    types, scales = [], []
+    stream_is_eeg = s["type"].lower() == "eeg"
+    for t, u in zip(s["types"], s["units"]):
+        t, u = (t or "").strip().lower(), (u or "").strip().lower()
+        if t in _MNE_TYPES:
+            mt = t
+        elif t:
+            mt = "misc"
+        elif u in _VOLT_FACTORS or (not u and stream_is_eeg):
+            mt = "eeg" if stream_is_eeg else "misc"
+        else:
+            mt = "misc"
+        if mt in _VOLTAGE_TYPES:
+            # LSL convention: EEG streams carry microvolts unless the desc says otherwise.
+            scales.append(_VOLT_FACTORS.get(u, 1e-6))
+        else:
+            scales.append(1.0)
+        types.append(mt)
+    return types, np.asarray(scales)
+
+
+def _meas_date(meta: dict, first_ts: float) -> _dt.datetime | None:
+    try:
+        wall = float(meta["start_wall_time"]) + (first_ts - float(meta["start_lsl_time"]))
+        return _dt.datetime.fromtimestamp(wall, tz=_dt.UTC)
+    except (KeyError, TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+def _partial_raw(info, path: Path, shape: tuple[int, int], dtype: np.dtype, scales: np.ndarray):
+    """An ``mne.io.Raw`` that reads the partial data file ``path`` block by block on demand.
+
+    ``raw.save`` then writes the FIF one buffer (1 s) at a time (a RawArray would hold the whole
+    stream as float64: ~15 GB for an hour of 256 ch @ 2048 Hz). The file holds ``shape``
+    (n_times, n_channels) samples of ``dtype``; values are multiplied by ``scales`` (to volts for
+    voltage channels) as they are read.
+    """
+    from mne.io import BaseRaw
+
+    n_times, n_channels = shape
+    dtype = np.dtype(dtype)
+
+    class _PartialRaw(BaseRaw):
+        def __init__(self):
+            super().__init__(info, preload=False, first_samps=[0], last_samps=[n_times - 1],
+                             filenames=[str(path)], raw_extras=[{"scales": scales}],
+                             orig_format="double" if dtype.itemsize > 4 else "single",
+                             verbose=False)
+
+        def _read_segment_file(self, data, idx, fi, start, stop, cals, mult):
+            rows = np.fromfile(self.filenames[fi], dtype=dtype, count=(stop - start) * n_channels,
+                               offset=start * n_channels * dtype.itemsize)
+            block = rows.reshape(-1, n_channels).astype(np.float64).T  # (n_channels, n)
+            block *= self._raw_extras[fi]["scales"][:, None]
+            block = block[idx]
+            if mult is not None:
+                data[:] = mult @ block
+            else:
+                data[:] = block * cals
+
+    return _PartialRaw()
+
+
+def finalize_partial(partial_dir: Path | str, out: Path | str | None = None, *,
+                     remove_partial: bool = True, recovered: bool = False) -> Path:
+    """Turn a partial folder into ``<out>`` (FIF) + ``<out stem>.json`` (+ extra ``.npz``).
+
+    Parameters
+    ----------
+    partial_dir : Path
+        The ``<out>.partial`` folder.
+    out : Path, optional
+        Output FIF path; default: the one stored in ``meta.json`` (:func:`recover` defaults to
+        ``<out>`` next to the folder).
+    remove_partial : bool
+        Delete the partial folder once the FIF has been written and read back.
+    recovered : bool
+        Marks the sidecar as recovered after a crash.
+
+    Returns
+    -------
+    Path
+        The FIF file.
+    """
+    import mne
+
+    pdir = Path(partial_dir)
+    loaded = load_partial(pdir)
+    meta = loaded.meta
+    out = Path(out) if out is not None else Path(meta["out"])
+    streams = meta["streams"]
+    primary = _pick_primary(streams, loaded.data)
+    pkey = primary["key"]
+    pdata, pts = loaded.data[pkey], loaded.ts[pkey]
+    if pdata.shape[0] == 0:
+        raise RecordingError(
+            f"stream {primary['name']!r} has no samples in {str(pdir)!r}; expected at least one "
+            "recorded sample to write a FIF file"
+        )
+    sfreq = float(primary["srate"])
+    first_ts = float(pts[0])
+    n_times = pdata.shape[0]
+    sample_idx = np.arange(n_times, dtype=float)
+
+    def onset_of(t: float) -> float:
+        # sample position of an LSL time on the recorded samples (handles gaps), in seconds
+        if n_times > 1 and pts[0] <= t <= pts[-1]:
+            return float(np.interp(t, pts, sample_idx)) / sfreq
+        ref = pts[0] if t < pts[0] else pts[-1]
+        return (float(np.searchsorted(pts, ref)) + (t - ref) * sfreq) / sfreq
+
+    by_key = {s["key"]: s for s in streams}
+    markers: list[dict] = []
+    states: list[dict] = []
+    clocks: dict[str, list] = {}
+    for ev in loaded.events:
+        s = by_key.get(ev.get("stream"))
+        sname = s["name"] if s else str(ev.get("stream"))
+        if ev.get("kind") == "marker":
+            label = str(ev["label"])
+            markers.append({"stream": sname, "timestamp": float(ev["t"]), "onset": onset_of(float(ev["t"])),
+                            "code": label, "name": name_of(label)})
+        elif ev.get("kind") == "state":
+            t = float(ev["t"])
+            if str(ev.get("new")).upper() == "LOST" and ev.get("last_data_t") is not None:
+                t = float(ev["last_data_t"])  # the data stopped here; LOST is declared later
+            entry = {"stream": sname, "timestamp": t, "onset": onset_of(t),
+                     "detected_at": float(ev["t"]), "old": ev.get("old"), "new": ev.get("new")}
+            states.append(entry)
+        elif ev.get("kind") == "clock":
+            clocks.setdefault(sname, []).append([float(ev["t"]), float(ev["offset"])])
+    markers.sort(key=lambda m: m["timestamp"])
+
+    # --- the FIF ---------------------------------------------------------------------------
+    types, scales = _mne_types_and_scales(primary)
+    info = mne.create_info(list(primary["labels"]), sfreq, types, verbose=False)
+    raw = _partial_raw(info, pdir / f"{pkey}.data.bin", pdata.shape, pdata.dtype, scales)
+    meas_date = _meas_date(meta, first_ts)
+    if meas_date is not None:
+        raw.set_meas_date(meas_date)
+    raw.info["description"] = json.dumps({"neurodeck_first_lsl_timestamp": first_ts,
+                                          "stream": primary["name"]})
+    duration = n_times / sfreq
+    onsets, descs, extras = [], [], []
+    outside = 0
+    keep, on_samples = onsets_on_samples(np.array([m["onset"] for m in markers]), n_times, sfreq)
+    for m, kept, onset in zip(markers, keep, on_samples, strict=True):
+        if kept:
+            onsets.append(float(onset))
+            descs.append(m["name"])
+            extras.append({"stream": m["stream"], "code": m["code"]})
+        else:
+            outside += 1
+    for st in states:
+        desc = _STATE_ANNOTATIONS.get(str(st["new"]).upper())
+        if desc:
+            onsets.append(min(max(st["onset"], 0.0), max(duration - 1.0 / sfreq, 0.0)))
+            descs.append(desc)
+            extras.append({"stream": st["stream"], "code": ""})
+    if onsets:
+        raw.set_annotations(mne.Annotations(onsets, [0.0] * len(onsets), descs, extras=extras))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*naming conventions.*")
+            raw.save(out, overwrite=True, fmt="double" if pdata.dtype.itemsize > 4 else "single",
+                     verbose=False)
+    except OSError as exc:
+        raise _oserror(exc, out, "write the recording") from exc
+
+    # --- extra numeric streams -------------------------------------------------------------
+    stem = _stem(out)
+    stream_entries = []
+    for s in streams:
+        entry = {k: v for k, v in s.items() if k != "key"}
+        key = s["key"]
+        if s["is_marker"]:
+            ms = [m for m in markers if m["stream"] == s["name"]]
+            entry.update(role="markers", count=len(ms),
+                         first_timestamp=ms[0]["timestamp"] if ms else None,
+                         last_timestamp=ms[-1]["timestamp"] if ms else None)
+        else:
+            ts = loaded.ts[key]
+            entry.update(
+                role="eeg" if key == pkey else "extra",
+                count=int(ts.size),
+                first_timestamp=float(ts[0]) if ts.size else None,
+                last_timestamp=float(ts[-1]) if ts.size else None,
+                effective_srate=float((ts.size - 1) / (ts[-1] - ts[0])) if ts.size > 1 and ts[-1] > ts[0] else None,
+                gaps=_gaps(ts, float(s["srate"])),
+                truncated_bytes=int(loaded.truncated.get(key, 0)),
+            )
+            if key == pkey:
+                entry["file"] = out.name
+                entry["fif_channel_types"] = types
+            else:
+                npz = out.with_name(f"{stem}.{_safe(s['name'])}.npz")
+                try:
+                    np.savez(npz, data=loaded.data[key], timestamps=ts,
+                             labels=np.asarray(s["labels"]), units=np.asarray(s["units"]),
+                             srate=np.float64(s["srate"]))
+                except OSError as exc:
+                    raise _oserror(exc, npz, "write") from exc
+                entry["file"] = npz.name
+        entry["clock_offsets"] = clocks.get(s["name"], [])
+        entry["inlet_counters"] = (meta.get("inlet_counters") or {}).get(key, {})
+        entry["inlet_error"] = (meta.get("inlet_errors") or {}).get(key)
+        entry["state_changes"] = [st for st in states if st["stream"] == s["name"]]
+        stream_entries.append(entry)
+
+    sidecar = {
+        "format": "neurodeck-recording",
+        "version": FORMAT_VERSION,
+        "file": out.name,
+        "recovered": bool(recovered),
+        "started_utc": meta.get("started_utc"),
+        "stopped_utc": meta.get("stopped_utc"),
+        "finalized_utc": _dt.datetime.now(_dt.UTC).isoformat(),
+        "primary_stream": primary["name"],
+        "first_timestamp": first_ts,
+        "sfreq": sfreq,
+        "n_times": int(n_times),
+        "timestamps_are": "LSL local clock of the recording machine (time-corrected)",
+        "streams": stream_entries,
+        "markers": markers,
+        "markers_outside_eeg": outside,
+    }
+    side = sidecar_path(out)
+    try:
+        _write_json_atomic(side, sidecar)
+    except OSError as exc:
+        raise _oserror(exc, side, "write") from exc
+
+    # --- verify, then remove the partial folder ----------------------------------------------
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*naming conventions.*")
+            check = mne.io.read_raw_fif(out, preload=False, verbose=False)
+    except Exception as exc:
+        raise RecordingError(f"written file {str(out)!r} cannot be read back ({exc}); partial data kept in {str(pdir)!r}") from exc
+    if check.n_times != n_times or len(check.annotations) != len(onsets):
+        raise RecordingError(
+            f"written file {str(out)!r} has {check.n_times} samples / {len(check.annotations)} "
+            f"annotations; expected {n_times} / {len(onsets)}; partial data kept in {str(pdir)!r}"
+        )
+    del raw, pdata, loaded  # the memory maps of the partial folder
+    if remove_partial:
+        shutil.rmtree(pdir, ignore_errors=True)
+    logger.info("recording finalized: %s (%d samples, %d markers)", out, n_times, len(markers))
+    return out
+
+
+def recover(partial_dir: Path | str, out: Path | str | None = None) -> Path:
+    """Finalize a partial folder left by a crashed recorder; returns the FIF path.
+
+    An incomplete trailing sample (data or timestamp written only in part) is dropped, as is a
+    truncated last line of the events file. The partial folder is removed once the FIF has been
+    written and verified.
+    """
+    pdir = Path(partial_dir)
+    if not pdir.is_dir() and pdir.with_name(pdir.name + PARTIAL_SUFFIX).is_dir():
+        pdir = pdir.with_name(pdir.name + PARTIAL_SUFFIX)
+    if out is None and pdir.name.endswith(PARTIAL_SUFFIX) and len(pdir.name) > len(PARTIAL_SUFFIX):
+        out = pdir.with_name(pdir.name[: -len(PARTIAL_SUFFIX)])  # next to the folder, even if moved
+    return finalize_partial(pdir, out, recovered=True)
+
+
+def export_recording(fif_path: Path | str, fmt: str, out: Path | str | None = None) -> Path:
+    """Export a finished FIF recording to EDF or BrainVision (annotations included).
+
+    Parameters
+    ----------
+    fif_path : Path
+        A FIF written by :class:`Recorder` / :func:`recover`.
+    fmt : {"edf", "brainvision"}
+    out : Path, optional
+        Default: ``fif_path`` with ``.edf`` / ``.vhdr``.
+
+    Notes
+    -----
+    EDF stores whole data records, so MNE pads the last one: an exported EDF can be up to one
+    record longer than the FIF (the sidecar keeps the true sample count). EDF also stores 16-bit
+    integers per channel range, so values are quantized; BrainVision keeps float32.
+    """
+    import mne
+
+    fmt = fmt.lower()
+    suffix = {"edf": ".edf", "brainvision": ".vhdr"}.get(fmt)
+    if suffix is None:
+        raise RecordingError(f"export format {fmt!r} unknown; expected 'edf' or 'brainvision'")
+    fif_path = Path(fif_path)
+    stem = _stem(fif_path)
+    out = Path(out) if out is not None else fif_path.with_name(stem + suffix)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*naming conventions.*")
+            raw = mne.io.read_raw_fif(fif_path, preload=True, verbose=False)
+    except (OSError, ValueError) as exc:
+        raise RecordingError(f"cannot read {str(fif_path)!r} ({exc}); expected a FIF recording") from exc
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            warnings.filterwarnings("ignore", message=".*non-voltage units.*")
+            mne.export.export_raw(out, raw, fmt=fmt, overwrite=True, verbose=False)
+    except OSError as exc:
+        raise _oserror(exc, out, "export to") from exc
+    return out
