@@ -24,9 +24,11 @@ stream into segments at gaps longer than 1 s).
 
 Units
 -----
-``mne.io.Raw`` holds volts. XDF channel units from the stream description (``microvolts``, ``uV``,
-``mV``, ``V``, ...) are converted; a channel without a unit in an EEG stream (or typed EEG/EOG/EMG/
-ECG) is taken to be in microvolts, the LSL convention, and the assumption is logged.
+``mne.io.Raw`` holds volts. XDF channel units from the stream description are converted with
+:func:`neurodeck.acquisition.units.mne_type_and_scale` (every spelling of
+:mod:`neurodeck.acquisition.units`: ``microvolts``, ``uV``, ``µV``, ``mV``, ``V``, MNE-LSL's ``-6``...);
+a channel without a unit in an EEG stream (or typed EEG/EOG/EMG/ECG) is taken to be in microvolts,
+the LSL convention, and the assumption is logged.
 """
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ import numpy as np
 
 from neurodeck.acquisition.errors import RecordingError
 from neurodeck.acquisition.markers import CODES, name_of, onsets_on_samples
+from neurodeck.acquisition.units import mne_type_and_scale
 
 logger = logging.getLogger(__name__)
 
@@ -49,19 +52,6 @@ SUPPORTED: frozenset[str] = frozenset(
     {".xdf", ".xdfz", ".fif", ".fif.gz", ".edf", ".bdf", ".gdf", ".vhdr"}
 )
 XDF_SUFFIXES = (".xdf", ".xdfz")
-
-# unit text (lower case) -> factor to volts
-_UNIT_TO_VOLTS: dict[str, float] = {
-    "v": 1.0, "volt": 1.0, "volts": 1.0,
-    "mv": 1e-3, "millivolt": 1e-3, "millivolts": 1e-3,
-    "uv": 1e-6, "µv": 1e-6, "μv": 1e-6, "microvolt": 1e-6, "microvolts": 1e-6,
-    "nv": 1e-9, "nanovolt": 1e-9, "nanovolts": 1e-9,
-}
-_VOLTAGE_TYPES = {"eeg", "eog", "emg", "ecg", "seeg", "ecog", "dbs", "bio"}
-_MNE_TYPES = {
-    "eeg", "eog", "emg", "ecg", "seeg", "ecog", "dbs", "bio", "misc", "stim", "resp", "gsr", "temperature",
-}
-
 
 def _supported_text() -> str:
     return ", ".join(sorted(SUPPORTED))
@@ -341,21 +331,6 @@ def choose_eeg_stream(streams: list[XdfStream], stream: str | None = None, *, pa
     return cands[0]
 
 
-def _volt_scale(unit: str, ch_type: str, stream_type: str) -> tuple[float, str]:
-    """Factor to volts for one XDF channel and the MNE channel type."""
-    ctype = ch_type.strip().lower()
-    mne_type = ctype if ctype in _MNE_TYPES else ("eeg" if stream_type.strip().lower() == "eeg" else "misc")
-    key = unit.strip().lower().replace(" ", "")
-    if key in _UNIT_TO_VOLTS:
-        return _UNIT_TO_VOLTS[key], mne_type
-    if not key and mne_type in _VOLTAGE_TYPES:
-        return 1e-6, mne_type  # LSL convention: EEG streams carry microvolts
-    if key and mne_type in _VOLTAGE_TYPES:
-        logger.warning("unit %r is not a voltage; channel kept unscaled as type 'misc'", unit)
-        return 1.0, "misc"
-    return 1.0, mne_type
-
-
 def _place_on_grid(eeg: XdfStream) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
     """Grid index of every EEG sample at the nominal rate (see module docstring).
 
@@ -404,8 +379,8 @@ def _xdf_to_raw(path: Path, stream: str | None):
         data[start : start + count] = before + w * (after - before)
     scales, ch_types, assumed = [], [], []
     for label, unit, ctype in zip(eeg.labels, eeg.units, eeg.ch_types, strict=True):
-        scale, mtype = _volt_scale(unit, ctype, eeg.type)
-        if not unit.strip() and mtype in _VOLTAGE_TYPES:
+        mtype, scale, was_assumed = mne_type_and_scale(unit, ctype, eeg.type)
+        if was_assumed:
             assumed.append(label)
         scales.append(scale)
         ch_types.append(mtype)

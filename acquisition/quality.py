@@ -36,6 +36,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from neurodeck.acquisition.units import volts_per_unit
+
 logger = logging.getLogger(__name__)
 
 
@@ -53,13 +55,6 @@ class Flag(enum.IntFlag):
 #: Problems that make a window unusable for a decoder.
 INVALIDATING = Flag.NONFINITE | Flag.FLAT | Flag.SATURATED | Flag.ABSURD
 
-_UNIT_TO_UV = {
-    "microvolts": 1.0, "microvolt": 1.0, "uv": 1.0, "µv": 1.0, "μv": 1.0,
-    "millivolts": 1e3, "millivolt": 1e3, "mv": 1e3,
-    "nanovolts": 1e-3, "nanovolt": 1e-3, "nv": 1e-3,
-    "volts": 1e6, "volt": 1e6, "v": 1e6,
-}
-
 
 def unit_to_uv(unit: str | None) -> float:
     """Factor from ``unit`` to microvolts.
@@ -67,10 +62,10 @@ def unit_to_uv(unit: str | None) -> float:
     An empty or missing unit is taken as microvolts (the LSL EEG convention); a non-voltage unit
     (``"samples"``, ``"a.u."``, ...) gives NaN, meaning "no amplitude checks".
     """
-    u = (unit or "").strip().lower()
-    if not u:
+    if not (unit or "").strip():
         return 1.0
-    return _UNIT_TO_UV.get(u, math.nan)
+    volts = volts_per_unit(unit)
+    return math.nan if volts is None else volts / 1e-6
 
 
 @dataclasses.dataclass(frozen=True)
