@@ -27,18 +27,10 @@ from neurodeck.acquisition.partial import (
     _write_json_atomic,
     load_partial,
 )
+from neurodeck.acquisition.units import mne_type_and_scale
 
 logger = logging.getLogger(__name__)
 
-#: unit string (lower case) -> factor to volts.
-_VOLT_FACTORS = {
-    "microvolts": 1e-6, "microvolt": 1e-6, "uv": 1e-6, "µv": 1e-6, "μv": 1e-6,
-    "millivolts": 1e-3, "millivolt": 1e-3, "mv": 1e-3,
-    "nanovolts": 1e-9, "nanovolt": 1e-9, "nv": 1e-9,
-    "volts": 1.0, "volt": 1.0, "v": 1.0,
-}
-_VOLTAGE_TYPES = {"eeg", "eog", "emg", "ecg", "seeg", "ecog", "dbs", "bio"}
-_MNE_TYPES = _VOLTAGE_TYPES | {"misc", "stim", "resp", "gsr", "temperature", "syst"}
 _STATE_ANNOTATIONS = {"LOST": "stream_lost", "RECOVERED": "stream_recovered"}
 
 
@@ -85,24 +77,12 @@ def _pick_primary(streams: list[dict], data: dict[str, np.ndarray]) -> dict:
 
 
 def _mne_types_and_scales(s: dict) -> tuple[list[str], np.ndarray]:
+    """MNE type and factor to SI of every channel of stream description ``s`` (units.py's rules)."""
     types, scales = [], []
-    stream_is_eeg = s["type"].lower() == "eeg"
-    for t, u in zip(s["types"], s["units"]):
-        t, u = (t or "").strip().lower(), (u or "").strip().lower()
-        if t in _MNE_TYPES:
-            mt = t
-        elif t:
-            mt = "misc"
-        elif u in _VOLT_FACTORS or (not u and stream_is_eeg):
-            mt = "eeg" if stream_is_eeg else "misc"
-        else:
-            mt = "misc"
-        if mt in _VOLTAGE_TYPES:
-            # LSL convention: EEG streams carry microvolts unless the desc says otherwise.
-            scales.append(_VOLT_FACTORS.get(u, 1e-6))
-        else:
-            scales.append(1.0)
+    for t, u in zip(s["types"], s["units"], strict=True):
+        mt, scale, _ = mne_type_and_scale(u, t, s["type"])
         types.append(mt)
+        scales.append(scale)
     return types, np.asarray(scales)
 
 

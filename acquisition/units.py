@@ -140,7 +140,8 @@ def mne_type_and_scale(unit: str | None, ch_type: str | None, stream_type: str) 
         return mtype, f, False
     if not text:
         return mtype, 1e-6, True
-    logger.warning("unit %r is not a voltage; channel kept unscaled as type 'misc'", unit)
+    log = logger.warning if t in VOLTAGE_TYPES else logger.debug  # an untyped counter is no news
+    log("unit %r is not a voltage; channel kept unscaled as type 'misc'", unit)
     return "misc", 1.0, False
 
 

@@ -99,3 +99,13 @@ def test_amplitude_mismatch_names_the_factor():
     assert r.startswith("stream amplitude does not match"), r
     assert amplitude_mismatch(float("nan"), 10.0, "microvolts") == ""
     assert amplitude_mismatch(1e-9, float("nan"), "microvolts") == ""
+
+
+def test_recorded_fif_scales_use_the_same_table():
+    """A recorded MNE-LSL stream declaring '0' (volts) was finalized as if in microvolts (x1e-6)."""
+    from neurodeck.acquisition.finalize import _mne_types_and_scales
+
+    s = {"type": "EEG", "types": ["eeg", "", "", ""], "units": ["0", "\u00b5V", "", "samples"]}
+    types, scales = _mne_types_and_scales(s)
+    assert types == ["eeg", "eeg", "eeg", "misc"]
+    np.testing.assert_allclose(scales, [1.0, 1e-6, 1e-6, 1.0])
