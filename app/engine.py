@@ -9,6 +9,13 @@ Windows are taken at exact hop boundaries of the absolute sample index (the same
 can be compared one to one. If the engine falls behind by more than ``max_lag_hops`` hops it jumps
 to the newest boundary and counts the skipped hops instead of queueing stale work.
 
+No stale decisions: after start and after the stream stalled or was lost, the engine is *catching
+up*: a window whose last sample is older than ``stale_s`` seconds (on the local clock; the inlet
+maps timestamps to it) is backlog, e.g. what liblsl queued before the inlet was pulled, or what a
+recovered outlet resends. It is skipped and counted in ``stats.skipped_hops``, so the first
+decision is on a fresh window. Catching up ends with the first decided window (or, if the
+stream's timestamps never look fresh, after ``2 s`` of skipping, with a warning).
+
 A window that spans a gap in the timestamps (stream lost and recovered), or whose *model* channels
 hold NaN/Inf or are flat, saturated or of absurd amplitude (:func:`acquisition.quality.check_window`,
 thresholds in microvolts scaled by the stream's channel units), is not decoded: a
@@ -100,6 +107,7 @@ class EngineStats:
     invalid: int = 0
     skipped_hops: int = 0
     errors: int = 0
+    stale_hops: int = 0  # of skipped_hops: backlog windows skipped while catching up
     # per-stage durations of the last decisions, seconds
     read_s: list[float] = dataclasses.field(default_factory=list)
     decide_s: list[float] = dataclasses.field(default_factory=list)
@@ -138,6 +146,9 @@ class OnlineEngine:
     quality : acquisition.quality.QualityConfig or None
         Thresholds of the per-window check of the model channels (NaN/Inf, flat, saturated,
         absurd amplitude); ``None`` checks only for NaN/Inf.
+    stale_s : float or None
+        While catching up (after start or a stall/loss), windows whose last sample is older than
+        this are skipped as backlog; None: ``max(0.1, 2 * hop_s)`` seconds.
     """
 
     def __init__(
@@ -150,9 +161,12 @@ class OnlineEngine:
         max_lag_hops: int = 2,
         keep_stats: int = 100_000,
         quality: QualityConfig | None = QualityConfig(),  # noqa: B008 - frozen, immutable
+        stale_s: float | None = None,
     ):
         if not hop_s > 0:
             raise ValueError(f"hop_s={hop_s!r} invalid; expected > 0 seconds")
+        if stale_s is not None and not stale_s > 0:
+            raise ValueError(f"stale_s={stale_s!r} invalid; expected > 0 seconds or None")
         self.decoder = decoder
         self.inlet = inlet
         self.hop_s = float(hop_s)
@@ -160,6 +174,7 @@ class OnlineEngine:
         self.max_lag_hops = int(max_lag_hops)
         self.keep_stats = int(keep_stats)
         self.quality = quality
+        self.stale_s = max(0.1, 2 * self.hop_s) if stale_s is None else float(stale_s)
         self.stats = EngineStats()
         self.error: BaseException | None = None
         self._state = EngineState.IDLE
@@ -282,9 +297,11 @@ class OnlineEngine:
         n0 = self.inlet.n_received
         next_end = max(first, n0 - n0 % hop)
         self._set_state(EngineState.WAITING)
+        catching_up, stale_since = True, None
         while not self._stop.is_set():
             if not self.inlet.wait_for_samples(next_end, timeout=0.05):
                 if self.inlet.state in (StreamState.LOST, StreamState.STALLED):
+                    catching_up = True  # what comes back first may be backlog
                     if self._state is EngineState.RUNNING:
                         self._set_state(EngineState.PAUSED)
                 continue
@@ -293,6 +310,22 @@ class OnlineEngine:
             if behind > self.max_lag_hops:
                 self.stats.skipped_hops += int(behind)
                 next_end += int(behind) * hop
+            if catching_up:
+                age = local_clock() - float(self.inlet.buffer.read(next_end - 1, next_end)[1][0])
+                if age > self.stale_s:
+                    now = time.monotonic()
+                    stale_since = now if stale_since is None else stale_since
+                    if now - stale_since < 2.0:
+                        self.stats.skipped_hops += 1
+                        self.stats.stale_hops += 1
+                        next_end += hop
+                        continue
+                    logger.warning("engine: the stream's newest samples stay %.2f s old (clock "
+                                   "offset?); deciding anyway", age)
+                if self.stats.stale_hops:
+                    logger.info("engine: skipped %d backlog window(s) so far while catching up",
+                                self.stats.stale_hops)
+                catching_up, stale_since = False, None
             self._decide_window(next_end)
             next_end += hop
 

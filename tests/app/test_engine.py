@@ -164,3 +164,57 @@ def test_engine_windows_are_the_offline_windows_and_a_late_start_skips_nothing(s
     offline_ends = np.concatenate([e for e, _ in sliding_windows(np.zeros((1, 768)), 100, 32)])
     assert ends[0] == 256 and set(ends) <= set(offline_ends.tolist())
     assert np.all(np.diff(ends) == 32) and ends[-1] == 768
+
+
+def test_engine_skips_a_backlog_and_first_decides_on_the_newest_window(source):
+    """A source flushes 4 s of old samples when the engine connects, then streams live.
+
+    Before: the engine decided the backlog's windows one after another (each seconds old, in a
+    burst). Now every backlog window is skipped and counted, the first decision is on fresh data.
+    """
+    import threading
+
+    name, outlet = source
+    inlet = Inlet(name, buffer_seconds=20)
+    # never skip for lag: the windows skipped here are skipped because they are stale
+    engine = OnlineEngine(CounterDecoder(), inlet, hop_s=32 / SRATE, out_name=None,
+                          max_lag_hops=10**9)
+    got = []
+    engine.add_decision_listener(got.append)
+    engine.start()  # starts the inlet
+    assert outlet.wait_for_consumers(5)
+    n_back = int(4 * SRATE)
+    t_end = pylsl.local_clock()
+    back = np.zeros((n_back, len(LABELS)))
+    back[:, -1] = np.arange(n_back)
+    for s in range(0, n_back, 64):  # the backlog: as fast as possible, stamped 4 s .. 0 s ago
+        outlet.push_chunk(back[s:s + 64], t_end - (n_back - s - 64) / SRATE)
+    stop = threading.Event()
+
+    def live():  # then live data, stamped now, the counter going on
+        k = n_back
+        while not stop.is_set():
+            block = np.zeros((16, len(LABELS)))
+            block[:, -1] = np.arange(k, k + 16)
+            outlet.push_chunk(block, pylsl.local_clock())
+            k += 16
+            time.sleep(16 / SRATE)
+
+    th = threading.Thread(target=live, daemon=True)
+    th.start()
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and sum(d.index > n_back + 64 for d in got) < 4:
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        th.join()
+        engine.stop()
+        inlet.stop()
+    assert engine.error is None
+    assert got, "no decision at all"
+    # no decision on a window that ends inside the backlog (the last one may be decided: its
+    # newest sample is fresh), and every window before the first decision is counted as skipped
+    assert got[0].index >= n_back, [d.index for d in got[:5]]
+    assert engine.stats.stale_hops == engine.stats.skipped_hops == (got[0].index - 128) // 32
+    assert np.all(np.diff([d.index for d in got]) == 32)
