@@ -5,7 +5,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from PyQt6.QtCore import Qt, pyqtSignal
+from PyQt6.QtCore import Qt, QTimer, pyqtSignal
 from PyQt6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -31,6 +31,9 @@ from neurodeck.app.ui.widgets import Page, big_button
 
 logger = logging.getLogger(__name__)
 
+#: How often the stream list is searched again while the Connect page is shown.
+AUTO_REFRESH_MS = 4000
+
 REPLAY_FILTER = "Recordings (*.fif *.fif.gz *.edf *.bdf *.gdf *.vhdr *.xdf *.xdfz);;All files (*)"
 
 
@@ -46,7 +49,9 @@ class ConnectPage(Page):
     def __init__(self, context=None, parent: QWidget | None = None):
         super().__init__(context, parent)
         self.streams: list[Any] = []
-        self._listing = False
+        self._listing = self._again = False
+        #: the user picked the marker stream (or "(none)") by hand: no automatic choice then
+        self._marker_by_hand = False
         row = QHBoxLayout()
         self.body.addLayout(row, 1)
 
@@ -113,6 +118,8 @@ class ConnectPage(Page):
         self.marker_box = QComboBox()
         form.addRow("EEG stream", self.eeg_box)
         form.addRow("Marker stream", self.marker_box)
+        self.eeg_box.currentIndexChanged.connect(lambda _i: self._auto_marker())
+        self.marker_box.activated.connect(lambda _i: setattr(self, "_marker_by_hand", True))
         lsv.addLayout(form)
         self.connect_button = big_button("Connect")
         self.connect_button.clicked.connect(self.connect_selected)
@@ -150,14 +157,31 @@ class ConnectPage(Page):
             sm = context.streams
             sm.connection_changed.connect(self._on_connection)
             sm.busy_changed.connect(self._on_busy)
+        # the list follows the network while the page is shown (streams come and go)
+        self.auto_refresh = QTimer(self)
+        self.auto_refresh.setInterval(AUTO_REFRESH_MS)
+        self.auto_refresh.timeout.connect(self.refresh)
         self._update_buttons()
+
+    def showEvent(self, ev) -> None:  # noqa: N802 (Qt name)
+        super().showEvent(ev)
+        if self.context is not None:
+            self.auto_refresh.start()
+            self.refresh()
+
+    def hideEvent(self, ev) -> None:  # noqa: N802 (Qt name)
+        self.auto_refresh.stop()
+        super().hideEvent(ev)
 
     # ------------------------------------------------------------------ stream list
     def refresh(self) -> None:
         """List LSL streams in the background (takes ~1 s)."""
-        if self._listing or self.context is None:
+        if self.context is None or self.context.streams._closed:
             return
-        self._listing = True
+        if self._listing:  # the listing under way may predate a new stream: search again after
+            self._again = True
+            return
+        self._listing, self._again = True, False
         self.refresh_button.setEnabled(False)
         self.refresh_button.setText("Searching\u2026")
 
@@ -168,6 +192,9 @@ class ConnectPage(Page):
 
         def done(streams):
             self._listing = False
+            if self._again:
+                self.refresh()
+                return
             self._fill(streams)
             self.streams_listed.emit(streams)
 
@@ -200,10 +227,14 @@ class ConnectPage(Page):
                 self.marker_box.addItem(text, d)
             elif d.srate > 0:
                 self.eeg_box.addItem(text, d)
+        self.eeg_box.blockSignals(True)
         for box, prev in ((self.eeg_box, eeg_prev), (self.marker_box, mk_prev)):
             i = box.findText(prev)
             if i >= 0:
                 box.setCurrentIndex(i)
+        self.eeg_box.blockSignals(False)
+        if self.marker_box.currentData() is None:
+            self._auto_marker()
         sm = self.context.streams if self.context is not None else None
         if sm is not None and sm.inlet is not None:  # show what is connected
             d = sm.description
@@ -213,12 +244,35 @@ class ConnectPage(Page):
                 self.select_stream(mk.name, mk.source_id)
         self._update_buttons()
 
+    def _auto_marker(self) -> None:
+        """Pick the marker stream that belongs to the chosen EEG stream (``NAME-markers``, or a
+        marker stream from the same source), or the only one on the network; never when the user
+        chose one by hand."""
+        if self._marker_by_hand:
+            return
+        eeg = self.eeg_box.currentData()
+        cands = [self.marker_box.itemData(i) for i in range(1, self.marker_box.count())]
+        pick = None
+        if eeg is not None:
+            prefix = eeg.name.casefold()
+            same = [d for d in cands if d.name.casefold().startswith(prefix)
+                    or (eeg.source_id and d.source_id.startswith(eeg.source_id))]
+            pick = same[0] if same else None
+        if pick is None and len(cands) == 1:
+            pick = cands[0]
+        for i in range(self.marker_box.count()):
+            if self.marker_box.itemData(i) is pick:
+                self.marker_box.setCurrentIndex(i)
+                return
+
     def _table_selected(self) -> None:
         rows = {i.row() for i in self.table.selectedItems()}
         if not rows:
             return
         d = self.streams[min(rows)]
         box = self.marker_box if d.is_marker else self.eeg_box
+        if d.is_marker:
+            self._marker_by_hand = True
         for i in range(box.count()):
             if box.itemData(i) is d:
                 box.setCurrentIndex(i)
@@ -267,7 +321,19 @@ class ConnectPage(Page):
     def _on_busy(self, busy: bool) -> None:
         if busy:
             self.source_label.setText("Connecting\u2026")
+        else:  # a success adopts the inlets right after busy ends: look once that is done
+            QTimer.singleShot(0, self._after_attempt)
         self._update_buttons()
+
+    def _after_attempt(self) -> None:
+        sm = self.context.streams if self.context is not None else None
+        if sm is None or sm.busy or sm.connected or sm._closed:
+            return
+        # the connection failed (the error is in the banner): say so, and drop the streams that
+        # are gone from the list
+        self.source_label.setText("Not connected: the last attempt failed (see the message above). "
+                                  "Choose a stream and try again.")
+        self.refresh()
 
     def _on_connection(self) -> None:
         sm = self.context.streams

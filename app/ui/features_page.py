@@ -704,6 +704,12 @@ class FeaturesPage(Page):
         gl.addWidget(self.top_button, 0, 2)
         gl.addWidget(self.clear_button, 0, 3)
         gl.addWidget(self.spec_list, 0, 4)
+        self.selection_note = QLabel("")
+        self.selection_note.setWordWrap(True)
+        self.selection_note.setTextFormat(Qt.TextFormat.PlainText)
+        self.selection_note.setStyleSheet("color: #8d6e00;")
+        self.selection_note.hide()
+        gl.addWidget(self.selection_note, 1, 0, 1, 5)
         gl.setColumnStretch(4, 1)
         self.body.addWidget(box)
 
@@ -799,9 +805,52 @@ class FeaturesPage(Page):
     def _on_error(self, message: str) -> None:
         self.report_error(f"Features: {message}")
 
+    def _carry_selection(self, old: FeatureMaps | None, new: FeatureMaps) -> None:
+        """Keep the selection by channel name and frequency on new maps; say what was dropped.
+
+        A cell of ``old`` is kept when ``new`` has a channel of that name and a frequency bin
+        within half a bin of its frequency; cell positions are never reused as they are.
+        """
+        kept_all: list[str] = []
+        dropped_all: list[str] = []
+        for kind, cells in self._selections.items():
+            if old is None or not cells:
+                self._selections[kind] = set()
+                continue
+            of, nf = old.freqs_of(kind), new.freqs_of(kind)
+            index = {c.casefold(): i for i, c in enumerate(new.ch_names)}
+            half = 0.5 * float(np.min(np.diff(nf))) if len(nf) > 1 else 0.5
+            kept: set[tuple[int, int]] = set()
+            dropped: list[tuple[int, int]] = []
+            for c, f in sorted(cells):
+                ci = index.get(old.ch_names[c].casefold())
+                fi = int(np.argmin(np.abs(nf - of[f]))) if len(nf) else -1
+                if ci is None or fi < 0 or abs(nf[fi] - of[f]) > half + 1e-9:
+                    dropped.append((c, f))
+                else:
+                    kept.add((ci, fi))
+            self._selections[kind] = kept
+            tag = "" if kind == "psd" else " (node strength)"
+            kept_all += [x + tag for x in cells_to_specs(sorted(kept), new.ch_names, nf)] if kept else []
+            dropped_all += ([x + tag for x in cells_to_specs(dropped, old.ch_names, of)]
+                            if dropped else [])
+        if not kept_all and not dropped_all:
+            self.selection_note.hide()
+            return
+        note = ("Selection on the new recordings, by channel name and frequency: kept "
+                + (", ".join(kept_all) or "nothing"))
+        if dropped_all:
+            note += "; dropped (channel or frequency not in the new data): " + ", ".join(dropped_all)
+        self.selection_note.setText(note + ".")
+        self.selection_note.show()
+        if self.context is not None:
+            self.context.report_info(note + ".")
+
     def _on_maps(self, result) -> None:
+        old = self.maps
         self.trials, self.maps = result
         maps = self.maps
+        self._carry_selection(old, maps)
         counts = {lab: int(np.sum(maps.y == lab)) for lab in maps.labels}
         self.files_label.setText(
             "Recordings: " + ", ".join(Path(p).name for p in self.trials.sources) + " \u2014 "
@@ -822,6 +871,8 @@ class FeaturesPage(Page):
         self.channel_box.blockSignals(False)
         self.refresh_map()
         self.refresh_spectra()
+        if old is not None:  # the Train page sees the carried selection, not the old one
+            self._publish_selection()
         if getattr(self, "_top_after", False):
             self._top_after = False
             self.auto_select()
@@ -906,12 +957,15 @@ class FeaturesPage(Page):
 
     def _on_selection(self) -> None:
         self._selections[self.kind] = set(self.map_view.selected)
+        self.selection_note.hide()
         self._show_specs()
+        self._publish_selection()
+
+    def _publish_selection(self) -> None:
+        """Hand both selections to the Train page and the session."""
         specs = self.selection()
         if self.context is not None:
-            sel = dict(getattr(self.context, "feature_selection", None) or {})
-            sel[self.kind] = specs
-            self.context.feature_selection = sel
+            self.context.feature_selection = {k: self.selection(k) for k in ("psd", "ns")}
             s = getattr(self.context, "session", None)
             if s is not None:
                 try:

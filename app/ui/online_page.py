@@ -505,6 +505,8 @@ class OnlinePage(Page):
                 logger.exception("stopping a failed engine")
             return False
         self.engine, self.out_name = engine, out_name
+        # Disconnect / another source while decoding is refused, as during a calibration
+        sm.hold("online", "an online run is decoding it")
         meta = self.decoder.bundle.meta
         events = (meta.get("config") or {}).get("events") or {}
         sfreq = self.decoder.sfreq
@@ -585,6 +587,7 @@ class OnlinePage(Page):
         engine, self.engine = self.engine, None
         if engine is None:
             return
+        self.context.streams.release("online")
         self._run_id += 1
         if self._marker_inlet is not None and self._marker_cb is not None:
             try:

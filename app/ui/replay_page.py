@@ -128,7 +128,7 @@ class ReplayPage(Page):
         self.loop = QCheckBox("loop")
         self.loop.setChecked(True)
         self.play_button = big_button("Play")
-        self.play_button.clicked.connect(self.play)
+        self.play_button.clicked.connect(lambda: self.play())  # not clicked(bool) as path
         self.pause_button = QPushButton("Pause")
         self.pause_button.clicked.connect(self.toggle_pause)
         self.stop_button = QPushButton("Stop")
@@ -195,7 +195,7 @@ class ReplayPage(Page):
         el.addLayout(form)
         rrow = QHBoxLayout()
         self.eval_button = big_button("Evaluate")
-        self.eval_button.clicked.connect(self.evaluate)
+        self.eval_button.clicked.connect(lambda: self.evaluate())  # not clicked(bool) as model_dir
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.jobs.cancel)
         self.cancel_button.setEnabled(False)

@@ -318,6 +318,8 @@ class TrainPage(Page):
         self.paths: list[Path] = []
         self.last_model: Path | None = None
         self.last_report: Path | None = None
+        #: the recordings and settings the shown result (table, confusion, save) was computed on
+        self._result_key: tuple | None = None
 
         top = QHBoxLayout()
         # --- pipelines
@@ -447,6 +449,11 @@ class TrainPage(Page):
         self.jobs.busy_changed.connect(self._on_busy)
         if context is not None:
             context.session_changed.connect(lambda _s: self._update_labels())
+        # a result belongs to the data and settings it was computed on: any change drops it
+        for box in (self.tmin, self.tmax, self.fmin, self.fmax, self.folds):
+            box.valueChanged.connect(lambda _v: self._drop_stale_result())
+        self.mapping_edit.textChanged.connect(lambda _t: self._drop_stale_result())
+        self.use_selection.toggled.connect(lambda _b: self._update_labels())
         self._on_busy(False)
         self._update_labels()
 
@@ -489,7 +496,34 @@ class TrainPage(Page):
             sel = {k: saved.get(k) for k in ("psd", "ns")} if saved else {}
         return {k: list(v) for k, v in sel.items() if v}
 
+    def inputs_key(self) -> tuple:
+        """What a cross-validation result depends on: recordings, events, window, band, folds,
+        feature selection."""
+        try:
+            mapping = repr(self.mapping())
+        except ValueError:
+            mapping = "invalid: " + self.mapping_edit.text()
+        return (tuple(str(p) for p in self.recordings()), mapping, self.tmin.value(),
+                self.tmax.value(), self.fmin.value(), self.fmax.value(), self.folds.value(),
+                repr(sorted(self.selection().items())))
+
+    def _drop_stale_result(self) -> None:
+        """Forget a result computed on other recordings or settings than those now shown."""
+        if self.result is None or self._result_key == self.inputs_key():
+            return
+        self.result, self._result_key = None, None
+        self.table.setRowCount(0)
+        self.cm_table.setRowCount(0)
+        self.cm_table.setColumnCount(0)
+        self.cm_title.setText("")
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.status.setText("The recordings or settings changed: run the cross-validation again "
+                            "before saving a model.")
+        self._on_busy(self.jobs.busy)
+
     def _update_labels(self) -> None:
+        self._drop_stale_result()
         recs = self.recordings()
         self.files_label.setText(
             ("Recordings: " + ", ".join(p.name for p in recs)) if recs else
@@ -528,6 +562,7 @@ class TrainPage(Page):
         band = (self.fmin.value(), self.fmax.value())
         cv, selection = self.folds.value(), self.selection()
         self._update_labels()
+        key = self.inputs_key()
 
         def work(task: TaskHandle) -> TrainResult:
             task.progress(0, 1, "loading recordings")
@@ -547,7 +582,8 @@ class TrainPage(Page):
             return result
 
         self.status.setText("")
-        return self.jobs.start(work, on_done=self._on_result, on_error=self._on_error,
+        return self.jobs.start(work, on_done=lambda res: self._on_result(res, key),
+                               on_error=self._on_error,
                                on_cancel=lambda: self.status.setText("Cancelled."), name="train-cv")
 
     def _on_progress(self, done: int, total: int, text: str) -> None:
@@ -568,8 +604,16 @@ class TrainPage(Page):
         self.status.setText("Failed.")
         self.report_error(f"Train: {message}")
 
-    def _on_result(self, result: TrainResult) -> None:
+    def _on_result(self, result: TrainResult, key: tuple | None = None) -> None:
+        if key is not None and key != self.inputs_key():
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0)
+            self.status.setText("The recordings or settings changed during the cross-validation: "
+                                "its result was dropped; run it again.")
+            self._on_busy(False)
+            return
         self.result = result
+        self._result_key = self.inputs_key() if key is None else key
         res = sorted(result.results, key=lambda r: -r.score)
         self.table.setRowCount(len(res))
         best = result.best()
@@ -661,8 +705,9 @@ class TrainPage(Page):
 
     def save_model(self, name: str | None = None, out_dir: str | Path | None = None) -> bool:
         """Fit ``name`` (default: the selected row) on all trials and save its bundle."""
+        self._drop_stale_result()
         if self.result is None:
-            self.report_error("Run the cross-validation first.")
+            self.report_error("Run the cross-validation first (on the recordings shown).")
             return False
         name = name or self.current_pipeline()
         if out_dir is None:
@@ -687,6 +732,7 @@ class TrainPage(Page):
         return self.jobs.start(work, on_done=done, on_error=self._on_error, name="save-model")
 
     def export_report(self, path: str | Path | None = None) -> bool:
+        self._drop_stale_result()
         if self.result is None:
             self.report_error("Run the cross-validation first.")
             return False

@@ -1,0 +1,222 @@
+"""GUI defects found by clicking the real window (issue 11): each test clicks and types as a person.
+
+File dialogs are the only thing replaced (a native dialog cannot be driven offscreen): the test
+answers them, then clicks the button that opens them.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from PyQt6.QtCore import QPoint, Qt  # noqa: E402
+from PyQt6.QtWidgets import QFileDialog  # noqa: E402
+
+from neurodeck.app.ui.qt_models import AppContext  # noqa: E402
+
+LEFT = Qt.MouseButton.LeftButton
+
+
+def _no_new_threads(before: set) -> list:
+    return [t for t in threading.enumerate() if t not in before and t.is_alive()
+            and not isinstance(t, threading._DummyThread)
+            and t.name.startswith(("neurodeck", "player", "inlet"))]
+
+
+@pytest.fixture
+def ctx(qtbot):
+    before = set(threading.enumerate())
+    c = AppContext()
+    yield c
+    c.shutdown()
+    qtbot.waitUntil(lambda: not _no_new_threads(before), timeout=10000)
+
+
+def _page(qtbot, cls, ctx):
+    p = cls(ctx)
+    qtbot.addWidget(p)
+    p.resize(1200, 780)
+    p.show()
+    return p
+
+
+def _answer_file_dialogs(monkeypatch, files=None, folder=None):
+    if files is not None:
+        monkeypatch.setattr(QFileDialog, "getOpenFileNames",
+                            staticmethod(lambda *a, **k: ([str(f) for f in files], "")))
+        monkeypatch.setattr(QFileDialog, "getOpenFileName",
+                            staticmethod(lambda *a, **k: (str(files[0]), "")))
+    if folder is not None:
+        monkeypatch.setattr(QFileDialog, "getExistingDirectory",
+                            staticmethod(lambda *a, **k: str(folder)))
+
+
+def _edf(asset_edfs, name):
+    return next(p for p in asset_edfs if p.name == name)
+
+
+# ------------------------------------------------------------------------------ defect 1
+def test_replay_play_and_evaluate_buttons_keep_the_typed_paths(qtbot, ctx, asset_edfs, bundle_dir):
+    """Play and Evaluate clicked: the File field stays the typed path (clicked(bool) landed in
+    ``path`` and turned it into "False"), the replay streams, the evaluation scores 15 trials."""
+    from neurodeck.app.ui.replay_page import ReplayPage
+
+    page = _page(qtbot, ReplayPage, ctx)
+    errors: list[str] = []
+    ctx.error_reported.connect(errors.append)
+    run12 = _edf(asset_edfs, "S001R12.edf")
+    qtbot.keyClicks(page.file_edit, str(run12))
+    page.speed.setValue(8.0)
+    with qtbot.waitSignal(ctx.streams.connection_changed, timeout=20000):
+        qtbot.mouseClick(page.play_button, LEFT)
+    assert page.file_edit.text() == str(run12)
+    assert not errors, errors
+    assert ctx.streams.source_kind == "replay" and ctx.streams.description.n_channels == 64
+    qtbot.mouseClick(page.stop_button, LEFT)
+    assert ctx.streams.inlet is None
+
+    qtbot.keyClicks(page.model_edit, str(bundle_dir))
+    with qtbot.waitSignal(page.evaluated, timeout=60000):
+        qtbot.mouseClick(page.eval_button, LEFT)  # recording: the File field above
+    assert not errors, errors
+    assert page.model_edit.text() == str(bundle_dir)
+    assert page.eval_result["file"] == "S001R12.edf"
+    assert page.eval_result["summary"]["n_trials"] == 15
+    assert "trial accuracy" in page.results_label.text()
+    page.shutdown()
+
+
+def test_no_clicked_slot_takes_a_parameter(qtbot, ctx):
+    """``btn.clicked.connect(self.slot)`` passes ``checked`` into the slot's first parameter:
+    every such slot in app/ui takes none (others are wrapped in a lambda)."""
+    import importlib
+    import inspect
+    import re
+
+    import neurodeck.app.ui as ui
+
+    bad = []
+    for path in sorted(Path(ui.__file__).parent.glob("*.py")):
+        src = path.read_text()
+        module = importlib.import_module(f"neurodeck.app.ui.{path.stem}")
+        classes = [c for _, c in inspect.getmembers(module, inspect.isclass)
+                   if c.__module__ == module.__name__]
+        for slot in re.findall(r"(?<!\w)clicked\.connect\(self\.(\w+)\)", src):
+            for cls in classes:
+                meth = getattr(cls, slot, None)
+                if inspect.isfunction(meth) and len(inspect.signature(meth).parameters) > 1:
+                    bad.append(f"{path.name}: {cls.__name__}.{slot}{inspect.signature(meth)}")
+    assert not bad, bad
+    # and clicking with empty fields says what to choose (it said "Recording False not found")
+    from neurodeck.app.ui.replay_page import ReplayPage
+
+    page = _page(qtbot, ReplayPage, ctx)
+    errors: list[str] = []
+    ctx.error_reported.connect(errors.append)
+    qtbot.mouseClick(page.play_button, LEFT)
+    qtbot.mouseClick(page.eval_button, LEFT)
+    assert errors == ["Choose a recording to play.",
+                      "Choose a model folder (Train page \u203a Save model)."], errors
+    assert page.file_edit.text() == "" and page.model_edit.text() == ""
+    page.shutdown()
+
+
+# ------------------------------------------------------------------------------ defect 2
+def test_train_page_drops_the_result_when_new_recordings_are_opened(qtbot, ctx, asset_edfs,
+                                                                    monkeypatch, tmp_path):
+    """CV on runs 4+8, then "Open recording(s)…" run 12: the old table goes, Save is off until
+    the CV runs again, and the saved model is fitted on run 12."""
+    import json
+
+    from neurodeck.app.ui.train_page import TrainPage
+
+    page = _page(qtbot, TrainPage, ctx)
+    errors: list[str] = []
+    ctx.error_reported.connect(errors.append)
+    open_button = next(b for b in page.findChildren(type(page.run_button))
+                       if b.text().startswith("Open recording"))
+    for name, cb in page.checks.items():
+        if cb.isChecked() != (name == "csp-lda"):
+            qtbot.mouseClick(cb, LEFT, pos=QPoint(8, cb.height() // 2))
+    assert page.selected_pipelines() == ["csp-lda"]
+    _answer_file_dialogs(monkeypatch, files=[_edf(asset_edfs, "S001R04.edf"),
+                                             _edf(asset_edfs, "S001R08.edf")])
+    qtbot.mouseClick(open_button, LEFT)
+    with qtbot.waitSignal(page.cv_finished, timeout=90000):
+        qtbot.mouseClick(page.run_button, LEFT)
+    assert page.table.rowCount() == 1 and page.save_button.isEnabled()
+    assert len(page.result.trials.y) == 30
+
+    _answer_file_dialogs(monkeypatch, files=[_edf(asset_edfs, "S001R12.edf")])
+    qtbot.mouseClick(open_button, LEFT)
+    assert "S001R12.edf" in page.files_label.text()
+    assert page.table.rowCount() == 0 and page.cm_table.rowCount() == 0
+    assert page.result is None and not page.save_button.isEnabled()
+    assert "run the cross-validation again" in page.status.text()
+
+    # changing a setting drops a fresh result too
+    with qtbot.waitSignal(page.cv_finished, timeout=90000):
+        qtbot.mouseClick(page.run_button, LEFT)
+    assert len(page.result.trials.y) == 15
+    _answer_file_dialogs(monkeypatch, folder=tmp_path)
+    with qtbot.waitSignal(page.model_saved, timeout=60000) as saved:
+        qtbot.mouseClick(page.save_button, LEFT)
+    meta = json.loads((Path(saved.args[0]) / "model.json").read_text())
+    assert meta["training_scores"]["recordings"] == ["S001R12.edf"], meta
+    page.tmax.selectAll()
+    qtbot.keyClicks(page.tmax, "3")
+    qtbot.keyClick(page.tmax, Qt.Key.Key_Enter)
+    assert page.tmax.value() == 3.0
+    assert page.result is None and not page.save_button.isEnabled()
+    assert not errors, errors
+    page.shutdown()
+
+
+# ------------------------------------------------------------------------------ defect 3
+def test_feature_selection_kept_by_channel_name_and_frequency(qtbot, ctx, asset_edfs,
+                                                              monkeypatch, tmp_path):
+    """Top-N on run 4, then open a recording with the channels in another order and two of the
+    selected channels missing: the marks follow the names, the missing ones are reported."""
+    import mne
+
+    from neurodeck.app.ui.features_page import FeaturesPage
+
+    page = _page(qtbot, FeaturesPage, ctx)
+    errors: list[str] = []
+    ctx.error_reported.connect(errors.append)
+    run4 = _edf(asset_edfs, "S001R04.edf")
+    _answer_file_dialogs(monkeypatch, files=[run4])
+    with qtbot.waitSignal(page.maps_ready, timeout=60000):
+        qtbot.mouseClick(page.open_button, LEFT)
+    page.top_n.setValue(6)
+    qtbot.mouseClick(page.top_button, LEFT)
+    before = page.selection("psd")
+    assert len(before) >= 1 and ctx.feature_selection["psd"] == before
+    cells = sorted(page._selections["psd"])
+    names = [page.maps.ch_names[c] for c, _ in cells]
+    # the same run, channels reversed, without the first two selected channels
+    raw = mne.io.read_raw_edf(run4, preload=True, verbose="error")
+    gone = set(list(dict.fromkeys(n.casefold() for n in names))[:1])
+    keep = [c for c in raw.ch_names[::-1] if c.strip(".").casefold() not in gone]
+    raw.pick(keep).reorder_channels(keep)
+    other = tmp_path / "reordered_raw.fif"
+    raw.save(other, verbose="error")
+    _answer_file_dialogs(monkeypatch, files=[other])
+    with qtbot.waitSignal(page.maps_ready, timeout=60000):
+        qtbot.mouseClick(page.open_button, LEFT)
+    assert not errors, errors
+    after = page.selection("psd")
+    expected = [s for s in before if s.split(":")[0].casefold() not in gone]
+    dropped = [s for s in before if s.split(":")[0].casefold() in gone]
+    assert dropped and sorted(after) == sorted(expected), (before, after)
+    shown = {page.maps.ch_names[c] for c, _ in page.map_view.selected}
+    assert shown == {s.split(":")[0] for s in expected}
+    note = page.selection_note.text()
+    assert page.selection_note.isVisible() and all(d in note for d in dropped), note
+    assert ctx.feature_selection["psd"] == after  # the Train page gets the carried selection
+    page.shutdown()
+    assert np.isfinite(page.current_r2).all()
