@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -45,3 +47,20 @@ def asset_edfs() -> list[Path]:
 def unique_name() -> str:
     """A unique LSL stream name/source id so parallel or repeated tests never see each other."""
     return f"ndtest-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def cli():
+    """Run the ``neurodeck`` command as the user does: ``python -m neurodeck ARGS`` in a subprocess.
+
+    Returns a function ``run(*args, timeout=120) -> subprocess.CompletedProcess`` (text stdout and
+    stderr captured). In-process ``main()`` would install signal handlers and logging in pytest.
+    """
+
+    def run(*args: object, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "neurodeck", *map(str, args)], capture_output=True, text=True,
+            timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+    return run

@@ -496,16 +496,15 @@ def test_missing_stream_leaves_nothing_behind(tmp_path, unique_name):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_recover_command_line(tmp_path, capsys):
-    from neurodeck.app.cli import main
-
+def test_recover_command_line(tmp_path, cli):
     out = tmp_path / "cmd_raw.fif"
     store = PartialStore(partial_dir_for(out), out, [{**_eeg_desc("E", 2, 100.0), "key": "s0"}])
     store.append("s0", np.column_stack([np.arange(300), np.zeros(300)]), 5.0 + np.arange(300) / 100.0)
     store.flush()
     store.close()
-    assert main(["recover", str(partial_dir_for(out)), "--format", "brainvision"]) == 0
-    assert f"recovered {out}" in capsys.readouterr().out
+    proc = cli("recover", partial_dir_for(out), "--format", "brainvision")
+    assert proc.returncode == 0, proc.stderr
+    assert f"recovered {out}" in proc.stdout
     assert _read_fif(out).n_times == 300 and out.with_name("cmd_raw.vhdr").exists()
-    assert main(["recover", str(tmp_path / "nope.partial")]) == 2
-    assert "nope.partial" in capsys.readouterr().err
+    proc = cli("recover", tmp_path / "nope.partial")
+    assert proc.returncode == 2 and "nope.partial" in proc.stderr, proc.stderr

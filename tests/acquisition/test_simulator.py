@@ -355,33 +355,24 @@ def test_streamed_external_cue_marker_and_truth_stream(unique_name):
         assert v.shape == (2,) and np.all(np.abs(v) < 1)
 
 
-def test_cli_check_streams_and_reads_back(unique_name, capsys):
-    from neurodeck.app.cli import build_parser
-
-    args = build_parser().parse_args(["simulate", "--check", "--duration", "2", "--channels", "8",
-                                      "--srate", "256", "--speed", "4", "--name", unique_name])  # fmt: skip
-    assert args._run(args) == 0
-    out = capsys.readouterr().out
+def test_cli_check_streams_and_reads_back(unique_name, cli):
+    proc = cli("simulate", "--check", "--duration", "2", "--channels", "8", "--srate", "256",
+               "--speed", "4", "--name", unique_name)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
     assert "received 512/512 samples x 9 channels" in out
     assert "counter: contiguous 0..511, lost 0" in out
     assert "check OK" in out
 
 
-def test_cli_bad_values_exit_2_with_one_line(capsys):
-    import signal as _signal
-
-    from neurodeck.app.cli import main
-
-    saved = _signal.getsignal(_signal.SIGTERM)
-    try:
-        assert main(["simulate", "--srate", "-1"]) == 2
-        assert main(["simulate", "--classes", "left_hand,jump"]) == 2
-    finally:
-        _signal.signal(_signal.SIGTERM, saved)
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err[0] == ("neurodeck simulate: error: simulator srate -1.0 invalid; "
-                      "expected a sampling rate in 64..16384 Hz")  # fmt: skip
-    assert "classes ('left_hand', 'jump') invalid" in err[1]
+def test_cli_bad_values_exit_2_with_one_line(cli):
+    srate = cli("simulate", "--srate", "-1")
+    classes = cli("simulate", "--classes", "left_hand,jump")
+    assert srate.returncode == 2 and classes.returncode == 2
+    assert srate.stderr.strip() == ("neurodeck simulate: error: simulator srate -1.0 invalid; "
+                                    "expected a sampling rate in 64..16384 Hz")  # fmt: skip
+    err = classes.stderr.strip().splitlines()
+    assert len(err) == 1 and "classes ('left_hand', 'jump') invalid" in err[0], err
 
 
 def test_cli_stops_cleanly_on_sigterm(unique_name):

@@ -9,7 +9,6 @@ import pytest
 from neurodeck.acquisition.errors import AcquisitionError, StreamNotFoundError
 from neurodeck.acquisition.outlet import DataOutlet, MarkerOutlet, make_stream_info
 from neurodeck.acquisition.streams import StreamDescription, full_info, list_streams, resolve_stream
-from neurodeck.app.cli import main
 
 
 @pytest.fixture
@@ -80,16 +79,19 @@ def test_unknown_stream_names_the_query_and_what_was_found(eeg_outlet, unique_na
         resolve_stream()
 
 
-def test_cli_streams_table_and_json(eeg_outlet, unique_name, capsys):
-    assert main(["streams", "--timeout", "1.0", "--json"]) == 0
-    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+def test_cli_streams_table_and_json(eeg_outlet, unique_name, cli):
+    proc = cli("streams", "--timeout", "1.0", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["name"]: r for r in json.loads(proc.stdout)}
     row = rows[unique_name]
     assert row["labels"] == ["Fz", "C3", "Cz", "C4"] and row["n_channels"] == 4
     assert row["srate"] == 256.0 and row["source_id"] == unique_name + "-src"
-    assert main(["streams", "--timeout", "0.5"]) == 0
-    out = capsys.readouterr().out
+    proc = cli("streams", "--timeout", "0.5")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
     line = next(ln for ln in out.splitlines() if ln.startswith(unique_name + " "))
     for field in ("EEG", "256 Hz", "float32", unique_name + "-src", "Fz, C3, Cz, C4"):
         assert field in line
     assert out.splitlines()[0].split()[:3] == ["NAME", "TYPE", "CH"]
-    assert main(["streams", "--timeout", "0"]) == 2
+    proc = cli("streams", "--timeout", "0")
+    assert proc.returncode == 2 and "--timeout 0.0 invalid" in proc.stderr, proc.stderr

@@ -3,19 +3,18 @@ from __future__ import annotations
 
 import json
 
-from neurodeck.app.cli import main
 from neurodeck.decoders.online import OnlineDecoder
 
 PICKS = "FC3,FC1,FC2,FC4,C5,C3,C1,Cz,C2,C4,C6,CP3,CP1,CPz,CP2,CP4"
 
 
-def test_evaluate_writes_json_with_the_documented_keys(asset_edfs, tmp_path, capsys):
+def test_evaluate_writes_json_with_the_documented_keys(asset_edfs, tmp_path, cli):
     out = tmp_path / "res" / "out.json"
     spec = ",".join(str(p) for p in asset_edfs)
-    rc = main(["evaluate", spec, "--pipelines", "csp-lda,mdm", "--events", "T1=left_hand,T2=right_hand",
-               "--tmin", "0.5", "--tmax", "2.5", "--band", "8", "32", "--picks", PICKS, "--cv", "5",
-               "--seed", "42", "--json", str(out), "--no-progress", "--pseudo-online", "--step", "0.25"])
-    assert rc == 0
+    proc = cli("evaluate", spec, "--pipelines", "csp-lda,mdm", "--events", "T1=left_hand,T2=right_hand",
+            "--tmin", "0.5", "--tmax", "2.5", "--band", "8", "32", "--picks", PICKS, "--cv", "5",
+            "--seed", "42", "--json", out, "--no-progress", "--pseudo-online", "--step", "0.25")
+    assert proc.returncode == 0, proc.stderr
     results = json.loads(out.read_text())["results"]
     assert [r["pipeline"] for r in results] == ["csp-lda", "mdm"]
     for r in results:
@@ -26,29 +25,32 @@ def test_evaluate_writes_json_with_the_documented_keys(asset_edfs, tmp_path, cap
         assert r["n_channels"] == 16 and r["band"] == [8.0, 32.0]
         po = r["pseudo_online"]
         assert po["n_trials"] == 45 and 0 <= po["trial_accuracy"] <= 1 and po["n_windows"] > 1000
-    table = capsys.readouterr().out
+    table = proc.stdout
     assert "csp-lda" in table and "S001R04+S001R08+S001R12" in table
     assert "pseudo-online (leave one recording out)" in table
 
 
-def test_train_writes_a_bundle_that_decodes(asset_edfs, tmp_path, capsys):
+def test_train_writes_a_bundle_that_decodes(asset_edfs, tmp_path, cli):
     spec = ",".join(str(p) for p in asset_edfs)
-    rc = main(["train", spec, "--pipeline", "ts-lr", "--picks", PICKS, "--out", str(tmp_path / "m"),
-               "--cv", "0", "--no-progress"])
-    assert rc == 0
+    proc = cli("train", spec, "--pipeline", "ts-lr", "--picks", PICKS, "--out", tmp_path / "m",
+            "--cv", "0", "--no-progress")
+    assert proc.returncode == 0, proc.stderr
     dec = OnlineDecoder(tmp_path / "m")
     assert dec.labels == ["left_hand", "right_hand"] and len(dec.ch_names) == 16
     assert dec.bundle.meta["training_scores"]["n_trials"] == 45
-    assert "model bundle written" in capsys.readouterr().out
+    assert "model bundle written" in proc.stdout
 
 
-def test_bad_flags_exit_2_with_one_line(asset_edfs, tmp_path, capsys):
+def test_bad_flags_exit_2_with_one_line(asset_edfs, tmp_path, cli):
     spec = str(asset_edfs[0])
-    assert main(["evaluate", spec, "--pipelines", "ts-lr,nope", "--no-progress"]) == 2
-    assert "unknown pipelines ['nope']" in capsys.readouterr().err
-    assert main(["evaluate", spec, "--events", "T1", "--no-progress"]) == 2
-    assert "not ANNOTATION=CLASS" in capsys.readouterr().err
-    assert main(["evaluate", str(tmp_path / "missing.edf"), "--no-progress"]) == 2
-    assert main(["train", spec, "--pipeline", "ts-lr", "--picks", "C3,Nope", "--out",
-                 str(tmp_path / "x"), "--no-progress"]) == 2
-    assert "['Nope'] not found" in capsys.readouterr().err
+    for args, expected in [
+        (["evaluate", spec, "--pipelines", "ts-lr,nope"], "unknown pipelines ['nope']"),
+        (["evaluate", spec, "--events", "T1"], "not ANNOTATION=CLASS"),
+        (["evaluate", tmp_path / "missing.edf"], "missing.edf"),
+        (["train", spec, "--pipeline", "ts-lr", "--picks", "C3,Nope", "--out", tmp_path / "x"],
+         "['Nope'] not found"),
+    ]:
+        proc = cli(*args, "--no-progress")
+        assert proc.returncode == 2 and expected in proc.stderr, (args, proc.stderr)
+        assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert not (tmp_path / "x").exists()

@@ -17,7 +17,6 @@ import pytest
 
 from neurodeck.acquisition.errors import RecordingError
 from neurodeck.acquisition.io import get_events, load_recording, read_xdf_streams
-from neurodeck.app.cli import main as cli_main
 from neurodeck.app.protocol import ProtocolConfig, ProtocolError
 from neurodeck.decoders.errors import DecoderError, ModelBundleError
 from neurodeck.decoders.onnx import MODEL_FILE, SIDECAR_FILE, load_bundle
@@ -49,7 +48,7 @@ def test_empty_streams_xdf(shared_data, tmp_path):
         assert raw.n_times > 0 and np.isfinite(raw.get_data()).all()
 
 
-def test_recording_without_events(short_raw, tmp_path, capsys):
+def test_recording_without_events(short_raw, tmp_path, cli):
     raw = short_raw.copy().set_annotations(None)
     path = _save(raw, tmp_path / "noevents_raw.fif")
     loaded = load_recording(path)
@@ -57,19 +56,19 @@ def test_recording_without_events(short_raw, tmp_path, capsys):
     with pytest.raises(RecordingError, match=r"\['T1', 'T2'\] not found .* labels present: \[\]"):
         get_events(loaded, {"T1": "left_hand", "T2": "right_hand"})
     # the command line says so in one line and exits 2 (no traceback)
-    code = cli_main(["train", str(path), "--out", str(tmp_path / "bundle"), "--cv", "0"])
-    err = capsys.readouterr().err
-    assert code == 2 and "error:" in err and "Traceback" not in err
+    proc = cli("train", path, "--out", tmp_path / "bundle", "--cv", "0")
+    err = proc.stderr
+    assert proc.returncode == 2 and "error:" in err and "Traceback" not in err
     assert not (tmp_path / "bundle").exists()
 
 
-def test_unknown_event_labels_on_the_command_line(short_raw, tmp_path, capsys):
+def test_unknown_event_labels_on_the_command_line(short_raw, tmp_path, cli):
     raw = short_raw.copy()
     raw.set_annotations(mne.Annotations([1.0, 5.0, 9.0], [0, 0, 0], ["foo", "bar", "foo"]))
     path = _save(raw, tmp_path / "foreign_raw.fif")
-    code = cli_main(["train", str(path), "--out", str(tmp_path / "bundle"), "--cv", "0"])
-    err = capsys.readouterr().err
-    assert code == 2 and "Traceback" not in err
+    proc = cli("train", path, "--out", tmp_path / "bundle", "--cv", "0")
+    err = proc.stderr
+    assert proc.returncode == 2 and "Traceback" not in err
     assert "foo" in err and "bar" in err  # the labels that are there are named
     assert not (tmp_path / "bundle").exists()
 
