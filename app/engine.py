@@ -18,10 +18,11 @@ stream's timestamps never look fresh, after ``2 s`` of skipping, with a warning)
 
 A window that spans a gap in the timestamps (stream lost and recovered), or whose *model* channels
 hold NaN/Inf or are flat, saturated or of absurd amplitude (:func:`acquisition.quality.check_window`,
-thresholds in microvolts scaled by the stream's channel units), is not decoded: a
+thresholds in microvolts), or whose amplitude shows that a stream without a readable unit is not in
+the model's unit (:mod:`app.stream_units`), is not decoded: a
 :class:`Decision` with ``valid=False``, a reason naming the bad channels and ``bad_channels`` is
 emitted and the output stream gets the values NaN with the ``valid`` channel at 0, so no consumer
-mistakes it for a decision.
+mistakes it for a decision. Channels with a declared unit are converted to the model's unit first.
 Each published decision carries as LSL timestamp the timestamp of the window's last EEG sample.
 """
 from __future__ import annotations
@@ -39,6 +40,7 @@ import numpy as np
 from neurodeck.acquisition.inlet import Inlet, StreamState
 from neurodeck.acquisition.outlet import DecisionOutlet, local_clock
 from neurodeck.acquisition.quality import QualityConfig, check_window, unit_to_uv
+from neurodeck.app.stream_units import UnitGuard, unit_guard
 
 logger = logging.getLogger(__name__)
 
@@ -187,6 +189,7 @@ class OnlineEngine:
         self.last_decision: Decision | None = None
         self._blas_limit = None
         self._hop = 0  # samples per hop, set by start()
+        self.units: UnitGuard | None = None  # set by start()
 
     # ------------------------------------------------------------------ public API
     @property
@@ -220,8 +223,10 @@ class OnlineEngine:
         self._hop = max(1, int(round(self.hop_s * desc.srate)))
         self._srate = float(desc.srate)
         self._pick_names = [str(desc.labels[i]) for i in self._picks]
-        units = list(desc.units) if desc.units else [""] * len(desc.labels)
-        self._to_uv = np.array([unit_to_uv(units[i]) for i in self._picks])
+        # the model's channels in the model's unit (or a reason per window: app/stream_units.py)
+        self.units = unit_guard(desc.units, self._picks, getattr(self.decoder, "unit", "microvolts"),
+                                getattr(self.decoder, "calibration_amplitude", None))
+        self._to_uv = np.full(len(self._picks), unit_to_uv(self.units.model_unit))
         if self.out_name:
             self._outlet = DecisionOutlet(
                 self.out_name, [*self.labels, "valid"], source_id=f"{self.out_name}-{id(self):x}"
@@ -340,6 +345,8 @@ class OnlineEngine:
         elif steps.size and steps.min() < -0.02:
             reason = f"window spans a {-steps.min():.3f} s backward timestamp jump (clock reset)"
         window = data[self._picks]
+        if not reason:
+            window, reason = self.units.apply(window)
         values = None
         bad: tuple[str, ...] = ()
         if not reason:

@@ -74,6 +74,17 @@ class OnlineDecoder:
         """Leading samples of each window that only settle the band-pass."""
         return self.bundle.pad_samples
 
+    @property
+    def unit(self) -> str:
+        """Unit of the training windows (the engine converts a stream to it)."""
+        return str(self.bundle.meta.get("unit") or "microvolts")
+
+    @property
+    def calibration_amplitude(self) -> float | None:
+        """:func:`decoders.calibration.amplitude_scale` of the training windows (None if unknown)."""
+        value = (self.bundle.meta.get("calibration") or {}).get("amplitude")
+        return float(value) if isinstance(value, (int, float)) and value > 0 else None
+
     def check_stream(
         self,
         ch_names: Sequence[str],

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from neurodeck.decoders.calibration import STATISTIC, amplitude_scale
 from neurodeck.decoders.errors import ModelBundleError
 
 logger = logging.getLogger(__name__)
@@ -469,7 +470,9 @@ def save_bundle(
     scores : dict, optional
         Training / cross-validation scores to record.
     unit : str
-        Unit of the windows (the online decoder expects the same).
+        Unit of the windows (the online engine converts a stream to it). The sidecar also keeps
+        the amplitude of ``X_check`` (:func:`decoders.calibration.amplitude_scale`): a live stream
+        of unknown unit is compared with it.
     """
     import onnx
 
@@ -512,6 +515,8 @@ def save_bundle(
         "head": type(head).__name__,
         "feature_steps": encoded,
         "training_scores": scores or {},
+        "calibration": {"amplitude": amplitude_scale(X_check), "statistic": STATISTIC,
+                        "n_windows": len(X_check)},
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
     (path / SIDECAR_FILE).write_text(json.dumps(meta, indent=1))

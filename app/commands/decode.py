@@ -75,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"neurodeck decode: model {decoder.bundle.meta.get('pipeline', '?')} "
             f"({', '.join(engine.labels)}) on stream {inlet.description.name!r}, "
-            f"decisions on LSL stream {args.out_name!r} every {args.hop * 1e3:.0f} ms",
+            f"decisions on LSL stream {args.out_name!r} every {args.hop * 1e3:.0f} ms; "
+            f"{engine.units.note}",
             flush=True,
         )
         t_end = None if args.duration is None else time.monotonic() + args.duration

@@ -723,7 +723,10 @@ class OnlinePage(Page):
             f"\u00b7 latency p50 {1e3 * lat[50]:.1f} ms, p99 {1e3 * lat[99]:.1f} ms \u00b7 decode "
             f"p50 {1e3 * dec[50]:.2f} ms \u00b7 published on LSL as \u201c{self.out_name}\u201d"
             + (f" \u00b7 recording {self.recording_path.name}" if self.recorder is not None
-               and self.recording_path is not None else ""))
+               and self.recording_path is not None else "")
+            + (f"\n{eng.units.note}" if eng.units is not None else "")
+            + (f"\nNot decoding: {eng.last_decision.reason}" if eng.last_decision is not None
+               and not eng.last_decision.valid else ""))
         if self._history and self.prob_curves:
             t = np.array([h[0] for h in self._history])
             P = np.array([h[1] for h in self._history])
