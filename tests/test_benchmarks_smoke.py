@@ -23,6 +23,7 @@ CASES = [
                  "End-to-end latency", ["psd-lda"], id="latency", marks=pytest.mark.slow),
     pytest.param("onnx_vs_sklearn", [], "ONNX vs scikit-learn head", ["psd-lda", "DKF step"],
                  id="onnx_vs_sklearn", marks=pytest.mark.slow),
+    pytest.param("dkf_step", [], "DKF step", ["nw f+Q"], id="dkf_step", marks=pytest.mark.slow),
     pytest.param("throughput", [], "Pseudo-online replay", ["psd-lda", "ts-lr"],
                  id="throughput", marks=pytest.mark.slow),
     pytest.param("gui_fps", ["--seconds", "2"], "Signal view", ["64x512"], id="gui_fps",

@@ -17,7 +17,8 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 
 from neurodeck.decoders.dkf.regression import (
-    _kernel_weights,
+    KernelAverage,
+    kernel_logits,
     nw_loo_predictions,
     select_bandwidth_loo,
     select_q_bandwidth_filter,
@@ -34,7 +35,7 @@ from neurodeck.decoders.dkf.updates import (
     kalman_update,
     stationary_covariance,
 )
-from neurodeck.decoders.errors import DecoderError
+from neurodeck.decoders.errors import DecoderError, ModelBundleError
 
 logger = logging.getLogger(__name__)
 
@@ -210,6 +211,9 @@ class DiscriminativeKalmanFilter(_FilterBase):
         Fitted MLP/GP (``None`` for NW).
     onnx_session_ : onnxruntime.InferenceSession or None
         When set by :meth:`use_onnx`, ``f`` and ``Q`` come from this session.
+    observation_ : callable or None
+        ``X -> (f, Q)`` set by :meth:`use_onnx` or :meth:`use_numpy_twin`; ``None``: the fitted
+        numpy model.
     n_fallbacks_ : int
         Online steps so far where ``Q^-1 - S^-1`` was not positive definite.
     n_features_in_, n_states_ : int
@@ -287,7 +291,7 @@ class DiscriminativeKalmanFilter(_FilterBase):
         """
         self._check_params()
         X, Z = _check_fit_input(X, Z)
-        for attr in ("mu_", "Sigma_", "onnx_session_"):
+        for attr in ("mu_", "Sigma_", "onnx_session_", "observation_", "_kernel_cache"):
             self.__dict__.pop(attr, None)
         self.n_features_in_ = X.shape[1]
         self.n_states_ = Z.shape[1]
@@ -304,7 +308,7 @@ class DiscriminativeKalmanFilter(_FilterBase):
         self.bandwidth_ = None
         self.q_bandwidth_ = None
         self.regressor_ = None
-        self.onnx_session_ = None
+        self.onnx_session_ = self.observation_ = None
         self.X_train_ = None
         self.Z_train_ = None
         self.R_train_ = None
@@ -418,14 +422,24 @@ class DiscriminativeKalmanFilter(_FilterBase):
 
     # -- observation model ---------------------------------------------------------------------
 
-    def _distances_to_train(self, Xs: np.ndarray) -> np.ndarray:
-        """:func:`squared_distances` to the training points, their norms cached (online speed)."""
-        cache = self.__dict__.get("_train_sq")
+    def _kernel(self, which: str) -> KernelAverage:
+        """The folded NW kernel average of ``f`` or ``Q`` (cached: the online step reuses it)."""
+        cache = self.__dict__.get("_kernel_cache")
         if cache is None or cache[0] is not self.X_train_:
-            cache = (self.X_train_, (self.X_train_**2).sum(axis=1)[None, :])
-            self._train_sq = cache
-        d2 = (Xs**2).sum(axis=1)[:, None] + cache[1] - 2.0 * (Xs @ self.X_train_.T)
-        return np.maximum(d2, 0.0)
+            cache = (self.X_train_, {})
+            self._kernel_cache = cache
+        k = cache[1].get(which)
+        if k is None:
+            if which == "f":
+                W, b = kernel_logits(self.X_train_, self.x_mean_, self.x_scale_, self.bandwidth_)
+                T = self.Z_train_
+            else:
+                W, b = kernel_logits(
+                    self.X_train_, self.x_mean_, self.x_scale_, self.q_bandwidth_
+                )
+                T = (self.R_train_ + self.Q_add_[None]).reshape(len(self.R_train_), -1)
+            k = cache[1][which] = KernelAverage(W, b, T)
+        return k
 
     def _f_Q_numpy(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n, d = X.shape[0], self.n_states_
@@ -436,25 +450,29 @@ class DiscriminativeKalmanFilter(_FilterBase):
             Q = np.zeros((n, d, d))
             Q[:, np.arange(d), np.arange(d)] = var
             return f, Q + self.Q_add_
-        Xs = (X - self.x_mean_) / self.x_scale_
         if self.regressor == "nw":
-            d2 = self._distances_to_train(Xs)
-            W = _kernel_weights(d2, self.bandwidth_)
-            f = (W @ self.Z_train_) / W.sum(axis=1, keepdims=True)
+            f = self._kernel("f")(X)
         else:
-            d2 = None
             f = np.asarray(self.regressor_.predict(X)).reshape(n, d)
         if self.Q_const_ is not None:
             return f, np.broadcast_to(self.Q_const_, (n, d, d)).copy()
-        if d2 is None:
-            d2 = self._distances_to_train(Xs)
-        Wq = _kernel_weights(d2, self.q_bandwidth_)
-        Q = (Wq @ self.R_train_.reshape(len(self.R_train_), -1)) / Wq.sum(axis=1, keepdims=True)
-        return f, Q.reshape(n, d, d) + self.Q_add_
+        return f, self._kernel("Q")(X).reshape(n, d, d)
 
-    def _f_Q_onnx(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        f, Q = self.onnx_session_.run(None, {"x": np.ascontiguousarray(X, dtype=np.float64)})
-        return f, Q
+    def _f_Q(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``f``, ``Q`` of validated rows from the backend in use (ONNX, a twin, or numpy)."""
+        obs = self.__dict__.get("observation_")
+        if obs is not None:
+            return obs(X)
+        if self.regressor_ is None and self.X_train_ is None:
+            raise DecoderError(
+                "this DKF has no observation model (rebuilt from a dict): call use_onnx(...)"
+            )
+        return self._f_Q_numpy(X)
+
+    @property
+    def backend(self) -> str:
+        """Where ``f`` and ``Q`` come from: ``"onnx"``, ``"numpy"`` (fitted model or twin)."""
+        return "onnx" if self.__dict__.get("onnx_session_") is not None else "numpy"
 
     def predict_f_Q(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
         """The discriminative observation model at each row of ``X``.
@@ -471,19 +489,12 @@ class DiscriminativeKalmanFilter(_FilterBase):
             ``Cov[z | x]``.
         """
         self._check_fitted()
-        X = _check_sequence(X, "X", self.n_features_in_)
-        if getattr(self, "onnx_session_", None) is not None:
-            return self._f_Q_onnx(X)
-        if self.regressor_ is None and self.X_train_ is None:
-            raise DecoderError(
-                "this DKF has no observation model (rebuilt from a dict): call use_onnx(...)"
-            )
-        return self._f_Q_numpy(X)
+        return self._f_Q(_check_sequence(X, "X", self.n_features_in_))
 
     # -- filtering -----------------------------------------------------------------------------
 
     def _update(self, mu: np.ndarray, Sigma: np.ndarray, x: np.ndarray):
-        f, Q = self.predict_f_Q(x[None, :])
+        f, Q = self._f_Q(x[None, :])
         mu, Sigma, fell_back = dkf_update(
             mu, Sigma, f[0], Q[0], self.A_, self.Gamma_, self.S_inv_, self.robust
         )
@@ -538,14 +549,14 @@ class DiscriminativeKalmanFilter(_FilterBase):
 
     # -- ONNX and serialisation (neurodeck.decoders.dkf.export) ---------------------------------
 
-    def to_onnx(self) -> Any:
+    def to_onnx(self, dtype: str = "float32") -> Any:
         """ONNX model ``x (n, n_features) -> f (n, n_states), Q (n, n_states, n_states)``.
 
-        See :func:`neurodeck.decoders.dkf.export.dkf_to_onnx`.
+        See :func:`neurodeck.decoders.dkf.export.dkf_to_onnx` (``dtype``: NW kernel precision).
         """
         from neurodeck.decoders.dkf.export import dkf_to_onnx
 
-        return dkf_to_onnx(self)
+        return dkf_to_onnx(self, dtype)
 
     def use_onnx(self, session: Any, warmup: int = 3) -> DiscriminativeKalmanFilter:
         """Take ``f`` and ``Q`` from an onnxruntime session from now on (``None``: back to numpy).
@@ -566,11 +577,45 @@ class DiscriminativeKalmanFilter(_FilterBase):
 
         self._check_fitted()
         if session is None:
-            self.onnx_session_ = None
+            self.onnx_session_ = self.observation_ = None
             return self
         session = make_session(session)
         check_session(session, self.n_features_in_, self.n_states_, warmup)
         self.onnx_session_ = session
+        run = session.run
+
+        def observation(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            return tuple(run(None, {"x": X})[:2])
+
+        self.observation_ = observation
+        return self
+
+    def use_numpy_twin(self, model: Any) -> DiscriminativeKalmanFilter:
+        """Run ``f`` and ``Q`` in numpy from a saved pure NW graph (no training data needed).
+
+        Parameters
+        ----------
+        model : onnx.ModelProto
+            A graph from :meth:`to_onnx` with ``regressor="nw"``.
+
+        Returns
+        -------
+        self
+        """
+        from neurodeck.decoders.dkf.export import numpy_observation
+
+        self._check_fitted()
+        obs = numpy_observation(model)
+        if obs is None:
+            raise ModelBundleError("numpy twin needs a Nadaraya-Watson f and Q graph (regressor='nw')")
+        f, Q = obs(np.zeros((1, self.n_features_in_)))
+        if f.shape != (1, self.n_states_) or Q.shape != (1, self.n_states_, self.n_states_):
+            raise ModelBundleError(
+                f"NW graph outputs f {f.shape}, Q {Q.shape}; expected (1, {self.n_states_}) and "
+                f"(1, {self.n_states_}, {self.n_states_})"
+            )
+        self.onnx_session_ = None
+        self.observation_ = obs
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Nadaraya-Watson regression for the DKF's ``f(x)`` and ``Q(x)``, and bandwidth selection.
 
 numpy reference implementation; :mod:`neurodeck.decoders.dkf.export` builds the same computation as
-an ONNX graph.
+an ONNX graph (:func:`kernel_logits` and :class:`KernelAverage` are shared by both paths).
 """
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "squared_distances",
     "nadaraya_watson",
+    "kernel_logits",
+    "KernelAverage",
     "nw_loo_predictions",
     "select_bandwidth_loo",
     "select_q_bandwidth_loo",
@@ -45,6 +47,63 @@ def _kernel_weights(d2: np.ndarray, bandwidth: float) -> np.ndarray:
     logits = d2 * (-0.5 / bandwidth**2)
     logits -= logits.max(axis=1, keepdims=True)
     return np.exp(logits)
+
+
+def kernel_logits(
+    X_train: np.ndarray, x_mean: np.ndarray, x_scale: np.ndarray, bandwidth: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fold standardisation and the Gaussian kernel into one affine map of the raw input.
+
+    The NW weights are ``softmax_i(-|s(x) - x_i|^2 / (2 h^2))`` with ``s(x) = (x - mean) / scale``.
+    The ``|s(x)|^2`` term is the same for every ``i`` and cancels in the softmax, so the logits are
+    ``x @ W + b`` with ``W = (X_train / scale)^T / h^2`` and
+    ``b_i = -(mean / scale) . x_i / h^2 - |x_i|^2 / (2 h^2)``: one Gemm per kernel, for numpy and
+    ONNX alike.
+
+    Parameters
+    ----------
+    X_train : ndarray, shape (n_train, n_features)
+        Standardised training features.
+    x_mean, x_scale : ndarray, shape (n_features,)
+    bandwidth : float
+
+    Returns
+    -------
+    W : ndarray, shape (n_features, n_train)
+    b : ndarray, shape (n_train,)
+    """
+    if not (np.isfinite(bandwidth) and bandwidth > 0):
+        raise DecoderError(f"NW bandwidth must be a finite positive number, got {bandwidth!r}")
+    X_train = np.asarray(X_train, dtype=np.float64)
+    x_mean = np.asarray(x_mean, dtype=np.float64).ravel()
+    x_scale = np.asarray(x_scale, dtype=np.float64).ravel()
+    inv_h2 = 1.0 / bandwidth**2
+    W = (X_train / x_scale[None, :]).T * inv_h2
+    b = -(X_train @ (x_mean / x_scale)) * inv_h2 - 0.5 * inv_h2 * (X_train**2).sum(axis=1)
+    return np.ascontiguousarray(W), b
+
+
+class KernelAverage:
+    """numpy NW average ``softmax(x @ W + b) @ T`` (the ONNX graph computes the same).
+
+    Parameters
+    ----------
+    W : ndarray, shape (n_features, n_train)
+    b : ndarray, shape (n_train,)
+    T : ndarray, shape (n_train, n_out)
+        Targets averaged by the kernel weights.
+    """
+
+    def __init__(self, W: np.ndarray, b: np.ndarray, T: np.ndarray) -> None:
+        self.W, self.b, self.T = W, b, np.ascontiguousarray(T, dtype=np.float64)
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        """Kernel averages, shape (n_query, n_out), of ``X`` (n_query, n_features)."""
+        L = X @ self.W
+        L += self.b
+        L -= L.max(axis=1, keepdims=True)
+        np.exp(L, out=L)
+        return (L @ self.T) / L.sum(axis=1, keepdims=True)
 
 
 def nadaraya_watson(
