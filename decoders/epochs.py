@@ -253,12 +253,15 @@ class PickChannels(TransformerMixin, BaseEstimator):
 
 
 def normalize_name(name: str) -> str:
-    """Channel name for matching: trailing dots (EEGMMIDB ``C3..``) and case ignored."""
-    return name.strip().rstrip(".").lower()
+    """Channel name for matching (:func:`decoders.channels.channel_key`: case, EEGMMIDB's trailing
+    dots, ``EEG``/``-REF`` decorations and old 10-20 aliases ignored)."""
+    from neurodeck.decoders.channels import channel_key
+
+    return channel_key(name)
 
 
 def pick_indices(ch_names, picks) -> np.ndarray:
-    """Indices of ``picks`` in ``ch_names`` (matching ignores case and trailing dots).
+    """Indices of ``picks`` in ``ch_names`` (matched with :func:`normalize_name`).
 
     Raises
     ------

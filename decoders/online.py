@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from neurodeck.decoders.epochs import normalize_name
+from neurodeck.decoders.channels import ChannelMatch, match_channels
 from neurodeck.decoders.errors import ChannelMismatchError, DecoderError
 
 logger = logging.getLogger(__name__)
@@ -51,6 +51,7 @@ class OnlineDecoder:
         self.bundle = bundle
         self.sfreq_tol = sfreq_tol
         self.picks_: np.ndarray | None = None
+        self.channel_match_: ChannelMatch | None = None
 
     @property
     def labels(self) -> list[str]:
@@ -101,8 +102,9 @@ class OnlineDecoder:
             The stream's nominal rate in Hz.
         mapping : dict of str to str, optional
             Model channel -> stream channel, for channels named differently (e.g.
-            ``{"C3": "EEG 5"}``); other channels are matched by name ignoring case and trailing
-            dots.
+            ``{"C3": "EEG 5"}``); other channels are matched by name, else ignoring case,
+            trailing dots, ``EEG``/``-REF`` decorations and old 10-20 aliases
+            (:func:`decoders.channels.match_channels`; the result is kept in ``channel_match_``).
 
         Returns
         -------
@@ -120,25 +122,18 @@ class OnlineDecoder:
                 f"stream rate {sfreq} Hz differs from the model's {self.sfreq} Hz; resample or "
                 "retrain"
             )
-        lookup: dict[str, int] = {}
-        for i, name in enumerate(ch_names):
-            lookup.setdefault(normalize_name(str(name)), i)
-        mapping = {normalize_name(k): v for k, v in (mapping or {}).items()}
-        picks, missing = [], []
-        for ch in self.ch_names:
-            target = mapping.get(normalize_name(ch), ch)
-            idx = lookup.get(normalize_name(str(target)))
-            if idx is None:
-                missing.append(ch if target == ch else f"{ch} (mapped to {target!r})")
-            else:
-                picks.append(idx)
-        if missing:
-            extra = sorted(set(map(str, ch_names)) - {str(ch_names[i]) for i in picks})
+        match = match_channels(self.ch_names, [str(c) for c in ch_names], mapping)
+        if not match.ok:
+            extra = list(match.unused)
             raise ChannelMismatchError(
-                f"model channels missing from the stream: {missing}; stream channels not used by "
+                f"model channels missing from the stream: {list(match.missing)} "
+                f"({len(match.pairs)} of {len(self.ch_names)} found); stream channels not used by "
                 f"the model: {extra[:20]}{' ...' if len(extra) > 20 else ''}. Pass a channel "
                 "mapping (model name -> stream name) if they are named differently"
             )
+        self.channel_match_ = match
+        logger.info("channels: %s", match.summary())
+        picks = list(match.picks)
         self.picks_ = np.asarray(picks, dtype=int)
         return self.picks_
 

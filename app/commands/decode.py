@@ -79,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
             f"{engine.units.note}",
             flush=True,
         )
+        if decoder.channel_match_ is not None:
+            print(f"neurodeck decode: channels: {decoder.channel_match_.summary()}", flush=True)
         t_end = None if args.duration is None else time.monotonic() + args.duration
         while t_end is None or time.monotonic() < t_end:
             time.sleep(1.0 if t_end is None else max(0.0, min(1.0, t_end - time.monotonic())))

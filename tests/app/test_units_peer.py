@@ -173,4 +173,6 @@ def test_neurodeck_decode_prints_the_unit_refusal(bundle_dir, run12, unique_name
             capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "without a unit taken as microvolts" in proc.stdout
+    # the model was trained on the EDF's names (C3..), the stream too: every channel found
+    assert "channels: 64 of 64 model channels found" in proc.stdout, proc.stdout
     assert "invalid (stream looks like volts, model was trained in microvolts" in proc.stdout, proc.stdout
