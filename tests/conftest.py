@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -20,6 +21,19 @@ _BLAS_LIMITS = threadpool_limits(limits=1)
 
 if not os.environ.get("DISPLAY") and not os.environ.get("QT_QPA_PLATFORM"):
     os.environ["QT_QPA_PLATFORM"] = "offscreen"  # (an empty value is Qt's default, xcb: abort)
+
+
+def wait_until(pred, timeout: float, step: float = 0.02) -> bool:
+    """Poll ``pred()`` until it is true or ``timeout`` seconds passed; return its last value.
+
+    Tests wait on a condition with this instead of sleeping a fixed time and then asserting.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return bool(pred())
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ import pytest
 from neurodeck.acquisition.inlet import Inlet
 from neurodeck.acquisition.outlet import DataOutlet, make_stream_info
 from neurodeck.app.engine import EngineState, OnlineEngine
+from tests.conftest import wait_until
 
 SRATE = 256.0
 LABELS = ["C3", "Cz", "C4", "COUNTER"]
@@ -70,8 +71,16 @@ def test_engine_decides_on_exact_hop_windows_and_publishes(source):
     dec_inlet.open_stream(timeout=5)
     n_total = int(SRATE * 3)
     _push(outlet, n_total, 16, nan_at=1000)
-    time.sleep(0.5)
-    received, rts = dec_inlet.pull_chunk(timeout=1.0, max_samples=10_000)
+    assert wait_until(lambda: got and got[-1].index == n_total, 10), [d.index for d in got[-3:]]
+    received, rts = [], []
+
+    def read_back() -> bool:
+        values, stamps = dec_inlet.pull_chunk(timeout=0.0, max_samples=10_000)
+        received.extend(values)
+        rts.extend(stamps)
+        return len(received) >= len(got)
+
+    assert wait_until(read_back, 10), (len(received), len(got))
     engine.stop()
     inlet.stop()
 
@@ -127,7 +136,7 @@ def test_engine_skips_windows_across_a_gap(source):
     _push(outlet, 512, 16)
     time.sleep(0.8)  # the source pauses: timestamps jump
     _push(outlet, 512, 16)
-    time.sleep(0.3)
+    assert wait_until(lambda: got and got[-1].index == 1024, 10), [d.index for d in got[-3:]]
     engine.stop()
     inlet.stop()
     invalid = [d for d in got if not d.valid]
@@ -156,7 +165,7 @@ def test_engine_windows_are_the_offline_windows_and_a_late_start_skips_nothing(s
     engine.add_decision_listener(got.append)
     engine.start()
     _push(outlet, 512, 16)
-    time.sleep(0.3)
+    assert wait_until(lambda: got and got[-1].index == 768, 10), [d.index for d in got[-3:]]
     engine.stop()
     inlet.stop()
     assert engine.stats.skipped_hops == 0

@@ -18,6 +18,7 @@ from neurodeck.decoders.evaluation import score_trials
 from neurodeck.decoders.online import OnlineDecoder
 from neurodeck.decoders.onnx import save_bundle
 from neurodeck.decoders.pipelines import DecoderConfig
+from tests.conftest import wait_until
 
 CLASSES = ("left_hand", "right_hand")
 
@@ -37,8 +38,7 @@ def test_simulated_session_calibrate_train_and_decode_live(tmp_path, unique_name
     out = tmp_path / "calibration_raw.fif"
     sim.start()  # creates the outlets, then waits (up to 10 s) for a consumer before sample 0
     with Recorder([unique_name, f"{unique_name}-markers"], out) as rec:
-        _wait(sim, timeout=120)
-        time.sleep(0.5)
+        _wait(sim, timeout=120)  # the recorder's stop drains what is still in flight
     sim.stop()
     assert rec.error is None
 
@@ -74,9 +74,17 @@ def test_simulated_session_calibrate_train_and_decode_live(tmp_path, unique_name
         while not sim.finished and time.monotonic() < deadline:
             got, _ = consumer.pull_chunk(timeout=0.2, max_samples=10_000)
             received += got
-        time.sleep(1.0)
-        got, _ = consumer.pull_chunk(timeout=0.5, max_samples=10_000)
-        received += got
+        # the end: every sample in, the last hop decided, every decision read back
+        assert inlet.wait_for_samples(sim.n_total, 10), (inlet.n_received, sim.n_total)
+        hop = engine.hop_samples
+        assert wait_until(lambda: engine.last_decision is not None
+                          and engine.last_decision.index + hop > sim.n_total, 10)
+
+        def read_back() -> bool:
+            received.extend(consumer.pull_chunk(timeout=0.0, max_samples=10_000)[0])
+            return len(received) >= engine.stats.decisions
+
+        assert wait_until(read_back, 10), (len(received), engine.stats.decisions)
     finally:
         engine.stop()
         sim.stop()
