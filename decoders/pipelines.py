@@ -49,27 +49,11 @@ MOTOR_CHANNELS: tuple[str, ...] = (
     "FC3", "FCz", "FC4", "C5", "C3", "C1", "Cz", "C2", "C4", "C6", "CP3", "CPz", "CP4",
 )
 
-#: name -> one-line description.
-PIPELINES: dict[str, str] = {
-    "psd-lda": "Welch PSD (dB) -> top-10 (channel, frequency) features by R² (fit in the fold) "
-    "-> shrinkage LDA (HappyFeat style)",
-    "coh-lda": "imaginary-coherence node strength -> top-10 features by R² -> shrinkage LDA",
-    "csp-lda": "OAS covariance -> CSP (8 filters, log-variance) -> LDA",
-    "mdm": "OAS covariance -> minimum distance to Riemannian mean (softmax of -d²)",
-    "fgmdm": "OAS covariance -> geodesic filtering (FGDA) -> MDM",
-    "ts-lr": "OAS covariance -> tangent space -> logistic regression (C=1)",
-    "ts-svm": "OAS covariance -> tangent space -> linear SVM (sigmoid-calibrated), C by inner "
-    "3-fold grid search",
-    "ts-lda": "OAS covariance -> tangent space -> Ledoit-Wolf shrinkage LDA (our default)",
-    "acm-ts-svm": "augmented covariance on 13 motor channels -> tangent space -> linear SVM "
-    "(sigmoid-calibrated); "
-    "(order, lag, C) by inner 3-fold grid search",
-    "acm-mdm": "augmented covariance on 13 motor channels, (order, lag) from the data "
-    "(mutual information / false nearest neighbours) -> MDM",
-    "fbts-lr": "filter bank (4 Hz sub-bands of the band + the full band), OAS covariance -> "
-    "tangent space per band, concatenated, standardised -> L2 logistic regression, C by inner "
-    "3-fold grid search",
-}
+#: name -> :class:`PipelineSpec`, read from ``assets/pipelines/pipelines.toml`` (plus any user specs
+#: added with :func:`add_pipeline_specs`).
+PIPELINE_SPECS: dict[str, PipelineSpec] = {}
+#: name -> one-line description (kept in step with :data:`PIPELINE_SPECS`).
+PIPELINES: dict[str, str] = {}
 
 #: Sub-band width of the filter-bank pipelines, in Hz.
 FILTER_BANK_WIDTH = 4.0
@@ -99,10 +83,6 @@ REFERENCE_AUC: dict[str, tuple[float, tuple[float, float, float]]] = {
     "mdm": (0.64, (0.70, 0.83, 0.40)),
 }
 
-ACM_ORDERS = (2, 3, 4, 5, 6)
-#: Inverse regularisation strengths searched (inside the training folds) by ``fbts-lr``.
-FBTS_C_GRID = (0.001, 0.01, 0.1, 1.0)
-ACM_LAGS = (1, 2, 3, 4)
 
 
 def oas_covariances(X: np.ndarray) -> np.ndarray:
@@ -274,17 +254,300 @@ def calibrated_linear_svm(seed: int = 42) -> CalibratedClassifierCV:
     )
 
 
-def _motor_picks(ch_names: Sequence[str] | None) -> list[str] | None:
-    """The motor channels present in ``ch_names`` (None: no picking possible/needed)."""
+def _motor_picks(ch_names: Sequence[str] | None,
+                 channels: Sequence[str] = MOTOR_CHANNELS) -> list[str] | None:
+    """The ``channels`` present in ``ch_names`` (None: no picking possible/needed)."""
     if ch_names is None:
         return None
     from neurodeck.decoders.epochs import normalize_name
 
     have = {normalize_name(c) for c in ch_names}
-    picks = [c for c in MOTOR_CHANNELS if normalize_name(c) in have]
+    picks = [c for c in channels if normalize_name(c) in have]
     if len(picks) < 3:  # not a 10-10 montage: use every channel
         return None
     return picks
+
+
+# ------------------------------------------------------------------ pipelines as data (TOML specs)
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildContext:
+    """What a step needs from the data and the decoder configuration (not from the spec)."""
+
+    sfreq: float
+    ch_names: list[str] | None
+    band: tuple[float, float]
+    pad: float
+    seed: int
+    filter_order: int
+    filter_passes: int
+
+
+@dataclasses.dataclass(frozen=True)
+class StepKind:
+    """One allow-listed step kind that a pipeline spec may name.
+
+    Parameters
+    ----------
+    name : str
+        Default step name inside the scikit-learn pipeline.
+    build : callable
+        ``build(ctx, **params) -> estimator or None`` (None: the step does not apply to this
+        data and is left out, e.g. motor picks without a 10-10 montage).
+    params : mapping str -> str or None
+        Spec keys the step accepts -> the scikit-learn parameter a grid over that key searches
+        (None: the key is fixed when the step is built and cannot be a grid).
+    head : bool
+        A classifier that can end a pipeline (and be exported as the bundle's ONNX head).
+    doc : str
+        One line for ``--list-steps``.
+    """
+
+    name: str
+    build: Any
+    params: Mapping[str, str | None]
+    head: bool = False
+    doc: str = ""
+
+
+def _motor_picks_step(ctx: BuildContext, channels: Sequence[str] = MOTOR_CHANNELS):
+    picks = _motor_picks(ctx.ch_names, channels)
+    return None if picks is None else PickChannels(ch_names=list(ctx.ch_names), picks=picks)
+
+
+def _filter_bank_step(ctx: BuildContext, width: float = FILTER_BANK_WIDTH,
+                      sub_order: int = FILTER_BANK_ORDER):
+    bands = filter_bank(ctx.band, float(width))
+    orders = tuple(ctx.filter_order if b == ctx.band else min(ctx.filter_order, int(sub_order))
+                   for b in bands)
+    return FilterBankTangentSpace(sfreq=ctx.sfreq, bands=bands, orders=orders,
+                                  passes=ctx.filter_passes, pad=ctx.pad)
+
+
+def _psd_step(ctx: BuildContext, **kw):
+    from neurodeck.decoders.features.psd import PSD
+
+    return PSD(sfreq=ctx.sfreq, fmin=ctx.band[0], fmax=ctx.band[1], **{"method": "welch", "log": True, **kw})
+
+
+def _node_strength_step(ctx: BuildContext, **kw):
+    from neurodeck.decoders.features.connectivity import NodeStrength
+
+    return NodeStrength(sfreq=ctx.sfreq, fmin=ctx.band[0], fmax=ctx.band[1], **kw)
+
+
+def _select_step(ctx: BuildContext, **kw):
+    from neurodeck.decoders.selection import FeatureSelector
+
+    return FeatureSelector(ch_names=_names(ctx.ch_names), **kw)
+
+
+def _acm_step(ctx: BuildContext, **kw):  # noqa: ARG001
+    from neurodeck.decoders.features.covariance import AugmentedCovariances
+
+    return AugmentedCovariances(**{"estimator": "oas", **kw})
+
+
+def _same(*keys: str) -> dict[str, str]:
+    return {k: k for k in keys}
+
+
+#: The allow-listed step kinds of pipeline specs (nothing else can be named in a spec).
+STEPS: dict[str, StepKind] = {
+    "bandpass": StepKind(
+        "bandpass",
+        lambda ctx: BandPass(sfreq=ctx.sfreq, l_freq=ctx.band[0], h_freq=ctx.band[1], pad=ctx.pad,
+                             order=ctx.filter_order, passes=ctx.filter_passes),
+        {}, doc="causal Butterworth band-pass of the padded window (band/filter from the config)"),
+    "motor_picks": StepKind("picks", _motor_picks_step, {"channels": None},
+                            doc="keep the sensorimotor channels (left out without a 10-10 montage)"),
+    "psd": StepKind("psd", _psd_step, _same("method", "log"), doc="Welch power spectrum (dB)"),
+    "node_strength": StepKind("coh", _node_strength_step, _same("kind"),
+                              doc="connectivity node strength (e.g. imaginary coherence)"),
+    "select_r2": StepKind("select", _select_step, _same("n_features"),
+                          doc="top-n features by R² (fitted in the training data)"),
+    "oas_covariance": StepKind("cov", lambda ctx: OASCovariances(), {}, doc="OAS covariance"),
+    "augmented_covariance": StepKind("acm", _acm_step, _same("order", "lag", "estimator"),
+                                     doc="augmented (delay-embedded) covariance; order/lag int or 'auto'"),
+    "csp": StepKind("csp", lambda ctx, **kw: CSP(**{"nfilter": 8, "log": True, **kw}),
+                    _same("nfilter", "metric", "log"), doc="common spatial patterns"),
+    "tangent_space": StepKind("ts", lambda ctx, **kw: TangentSpace(**{"metric": "riemann", **kw}),
+                              _same("metric"), doc="Riemannian tangent space"),
+    "fgda": StepKind("fgda", lambda ctx, **kw: FGDA(**{"metric": "riemann", **kw}), _same("metric"),
+                     doc="geodesic filtering (Fisher geodesic discriminant analysis)"),
+    "filter_bank_tangent_space": StepKind(
+        "fbts", _filter_bank_step, {"width": None, "sub_order": None},
+        doc="filter bank of the band (sub-bands of `width` Hz + the full band), tangent space per band"),
+    "standard_scaler": StepKind("scale", lambda ctx: StandardScaler(), {}, doc="standardise features"),
+    "lda": StepKind(
+        "lda",
+        lambda ctx, shrinkage=None: LinearDiscriminantAnalysis(
+            **({"solver": "lsqr", "shrinkage": shrinkage} if shrinkage is not None else {})),
+        {"shrinkage": None}, head=True, doc="linear discriminant analysis (shrinkage = 'auto': Ledoit-Wolf)"),
+    "logistic_regression": StepKind(
+        "lr", lambda ctx, **kw: LogisticRegression(**kw), _same("C", "max_iter"), head=True,
+        doc="L2 logistic regression"),
+    "linear_svm": StepKind(
+        "svm", lambda ctx, C=1.0: calibrated_linear_svm(ctx.seed).set_params(estimator__C=C),
+        {"C": "estimator__C"}, head=True, doc="linear SVM with sigmoid-calibrated probabilities"),
+    "mdm": StepKind("mdm", lambda ctx, **kw: MDM(**{"metric": "riemann", **kw}), _same("metric"),
+                    head=True, doc="minimum distance to the Riemannian class means"),
+}
+
+#: Steps that take the padded raw window (a pipeline starts with one of them).
+_FIRST_STEPS = ("bandpass", "filter_bank_tangent_space")
+_SCALAR = (bool, int, float, str)
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineSpec:
+    """A named pipeline as data: an ordered list of allow-listed steps with parameters.
+
+    Parameters
+    ----------
+    name : str
+    description : str
+    steps : tuple of (kind, params)
+        ``kind`` a key of :data:`STEPS`; ``params`` that kind's parameters (a list value is a
+        grid searched in the training data), plus an optional ``name``.
+    source : str
+        Where the spec was read (for error messages).
+    """
+
+    name: str
+    description: str
+    steps: tuple[tuple[str, dict[str, Any]], ...]
+    source: str = "<spec>"
+
+    @classmethod
+    def from_dict(cls, name: str, d: Any, source: str = "<spec>") -> PipelineSpec:
+        """Validate one ``[name]`` table; errors name the file, pipeline, key and value."""
+        where = f"{source}: pipeline {name!r}"
+        if not isinstance(d, Mapping):
+            raise DecoderError(f"{where} must be a table with 'description' and 'steps', got {d!r:.80}")
+        unknown = set(d) - {"description", "steps"}
+        if unknown:
+            raise DecoderError(f"{where}: unknown keys {sorted(unknown)}; expected 'description' and 'steps'")
+        desc = d.get("description", "")
+        if not isinstance(desc, str):
+            raise DecoderError(f"{where}: 'description' must be a string, got {desc!r}")
+        raw_steps = d.get("steps")
+        if not isinstance(raw_steps, list) or not raw_steps:
+            raise DecoderError(f"{where}: 'steps' must be a non-empty list of step tables, got {raw_steps!r:.80}")
+        steps, names = [], set()
+        for i, st in enumerate(raw_steps):
+            at = f"{where} steps[{i}]"
+            if not isinstance(st, Mapping) or "step" not in st:
+                raise DecoderError(f"{at} must be a table with a 'step' key, got {st!r:.80}")
+            kind = st["step"]
+            if kind not in STEPS:
+                raise DecoderError(f"{at}: step {kind!r} is not allowed; expected one of {sorted(STEPS)}")
+            spec_kind = STEPS[kind]
+            params = {k: v for k, v in st.items() if k not in ("step", "name")}
+            bad = set(params) - set(spec_kind.params)
+            if bad:
+                raise DecoderError(f"{at} ({kind}): unknown parameters {sorted(bad)}; expected some of "
+                                   f"{sorted(spec_kind.params)}")
+            for k, v in params.items():
+                if isinstance(v, list):
+                    if spec_kind.params[k] is None and k != "channels":
+                        raise DecoderError(f"{at} ({kind}): {k} = {v!r} cannot be a grid (one value expected)")
+                    if not v or not all(isinstance(x, _SCALAR) for x in v):
+                        raise DecoderError(f"{at} ({kind}): {k} = {v!r}; expected a value or a non-empty list of values")
+                elif not isinstance(v, _SCALAR):
+                    raise DecoderError(f"{at} ({kind}): {k} = {v!r}; expected a number, string or boolean")
+            step_name = st.get("name", spec_kind.name)
+            if not isinstance(step_name, str) or not step_name or "__" in step_name:
+                raise DecoderError(f"{at}: name {step_name!r} must be a non-empty string without '__'")
+            if step_name in names:
+                raise DecoderError(f"{at}: step name {step_name!r} used twice; give one a 'name'")
+            names.add(step_name)
+            steps.append((kind, {**params, "name": step_name}))
+        if steps[0][0] not in _FIRST_STEPS:
+            raise DecoderError(f"{where}: the first step must be one of {list(_FIRST_STEPS)} (it filters "
+                               f"the padded raw window), got {steps[0][0]!r}")
+        if not STEPS[steps[-1][0]].head:
+            raise DecoderError(f"{where}: the last step must be a classifier, one of "
+                               f"{sorted(k for k, v in STEPS.items() if v.head)}; got {steps[-1][0]!r}")
+        for kind, _ in steps[:-1]:
+            if STEPS[kind].head:
+                raise DecoderError(f"{where}: classifier {kind!r} can only be the last step")
+        return cls(name=str(name), description=desc, steps=tuple(steps), source=source)
+
+    def build(self, ctx: BuildContext) -> Pipeline:
+        """The unfitted scikit-learn pipeline for data described by ``ctx``."""
+        built: list[tuple[str, Any]] = []
+        grid: dict[tuple[str, str], list] = {}
+        grid_at = None
+        for kind, params in self.steps:
+            step_name = params["name"]
+            kw = {k: v for k, v in params.items() if k != "name"}
+            fixed = {}
+            for k, v in kw.items():
+                if isinstance(v, list) and STEPS[kind].params[k] is not None:
+                    grid[(step_name, STEPS[kind].params[k])] = list(v)
+                    fixed[k] = v[0]
+                    if grid_at is None:
+                        grid_at = len(built)
+                else:
+                    fixed[k] = v
+            try:
+                est = STEPS[kind].build(ctx, **fixed)
+            except (TypeError, ValueError, DecoderError) as exc:
+                raise DecoderError(f"{self.source}: pipeline {self.name!r} step {step_name!r} ({kind}) "
+                                   f"with {fixed!r}: {exc}") from exc
+            if est is not None:
+                built.append((step_name, est))
+        if grid_at is not None:
+            inner_cv = StratifiedKFold(3, shuffle=True, random_state=ctx.seed)
+            searched = built[grid_at:]
+            if len(searched) == 1:
+                est = searched[0][1]
+                param_grid = {p: v for (_, p), v in grid.items()}
+                wrapped = (searched[0][0], est)
+            else:
+                est = Pipeline(searched)
+                param_grid = {f"{n}__{p}": v for (n, p), v in grid.items()}
+                wrapped = ("search", est)
+            search = GridSearchCV(wrapped[1], param_grid, cv=inner_cv, scoring="roc_auc")
+            built = built[:grid_at] + [(wrapped[0], search)]
+        return Pipeline(built)
+
+
+def parse_pipeline_specs(text: str, source: str = "<spec>") -> dict[str, PipelineSpec]:
+    """Read pipeline specs from TOML text (one ``[name]`` table per pipeline)."""
+    try:
+        d = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise DecoderError(f"cannot parse pipeline specs {source}: {exc}") from exc
+    if not d:
+        raise DecoderError(f"{source} declares no pipeline (expected [name] tables with 'steps')")
+    return {name: PipelineSpec.from_dict(name, table, source) for name, table in d.items()}
+
+
+def load_pipeline_specs(path: str | Path) -> dict[str, PipelineSpec]:
+    """Read and validate a pipeline spec file (TOML; the format of ``assets/pipelines``)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise DecoderError(f"cannot read pipeline file {path}: {exc.strerror or exc}") from exc
+    return parse_pipeline_specs(text, str(path))
+
+
+def add_pipeline_specs(path: str | Path) -> list[str]:
+    """Register the pipelines of a user spec file (``--pipeline-file``); returns their names.
+
+    A user pipeline may not reuse a shipped name (the shipped pipelines are the references).
+    """
+    specs = load_pipeline_specs(path)
+    clash = sorted(set(specs) & set(_SHIPPED))
+    if clash:
+        raise DecoderError(f"{path}: pipelines {clash} are shipped with neurodeck; choose other names")
+    PIPELINE_SPECS.update(specs)
+    PIPELINES.update({n: s.description for n, s in specs.items()})
+    return list(specs)
 
 
 def make_pipeline(
@@ -299,12 +562,13 @@ def make_pipeline(
     filter_passes: int = 2,
     **overrides: Any,
 ) -> Pipeline:
-    """Build the named pipeline (unfitted).
+    """Build the named pipeline (unfitted) from its spec.
 
     Parameters
     ----------
     name : str
-        One of :data:`PIPELINES`.
+        One of :data:`PIPELINES` (shipped in ``assets/pipelines/pipelines.toml`` or added with
+        :func:`add_pipeline_specs`).
     sfreq : float
         Sampling rate of the windows in Hz.
     ch_names : sequence of str or None
@@ -329,117 +593,20 @@ def make_pipeline(
         Input ``(n_windows, n_channels, n_pad + n_times)``; ``predict_proba`` gives
         ``(n_windows, n_classes)``.
     """
-    if name not in PIPELINES:
+    if name not in PIPELINE_SPECS:
         raise DecoderError(f"unknown pipeline {name!r}; expected one of {sorted(PIPELINES)}")
     if sfreq is None or not np.isfinite(sfreq) or sfreq <= 0:
         raise DecoderError(f"sfreq must be a positive number of Hz, got {sfreq!r}")
-    l_freq, h_freq = (float(b) for b in band)
-    steps: list[tuple[str, Any]] = [
-        ("bandpass", BandPass(sfreq=float(sfreq), l_freq=l_freq, h_freq=h_freq, pad=pad,
-                              order=int(filter_order), passes=int(filter_passes)))
-    ]
-    inner_cv = StratifiedKFold(3, shuffle=True, random_state=seed)
-    cov = ("cov", OASCovariances())
-    if name == "psd-lda":
-        from neurodeck.decoders.features.psd import PSD
-        from neurodeck.decoders.selection import FeatureSelector
-
-        steps += [
-            ("psd", PSD(sfreq=float(sfreq), fmin=l_freq, fmax=h_freq, method="welch", log=True)),
-            ("select", FeatureSelector(ch_names=_names(ch_names), n_features=10)),
-            ("lda", LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")),
-        ]
-    elif name == "coh-lda":
-        from neurodeck.decoders.features.connectivity import NodeStrength
-        from neurodeck.decoders.selection import FeatureSelector
-
-        steps += [
-            ("coh", NodeStrength(sfreq=float(sfreq), fmin=l_freq, fmax=h_freq, kind="imcoh")),
-            ("select", FeatureSelector(ch_names=_names(ch_names), n_features=10)),
-            ("lda", LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")),
-        ]
-    elif name == "csp-lda":
-        steps += [cov, ("csp", CSP(nfilter=8, log=True)), ("lda", LinearDiscriminantAnalysis())]
-    elif name == "mdm":
-        steps += [cov, ("mdm", MDM(metric="riemann"))]
-    elif name == "fgmdm":
-        # pyriemann's FgMDM is exactly FGDA followed by MDM; spelled out so that every learned
-        # state is a plain step (serialisable to JSON for the model bundle).
-        steps += [cov, ("fgda", FGDA(metric="riemann")), ("mdm", MDM(metric="riemann"))]
-    elif name == "ts-lr":
-        steps += [cov, ("ts", TangentSpace(metric="riemann")), ("lr", LogisticRegression())]
-    elif name == "ts-svm":
-        svm = GridSearchCV(
-            calibrated_linear_svm(seed),
-            {"estimator__C": [0.1, 1.0, 10.0]},
-            cv=inner_cv,
-            scoring="roc_auc",
-        )
-        steps += [cov, ("ts", TangentSpace(metric="riemann")), ("svm", svm)]
-    elif name == "ts-lda":
-        steps += [
-            cov,
-            ("ts", TangentSpace(metric="riemann")),
-            ("lda", LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto")),
-        ]
-    elif name in ("acm-ts-svm", "acm-mdm"):
-        from neurodeck.decoders.features.covariance import AugmentedCovariances
-
-        picks = _motor_picks(ch_names)
-        if picks is not None:
-            steps.append(("picks", PickChannels(ch_names=list(ch_names), picks=picks)))
-        if name == "acm-mdm":
-            steps += [
-                ("acm", AugmentedCovariances(order="auto", lag="auto", estimator="oas")),
-                ("mdm", MDM(metric="riemann")),
-            ]
-        else:
-            inner = Pipeline(
-                [
-                    ("acm", AugmentedCovariances(order=4, lag=2, estimator="oas")),
-                    ("ts", TangentSpace(metric="riemann")),
-                    ("svm", calibrated_linear_svm(seed)),
-                ]
-            )
-            grid = GridSearchCV(
-                inner,
-                {
-                    "acm__order": list(ACM_ORDERS),
-                    "acm__lag": list(ACM_LAGS),
-                    "svm__estimator__C": [0.1, 1.0],
-                },
-                cv=inner_cv,
-                scoring="roc_auc",
-            )
-            steps.append(("search", grid))
-    elif name == "fbts-lr":
-        bands = filter_bank((l_freq, h_freq))
-        # narrow sub-bands ring longer: their order is lowered so that the impulse response has
-        # decayed within the padding (4 Hz wide, 2 passes: residual energy after 1 s is ~1e-2 at
-        # order 4, ~2e-5 at order 2); the full band keeps the pipeline's band-pass.
-        orders = tuple(
-            int(filter_order) if b == (l_freq, h_freq) else min(int(filter_order), FILTER_BANK_ORDER)
-            for b in bands
-        )
-        fb = FilterBankTangentSpace(sfreq=float(sfreq), bands=bands, orders=orders,
-                                    passes=int(filter_passes), pad=pad)
-        lr = GridSearchCV(
-            LogisticRegression(max_iter=1000),
-            {"C": list(FBTS_C_GRID)},
-            cv=inner_cv,
-            scoring="roc_auc",
-        )
-        # the filter bank filters the raw padded windows itself: no separate band-pass step.
-        # Features are standardised so that the L2 penalty treats the bands' blocks alike.
-        steps = [("fbts", fb), ("scale", StandardScaler()), ("lr", lr)]
-    pipe = Pipeline(steps)
+    ctx = BuildContext(sfreq=float(sfreq), ch_names=None if ch_names is None else list(ch_names),
+                       band=(float(band[0]), float(band[1])), pad=float(pad), seed=int(seed),
+                       filter_order=int(filter_order), filter_passes=int(filter_passes))
+    pipe = PIPELINE_SPECS[name].build(ctx)
     if overrides:
         try:
             pipe.set_params(**overrides)
         except ValueError as exc:
             raise DecoderError(f"bad override for pipeline {name!r}: {exc}") from exc
     return pipe
-
 
 def _names(ch_names: Sequence[str] | None) -> list[str] | None:
     return None if ch_names is None else [str(c).rstrip(".") for c in ch_names]
@@ -621,3 +788,16 @@ class DecoderConfig:
         except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
             raise DecoderError(f"cannot parse decoder config {path}: {exc}") from exc
         return cls.from_dict(d)
+
+
+def _load_shipped() -> dict[str, PipelineSpec]:
+    from importlib.resources import files
+
+    res = files("neurodeck.assets") / "pipelines" / "pipelines.toml"
+    return parse_pipeline_specs(res.read_text(), "assets/pipelines/pipelines.toml")
+
+
+#: The pipelines shipped with neurodeck (read once at import).
+_SHIPPED: dict[str, PipelineSpec] = _load_shipped()
+PIPELINE_SPECS.update(_SHIPPED)
+PIPELINES.update({n: s.description for n, s in _SHIPPED.items()})

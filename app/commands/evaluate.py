@@ -41,6 +41,9 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                         "the magnitude response of the reference's zero-phase filter, 1 is the "
                         "plain 4th-order Butterworth")
     parser.add_argument("--seed", type=int, default=42, help="random seed (42)")
+    parser.add_argument("--pipeline-file", type=Path, action="append", default=[], metavar="TOML",
+                        help="add the pipelines declared in this TOML file (the format of "
+                        "assets/pipelines/pipelines.toml; repeatable)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -52,6 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, default=None, metavar="OUT",
                         help="write the results as JSON to OUT")
     parser.add_argument("--list", action="store_true", help="list the pipelines and exit")
+    parser.add_argument("--list-steps", action="store_true",
+                        help="list the step kinds a pipeline file may use and exit")
     parser.add_argument("--pseudo-online", action="store_true",
                         help="also leave-one-recording-out pseudo-online replay: fit on the other "
                         "recordings of the dataset, save a model bundle, slide windows over the "
@@ -132,6 +137,15 @@ def load_dataset(spec: str, config, *, reference_filter: bool = False):
     X = np.concatenate(Xs)
     y = np.concatenate(ys)
     return X, y, ch_names, sfreq, conts
+
+
+def add_pipeline_files(args) -> None:
+    """Register the pipelines of every ``--pipeline-file`` (validated; errors name key and value)."""
+    from neurodeck.decoders.pipelines import add_pipeline_specs
+
+    for path in getattr(args, "pipeline_file", None) or []:
+        names = add_pipeline_specs(path)
+        logger.info("pipelines %s added from %s", names, path)
 
 
 def dataset_name(spec: str) -> str:
@@ -229,8 +243,14 @@ def run(args: argparse.Namespace) -> int:
 
     from neurodeck.app.errors import UserError
     from neurodeck.decoders.evaluation import cross_validate_pipelines
-    from neurodeck.decoders.pipelines import PIPELINES
+    from neurodeck.decoders.pipelines import PIPELINES, STEPS
 
+    add_pipeline_files(args)
+    if args.list_steps:
+        for kind, step in STEPS.items():
+            params = ", ".join(step.params) or "-"
+            print(f"{kind:<26} {step.doc} (parameters: {params})")
+        return 0
     if args.list:
         for name, desc in PIPELINES.items():
             print(f"{name:<12} {desc}")

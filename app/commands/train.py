@@ -34,12 +34,18 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from neurodeck.app.commands.evaluate import dataset_name, load_dataset, make_config
+    from neurodeck.app.commands.evaluate import (
+        add_pipeline_files,
+        dataset_name,
+        load_dataset,
+        make_config,
+    )
     from neurodeck.app.errors import UserError
     from neurodeck.decoders.evaluation import cross_validate_pipelines, pseudo_online
     from neurodeck.decoders.onnx import save_bundle
     from neurodeck.decoders.pipelines import PIPELINES
 
+    add_pipeline_files(args)
     if args.pipeline not in PIPELINES:
         raise UserError(f"unknown pipeline {args.pipeline!r}; expected one of {sorted(PIPELINES)}")
     if len(args.datasets) != 1:

@@ -54,3 +54,23 @@ def test_bad_flags_exit_2_with_one_line(asset_edfs, tmp_path, cli):
         assert proc.returncode == 2 and expected in proc.stderr, (args, proc.stderr)
         assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_pipeline_file_adds_pipelines_and_bad_ones_exit_2(asset_edfs, tmp_path, cli):
+    good = tmp_path / "good.toml"
+    good.write_text('[my-mdm]\ndescription = "mine"\nsteps = [{step = "bandpass"}, '
+                    '{step = "oas_covariance"}, {step = "mdm"}]\n')
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[my-bad]\nsteps = [{step = "bandpass"}, {step = "mdm", metric = [["riemann"]]}]\n')
+    spec = ",".join(str(p) for p in asset_edfs)
+    out = tmp_path / "r.json"
+    p = cli("evaluate", spec, "--picks", PICKS, "--no-progress", "--pipeline-file", good,
+            "--pipelines", "my-mdm,mdm", "--json", out, timeout=240)
+    assert p.returncode == 0, p.stderr
+    mine, shipped = json.loads(out.read_text())["results"]
+    assert mine["pipeline"] == "my-mdm" and mine["fold_scores"] == shipped["fold_scores"]
+    p = cli("evaluate", spec, "--pipeline-file", bad, "--pipelines", "my-bad", "--no-progress")
+    assert p.returncode == 2
+    assert p.stderr.strip().splitlines() == [
+        f"neurodeck evaluate: error: {bad}: pipeline 'my-bad' steps[1] (mdm): metric = "
+        "[['riemann']]; expected a value or a non-empty list of values"]

@@ -254,3 +254,103 @@ def test_svm_pipelines_use_a_calibrated_svm_without_deprecation_warnings():
     acm = make_pipeline("acm-ts-svm", sf, ch).named_steps["search"]
     assert acm.param_grid["svm__estimator__C"] == [0.1, 1.0]
     acm.estimator.set_params(svm__estimator__C=0.5)  # a valid parameter path
+
+
+# ------------------------------------------------------------------ pipelines as data (TOML specs)
+
+#: 5-fold ROC-AUC per fold on the bundled S001 (16 motor channels) of the pipelines as they were
+#: built by the if/elif chain before the specs (commit a95b47e), seed 42.
+CHAIN_FOLD_SCORES = {
+    "psd-lda": [0.1, 0.25, 0.0, 0.25, 0.5],
+    "coh-lda": [0.2, 0.9, 0.4, 0.5, 0.75],
+    "csp-lda": [0.9, 1.0, 0.9, 0.6, 1.0],
+    "mdm": [0.85, 0.9, 1.0, 0.65, 0.85],
+    "fgmdm": [1.0, 1.0, 0.85, 0.7, 1.0],
+    "ts-lr": [0.95, 0.95, 1.0, 0.65, 1.0],
+    "ts-svm": [1.0, 1.0, 0.85, 0.8, 1.0],
+    "ts-lda": [1.0, 1.0, 0.85, 0.7, 1.0],
+    "fbts-lr": [0.75, 0.8, 0.8, 0.8, 0.8],
+}
+
+
+def test_pipelines_built_from_the_shipped_specs_score_as_the_if_elif_chain_did():
+    from neurodeck.decoders.evaluation import cross_validate_pipelines
+
+    X, y, ch, sf, _ = load_s001()
+    pipes = {n: make_pipeline(n, sf, ch) for n in CHAIN_FOLD_SCORES}
+    res = cross_validate_pipelines(X, y, pipes, cv=5, seed=42)
+    for r in res:
+        np.testing.assert_allclose(r.fold_scores, CHAIN_FOLD_SCORES[r.pipeline], atol=1e-12,
+                                   err_msg=r.pipeline)
+
+
+def test_specs_declare_grids_and_the_steps_they_search():
+    from sklearn.model_selection import GridSearchCV
+
+    from neurodeck.decoders.pipelines import PIPELINE_SPECS
+
+    assert set(PIPELINE_SPECS) == set(PIPELINES) and "default" in PIPELINES
+    ch = ["FC3", "FCz", "FC4", "C5", "C3", "C1", "Cz", "C2", "C4", "C6", "CP3", "CPz", "CP4", "O1"]
+    svm = make_pipeline("ts-svm", 160.0, ch).named_steps["svm"]
+    assert isinstance(svm, GridSearchCV) and svm.param_grid == {"estimator__C": [0.1, 1.0, 10.0]}
+    acm = make_pipeline("acm-ts-svm", 160.0, ch)
+    assert [n for n, _ in acm.steps] == ["bandpass", "picks", "search"]
+    assert acm.named_steps["picks"].picks == list(ch[:-1])
+    assert set(acm.named_steps["search"].param_grid) == {"acm__order", "acm__lag", "svm__estimator__C"}
+    # without a 10-10 montage the motor picks step is left out
+    assert "picks" not in make_pipeline("acm-mdm", 160.0, [f"E{i}" for i in range(8)]).named_steps
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[p]\nsteps = []", "'steps' must be a non-empty list"),
+        ("[p]\nsteps = [{step = 'bandpass'}, {step = 'pickle'}]", "step 'pickle' is not allowed"),
+        ("[p]\nsteps = [{step = 'bandpass'}, {step = 'oas_covariance'}, {step = 'tangent_space', "
+         "metrc = 'riemann'}, {step = 'lda'}]", r"steps\[2\] \(tangent_space\): unknown parameters \['metrc'\]"),
+        ("[p]\nsteps = [{step = 'oas_covariance'}, {step = 'mdm'}]", "first step must be one of"),
+        ("[p]\nsteps = [{step = 'bandpass'}, {step = 'oas_covariance'}]", "last step must be a classifier"),
+        ("[p]\nsteps = [{step = 'bandpass'}, {step = 'oas_covariance'}, {step = 'mdm'}, {step = 'lda'}]",
+         "classifier 'mdm' can only be the last step"),
+        ("[p]\nsteps = [{step = 'bandpass'}, {step = 'lda', shrinkage = ['auto', 0.1]}]",
+         r"shrinkage = \['auto', 0.1\] cannot be a grid"),
+        ("[p]\nsteps = [{step = 'bandpass'}, {step = 'logistic_regression', C = []}]",
+         "C = \\[\\]; expected a value or a non-empty list"),
+        ("[p]\nsteps = [{step = 'bandpass'}, {step = 'logistic_regression', C = {a = 1}}]",
+         "expected a number, string or boolean"),
+        ("[p]\nstep = [{step = 'bandpass'}]", r"unknown keys \['step'\]"),
+        ("[p]\nsteps = [{step = 'bandpass', name = 'x'}, {step = 'lda', name = 'x'}]", "used twice"),
+        ("p = 1", "must be a table"),
+        ("[p\n", "cannot parse pipeline specs"),
+    ],
+)
+def test_bad_pipeline_specs_name_the_key_and_value(toml, message):
+    from neurodeck.decoders.pipelines import parse_pipeline_specs
+
+    with pytest.raises(DecoderError, match=message):
+        parse_pipeline_specs(toml, "user.toml")
+
+
+def test_a_user_spec_builds_a_pipeline_with_its_grid(tmp_path):
+    from sklearn.model_selection import GridSearchCV
+
+    from neurodeck.decoders.pipelines import PIPELINE_SPECS, add_pipeline_specs
+
+    path = tmp_path / "mine.toml"
+    path.write_text('[user-ts-lr]\ndescription = "TS + LR, C searched"\nsteps = [\n'
+                    '  {step = "bandpass"}, {step = "oas_covariance"},\n'
+                    '  {step = "tangent_space", metric = "riemann"},\n'
+                    '  {step = "logistic_regression", C = [0.1, 1.0], name = "head"},\n]\n')
+    try:
+        assert add_pipeline_specs(path) == ["user-ts-lr"]
+        pipe = make_pipeline("user-ts-lr", 160.0, list(TEST_PICKS))
+        assert [n for n, _ in pipe.steps] == ["bandpass", "cov", "ts", "head"]
+        assert isinstance(pipe[-1], GridSearchCV) and pipe[-1].param_grid == {"C": [0.1, 1.0]}
+        assert DecoderConfig(pipeline="user-ts-lr").pipeline == "user-ts-lr"
+        shipped = tmp_path / "shipped.toml"
+        shipped.write_text('[ts-lr]\nsteps = [{step = "bandpass"}, {step = "lda"}]\n')
+        with pytest.raises(DecoderError, match=r"\['ts-lr'\] are shipped with neurodeck"):
+            add_pipeline_specs(shipped)
+    finally:
+        PIPELINE_SPECS.pop("user-ts-lr", None)
+        PIPELINES.pop("user-ts-lr", None)
