@@ -56,7 +56,7 @@ class ConnectPage(Page):
         self.body.addLayout(row, 1)
 
         left = QWidget()
-        left.setFixedWidth(400)
+        left.setFixedWidth(360)  # with the viewer, fits a 1280 px window
         lv = QVBoxLayout(left)
         lv.setContentsMargins(0, 0, 8, 0)
         row.addWidget(left)
@@ -160,7 +160,7 @@ class ConnectPage(Page):
         # the list follows the network while the page is shown (streams come and go)
         self.auto_refresh = QTimer(self)
         self.auto_refresh.setInterval(AUTO_REFRESH_MS)
-        self.auto_refresh.timeout.connect(self.refresh)
+        self.auto_refresh.timeout.connect(lambda: None if self._listing else self.refresh())
         self._update_buttons()
 
     def showEvent(self, ev) -> None:  # noqa: N802 (Qt name)
@@ -233,8 +233,7 @@ class ConnectPage(Page):
             if i >= 0:
                 box.setCurrentIndex(i)
         self.eeg_box.blockSignals(False)
-        if self.marker_box.currentData() is None:
-            self._auto_marker()
+        self._auto_marker()  # streams appear one by one: choose again unless chosen by hand
         sm = self.context.streams if self.context is not None else None
         if sm is not None and sm.inlet is not None:  # show what is connected
             d = sm.description
@@ -255,11 +254,23 @@ class ConnectPage(Page):
         pick = None
         if eeg is not None:
             prefix = eeg.name.casefold()
-            same = [d for d in cands if d.name.casefold().startswith(prefix)
-                    or (eeg.source_id and d.source_id.startswith(eeg.source_id))]
+
+            def rank(d) -> int:
+                n = d.name.casefold()
+                if n == prefix + "-markers":
+                    return 0
+                if "marker" in n and (n.startswith(prefix) or (
+                        eeg.source_id and d.source_id.startswith(eeg.source_id))):
+                    return 1
+                return 9
+
+            same = sorted((d for d in cands if rank(d) < 9), key=rank)
             pick = same[0] if same else None
         if pick is None and len(cands) == 1:
             pick = cands[0]
+        if pick is None:
+            self.marker_box.setCurrentIndex(0)
+            return
         for i in range(self.marker_box.count()):
             if self.marker_box.itemData(i) is pick:
                 self.marker_box.setCurrentIndex(i)

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from PyQt6.QtCore import QByteArray, Qt, QTimer
+from PyQt6.QtCore import QByteArray, QEvent, QSize, Qt, QTimer
 from PyQt6.QtGui import QAction, QKeySequence
 from PyQt6.QtWidgets import (
     QDialog,
@@ -76,6 +76,16 @@ PAGES: list[PageSpec] = [
              "Open any recording and play it as LSL (speed, loop, pause) so the other pages work on "
              "it, or run a pseudo-online evaluation of a saved model with progress and results."),
 ]
+
+
+#: The stream alarm: shown on every page while the EEG stream is lost, gone when it is back.
+LOST_ALARM = ("The EEG stream is lost: check the amplifier / cable / network. neurodeck reconnects "
+              "by itself when it comes back; a running recording goes on and marks the gap.")
+
+
+def default_size(available: QSize) -> tuple[int, int]:
+    """Window size at first start: 1400 x 900 or the screen's available area if smaller."""
+    return min(1400, available.width()), min(900, available.height())
 
 
 def _page_title(spec: PageSpec) -> str:
@@ -210,16 +220,26 @@ class MainWindow(QMainWindow):
         outer = QVBoxLayout(central)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.setSpacing(0)
-        self.banner = ErrorBanner()
-        self.toast = InfoToast()
-        notes = QVBoxLayout()
-        notes.setContentsMargins(8, 6, 8, 0)
-        notes.addWidget(self.banner)
-        notes.addWidget(self.toast)
-        outer.addLayout(notes)
         row = QHBoxLayout()
         row.setSpacing(0)
         outer.addLayout(row, 1)
+        # banner and toast float over the top of the page (its title): showing them never moves
+        # the page's buttons under the pointer
+        self.notes = QWidget(central)
+        notes = QVBoxLayout(self.notes)
+        notes.setContentsMargins(8, 6, 8, 0)
+        notes.setSpacing(4)
+        self.banner = ErrorBanner()
+        self.toast = InfoToast()
+        notes.addWidget(self.banner)
+        notes.addWidget(self.toast)
+        self.notes.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents, False)
+        self.notes.hide()
+        #: errors by the page they were shown on (an error stays with its page), and the stream
+        #: alarm (shown on every page while the stream is lost)
+        self._page_errors: dict[int, str] = {}
+        self._alarm: str | None = None
+        self.banner.dismissed.connect(self._on_dismissed)
         self.sidebar = QListWidget()
         self.sidebar.setObjectName("sidebar")
         self.sidebar.setFixedWidth(190)
@@ -241,7 +261,10 @@ class MainWindow(QMainWindow):
             if err:
                 QTimer.singleShot(0, lambda e=err: self.context.report_error(e))
         self.sidebar.currentRowChanged.connect(self.stack.setCurrentIndex)
+        self.sidebar.currentRowChanged.connect(lambda _r: self._show_notes())
         self.sidebar.setCurrentRow(0)
+        for w in (self.banner, self.toast):
+            w.installEventFilter(self)
 
         self._build_menu()
         self._build_status()
@@ -262,7 +285,7 @@ class MainWindow(QMainWindow):
             except Exception:  # a bad saved geometry is no reason to fail
                 logger.warning("ignoring saved window geometry")
         else:
-            self.resize(1400, 900)
+            self.resize(*default_size(self.screen().availableGeometry().size()))
         if session is not None:
             self.context.set_session(session)
         else:
@@ -320,17 +343,60 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ news
     def show_error(self, message: str) -> None:
+        """Show ``message`` on the page shown now (it stays with that page until dismissed)."""
+        self._page_errors[self.stack.currentIndex()] = str(message)
         self.banner.show_error(message)
+        self._show_notes()
+
+    def _on_dismissed(self) -> None:
+        if self._alarm is not None and self.banner.label.text() == self._alarm:
+            self._alarm = None
+        self._page_errors.pop(self.stack.currentIndex(), None)
+        self._show_notes()
+
+    def _show_notes(self) -> None:
+        """The banner shows the stream alarm, else this page's last error; laid over the page."""
+        text = self._alarm or self._page_errors.get(self.stack.currentIndex())
+        if text:
+            self.banner.show_message(text)
+        else:
+            self.banner.hide()
+        self._place_notes()
+
+    def _place_notes(self) -> None:
+        visible = self.banner.isVisibleTo(self.notes) or self.toast.isVisibleTo(self.notes)
+        if not visible:
+            self.notes.hide()
+            return
+        x = self.sidebar.width()
+        w = max(200, self.centralWidget().width() - x)
+        self.notes.setGeometry(x, 0, w, self.notes.layout().heightForWidth(w)
+                               if self.notes.layout().hasHeightForWidth()
+                               else self.notes.sizeHint().height())
+        self.notes.show()
+        self.notes.raise_()
+
+    def eventFilter(self, obj, ev) -> bool:  # noqa: N802 (Qt name)
+        if obj in (self.banner, self.toast) and ev.type() in (QEvent.Type.Show, QEvent.Type.Hide):
+            QTimer.singleShot(0, self._place_notes)
+        return super().eventFilter(obj, ev)
+
+    def resizeEvent(self, ev) -> None:  # noqa: N802 (Qt name)
+        super().resizeEvent(ev)
+        self._place_notes()
 
     def _on_state(self, state: str) -> None:
         previous = self.state_badge.state
         self.state_badge.set_state(state)
         if state == "lost" and previous != "lost":
-            self.show_error("The EEG stream is lost: check the amplifier / cable / network. "
-                            "neurodeck reconnects by itself when it comes back; a running recording "
-                            "goes on and marks the gap.")
-        elif state in ("connected", "recovered") and previous == "lost":
-            self.toast.show_message("The EEG stream is back.")
+            self._alarm = LOST_ALARM
+            self.banner.show_error(LOST_ALARM)  # into the history too
+            self._show_notes()
+        elif state != "lost" and self._alarm is not None:
+            self._alarm = None  # the alarm never outlives the loss
+            self._show_notes()
+            if state in ("connected", "recovered"):
+                self.toast.show_message("The EEG stream is back.")
 
     def _poll_busy(self) -> None:
         reasons = self.busy_reasons()

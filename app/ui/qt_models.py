@@ -138,6 +138,9 @@ class StreamModel(QObject):
         self._busy = False
         self._closed = False
         self._holds: dict[str, str] = {}
+        #: gaps / missing samples that our own replay pause made (not lost data): not shown
+        self._excused = (0, 0)
+        self._resumed_at: tuple[int, int] | None = None
         self._timer = QTimer(self)
         self._timer.setInterval(poll_ms)
         self._timer.timeout.connect(self.poll)
@@ -187,6 +190,42 @@ class StreamModel(QObject):
         self._busy = busy
         self.busy_changed.emit(busy)
 
+    # ------------------------------------------------------------------ replay pause
+    @property
+    def replay_paused(self) -> bool:
+        return self.player is not None and bool(getattr(self.player, "paused", False))
+
+    def pause_replay(self) -> None:
+        """Pause our own replay: the stream state reads ``paused`` (no amplifier alarm)."""
+        if self.player is not None and not self.player.paused:
+            self.player.pause()
+            self.poll()
+
+    def resume_replay(self) -> None:
+        """Resume our replay; the one timestamp gap the pause leaves is not counted as lost."""
+        if self.player is not None and self.player.paused:
+            if self.inlet is not None:
+                c = self.inlet.counters
+                self._resumed_at = (c.gaps, c.samples_missing)
+            self.player.resume()
+            self.poll()
+
+    def counters(self) -> Any:
+        """The EEG inlet's counters without the gap of our own replay pauses (None: no inlet)."""
+        if self.inlet is None:
+            return None
+        import dataclasses
+
+        c = self.inlet.counters
+        if self._resumed_at is not None and c.gaps > self._resumed_at[0]:
+            # the first gap after a resume is the pause itself (the player's clock stood still)
+            g0, m0 = self._resumed_at
+            self._resumed_at = None
+            self._excused = (self._excused[0] + c.gaps - g0, self._excused[1] + c.samples_missing - m0)
+        eg, em = self._excused
+        return dataclasses.replace(c, gaps=max(0, c.gaps - eg),
+                                   samples_missing=max(0, c.samples_missing - em))
+
     # ------------------------------------------------------------------ polling
     def poll(self) -> None:
         """Read the inlet state and counters (GUI thread) and emit what changed."""
@@ -198,11 +237,13 @@ class StreamModel(QObject):
             if err is not None and err is not getattr(self, "_last_err", None):
                 self._last_err = err
                 self.error.emit(f"EEG stream: {error_text(err)}")
+            if self.replay_paused and state in ("connected", "recovered", "stalled", "lost"):
+                state = "paused"  # we paused our own replay: no data is expected
         if state != self._state:
             self._state = state
             self.state_changed.emit(state)
         if self.inlet is not None:
-            c = self.inlet.counters
+            c = self.counters()
             if c != self._last_counters:
                 self._last_counters = c
                 self.counters_changed.emit(c)
@@ -339,6 +380,7 @@ class StreamModel(QObject):
         self.simulator, self.player = simulator, player
         self.source_kind, self.source_label = kind, label
         self._last_counters = None
+        self._excused, self._resumed_at = (0, 0), None
         self.poll()
         self.connection_changed.emit()
         self.source_changed.emit(kind)

@@ -269,9 +269,9 @@ class ReplayPage(Page):
         if player is None:
             return
         if player.paused:
-            player.resume()
+            self.context.streams.resume_replay()
         else:
-            player.pause()
+            self.context.streams.pause_replay()
         self.poll()
 
     def stop(self) -> None:

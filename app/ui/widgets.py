@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from PyQt6.QtCore import Qt, QTimer
+from PyQt6.QtCore import Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QFont
 from PyQt6.QtWidgets import (
     QFrame,
@@ -24,6 +24,7 @@ STATE_COLOURS: dict[str, tuple[str, str]] = {
     "recovered": ("#558b2f", "white"),
     "connecting": ("#f9a825", "black"),
     "stalled": ("#ef6c00", "white"),
+    "paused": ("#5c6bc0", "white"),
     "lost": ("#c62828", "white"),
     "stopped": ("#757575", "white"),
     "none": ("#9e9e9e", "white"),
@@ -139,7 +140,14 @@ class ErrorBanner(QFrame):
     """A red strip at the top of the window showing the latest error; hides on close click.
 
     Errors are also kept in :attr:`history` (shown as the tooltip) so nothing gets lost.
+
+    Signals
+    -------
+    dismissed()
+        The user closed it.
     """
+
+    dismissed = pyqtSignal()
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -160,7 +168,8 @@ class ErrorBanner(QFrame):
         close = QToolButton()
         close.setText("\u2715")
         close.setToolTip("Dismiss")
-        close.clicked.connect(self.hide)
+        close.clicked.connect(self._dismiss)
+        self.close_button = close
         lay.addWidget(close)
         self.history: list[str] = []
         self.hide()
@@ -172,6 +181,15 @@ class ErrorBanner(QFrame):
         self.label.setText(message)
         self.setToolTip("\n".join(self.history[-10:]))
         self.show()
+
+    def show_message(self, message: str) -> None:
+        """Show ``message`` again (it is in the history already)."""
+        self.label.setText(str(message))
+        self.show()
+
+    def _dismiss(self) -> None:
+        self.hide()
+        self.dismissed.emit()
 
     @property
     def message(self) -> str:

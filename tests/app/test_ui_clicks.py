@@ -220,3 +220,196 @@ def test_feature_selection_kept_by_channel_name_and_frequency(qtbot, ctx, asset_
     assert ctx.feature_selection["psd"] == after  # the Train page gets the carried selection
     page.shutdown()
     assert np.isfinite(page.current_r2).all()
+
+
+# ------------------------------------------------------------------------------ main window
+@pytest.fixture
+def window(qtbot):
+    from neurodeck.app.ui.main_window import MainWindow
+
+    before = set(threading.enumerate())
+    win = MainWindow(AppContext())
+    win.confirm = lambda text: True
+    qtbot.addWidget(win)
+    win.resize(1280, 800)
+    win.show()
+    yield win
+    win.close()
+    assert win._closing_done
+    qtbot.waitUntil(lambda: not [t for t in _no_new_threads(before) if "cleanup" not in t.name],
+                    timeout=10000)
+
+
+def _go(qtbot, win, key):
+    """Click the page's entry in the sidebar."""
+    from neurodeck.app.ui.main_window import PAGES
+
+    row = [s.key for s in PAGES].index(key)
+    rect = win.sidebar.visualItemRect(win.sidebar.item(row))
+    qtbot.mouseClick(win.sidebar.viewport(), LEFT, pos=rect.center())
+    assert win.stack.currentWidget() is win.pages[key]
+    return win.pages[key]
+
+
+def _click_row(qtbot, table, text):
+    """Click the row of ``table`` whose first cell is ``text``."""
+    for r in range(table.rowCount()):
+        if table.item(r, 0).text() == text:
+            qtbot.mouseClick(table.viewport(), LEFT,
+                             pos=table.visualItemRect(table.item(r, 0)).center())
+            return
+    raise AssertionError(f"{text} not in the table")
+
+
+def _listed(page, name):
+    return any(page.table.item(r, 0).text() == name for r in range(page.table.rowCount()))
+
+
+def _sim(name):
+    from neurodeck.acquisition.simulator import Simulator, SimulatorConfig
+
+    sim = Simulator(SimulatorConfig(n_channels=8, srate=128, name=name, schedule="external"),
+                    source_id=name)
+    sim.start()
+    return sim
+
+
+# ------------------------------------------------------------------------------ defect 7
+def test_connect_page_list_follows_the_network_markers_and_stale_entries(window, qtbot, unique_name):
+    """The list refreshes by itself, the marker stream defaults to NAME-markers, a stale entry's
+    Connect ends with an error (not "Connecting..." forever) and the entry leaves the list."""
+    page = _go(qtbot, window, "connect")
+    page.auto_refresh.setInterval(500)
+    sim = _sim(unique_name)
+    try:
+        qtbot.waitUntil(lambda: _listed(page, unique_name), timeout=15000)  # nobody clicked
+        _click_row(qtbot, page.table, unique_name)
+        assert page.eeg_box.currentData().name == unique_name
+        assert page.marker_box.currentData() is not None
+        assert page.marker_box.currentData().name == unique_name + "-markers"
+        page.auto_refresh.stop()
+    finally:
+        sim.stop()
+    qtbot.mouseClick(page.connect_button, LEFT)  # the stream is gone
+    qtbot.waitUntil(lambda: not window.context.streams.busy, timeout=20000)
+    qtbot.waitUntil(lambda: "Connecting" not in page.source_label.text(), timeout=5000)
+    assert window.banner.isVisible() and "Could not start the connect" in window.banner.message
+    assert window.context.streams.inlet is None
+    qtbot.waitUntil(lambda: not _listed(page, unique_name), timeout=15000)
+
+
+def test_disconnect_refused_during_an_online_run(window, qtbot, asset_edfs, bundle_dir,
+                                                 monkeypatch):
+    sm = window.context.streams
+    replay = _go(qtbot, window, "replay")
+    qtbot.keyClicks(replay.file_edit, str(_edf(asset_edfs, "S001R12.edf")))
+    with qtbot.waitSignal(sm.connection_changed, timeout=20000):
+        qtbot.mouseClick(replay.play_button, LEFT)
+    online = _go(qtbot, window, "online")
+    _answer_file_dialogs(monkeypatch, folder=bundle_dir)
+    browse = next(b for b in online.findChildren(type(online.load_button))
+                  if b.text().startswith("Browse"))
+    with qtbot.waitSignal(online.model_loaded, timeout=30000):
+        qtbot.mouseClick(browse, LEFT)
+        if online.decoder is None:
+            qtbot.mouseClick(online.load_button, LEFT)
+    with qtbot.waitSignal(online.run_started, timeout=10000):
+        qtbot.mouseClick(online.start_button, LEFT)
+    connect = _go(qtbot, window, "connect")
+    qtbot.mouseClick(connect.disconnect_button, LEFT)
+    assert sm.inlet is not None and online.engine is not None  # still decoding
+    assert "online run" in window.banner.message
+    online = _go(qtbot, window, "online")
+    with qtbot.waitSignal(online.run_stopped, timeout=10000):
+        qtbot.mouseClick(online.stop_button, LEFT)
+    connect = _go(qtbot, window, "connect")
+    with qtbot.waitSignal(sm.connection_changed, timeout=10000):
+        qtbot.mouseClick(connect.disconnect_button, LEFT)
+    assert sm.inlet is None
+
+
+# ------------------------------------------------------------------------------ defect 5
+def test_alarms_tell_the_truth(window, qtbot, unique_name, asset_edfs):
+    """The lost alarm goes when the stream is back; our own replay pause is no alarm and no
+    loss; an error stays with the page it came from."""
+    from neurodeck.app.ui.main_window import LOST_ALARM
+
+    sm = window.context.streams
+    page = _go(qtbot, window, "connect")
+    page.auto_refresh.setInterval(500)
+    sim = _sim(unique_name)
+    try:
+        qtbot.waitUntil(lambda: _listed(page, unique_name), timeout=15000)
+        _click_row(qtbot, page.table, unique_name)
+        with qtbot.waitSignal(sm.connection_changed, timeout=15000):
+            qtbot.mouseClick(page.connect_button, LEFT)
+        qtbot.waitUntil(lambda: sm.inlet.n_received > 128, timeout=10000)
+        sim.stop()  # the amplifier goes away
+        qtbot.waitUntil(lambda: window.banner.message == LOST_ALARM, timeout=15000)
+        _go(qtbot, window, "train")
+        assert window.banner.message == LOST_ALARM  # on every page while lost
+        sim = _sim(unique_name)  # and comes back
+        qtbot.waitUntil(lambda: window.state_badge.state in ("connected", "recovered"),
+                        timeout=20000)
+        assert not window.banner.isVisible(), window.banner.message
+    finally:
+        sim.stop()
+    # an error stays with its page
+    train = window.pages["train"]
+    qtbot.mouseClick(train.run_button, LEFT)  # no recording
+    assert "No recording to train on" in window.banner.message
+    _go(qtbot, window, "features")
+    assert not window.banner.isVisible()
+    _go(qtbot, window, "train")
+    assert "No recording to train on" in window.banner.message
+    qtbot.mouseClick(window.banner.close_button, LEFT)
+    _go(qtbot, window, "features")
+    _go(qtbot, window, "train")
+    assert not window.banner.isVisible()
+
+    # pausing our own replay: "paused", no alarm, no gap counted
+    replay = _go(qtbot, window, "replay")
+    qtbot.keyClicks(replay.file_edit, str(_edf(asset_edfs, "S001R12.edf")))
+    qtbot.mouseClick(replay.play_button, LEFT)  # replaces the simulator's stream
+    qtbot.waitUntil(lambda: sm.source_kind == "replay" and sm.inlet.n_received > 320,
+                    timeout=20000)
+    qtbot.mouseClick(replay.pause_button, LEFT)
+    qtbot.waitUntil(lambda: window.state_badge.state == "paused", timeout=5000)
+    qtbot.wait(3000)  # longer than the inlet's lost_after (2 s)
+    assert window.state_badge.state == "paused" and not window.banner.isVisible()
+    n = sm.inlet.n_received
+    qtbot.mouseClick(replay.pause_button, LEFT)  # resume
+    qtbot.waitUntil(lambda: sm.inlet.counters.gaps >= 1 and sm.inlet.n_received > n + 160,
+                    timeout=15000)
+    qtbot.waitUntil(lambda: " 0 gaps \u00b7 0 missing" in window.counters_label.text(),
+                    timeout=5000)
+    assert not window.banner.isVisible()
+
+
+# ------------------------------------------------------------------------------ defect 6
+def test_window_fits_1280x800_and_notes_do_not_move_the_page(window, qtbot, asset_edfs,
+                                                             monkeypatch):
+    from neurodeck.app.ui.main_window import default_size
+
+    assert default_size(type(window.size())(1280, 760)) == (1280, 760)
+    assert window.minimumSizeHint().width() <= 1280
+    features = _go(qtbot, window, "features")
+    _answer_file_dialogs(monkeypatch, files=[_edf(asset_edfs, "S001R04.edf")])
+    with qtbot.waitSignal(features.maps_ready, timeout=60000):
+        qtbot.mouseClick(features.open_button, LEFT)
+    qtbot.mouseClick(features.top_button, LEFT)
+    for key in ("connect", "calibrate", "features", "train", "online", "replay"):
+        _go(qtbot, window, key)
+        qtbot.wait(50)
+        assert window.width() <= 1280 and window.minimumSizeHint().width() <= 1280, key
+        assert window.pages[key].minimumSizeHint().width() <= 1280 - window.sidebar.width()
+    # an error banner and a toast appear: the page's buttons stay where they were
+    train = _go(qtbot, window, "train")
+    before = train.run_button.mapTo(window, train.run_button.rect().topLeft())
+    qtbot.mouseClick(train.run_button, LEFT)  # error: no recording
+    window.context.report_info("Saved somewhere.")
+    qtbot.waitUntil(lambda: window.notes.isVisible(), timeout=2000)
+    assert window.banner.isVisible() and window.toast.isVisible()
+    assert train.run_button.mapTo(window, train.run_button.rect().topLeft()) == before
+    # the notes sit over the page's title, not over its controls
+    assert window.notes.geometry().bottom() < before.y()
