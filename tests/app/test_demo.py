@@ -7,10 +7,12 @@ import time
 
 import numpy as np
 import pylsl
+import pytest
 
 from neurodeck.app.demo import ASSETS, run_demo
 
 
+@pytest.mark.slow  # the window test (test_demo_window.py) runs the demo and checks the same result
 def test_demo_calibrates_trains_and_decodes_live_above_chance(tmp_path, caplog):
     lines: list[str] = []
     with caplog.at_level("WARNING", logger="neurodeck.acquisition"):
@@ -45,14 +47,10 @@ def test_demo_calibrates_trains_and_decodes_live_above_chance(tmp_path, caplog):
     assert res.samples_lost == 0
 
 
-def test_decode_cli_publishes_decisions_for_an_independent_inlet(tmp_path, unique_name):
+def test_decode_cli_publishes_decisions_for_an_independent_inlet(bundle_dir, unique_name):
     from neurodeck.acquisition.player import Player
-    from neurodeck.app.cli import main
 
-    bundle = tmp_path / "model"
-    files = ",".join(str(ASSETS / f) for f in ("S001R04.edf", "S001R08.edf"))
-    assert main(["train", files, "--pipeline", "ts-lr", "--out", str(bundle), "--cv", "0",
-                 "--no-progress"]) == 0
+    bundle = bundle_dir  # trained on runs 4 and 8 (`neurodeck train`: test_cli_decoders.py)
     out_name = f"{unique_name}-dec"
     player = Player(ASSETS / "S001R12.edf", speed=4.0, name=unique_name, loop=True)
     proc = subprocess.Popen(
@@ -92,19 +90,14 @@ def test_decode_cli_publishes_decisions_for_an_independent_inlet(tmp_path, uniqu
     assert np.all(np.diff(stamps) > 0)
 
 
-def test_decode_cli_refuses_a_missing_model(tmp_path, capsys):
-    from neurodeck.app.cli import main
-
-    assert main(["decode", "--model", str(tmp_path / "nope")]) == 2
-    err = capsys.readouterr().err
-    assert "nope" in err and "bundle" in err
+def test_decode_cli_refuses_a_missing_model(tmp_path, cli):
+    proc = cli("decode", "--model", tmp_path / "nope")
+    assert proc.returncode == 2 and "nope" in proc.stderr and "bundle" in proc.stderr, proc.stderr
 
 
-def test_demo_json_flag_rejects_bad_speed(capsys):
-    from neurodeck.app.cli import main
-
-    assert main(["demo", "--speed", "0", "--headless"]) == 2
-    assert "--speed 0" in capsys.readouterr().err
+def test_demo_json_flag_rejects_bad_speed(cli):
+    proc = cli("demo", "--speed", "0", "--headless")
+    assert proc.returncode == 2 and "--speed 0" in proc.stderr, proc.stderr
 
 
 def test_demo_help_mentions_the_embedded_recording():
