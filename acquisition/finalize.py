@@ -8,6 +8,7 @@ folder left behind by a crash the same way; :func:`export_recording` writes EDF 
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import logging
@@ -15,6 +16,7 @@ import re
 import shutil
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +24,9 @@ from neurodeck.acquisition.errors import RecordingError
 from neurodeck.acquisition.markers import name_of, onsets_on_samples
 from neurodeck.acquisition.partial import (
     FORMAT_VERSION,
+    META_FILE,
     PARTIAL_SUFFIX,
+    PartialLock,
     _oserror,
     _write_json_atomic,
     load_partial,
@@ -35,10 +39,15 @@ _STATE_ANNOTATIONS = {"LOST": "stream_lost", "RECOVERED": "stream_recovered"}
 
 
 def _stem(path: Path) -> str:
-    """File name without ``.fif`` / ``.fif.gz``."""
-    for suffix in (".fif.gz", ".fif"):
-        if path.name.endswith(suffix):
-            return path.name[: -len(suffix)]
+    """Common prefix of a recording's files: the name without ``.fif`` (``x.fif.gz`` is kept whole).
+
+    ``x.fif`` and ``x.fif.gz`` are two recordings: their sidecars (``x.json``, ``x.fif.gz.json``)
+    and extra streams must not share a name.
+    """
+    if path.name.endswith(".fif"):
+        return path.name[: -len(".fif")]
+    if path.name.endswith(".fif.gz"):
+        return path.name
     return path.stem
 
 
@@ -65,15 +74,71 @@ def _gaps(ts: np.ndarray, srate: float) -> list[dict]:
     ]
 
 
-def _pick_primary(streams: list[dict], data: dict[str, np.ndarray]) -> dict:
+def _pick_primary(streams: list[dict]) -> dict:
     numeric = [s for s in streams if not s["is_marker"] and s["srate"] > 0]
     if not numeric:
         raise RecordingError(
-            "no regular-rate numeric stream was recorded; expected at least one EEG-like stream "
-            f"to write a FIF file (streams: {[s['name'] for s in streams]})"
+            "no regular-rate numeric stream among the streams "
+            f"{[s['name'] for s in streams]}; expected at least one EEG-like stream (numeric, "
+            "with a nominal rate) to write a FIF file"
         )
     eeg = [s for s in numeric if s["type"].lower() == "eeg"]
     return (eeg or numeric)[0]
+
+
+def output_files(out: Path | str, streams: list[dict]) -> dict[str, Path]:
+    """Every file finalizing ``streams`` into ``out`` writes.
+
+    Returns
+    -------
+    dict
+        ``"fif"``: ``out``; ``"sidecar"``: the JSON sidecar; per extra numeric stream key:
+        ``<stem>.<safe name>.npz``, made unique (case-insensitively, for case-insensitive file
+        systems) by appending the stream key when two names map to the same file name.
+
+    Raises
+    ------
+    RecordingError
+        No regular-rate numeric stream to write the FIF from.
+    """
+    out = Path(out)
+    primary = _pick_primary(streams)
+    stem = _stem(out)
+    files = {"fif": out, "sidecar": sidecar_path(out)}
+    used: set[str] = set()
+    for s in streams:
+        if s["is_marker"] or s["key"] == primary["key"]:
+            continue
+        base = _safe(s["name"])
+        while base.lower() in used:
+            base = f"{base}-{s['key']}"
+        used.add(base.lower())
+        files[s["key"]] = out.with_name(f"{stem}.{base}.npz")
+    return files
+
+
+def check_outputs_free(files: dict[str, Path]) -> None:
+    """Raise :class:`RecordingError` naming the first of ``files`` that already exists."""
+    for path in files.values():
+        if path.exists():
+            raise RecordingError(
+                f"output {str(path)!r} already exists; expected a new file name (or --overwrite "
+                "to replace it)"
+            )
+
+
+def _fif_format(dtype: np.dtype) -> str:
+    """FIF sample format that keeps ``dtype`` exact: double for (u)int32/64 and float64."""
+    dtype = np.dtype(dtype)
+    return "double" if dtype.itemsize > 4 or (dtype.kind in "iu" and dtype.itemsize >= 4) else "single"
+
+
+def _split_parts(out: Path) -> list[Path]:
+    """The further files of a split FIF (``<name>-1.fif``, ...) that exist next to ``out``."""
+    if not out.name.endswith(".fif"):
+        return []
+    base = out.name[: -len(".fif")]
+    return [p for p in out.parent.glob(f"{base}-*.fif") if p.name[len(base) + 1:-4].isdigit()]
 
 
 def _mne_types_and_scales(s: dict) -> tuple[list[str], np.ndarray]:
@@ -111,7 +176,7 @@ def _partial_raw(info, path: Path, shape: tuple[int, int], dtype: np.dtype, scal
         def __init__(self):
             super().__init__(info, preload=False, first_samps=[0], last_samps=[n_times - 1],
                              filenames=[str(path)], raw_extras=[{"scales": scales}],
-                             orig_format="double" if dtype.itemsize > 4 else "single",
+                             orig_format=_fif_format(dtype),
                              verbose=False)
 
         def _read_segment_file(self, data, idx, fi, start, stop, cals, mult):
@@ -129,7 +194,8 @@ def _partial_raw(info, path: Path, shape: tuple[int, int], dtype: np.dtype, scal
 
 
 def finalize_partial(partial_dir: Path | str, out: Path | str | None = None, *,
-                     remove_partial: bool = True, recovered: bool = False) -> Path:
+                     remove_partial: bool = True, recovered: bool = False, overwrite: bool = False,
+                     locked: bool = False) -> Path:
     """Turn a partial folder into ``<out>`` (FIF) + ``<out stem>.json`` (+ extra ``.npz``).
 
     Parameters
@@ -143,20 +209,68 @@ def finalize_partial(partial_dir: Path | str, out: Path | str | None = None, *,
         Delete the partial folder once the FIF has been written and read back.
     recovered : bool
         Marks the sidecar as recovered after a crash.
+    overwrite : bool
+        Replace existing output files. Without it an existing file is refused, except files a
+        finalize of this very folder to this very ``out`` began and did not finish (killed).
+    locked : bool
+        The caller holds the folder's :class:`~neurodeck.acquisition.partial.PartialLock` (the
+        recorder); otherwise it is taken here and a folder in use is refused.
+
+    On any failure nothing is left under the output names, the partial folder is kept and the
+    error says how to finish it (``neurodeck recover <dir> --out <elsewhere>``).
 
     Returns
     -------
     Path
         The FIF file.
     """
-    import mne
-
     pdir = Path(partial_dir)
+    load_partial(pdir, meta_only=True)  # a clear error for a folder that is not a recording
+    lock = None if locked else PartialLock.acquire(pdir)
+    try:
+        return _finalize(pdir, out, remove_partial=remove_partial, recovered=recovered,
+                         overwrite=overwrite)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _finalize(pdir: Path, out: Path | str | None, *, remove_partial: bool, recovered: bool,
+              overwrite: bool) -> Path:
     loaded = load_partial(pdir)
     meta = loaded.meta
     out = Path(out) if out is not None else Path(meta["out"])
     streams = meta["streams"]
-    primary = _pick_primary(streams, loaded.data)
+    files = output_files(out, streams)
+    own = meta.get("finalizing_to") == str(out.resolve())
+    if not (overwrite or own):
+        check_outputs_free(files)
+    written: list[Path] = []
+    try:
+        meta["finalizing_to"] = str(out.resolve())
+        _write_json_atomic(pdir / META_FILE, meta)
+        return _write_outputs(pdir, loaded, out, files, written, recovered=recovered,
+                              remove_partial=remove_partial)
+    except (RecordingError, OSError) as exc:
+        for path in written:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        if isinstance(exc, OSError):
+            exc = _oserror(exc, out, "finalize")
+        raise RecordingError(
+            f"{exc}; the partial recording {str(pdir)!r} is kept: run `neurodeck recover {pdir} "
+            "--out <another folder>/<name>.fif` to finish it elsewhere"
+        ) from exc
+
+
+def _write_outputs(pdir: Path, loaded: Any, out: Path, files: dict[str, Path], written: list[Path],
+                   *, recovered: bool, remove_partial: bool) -> Path:
+    """Write the FIF, the extra ``.npz`` files and the sidecar, verify, remove the folder."""
+    import mne
+
+    meta = loaded.meta
+    streams = meta["streams"]
+    primary = _pick_primary(streams)
     pkey = primary["key"]
     pdata, pts = loaded.data[pkey], loaded.ts[pkey]
     if pdata.shape[0] == 0:
@@ -180,22 +294,31 @@ def finalize_partial(partial_dir: Path | str, out: Path | str | None = None, *,
     markers: list[dict] = []
     states: list[dict] = []
     clocks: dict[str, list] = {}
+    damaged = 0
     for ev in loaded.events:
-        s = by_key.get(ev.get("stream"))
-        sname = s["name"] if s else str(ev.get("stream"))
-        if ev.get("kind") == "marker":
-            label = str(ev["label"])
-            markers.append({"stream": sname, "timestamp": float(ev["t"]), "onset": onset_of(float(ev["t"])),
-                            "code": label, "name": name_of(label)})
-        elif ev.get("kind") == "state":
+        try:
+            s = by_key.get(ev.get("stream"))
+            sname = s["name"] if s else str(ev.get("stream"))
             t = float(ev["t"])
-            if str(ev.get("new")).upper() == "LOST" and ev.get("last_data_t") is not None:
-                t = float(ev["last_data_t"])  # the data stopped here; LOST is declared later
-            entry = {"stream": sname, "timestamp": t, "onset": onset_of(t),
-                     "detected_at": float(ev["t"]), "old": ev.get("old"), "new": ev.get("new")}
-            states.append(entry)
-        elif ev.get("kind") == "clock":
-            clocks.setdefault(sname, []).append([float(ev["t"]), float(ev["offset"])])
+            if not np.isfinite(t):
+                raise ValueError(f"timestamp {t}")
+            if ev.get("kind") == "marker":
+                label = ev["label"]
+                if not isinstance(label, str):
+                    raise ValueError(f"label {label!r}")
+                markers.append({"stream": sname, "timestamp": t, "onset": onset_of(t),
+                                "code": label, "name": name_of(label)})
+            elif ev.get("kind") == "state":
+                t_data = t
+                if str(ev.get("new")).upper() == "LOST" and ev.get("last_data_t") is not None:
+                    t_data = float(ev["last_data_t"])  # the data stopped here; LOST is declared later
+                states.append({"stream": sname, "timestamp": t_data, "onset": onset_of(t_data),
+                               "detected_at": t, "old": ev.get("old"), "new": ev.get("new")})
+            elif ev.get("kind") == "clock":
+                clocks.setdefault(sname, []).append([t, float(ev["offset"])])
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            damaged += 1
+            logger.warning("%s: skipping a damaged event %r (%s)", pdir, ev, exc)
     markers.sort(key=lambda m: m["timestamp"])
 
     # --- the FIF ---------------------------------------------------------------------------
@@ -227,16 +350,18 @@ def finalize_partial(partial_dir: Path | str, out: Path | str | None = None, *,
     if onsets:
         raw.set_annotations(mne.Annotations(onsets, [0.0] * len(onsets), descs, extras=extras))
     out.parent.mkdir(parents=True, exist_ok=True)
+    parts_before = set(_split_parts(out))
+    written.append(out)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*naming conventions.*")
-            raw.save(out, overwrite=True, fmt="double" if pdata.dtype.itemsize > 4 else "single",
-                     verbose=False)
+            raw.save(out, overwrite=True, fmt=_fif_format(pdata.dtype), verbose=False)
     except OSError as exc:
+        written.extend(set(_split_parts(out)) - parts_before)
         raise _oserror(exc, out, "write the recording") from exc
+    written.extend(set(_split_parts(out)) - parts_before)
 
     # --- extra numeric streams -------------------------------------------------------------
-    stem = _stem(out)
     stream_entries = []
     for s in streams:
         entry = {k: v for k, v in s.items() if k != "key"}
@@ -261,7 +386,8 @@ def finalize_partial(partial_dir: Path | str, out: Path | str | None = None, *,
                 entry["file"] = out.name
                 entry["fif_channel_types"] = types
             else:
-                npz = out.with_name(f"{stem}.{_safe(s['name'])}.npz")
+                npz = files[key]
+                written.append(npz)
                 try:
                     np.savez(npz, data=loaded.data[key], timestamps=ts,
                              labels=np.asarray(s["labels"]), units=np.asarray(s["units"]),
@@ -291,8 +417,10 @@ def finalize_partial(partial_dir: Path | str, out: Path | str | None = None, *,
         "streams": stream_entries,
         "markers": markers,
         "markers_outside_eeg": outside,
+        "damaged_events_skipped": damaged,
     }
-    side = sidecar_path(out)
+    side = files["sidecar"]
+    written.append(side)
     try:
         _write_json_atomic(side, sidecar)
     except OSError as exc:
@@ -317,19 +445,21 @@ def finalize_partial(partial_dir: Path | str, out: Path | str | None = None, *,
     return out
 
 
-def recover(partial_dir: Path | str, out: Path | str | None = None) -> Path:
+def recover(partial_dir: Path | str, out: Path | str | None = None, *, overwrite: bool = False) -> Path:
     """Finalize a partial folder left by a crashed recorder; returns the FIF path.
 
     An incomplete trailing sample (data or timestamp written only in part) is dropped, as is a
     truncated last line of the events file. The partial folder is removed once the FIF has been
-    written and verified.
+    written and verified. A folder a running recorder holds is refused (see
+    :class:`~neurodeck.acquisition.partial.PartialLock`), so is an existing output file unless
+    ``overwrite``.
     """
     pdir = Path(partial_dir)
     if not pdir.is_dir() and pdir.with_name(pdir.name + PARTIAL_SUFFIX).is_dir():
         pdir = pdir.with_name(pdir.name + PARTIAL_SUFFIX)
     if out is None and pdir.name.endswith(PARTIAL_SUFFIX) and len(pdir.name) > len(PARTIAL_SUFFIX):
         out = pdir.with_name(pdir.name[: -len(PARTIAL_SUFFIX)])  # next to the folder, even if moved
-    return finalize_partial(pdir, out, recovered=True)
+    return finalize_partial(pdir, out, recovered=True, overwrite=overwrite)
 
 
 def export_recording(fif_path: Path | str, fmt: str, out: Path | str | None = None) -> Path:

@@ -12,7 +12,10 @@ Timestamps
     ``proc_dejitter`` (smooths timestamps of regular streams; it also smooths over gaps, so the
     gap counters are most exact without it), ``monotonize=True`` adds ``proc_monotonize``.
     Samples that liblsl stamps relative to 0 when a connection starts in the middle of a pushed
-    chunk are re-stamped from the next real timestamp (``counters.timestamps_repaired``).
+    chunk are re-stamped from the next real timestamp (``counters.timestamps_repaired``). A source
+    that stamps with its own device clock never sends such a "real" timestamp: after one second
+    of samples (at most) the inlet takes its stamps as they are for the rest of the connection
+    (logged once), and whatever is still held when the inlet stops is delivered, never dropped.
 
 Gaps
     For regular-rate streams, consecutive timestamps further apart than one sample period plus
@@ -364,6 +367,9 @@ class _BaseInlet:
     def _on_idle(self, now: float) -> None:
         """No data this round (state bookkeeping)."""
 
+    def _on_stopping(self) -> None:
+        """Hook on the pull thread after a stop request, before it ends."""
+
     def _run(self) -> None:
         try:
             while not self._stop_evt.is_set():
@@ -381,6 +387,7 @@ class _BaseInlet:
                     if self._state is StreamState.LOST:
                         self._maybe_reresolve(now)
                     self._stop_evt.wait(self.poll_interval)
+            self._on_stopping()
         except Exception as exc:  # noqa: BLE001 - surfaced through .error and the log
             self._error = exc
             logger.exception("%s inlet thread crashed; stopping", self._kind)
@@ -548,6 +555,7 @@ class Inlet(_BaseInlet):
         self._chunk_listeners: list[ChunkListener] = []
         self._last_ts: float | None = None
         self._staged: tuple[np.ndarray, np.ndarray] | None = None
+        self._stamps_as_sent = False  # this connection's stamps are not on our clock: no repair
         super().__init__(source, processing_flags=flags, **kwargs)
 
     # ------------------------------------------------------------------ setup
@@ -619,7 +627,7 @@ class Inlet(_BaseInlet):
         n = len(ts)
         if n == 0:
             return 0
-        if self._description.srate > 0:
+        if self._description.srate > 0 and not self._stamps_as_sent:
             data, ts = self._repair_timestamps(data, ts)
             if len(ts) == 0:
                 return n  # data flow (for the state), but held back until a trustworthy timestamp
@@ -635,7 +643,10 @@ class Inlet(_BaseInlet):
         stamped ~0.01, 0.02, ... s (measured here; it made a 2500-s fake gap after a recovery).
         Such implausibly old stamps are re-derived from the next trustworthy one at the nominal
         rate; samples whose next trustworthy stamp has not arrived yet are held back (copies) until
-        it does. Counted in ``counters.timestamps_repaired``.
+        it does. Counted in ``counters.timestamps_repaired``. If none arrives within one second of
+        samples (``2 * max_chunk``), the source stamps with a clock of its own (a device clock from
+        0 or 100 s): the held samples are delivered as stamped and so is the rest of this
+        connection.
         """
         now = pylsl.local_clock()
         floor = max(now - self._max_buflen - 60.0, min(10.0, now - 1.0))
@@ -650,11 +661,13 @@ class Inlet(_BaseInlet):
             self._staged = None
         good = np.flatnonzero(~bad)
         if good.size == 0:
-            if len(ts) > 10 * self._max_chunk_eff:  # never trustworthy: give up, deliver as is
-                logger.error(
-                    "inlet %r: %d samples without a plausible timestamp (< %.1f s); delivering them",
-                    self._description.name, len(ts), floor,
+            if len(ts) >= 2 * self._max_chunk_eff:  # never trustworthy: a clock of its own
+                logger.warning(
+                    "inlet %r: timestamps are not on this machine's LSL clock (%.3f s, local clock "
+                    "%.3f s; a device clock?); taking them as sent for this connection",
+                    self._description.name, float(ts[0]), now,
                 )
+                self._stamps_as_sent = True
                 return data, ts
             self._staged = (np.array(data, copy=True), np.array(ts, copy=True))
             return data[:0], ts[:0]
@@ -725,9 +738,26 @@ class Inlet(_BaseInlet):
         elif state is StreamState.RECOVERED and now - self._recovered_at >= self.recovered_hold:
             self._set_state(StreamState.CONNECTED)
 
+    def _on_stopping(self) -> None:
+        self._flush_held()
+
+    def _flush_held(self) -> None:
+        """Deliver samples still held for a trustworthy timestamp (the inlet stops)."""
+        staged, self._staged = self._staged, None
+        if staged is not None and len(staged[1]):
+            logger.warning("inlet %r: delivering %d held sample(s) with the timestamps they were sent with",
+                           self._description.name, len(staged[1]))
+            self._deliver(*staged)
+
+    def _on_switched(self) -> None:
+        self._flush_held()
+        self._stamps_as_sent = False
+        super()._on_switched()
+
     def start(self) -> Inlet:
         self._last_ts = None
         self._staged = None
+        self._stamps_as_sent = False
         return super().start()
 
 

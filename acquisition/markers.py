@@ -67,13 +67,15 @@ def name_of(label: str | int) -> str:
     """Marker name for a code or code string (``"769"`` -> ``"left_hand"``).
 
     Labels that are not codes of this table (e.g. ``"T1"`` from a PhysioNet file) pass through
-    unchanged, so foreign markers are never lost.
+    unchanged, so foreign markers are never lost, except for the substring ``{COLON}``, MNE's
+    escape of ``:`` in FIF annotation names, which a FIF cannot hold literally: it becomes
+    ``{colon}`` (the exact label stays in the recording's sidecar and annotation extras).
     """
     text = str(label).strip()
     try:
         return NAMES.get(int(text), text)
     except ValueError:
-        return text
+        return text.replace("{COLON}", "{colon}")
 
 
 def onsets_on_samples(onset: np.ndarray, n_times: int, sfreq: float) -> tuple[np.ndarray, np.ndarray]:

@@ -94,6 +94,9 @@ class DataOutlet:
     def __init__(self, info: pylsl.StreamInfo, chunk_size: int = 0, max_buffered: int = 360):
         self.info = info
         self.n_channels = info.channel_count()
+        # integer streams are pushed as their own type (through float32, int32 > 2**24 is inexact)
+        self._dtype = {pylsl.cf_int32: np.int32, pylsl.cf_int16: np.int16, pylsl.cf_int8: np.int8,
+                       pylsl.cf_int64: np.int64}.get(info.channel_format())
         self._outlet = pylsl.StreamOutlet(info, chunk_size, max_buffered)
 
     def push_chunk(self, data: np.ndarray, timestamp: float | None = None) -> None:
@@ -109,7 +112,7 @@ class DataOutlet:
             )
         if data.shape[0] == 0:
             return
-        data = np.ascontiguousarray(data, dtype=np.float32 if data.dtype != np.float64 else np.float64)
+        data = np.ascontiguousarray(data, dtype=self._dtype or (np.float32 if data.dtype != np.float64 else np.float64))
         if timestamp is None:
             self._outlet.push_chunk(data)
         else:

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from neurodeck.acquisition.errors import RecordingError
-from neurodeck.acquisition.finalize import finalize_partial
+from neurodeck.acquisition.finalize import check_outputs_free, finalize_partial, output_files
 from neurodeck.acquisition.partial import (
     META_FILE,
     PartialStore,
@@ -97,6 +97,7 @@ class _Slot:
         self.state = "IDLE"
         self.last_ts: float | None = None
         self.last_arrival = 0.0  # time.monotonic() of the last delivered chunk / marker
+        self.lag_min = float("inf")  # smallest (local clock at arrival - timestamp), seconds
         self.clock_offset: float | None = None  # liblsl time_correction at start, seconds
 
 
@@ -194,7 +195,8 @@ class Recorder:
         if self._state != "idle":
             raise RecordingError(f"recorder is {self._state}; expected a fresh recorder to start")
         if self.out.exists() and not self.overwrite:
-            raise RecordingError(f"output {str(self.out)!r} already exists; expected a new file name (or overwrite=True)")
+            raise RecordingError(f"output {str(self.out)!r} already exists; expected a new file name (or --overwrite "
+                                 "to replace it)")
         parent = self.out.parent
         if not parent.is_dir():
             raise RecordingError(f"output folder {str(parent)!r} does not exist or is not a folder; expected an existing writable folder")
@@ -206,6 +208,9 @@ class Recorder:
                 d["key"] = s.key
                 d["clock_offset_at_start"] = s.clock_offset
                 descs.append(d)
+            files = output_files(self.out, descs)  # refuses streams that cannot make a FIF file
+            if not self.overwrite:
+                check_outputs_free(files)
             now_wall, now_lsl = time.time(), local_clock()
             extra = {"start_wall_time": now_wall, "start_lsl_time": now_lsl,
                      "started_utc": _dt.datetime.fromtimestamp(now_wall, tz=_dt.UTC).isoformat(),
@@ -256,9 +261,10 @@ class Recorder:
                     self._store.flush(fsync=True)
                 except OSError as exc:
                     self._set_error(_oserror(exc, self.partial_dir, "write to"))
-                self._store.close()
+                self._store.close(keep_lock=True)
         if self._error is not None:
             self._state = "error"
+            self._unlock()
             raise RecordingError(f"{self._error}; data flushed so far kept in {str(self.partial_dir)!r} "
                                  f"(finish it with `neurodeck recover {self.partial_dir}`)") from self._error
         self._state = "finalizing"
@@ -269,16 +275,20 @@ class Recorder:
             meta["inlet_counters"] = {s.key: _counters_dict(s.inlet) for s in self._slots}
             meta["inlet_errors"] = {s.key: _inlet_error(s.inlet) for s in self._slots}
             _write_json_atomic(meta_path, meta)
-            self.path = finalize_partial(self.partial_dir, self.out)
+            self.path = finalize_partial(self.partial_dir, self.out, overwrite=self.overwrite, locked=True)
         except RecordingError as exc:
-            self._set_error(exc)
+            self._set_error(exc, log=False)  # raised to the caller, who reports it
             self._state = "error"
             raise
         except OSError as exc:
-            err = _oserror(exc, self.out, "finalize")
-            self._set_error(err)
+            err = RecordingError(f"{_oserror(exc, self.out, 'finalize')}; the partial recording "
+                                 f"{str(self.partial_dir)!r} is kept: run `neurodeck recover "
+                                 f"{self.partial_dir} --out <another folder>/<name>.fif` to finish it")
+            self._set_error(err, log=False)
             self._state = "error"
             raise err from exc
+        finally:
+            self._unlock()
         self._state = "done"
         return self.path
 
@@ -292,6 +302,7 @@ class Recorder:
             with contextlib.suppress(OSError):
                 self._store.flush()
             self._store.close()
+        self._unlock()
         self._state = "error" if self._error else "aborted"
 
     def __enter__(self) -> Recorder:
@@ -348,6 +359,7 @@ class Recorder:
                 s.received += 1
                 s.last_ts = float(timestamp)
                 s.last_arrival = time.monotonic()
+                s.lag_min = min(s.lag_min, _lsl_now() - s.last_ts)
                 q.put(("marker", key, {"kind": "marker", "stream": key, "t": float(timestamp),
                                        "label": str(label)}))
 
@@ -360,6 +372,7 @@ class Recorder:
                 s.received += n
                 s.last_ts = float(timestamps[-1])
                 s.last_arrival = time.monotonic()
+                s.lag_min = min(s.lag_min, _lsl_now() - s.last_ts)
                 q.put(("chunk", key, (np.array(data, copy=True), np.array(timestamps, dtype=np.float64))))
 
             s.inlet.add_chunk_listener(on_chunk)
@@ -375,11 +388,14 @@ class Recorder:
             now = time.monotonic()
             still = []
             for s in pending:
-                # a live regular stream has delivered the sample taken at the stop time; a
-                # stopped source or a marker stream counts as drained after drain_quiet s of silence
+                # a live stream has delivered a sample (a marker) taken at or after the stop time
+                # (on the source's clock: stamps far off ours, a device clock, are compared by
+                # their lag); a stopped source or a silent marker stream counts as drained after
+                # drain_quiet s of silence
                 srate = float(s.desc.get("srate") or 0.0)
                 tol = 1.5 / srate if srate > 0 and not s.desc.get("is_marker") else 0.0
-                caught_up = tol > 0 and s.last_ts is not None and s.last_ts >= t_stop - tol
+                lag = s.lag_min if abs(s.lag_min) > 0.5 else 0.0  # inf (nothing yet) -> never
+                caught_up = s.last_ts is not None and s.last_ts >= t_stop - lag - tol
                 quiet = now - max(s.last_arrival, t0) >= self.drain_quiet
                 if not (caught_up or quiet):
                     still.append(s)
@@ -397,11 +413,16 @@ class Recorder:
                 except Exception:  # noqa: BLE001 - stopping must go on for the other streams
                     logger.exception("stopping inlet of %s failed", s.desc.get("name"))
 
-    def _set_error(self, err: RecordingError) -> None:
+    def _unlock(self) -> None:
+        if self._store is not None:
+            self._store.unlock()
+
+    def _set_error(self, err: RecordingError, log: bool = True) -> None:
         with self._lock:
             if self._error is None:
                 self._error = err
-                logger.error("recorder: %s", err)
+                if log:
+                    logger.error("recorder: %s", err)
 
     def _write_loop(self) -> None:
         try:

@@ -17,6 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output FIF file (default: the path the recording was started with)")
     parser.add_argument("--format", choices=("fif", "edf", "brainvision"), default="fif",
                         help="also export to EDF or BrainVision")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
 
     from neurodeck.acquisition.finalize import export_recording, recover
 
-    path = recover(Path(args.dir), Path(args.out) if args.out else None)
+    path = recover(Path(args.dir), Path(args.out) if args.out else None, overwrite=args.overwrite)
     print(f"recovered {path}", flush=True)
     if args.format != "fif":
         print(f"exported {export_recording(path, args.format)}", flush=True)

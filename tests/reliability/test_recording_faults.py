@@ -1,0 +1,406 @@
+"""Issue 13 (reliability round 2): ways to lose, corrupt or never finish a recording.
+
+Every test records from LSL outlets written here: a counting channel (sample k carries k, or an
+offset + k) and numbered markers, under unique names, so a lost, duplicated or moved sample or
+marker fails the test.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import mne
+import numpy as np
+import pytest
+
+from neurodeck.acquisition.errors import RecordingError
+from neurodeck.acquisition.finalize import recover
+from neurodeck.acquisition.inlet import Inlet
+from neurodeck.acquisition.outlet import DataOutlet, MarkerOutlet, local_clock, make_stream_info
+from neurodeck.acquisition.partial import partial_dir_for
+from neurodeck.acquisition.recorder import Recorder
+from tests.reliability.conftest import push_fast, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _read_fif(path: Path) -> mne.io.Raw:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*naming conventions.*")
+        return mne.io.read_raw_fif(path, preload=True, verbose=False)
+
+
+def _counting(name: str, n_ch: int = 3, srate: float = 256.0, fmt: str = "float32",
+              stype: str = "EEG") -> DataOutlet:
+    """An outlet whose channel 0 is the sample counter (misc), the others microvolt EEG."""
+    labels = ["counter"] + [f"C{i}" for i in range(1, n_ch)]
+    info = make_stream_info(name, stype, labels, srate, fmt=fmt, source_id=name,
+                            units=[""] + ["microvolts"] * (n_ch - 1),
+                            ch_types=["misc"] + ["EEG"] * (n_ch - 1))
+    return DataOutlet(info)
+
+
+def _rows(k: np.ndarray, n_ch: int, dtype=np.float32) -> np.ndarray:
+    return np.column_stack([k] + [k % 7 for _ in range(1, n_ch)]).astype(dtype)
+
+
+def _cli(*args: str, timeout: float = 120.0) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "neurodeck.app.cli", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _one_line_error(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    err = proc.stderr.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    return err
+
+
+def _record(sources: list[str], out: Path, push, expected: dict[str, int], **kw) -> Recorder:
+    """Record ``sources`` while ``push()`` sends; stop once ``expected`` counts were received."""
+    rec = Recorder(sources, out, flush_every=0.2, drain_quiet=0.5, **kw)
+    rec.start()
+    push()
+    assert wait_until(lambda: all(rec.counters[n]["received"] >= c for n, c in expected.items()), 15), \
+        rec.counters
+    rec.stop()
+    return rec
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. recover on a live recording
+# ---------------------------------------------------------------------------------------------
+def test_recover_refuses_a_live_recording_and_a_kill9_frees_it(tmp_path, unique_name):
+    """`recover` of the folder a running `record` writes is refused (exit 2); after kill -9 it works."""
+    srate, n_ch = 256.0, 3
+    eeg = _counting(unique_name, n_ch, srate)
+    sent = 0
+
+    def push_for(seconds: float, t0: float) -> None:
+        nonlocal sent
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            k = np.arange(sent, sent + 16)
+            eeg.push_chunk(_rows(k, n_ch), t0 + k[-1] / srate)
+            sent += 16
+            time.sleep(16 / srate)
+
+    outs = [tmp_path / "live_raw.fif", tmp_path / "killed_raw.fif"]
+    for out in outs:
+        sent = 0
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "neurodeck.app.cli", "record", "-s", unique_name, "--out", str(out),
+             "--quiet"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        pdir = partial_dir_for(out)
+        try:
+            assert eeg.wait_for_consumers(30)
+            assert wait_until(lambda p=pdir: (p / "meta.json").exists(), 30)
+            t0 = local_clock()
+            push_for(1.0, t0)
+            if out.name.startswith("live"):
+                err = _one_line_error(_cli("recover", str(pdir)))
+                assert "in use" in err and str(proc.pid) in err, err
+                assert pdir.is_dir() and not out.exists()
+                push_for(1.0, t0)
+                time.sleep(0.5)
+                proc.send_signal(signal.SIGTERM)
+                assert proc.wait(60) == 0, proc.stderr.read()
+                raw = _read_fif(out)
+                # every sample sent while recover was refused is in the file, in order
+                np.testing.assert_array_equal(raw.get_data(picks=["counter"])[0], np.arange(sent))
+            else:
+                time.sleep(0.5)  # > one flush period
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+                done = _cli("recover", str(pdir))
+                assert done.returncode == 0, done.stderr
+                counter = _read_fif(out).get_data(picks=["counter"])[0]
+                assert sent - srate <= counter.size <= sent
+                np.testing.assert_array_equal(counter, np.arange(counter.size))
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+    eeg.close()
+
+
+def test_second_record_to_a_live_output_says_in_use(tmp_path, unique_name):
+    eeg = _counting(unique_name)
+    out = tmp_path / "a_raw.fif"
+    rec = Recorder([unique_name], out, flush_every=0.1).start()
+    try:
+        push_fast(eeg, _rows(np.arange(64), 3), 256.0, local_clock())
+        assert wait_until(lambda: rec.counters[unique_name]["written"] == 64, 10)
+        with pytest.raises(RecordingError, match="in use by another running recording"):
+            Recorder([unique_name], out, overwrite=True).start()
+        with pytest.raises(RecordingError, match="in use by a running recorder"):
+            recover(partial_dir_for(out))
+        assert partial_dir_for(out).is_dir()
+    finally:
+        rec.abort()
+        eeg.close()
+    recover(partial_dir_for(out))  # the lock went with abort(): a normal leftover now
+    np.testing.assert_array_equal(_read_fif(out).get_data(picks=["counter"])[0], np.arange(64))
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. extra streams whose file names collide
+# ---------------------------------------------------------------------------------------------
+def test_extra_streams_with_colliding_file_names_each_keep_their_data(tmp_path, unique_name):
+    srate, n = 128.0, 256
+    eeg = _counting(unique_name, 3, srate)
+    names = [f"{unique_name} x", f"{unique_name}_x", f"{unique_name}_X"]
+    aux = [_counting(nm, 2, 64.0, fmt="double64", stype="Misc") for nm in names]
+    out = tmp_path / "multi_raw.fif"
+
+    def push():
+        t0 = local_clock()
+        push_fast(eeg, _rows(np.arange(n), 3), srate, t0)
+        for i, o in enumerate(aux):  # stream i counts from 1000 * i
+            push_fast(o, _rows(1000.0 * i + np.arange(64), 2, np.float64), 64.0, t0)
+
+    rec = _record([unique_name, *names], out, push, {unique_name: n, **dict.fromkeys(names, 64)})
+    side = json.loads(out.with_name("multi_raw.json").read_text())
+    files = {s["name"]: s["file"] for s in side["streams"]}
+    assert len(set(files.values())) == 4, files
+    for i, nm in enumerate(names):
+        with np.load(out.with_name(files[nm])) as z:
+            np.testing.assert_array_equal(z["data"][:, 0], 1000.0 * i + np.arange(64))
+    assert rec.path == out
+    for o in [eeg, *aux]:
+        o.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. device-clock timestamps
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("first_stamp", [100.0, 0.0])
+def test_device_clock_stamps_are_delivered_and_recorded(tmp_path, unique_name, first_stamp):
+    """A source stamping with its own clock (from 100 s or 0): nothing held for ever, nothing lost."""
+    srate, n_ch = 256.0, 3
+    eeg = _counting(unique_name, n_ch, srate)
+    n_live = 1600
+    stamps = first_stamp + np.arange(n_live + 300) / srate
+    inlet = Inlet(unique_name, buffer_seconds=20.0).start()
+    try:
+        assert eeg.wait_for_consumers(10)
+        push_fast(eeg, _rows(np.arange(n_live), n_ch), srate, 0.0, timestamps=stamps)
+        # all delivered while the source still runs (was: held until 5 s of samples piled up)
+        assert inlet.wait_for_samples(n_live, timeout=5.0), inlet.n_received
+        data, ts = inlet.latest(n_live)
+        np.testing.assert_array_equal(data[0], np.arange(n_live))
+        # as sent (+ time_correction, ~us); liblsl reads a stamp of exactly 0.0 as "now"
+        first = 16 if first_stamp == 0.0 else 0
+        np.testing.assert_allclose(ts[first:], stamps[first:n_live], atol=1e-3)
+    finally:
+        inlet.stop()
+
+    # a short recording (fewer samples than the inlet may hold): every sample in the FIF
+    out = tmp_path / "dev_raw.fif"
+    n_rec = 300
+
+    def push():
+        push_fast(eeg, _rows(np.arange(n_rec), n_ch), srate, 0.0, timestamps=stamps)
+
+    rec = Recorder([unique_name], out, flush_every=0.2, drain_quiet=0.5).start()
+    push()
+    time.sleep(0.3)  # the samples reached the inlet (held or not); stop must not drop them
+    rec.stop()
+    counter = _read_fif(out).get_data(picks=["counter"])[0]
+    np.testing.assert_array_equal(counter, np.arange(n_rec))
+    eeg.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. integer streams
+# ---------------------------------------------------------------------------------------------
+def test_int32_stream_above_2_to_24_stays_exact(tmp_path, unique_name):
+    srate, n = 128.0, 768
+    eeg = _counting(unique_name, 2, srate, fmt="int32")
+    out = tmp_path / "int_raw.fif"
+    values = 20_000_000 + np.arange(n)  # > 2**24: float32 cannot hold them
+
+    def push():
+        push_fast(eeg, _rows(values, 2, np.int32), srate, local_clock())
+
+    _record([unique_name], out, push, {unique_name: n})
+    counter = _read_fif(out).get_data(picks=["counter"])[0]
+    np.testing.assert_array_equal(counter, values)
+    assert np.unique(counter).size == n
+    eeg.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. + 6. outputs never overwritten without --overwrite
+# ---------------------------------------------------------------------------------------------
+def test_fif_gz_does_not_take_the_sidecar_of_an_earlier_fif(tmp_path, unique_name):
+    srate, n = 128.0, 256
+    eeg = _counting(unique_name, 2, srate)
+    first = tmp_path / "col.fif"
+    _record([unique_name], first, lambda: push_fast(eeg, _rows(np.arange(n), 2), srate,
+                                                     local_clock()), {unique_name: n})
+    side_before = first.with_name("col.json").read_bytes()
+    second = tmp_path / "col.fif.gz"
+    _record([unique_name], second, lambda: push_fast(eeg, _rows(np.arange(n), 2), srate,
+                                                      local_clock()), {unique_name: n})
+    assert first.with_name("col.json").read_bytes() == side_before
+    side2 = json.loads(second.with_name("col.fif.gz.json").read_text())
+    assert side2["file"] == "col.fif.gz" and side2["n_times"] == n
+    # an unrelated file under a sidecar name is refused at start, before recording
+    third = tmp_path / "other_raw.fif"
+    third.with_name("other_raw.json").write_text("{}")
+    with pytest.raises(RecordingError, match="other_raw.json.*already exists"):
+        Recorder([unique_name], third).start()
+    assert not partial_dir_for(third).exists()
+    eeg.close()
+
+
+def test_recover_out_existing_needs_overwrite(tmp_path, unique_name):
+    srate, n = 128.0, 256
+    eeg = _counting(unique_name, 2, srate)
+    out = tmp_path / "p_raw.fif"
+    rec = Recorder([unique_name], out, flush_every=0.1).start()
+    push_fast(eeg, _rows(np.arange(n), 2), srate, local_clock())
+    assert wait_until(lambda: rec.counters[unique_name]["written"] >= n, 10)
+    time.sleep(0.3)  # flushed
+    rec.abort()  # what a crash leaves (without the kill)
+    pdir = partial_dir_for(out)
+    existing = tmp_path / "existing_raw.fif"
+    existing.write_bytes(b"precious")
+    err = _one_line_error(_cli("recover", str(pdir), "--out", str(existing)))
+    assert "existing_raw.fif" in err and "already exists" in err
+    assert existing.read_bytes() == b"precious" and pdir.is_dir()
+    ok = _cli("recover", str(pdir), "--out", str(existing), "--overwrite")
+    assert ok.returncode == 0, ok.stderr
+    np.testing.assert_array_equal(_read_fif(existing).get_data(picks=["counter"])[0], np.arange(n))
+    eeg.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. + 8. recordings that could never be finished
+# ---------------------------------------------------------------------------------------------
+def test_marker_label_with_mne_colon_escape_is_recorded(tmp_path, unique_name):
+    srate, n = 128.0, 512
+    eeg = _counting(unique_name, 2, srate)
+    mk = MarkerOutlet(unique_name + "-m", source_id=unique_name + "-m")
+    labels = ["a{COLON}b", "t:1", "{COLON}", "769"]
+    out = tmp_path / "colon_raw.fif"
+
+    def push():
+        t0 = local_clock()
+        push_fast(eeg, _rows(np.arange(n), 2), srate, t0)
+        for i, lab in enumerate(labels):
+            mk.push(lab, t0 + (100 * i + 50) / srate)
+
+    _record([unique_name, unique_name + "-m"], out, push, {unique_name: n, unique_name + "-m": 4})
+    ann = _read_fif(out).annotations
+    assert [e["code"] for e in ann.extras] == labels
+    assert list(ann.description) == ["a{colon}b", "t:1", "{colon}", "left_hand"]
+    np.testing.assert_allclose(ann.onset * srate, [50, 150, 250, 350], atol=1)
+    side = json.loads(out.with_name("colon_raw.json").read_text())
+    assert [m["code"] for m in side["markers"]] == labels
+    eeg.close()
+    mk.close()
+
+
+def test_only_irregular_or_string_streams_are_refused_at_start(tmp_path, unique_name):
+    irregular = _counting(unique_name, 2, 0.0)
+    mk = MarkerOutlet(unique_name + "-m", source_id=unique_name + "-m")
+    out = tmp_path / "irr_raw.fif"
+    t0 = time.monotonic()
+    with pytest.raises(RecordingError, match="no regular-rate numeric stream"):
+        Recorder([unique_name, unique_name + "-m"], out).start()
+    assert time.monotonic() - t0 < 10
+    assert not partial_dir_for(out).exists() and not out.exists()
+    err = _one_line_error(_cli("record", "-s", unique_name, "--out", str(out), "--duration", "30"))
+    assert "no regular-rate numeric stream" in err
+    irregular.close()
+    mk.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# 9. disk full while finalizing
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_FSIZE is Linux only")
+def test_disk_full_while_finalizing_keeps_partial_and_no_file_under_the_final_name(tmp_path, unique_name):
+    srate, n_ch = 512.0, 16
+    eeg = _counting(unique_name, n_ch, srate, fmt="int32")  # the FIF holds int32 as doubles
+    out = tmp_path / "full_raw.fif"
+    limit = 200_000  # bytes per file: the int32 partial data (~130 kB) fit, the FIF (~260 kB) not
+    script = f"""
+import resource, sys
+from neurodeck.app.cli import main
+resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))  # Python ignores SIGXFSZ: EFBIG
+sys.exit(main(["record", "-s", {unique_name!r}, "--out", {str(out)!r}, "--duration", "4", "-q"]))
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert eeg.wait_for_consumers(30)
+        k0 = 0
+        t0 = local_clock()
+        while proc.poll() is None and k0 < 40 * 512:
+            k = np.arange(k0, k0 + 64)
+            eeg.push_chunk(_rows(k, n_ch, np.int32), t0 + k[-1] / srate)
+            k0 += 64
+            time.sleep(64 / srate)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 2, (stdout, stderr)
+    err = stderr.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    pdir = partial_dir_for(out)
+    assert "kept" in err and str(pdir) in err and "--out" in err, err
+    assert pdir.is_dir() and not out.exists() and not out.with_name("full_raw.json").exists()
+    path = recover(pdir, tmp_path / "elsewhere_raw.fif")  # no limit here
+    counter = _read_fif(path).get_data(picks=["counter"])[0]
+    np.testing.assert_array_equal(counter, np.arange(counter.size))
+    assert counter.size >= 3 * srate
+    eeg.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# tampered partial folders
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("tamper", ["n_channels_0", "marker_without_label"])
+def test_tampered_partial_folder_is_a_one_line_error_or_recovers(tmp_path, unique_name, tamper):
+    srate, n = 128.0, 256
+    eeg = _counting(unique_name, 2, srate)
+    mk = MarkerOutlet(unique_name + "-m", source_id=unique_name + "-m")
+    out = tmp_path / "t_raw.fif"
+    rec = Recorder([unique_name, unique_name + "-m"], out, flush_every=0.1).start()
+    t0 = local_clock()
+    push_fast(eeg, _rows(np.arange(n), 2), srate, t0)
+    mk.push("769", t0 + 10 / srate)
+    mk.push("770", t0 + 20 / srate)
+    assert wait_until(lambda: rec.counters[unique_name + "-m"]["written"] == 2, 10)
+    time.sleep(0.3)
+    rec.abort()
+    pdir = partial_dir_for(out)
+    if tamper == "n_channels_0":
+        meta = json.loads((pdir / "meta.json").read_text())
+        meta["streams"][0]["n_channels"] = 0
+        (pdir / "meta.json").write_text(json.dumps(meta))
+        err = _one_line_error(_cli("recover", str(pdir)))
+        assert "n_channels 0" in err and "expected an integer >= 1" in err
+        assert pdir.is_dir()
+    else:
+        lines = (pdir / "events.jsonl").read_text().splitlines()
+        evs = [json.loads(x) for x in lines]
+        first = next(i for i, e in enumerate(evs) if e["kind"] == "marker")
+        del evs[first]["label"]
+        (pdir / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in evs))
+        done = _cli("recover", str(pdir))
+        assert done.returncode == 0, done.stderr
+        side = json.loads(out.with_name("t_raw.json").read_text())
+        assert [m["code"] for m in side["markers"]] == ["770"] and side["damaged_events_skipped"] == 1
+    eeg.close()
+    mk.close()
