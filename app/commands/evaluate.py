@@ -17,17 +17,14 @@ HELP = ("cross-validate decoding pipelines on recordings (ROC-AUC for 2 classes,
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_EVENTS = "T1=left_hand,T2=right_hand"
-
-
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags shared by ``evaluate`` and ``train``."""
     parser.add_argument("datasets", nargs="+", metavar="FILES",
                         help="a recording, or recordings of one session joined by commas "
                         "(e.g. S001R04.edf,S001R08.edf,S001R12.edf)")
-    parser.add_argument("--events", default=DEFAULT_EVENTS,
-                        help=f"annotation=class pairs, comma separated (default {DEFAULT_EVENTS}, "
-                        "EEGMMIDB runs 4/8/12)")
+    from neurodeck.app.events import add_event_arguments
+
+    add_event_arguments(parser)
     parser.add_argument("--tmin", type=float, default=0.5, help="epoch start after the cue, s (0.5)")
     parser.add_argument("--tmax", type=float, default=2.5, help="epoch end after the cue, s (2.5)")
     parser.add_argument("--band", type=float, nargs=2, default=(8.0, 32.0), metavar=("LOW", "HIGH"),
@@ -68,20 +65,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="hop between pseudo-online windows in seconds (0.0625)")
     parser.add_argument("--trial", type=float, default=4.0,
                         help="seconds after a cue whose windows count for that trial (4.0)")
-
-
-def parse_events(text: str) -> dict[str, str]:
-    from neurodeck.app.errors import UserError
-
-    out: dict[str, str] = {}
-    for item in text.split(","):
-        key, sep, val = item.partition("=")
-        if not sep or not key.strip() or not val.strip():
-            raise UserError(f"--events item {item!r} is not ANNOTATION=CLASS (e.g. T1=left_hand)")
-        out[key.strip()] = val.strip()
-    if len(set(out.values())) < 2:
-        raise UserError(f"--events {text!r} must name at least two classes")
-    return out
 
 
 def load_dataset(spec: str, config, *, reference_filter: bool = False):
@@ -153,6 +136,16 @@ def dataset_name(spec: str) -> str:
     return "+".join(parts)
 
 
+def _events(args) -> dict[str, str]:
+    from neurodeck.app.errors import UserError
+    from neurodeck.app.events import EventMappingError, mapping_from_args
+
+    try:
+        return mapping_from_args(args)
+    except EventMappingError as exc:
+        raise UserError(str(exc)) from None
+
+
 def make_config(args, pipeline: str):
     from neurodeck.decoders.pipelines import DecoderConfig
 
@@ -163,7 +156,7 @@ def make_config(args, pipeline: str):
         tmin=args.tmin,
         tmax=args.tmax,
         picks=picks,
-        events=parse_events(args.events),
+        events=_events(args),
         pad=args.pad,
         filter_passes=getattr(args, "filter_passes", 2),
     )

@@ -38,6 +38,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from neurodeck.app.events import DEFAULT_EVENTS, parse_events, parse_mapping_text
 from neurodeck.app.ui.widgets import Page, big_button
 from neurodeck.app.ui.workers import JobRunner
 
@@ -46,7 +47,7 @@ logger = logging.getLogger(__name__)
 #: Motor-imagery class names of :mod:`acquisition.markers` that the page recognises as cues.
 MI_CLASSES = ("left_hand", "right_hand", "feet", "tongue")
 #: EEGMMIDB imagery runs: T1 = left fist, T2 = right fist.
-EEGMMIDB_MAPPING = {"T1": "left_hand", "T2": "right_hand"}
+EEGMMIDB_MAPPING = parse_events(DEFAULT_EVENTS)
 
 
 # ------------------------------------------------------------------------------- Qt-free part
@@ -95,22 +96,6 @@ def default_mapping(labels: Sequence[str]) -> dict[str, str]:
             f"found no two motor-imagery cue classes among the labels {sorted(present)}; expected "
             f"T1/T2 (EEGMMIDB) or two of {list(MI_CLASSES)}"
         )
-    return out
-
-
-def parse_mapping(text: str) -> dict[str, str] | None:
-    """``"T1=left_hand, T2=right_hand"`` -> dict; empty text -> None (automatic)."""
-    text = text.strip()
-    if not text:
-        return None
-    out = {}
-    for item in text.replace(";", ",").split(","):
-        if not item.strip():
-            continue
-        if "=" not in item:
-            raise ValueError(f"event mapping item {item.strip()!r} invalid; expected LABEL=class")
-        k, v = item.split("=", 1)
-        out[k.strip()] = v.strip()
     return out
 
 
@@ -585,7 +570,8 @@ class FeaturesPage(Page):
         self.open_button.clicked.connect(self._open_dialog)
         self.mapping_edit = QLineEdit()
         self.mapping_edit.setPlaceholderText("auto (T1=left_hand, T2=right_hand or cue names)")
-        self.mapping_edit.setToolTip("Annotation -> class, e.g. T1=left_hand, T2=right_hand")
+        self.mapping_edit.setToolTip("Marker -> class, e.g. T1=left_hand, T2=right_hand; markers with "
+                                     "commas: separate pairs with ; (switch,3,0,2=a; switch,3,1,2=b)")
         self.tmin = QDoubleSpinBox()
         self.tmax = QDoubleSpinBox()
         for box, v in ((self.tmin, 0.5), (self.tmax, 2.5)):
@@ -766,7 +752,7 @@ class FeaturesPage(Page):
                 "No recording chosen: use the session's calibration or open a file.")
 
     def mapping(self) -> dict[str, str] | None:
-        return parse_mapping(self.mapping_edit.text())
+        return parse_mapping_text(self.mapping_edit.text())
 
     # ------------------------------------------------------------------ compute
     def compute(self) -> bool:

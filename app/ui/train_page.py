@@ -44,7 +44,8 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from neurodeck.app.ui.features_page import Trials, load_trials, parse_mapping
+from neurodeck.app.events import parse_mapping_text
+from neurodeck.app.ui.features_page import Trials, load_trials
 from neurodeck.app.ui.widgets import Page, big_button
 from neurodeck.app.ui.workers import Cancelled, JobRunner, TaskHandle
 
@@ -541,7 +542,7 @@ class TrainPage(Page):
         super().showEvent(ev)
 
     def mapping(self) -> dict[str, str] | None:
-        return parse_mapping(self.mapping_edit.text())
+        return parse_mapping_text(self.mapping_edit.text())
 
     # ------------------------------------------------------------------ cross-validation
     def run_cv(self) -> bool:

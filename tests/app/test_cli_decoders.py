@@ -45,7 +45,7 @@ def test_bad_flags_exit_2_with_one_line(asset_edfs, tmp_path, cli):
     spec = str(asset_edfs[0])
     for args, expected in [
         (["evaluate", spec, "--pipelines", "ts-lr,nope"], "unknown pipelines ['nope']"),
-        (["evaluate", spec, "--events", "T1"], "not ANNOTATION=CLASS"),
+        (["evaluate", spec, "--events", "T1"], "not MARKER=CLASS"),
         (["evaluate", tmp_path / "missing.edf"], "missing.edf"),
         (["train", spec, "--pipeline", "ts-lr", "--picks", "C3,Nope", "--out", tmp_path / "x"],
          "['Nope'] not found"),
