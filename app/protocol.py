@@ -27,7 +27,9 @@ aborted    ``abort``, ``experiment_stop``
 
 A trial interrupted by a pause (a class marker followed by ``pause`` before ``trial_end``) is not
 counted and is run again after :meth:`~CalibrationProtocol.resume`, so the classes stay balanced
-and no data are lost (the recording runs on through the pause).
+and no data are lost (the recording runs on through the pause). :class:`SignalGuard` pauses a run
+by itself while the EEG stream is stalled or lost and resumes it when the signal is back; the
+interrupted trials are kept in :attr:`CalibrationProtocol.interrupted_trials` with the reason.
 """
 from __future__ import annotations
 
@@ -262,6 +264,20 @@ class TrialRecord:
     imagery_end: float
 
 
+@dataclass
+class InterruptedTrial:
+    """A trial cut by a pause: it is not counted and is run again (it is a bad trial).
+
+    ``cue_time`` is NaN when the pause came before the cue; ``reason`` is ``"operator"`` or
+    ``"signal: <stream state>"``.
+    """
+
+    class_name: str
+    cue_time: float
+    paused_at: float
+    reason: str
+
+
 Listener = Callable[[ProtocolEvent], None]
 
 
@@ -302,6 +318,9 @@ class CalibrationProtocol:
         self._cue_time: float = math.nan
         self.completed: list[TrialRecord] = []
         self.interrupted: int = 0
+        self.interrupted_trials: list[InterruptedTrial] = []
+        #: why the run is paused (None while not paused)
+        self.pause_reason: str | None = None
         self.events: list[ProtocolEvent] = []
         self.errors: list[BaseException] = []
         self.started_at: float = math.nan
@@ -376,22 +395,43 @@ class CalibrationProtocol:
             emitted.append(self._advance(now))
         return emitted
 
-    def pause(self, now: float | None = None) -> None:
-        """Pause; a trial under way is dropped from the count and repeated after resume."""
+    def pause(self, now: float | None = None, reason: str = "operator",
+              since: float | None = None) -> list[InterruptedTrial]:
+        """Pause; a trial under way is dropped from the count and repeated after resume.
+
+        ``reason`` (``"operator"``, ``"signal: lost"``, ...) is kept in :attr:`pause_reason` and
+        with the interrupted trial. ``since``: the time the trouble began (e.g. the last sample
+        received before a loss); trials completed after it lacked data too, so they are also
+        taken back and repeated. Returns the trials interrupted by this pause.
+        """
         if not self.running or self.phase is Phase.PAUSED:
             raise ProtocolError(f"cannot pause: the protocol is {self.phase.value}, expected running")
         now = self._now(now)
+        n_before = len(self.interrupted_trials)
+        if since is not None:
+            while self.completed and self.completed[-1].imagery_end > since:
+                t = self.completed.pop()
+                self.interrupted_trials.append(InterruptedTrial(t.class_name, t.cue_time, now,
+                                                                str(reason)))
+                self._queue.insert(0, t.class_name)
+                self.interrupted += 1
         if self._current is not None:
+            cued = self.phase in (Phase.CUE, Phase.IMAGERY)
+            self.interrupted_trials.append(InterruptedTrial(
+                self._current, self._cue_time if cued else math.nan, now, str(reason)))
             self._queue.insert(0, self._current)
             self.interrupted += 1
             self._current = None
+        self.pause_reason = str(reason)
         self._enter(Phase.PAUSED, ("pause",), now, math.inf)
+        return self.interrupted_trials[n_before:]
 
     def resume(self, now: float | None = None) -> None:
         """Resume after a pause: ``resume`` marker, a short rest, then the next trial."""
         if self.phase is not Phase.PAUSED:
             raise ProtocolError(f"cannot resume: the protocol is {self.phase.value}, expected paused")
         now = self._now(now)
+        self.pause_reason = None
         self._enter(Phase.REST, ("resume",), now, self.config.rest_min_s)
 
     def abort(self, now: float | None = None) -> None:
@@ -456,6 +496,62 @@ class CalibrationProtocol:
                     except Exception:  # pragma: no cover
                         logger.exception("protocol error listener failed")
         return event
+
+
+class SignalGuard:
+    """Pauses a running protocol while the EEG stream is bad and resumes it when it is back.
+
+    Feed it every stream state (:meth:`on_state`); ``stalled``, ``lost`` and ``paused`` (our own
+    replay paused) pause the run with reason ``"signal: <state>"``, ``connected`` / ``recovered``
+    resume a run this guard paused (never one the operator paused). Each outage is kept in
+    :attr:`outages` as ``[state, start, end]`` (end NaN while it lasts).
+
+    Parameters
+    ----------
+    protocol : CalibrationProtocol
+    """
+
+    BAD = ("stalled", "lost", "paused")
+    GOOD = ("connected", "recovered")
+
+    def __init__(self, protocol: CalibrationProtocol):
+        self.protocol = protocol
+        self.outages: list[list] = []
+        #: the trials the last pause took back (to mark them bad in the recording)
+        self.last_interrupted: list[InterruptedTrial] = []
+
+    @property
+    def holding(self) -> bool:
+        """The run is paused by this guard (waiting for the signal)."""
+        reason = self.protocol.pause_reason
+        return self.protocol.phase is Phase.PAUSED and bool(reason) and reason.startswith("signal")
+
+    def on_state(self, state: str, now: float | None = None,
+                 last_data: float | None = None) -> str | None:
+        """Act on a stream state; returns ``"paused"``, ``"resumed"`` or None (nothing done).
+
+        ``last_data``: clock time of the last sample received; a trial that completed after it
+        is taken back too (its end had no data).
+        """
+        proto = self.protocol
+        state = str(state)
+        now = proto._now(now)
+        if state in self.BAD:
+            if not self.outages or not math.isnan(self.outages[-1][2]):
+                self.outages.append([state, now if last_data is None else min(now, last_data),
+                                     math.nan])
+            if proto.running and proto.phase is not Phase.PAUSED:
+                self.last_interrupted = proto.pause(now, reason=f"signal: {state}",
+                                                    since=last_data)
+                return "paused"
+            return None
+        if state in self.GOOD:
+            if self.outages and math.isnan(self.outages[-1][2]):
+                self.outages[-1][2] = now
+            if self.holding:
+                proto.resume(now)
+                return "resumed"
+        return None
 
 
 # ---------------------------------------------------------------------- sinks

@@ -40,6 +40,7 @@ from neurodeck.app.protocol import (
     Phase,
     ProtocolConfig,
     ProtocolError,
+    SignalGuard,
     SimulatorCueSink,
 )
 from neurodeck.app.ui.cue_display import CLASS_TEXT, CueDisplay
@@ -49,6 +50,8 @@ from neurodeck.app.ui.widgets import Page, big_button
 logger = logging.getLogger(__name__)
 
 FORM_CLASSES = ("left_hand", "right_hand", "feet", "rest")
+#: Annotation at the cue of a trial cut by a signal loss (MNE drops ``BAD_*`` epochs).
+BAD_TRIAL = "BAD_interrupted"
 
 
 class CalibratePage(Page):
@@ -66,6 +69,8 @@ class CalibratePage(Page):
     def __init__(self, context=None, parent: QWidget | None = None):
         super().__init__(context, parent)
         self.runner: ProtocolRunner | None = None
+        self.guard: SignalGuard | None = None
+        self._counters_at_start: tuple[int, int] | None = None
         self.recorder: Any = None
         self.marker_outlet: Any = None
         self.recording_path: Path | None = None
@@ -197,6 +202,7 @@ class CalibratePage(Page):
         self._set_state("idle")
         if context is not None:
             context.session_changed.connect(self._show_session)
+            context.streams.state_changed.connect(self._on_stream_state)
             self._show_session(context.session)
 
     def _show_session(self, session) -> None:
@@ -346,6 +352,10 @@ class CalibratePage(Page):
         sim = self.context.streams.simulator
         if sim is not None:
             proto.add_listener(SimulatorCueSink(sim, cfg))
+        self.guard = SignalGuard(proto)
+        sm = self.context.streams
+        c = sm.counters()
+        self._counters_at_start = None if c is None else (c.gaps, c.samples_missing)
         self.runner = ProtocolRunner(proto, self)
         self.runner.phase_changed.connect(self._on_event)
         self.runner.progress.connect(self._on_progress)
@@ -363,6 +373,56 @@ class CalibratePage(Page):
         self.context.streams.hold("calibration", "a calibration run is recording it")
         self._watch.start()
         self.runner.start()
+        if sm.state not in SignalGuard.GOOD:  # already bad: wait for the signal
+            self._on_stream_state(sm.state)
+
+    def _on_stream_state(self, state: str) -> None:
+        """Pause the run while the stream is stalled or lost; resume when it is back."""
+        if self.runner is None or self.state not in ("running", "paused"):
+            return
+        action = self.guard.on_state(state, last_data=self._last_data_time())
+        if action == "paused":
+            self._mark_bad(self.guard.last_interrupted)
+            why = {"stalled": "the EEG stream stalled", "lost": "the EEG stream is lost",
+                   "paused": "the replay is paused"}.get(state, f"the EEG stream is {state}")
+            self._set_state("paused")
+            self._show_pause(f"Paused: {why}. The interrupted trial is marked bad and repeated; "
+                             "the run resumes by itself when the signal is back (still recording).",
+                             "Paused \u2014 waiting for the signal")
+            self.report_error(f"Calibration paused: {why}; it resumes when the signal is back.")
+        elif action == "resumed":
+            self._set_state("running")
+            self._show_pause(f"Signal back: resumed. Recording into {self.recording_path.name}",
+                             "Paused")
+            if self.context is not None:
+                self.context.report_info("The signal is back: the calibration goes on.")
+
+    def _last_data_time(self) -> float | None:
+        """LSL time of the last EEG sample received (None if unknown)."""
+        inlet = self.context.streams.inlet if self.context is not None else None
+        try:
+            _, ts = inlet.latest(1)
+            return float(ts[-1]) if len(ts) else None
+        except Exception:  # no inlet / empty buffer: the pause time is used
+            return None
+
+    def _mark_bad(self, trials) -> None:
+        """Annotate the interrupted trials in the recording: ``BAD_interrupted`` at their cue."""
+        outlet = self.marker_outlet
+        for t in trials:
+            if outlet is None or t.cue_time != t.cue_time:  # no cue shown yet: nothing to mark
+                continue
+            try:
+                outlet.push(BAD_TRIAL, t.cue_time)
+            except Exception as exc:
+                self.report_error(f"Could not mark the interrupted trial: {error_text(exc)}")
+
+    def _show_pause(self, status: str, screen: str) -> None:
+        self.status_label.setText(status)
+        for display in (self.cue_display, self.fullscreen):
+            if display is not None:
+                display.pause_text = screen
+                display.update()
 
     def _on_event(self, ev) -> None:
         done = self.runner.protocol.progress[0] if self.runner is not None else 0
@@ -382,6 +442,10 @@ class CalibratePage(Page):
 
     def toggle_pause(self) -> None:
         if self.runner is None:
+            return
+        if self.state == "paused" and self.guard.holding:
+            self.report_error("The calibration waits for the EEG signal: it resumes by itself when "
+                              "the stream is back (or abort with Esc).")
             return
         if self.state == "running":
             self.runner.pause()
@@ -418,8 +482,31 @@ class CalibratePage(Page):
         if self.context is not None:
             self.context.streams.release("calibration")
         done, total = proto.progress
-        self.status_label.setText(f"Run {how}: {done} of {total} trials. Saving the recording\u2026")
+        self.status_label.setText(f"Run {how}: {done} of {total} trials{self.loss_note()}. "
+                                  "Saving the recording\u2026")
         self._stop_recorder(sync=False)
+
+    def loss_note(self) -> str:
+        """What the run lost, for its final status: interrupted trials, stream gaps."""
+        proto = self.runner.protocol if self.runner is not None else None
+        if proto is None:
+            return ""
+        parts = []
+        bad = [t for t in proto.interrupted_trials if t.reason.startswith("signal")]
+        if bad:
+            parts.append(f"{len(bad)} trial(s) interrupted by signal loss, marked bad and repeated")
+        if proto.interrupted_trials and len(bad) < len(proto.interrupted_trials):
+            parts.append(f"{len(proto.interrupted_trials) - len(bad)} paused by the operator "
+                         "and repeated")
+        sm = self.context.streams if self.context is not None else None
+        c = sm.counters() if sm is not None else None
+        if c is not None and self._counters_at_start is not None:
+            gaps = c.gaps - self._counters_at_start[0]
+            missing = c.samples_missing - self._counters_at_start[1]
+            if gaps or missing:
+                parts.append(f"{gaps} gap(s) in the EEG, ~{missing} samples missing (annotated "
+                             "in the recording)")
+        return "" if not parts else " \u2014 " + "; ".join(parts)
 
     def _stop_recorder(self, sync: bool) -> None:
         rec, outlet = self.recorder, self.marker_outlet
@@ -452,7 +539,8 @@ class CalibratePage(Page):
             self.marker_outlet = None
             self.last_saved = Path(path)
             self._set_state("idle")
-            self.status_label.setText(f"Saved {Path(path).name} in the session's recordings folder.")
+            self.status_label.setText(f"Saved {Path(path).name} in the session's recordings "
+                                      f"folder{self.loss_note()}.")
             if self.context is not None:
                 self.context.report_info(f"Calibration saved to {path}")
             self.recording_saved.emit(Path(path))

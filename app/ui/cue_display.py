@@ -56,6 +56,8 @@ class CueDisplay(QWidget):
         self.show_progress = show_progress
         self.beep = beep
         self.events_seen = 0
+        #: shown while paused: "Paused", or why (e.g. waiting for the signal)
+        self.pause_text = "Paused"
         self.setMinimumSize(320, 240)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
@@ -81,6 +83,7 @@ class CueDisplay(QWidget):
         win.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         win.phase, win.class_name, win.trial, win.n_trials = (self.phase, self.class_name,
                                                              self.trial, self.n_trials)
+        win.pause_text = self.pause_text
         screens = QApplication.screens()
         if len(screens) > 1:  # prefer a second screen: the participant's
             win.setGeometry(screens[-1].geometry())
@@ -110,7 +113,7 @@ class CueDisplay(QWidget):
         elif phase is Phase.REST:
             pass
         elif phase is Phase.PAUSED:
-            self._text(p, "Paused", 0.09)
+            self._text(p, self.pause_text, 0.09 if len(self.pause_text) < 12 else 0.05)
         elif phase is Phase.FINISHED:
             self._text(p, "Run complete \u2014 thank you", 0.045)
         elif phase is Phase.ABORTED:

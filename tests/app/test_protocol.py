@@ -310,3 +310,39 @@ def test_run_blocking_headless(fake_clock):
     proto2 = CalibrationProtocol(CFG, clock=fake_clock)
     run_blocking(proto2, poll_s=0.05, sleep=sleep, should_stop=lambda: next(stop_after))
     assert proto2.phase is Phase.ABORTED
+
+
+def test_signal_guard_pauses_takes_back_trials_without_data_and_resumes():
+    from neurodeck.app.protocol import CalibrationProtocol, Phase, ProtocolConfig, SignalGuard
+
+    cfg = ProtocolConfig(trials_per_class=2, fixation_s=1.0, cue_s=1.0, imagery_s=2.0,
+                         rest_min_s=1.0, rest_max_s=1.0, lead_in_s=1.0, beep=False, seed=0)
+    proto = CalibrationProtocol(cfg, clock=lambda: 0.0)
+    guard = SignalGuard(proto)
+    proto.start(0.0)
+    t = 0.0
+    while len(proto.completed) < 1:  # trial 1 ends at 5.0
+        t += 0.25
+        proto.tick(t)
+    assert proto.completed[0].imagery_end == 5.0
+    first = proto.completed[0].class_name
+    assert guard.on_state("connected", t) is None  # nothing to do
+    # the data stopped at 4.5 (inside trial 1's imagery); the stall is seen at 5.25
+    assert guard.on_state("stalled", 5.25, last_data=4.5) == "paused"
+    assert proto.phase is Phase.PAUSED and proto.completed == []
+    assert [x.class_name for x in proto.interrupted_trials] == [first]
+    assert proto.interrupted_trials[0].cue_time == 2.0
+    assert guard.on_state("lost", 6.0) is None  # already paused; one outage
+    assert len(guard.outages) == 1 and guard.outages[0][1] == 4.5
+    assert guard.on_state("recovered", 9.0) == "resumed"
+    assert proto.phase is Phase.REST and guard.outages[0][2] == 9.0
+    # an operator pause is never resumed by the guard
+    proto.pause(9.5)
+    assert guard.on_state("stalled", 10.0) is None
+    assert guard.on_state("connected", 11.0) is None and proto.phase is Phase.PAUSED
+    proto.resume(12.0)
+    while not proto.done:
+        t = max(t, 12.0) + 0.25
+        proto.tick(t)
+    assert proto.progress == (4, 4)
+    assert sorted(x.class_name for x in proto.completed) == sorted(proto.order)

@@ -413,3 +413,67 @@ def test_window_fits_1280x800_and_notes_do_not_move_the_page(window, qtbot, asse
     assert train.run_button.mapTo(window, train.run_button.rect().topLeft()) == before
     # the notes sit over the page's title, not over its controls
     assert window.notes.geometry().bottom() < before.y()
+
+
+# ------------------------------------------------------------------------------ defect 4
+def test_calibration_pauses_on_signal_loss_and_repeats_the_trial(window, qtbot, session_root):
+    """The simulator dies mid-trial and comes back: the run pauses by itself (both displays say
+    why), resumes on recovery, repeats the interrupted trial, and says what was lost at the end."""
+    import mne
+
+    from neurodeck.app.protocol import Phase, ProtocolConfig
+    from neurodeck.app.session import Session
+
+    fast = ProtocolConfig(classes=("left_hand", "right_hand"), trials_per_class=3, fixation_s=0.2,
+                          cue_s=0.4, imagery_s=0.6, rest_min_s=0.1, rest_max_s=0.2, lead_in_s=0.3,
+                          beep=False, seed=3)
+    window.context.set_session(Session.create(session_root, "S01", "loss"))
+    sm = window.context.streams
+    connect = _go(qtbot, window, "connect")
+    connect.sim_channels.setValue(8)
+    connect.sim_rate.setCurrentIndex(connect.sim_rate.findData(256))
+    qtbot.mouseClick(connect.sim_button, LEFT)
+    qtbot.waitUntil(lambda: sm.source_kind == "simulator" and sm.state == "connected",
+                    timeout=15000)
+    page = _go(qtbot, window, "calibrate")
+    page.set_config(fast)
+    with qtbot.waitSignal(page.run_state_changed, timeout=20000,
+                          check_params_cb=lambda s: s == "running"):
+        qtbot.mouseClick(page.start_button, LEFT)
+    qtbot.waitUntil(lambda: page.protocol.trial >= 2 and page.phase is Phase.IMAGERY,
+                    timeout=20000)
+    sim = sm.simulator
+    sim.stop()  # the amplifier dies in the middle of a trial
+    qtbot.waitUntil(lambda: page.state == "paused", timeout=10000)
+    assert page.guard.holding and page.phase is Phase.PAUSED
+    assert "waiting for the signal" in page.cue_display.pause_text
+    assert "Paused: the EEG stream" in page.status_label.text()
+    assert "Calibration paused" in " ".join(window.banner.history)
+    qtbot.mouseClick(page.pause_button, LEFT)  # the operator cannot resume without a signal
+    assert page.state == "paused"
+    qtbot.wait(500)
+    sim.start()  # and comes back (same name and source id)
+    qtbot.waitUntil(lambda: page.state == "running", timeout=20000)
+    with qtbot.waitSignal(page.recording_saved, timeout=60000) as saved:
+        pass
+    proto = page.protocol
+    assert proto.phase is Phase.FINISHED and proto.progress == (6, 6)
+    bad = proto.interrupted_trials  # the trial cut by the loss (and one that ended in it)
+    assert 1 <= len(bad) <= 2 and all(t.reason.startswith("signal") for t in bad)
+    assert page.guard.outages and not np.isnan(page.guard.outages[-1][2])
+    status = page.status_label.text()
+    assert f"{len(bad)} trial(s) interrupted by signal loss" in status, status
+    assert "samples missing" in status, status
+    raw = mne.io.read_raw_fif(saved.args[0], preload=False, verbose="error")
+    desc = list(raw.annotations.description)
+    assert desc.count("pause") == 1 and desc.count("resume") == 1
+    assert desc.count("left_hand") + desc.count("right_hand") == 6 + len(bad)
+    assert desc.count("trial_end") >= 6
+    # each interrupted trial is marked bad at its cue
+    cued = [t for t in bad if np.isfinite(t.cue_time)]
+    assert desc.count("BAD_interrupted") == len(cued) >= 1
+    for k in np.flatnonzero(np.array(desc) == "BAD_interrupted"):
+        same = [d for d, o in zip(desc, raw.annotations.onset)
+                if abs(o - raw.annotations.onset[k]) < 1e-9]
+        assert {"left_hand", "right_hand"} & set(same), same
+    assert any(d.startswith("stream_lost") or d.startswith("BAD") for d in desc), sorted(set(desc))
