@@ -41,6 +41,7 @@ from neurodeck.acquisition.inlet import Inlet, StreamState
 from neurodeck.acquisition.outlet import DecisionOutlet, local_clock
 from neurodeck.acquisition.quality import QualityConfig, check_window, unit_to_uv
 from neurodeck.app.stream_units import UnitGuard, unit_guard
+from neurodeck.decoders.online import RawWindowStream
 
 logger = logging.getLogger(__name__)
 
@@ -221,6 +222,10 @@ class OnlineEngine:
         self._picks = np.asarray(self.decoder.stream_picks(desc.labels, desc.srate), dtype=int)
         self._window = int(self.decoder.window_samples)
         self._hop = max(1, int(round(self.hop_s * desc.srate)))
+        # the decoder's per-stream state (band-pass carried from hop to hop); any object with
+        # decide(window) is decided window by window
+        open_stream = getattr(self.decoder, "open_stream", None)
+        self._stream = open_stream(self._hop) if open_stream else RawWindowStream(self.decoder)
         self._srate = float(desc.srate)
         self._pick_names = [str(desc.labels[i]) for i in self._picks]
         # the model's channels in the model's unit (or a reason per window: app/stream_units.py)
@@ -334,6 +339,26 @@ class OnlineEngine:
             self._decide_window(next_end)
             next_end += hop
 
+    def _feed(self, end: int, window: np.ndarray, ok: bool) -> None:
+        """Bring the decoder's stream filter up to ``end`` with the window's new samples.
+
+        The filter carries its state from hop to hop and filters only the samples that arrived
+        since the last window. It (re)starts on a whole padded window (exactly like a training
+        epoch) when it has no state: at start, after a gap, after samples that are not finite
+        (they would poison the state), or when the engine skipped more than a window.
+        """
+        st = self._stream
+        if st.end is not None:
+            new = end - st.end
+            if 0 <= new <= window.shape[1]:
+                part = window[:, window.shape[1] - new:]
+                if np.isfinite(part).all():
+                    st.push(part)
+                    return
+            st.invalidate()
+        if ok:
+            st.reset(window, end)
+
     def _decide_window(self, end: int) -> None:
         t0 = time.perf_counter()
         data, ts = self.inlet.buffer.read(end - self._window, end)
@@ -360,10 +385,13 @@ class OnlineEngine:
                 bad = tuple(n for n, ok in zip(self._pick_names, np.isfinite(window).all(axis=1),
                                                strict=True) if not ok)
                 reason = f"window contains NaN/Inf samples in {', '.join(bad)}"
+            self._feed(end, window, ok=not reason)
             if not reason:
-                values = self.decoder.decide(window)
+                values = self._stream.decide(window)
                 if values is None:
                     reason = "decoder marked the window invalid"
+        else:
+            self._stream.invalidate()  # a gap (or units refused): restart on the next clean window
         t2 = time.perf_counter()
         valid = values is not None
         if not valid:

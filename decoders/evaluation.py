@@ -363,8 +363,9 @@ def pseudo_online(
     Parameters
     ----------
     model : OnlineDecoder, ModelBundle, path or fitted pipeline
-        Bundles/decoders go through :meth:`OnlineDecoder.decide_batch` (what the live engine
-        uses); a fitted pipeline through ``predict_proba`` (then ``window_s`` is required and is
+        Bundles/decoders go through :meth:`OnlineDecoder.replay` (the band-pass over the whole
+        recording once, then the windows: what the live engine's stream gets); a fitted pipeline
+        through ``predict_proba`` on padded raw windows (then ``window_s`` is required and is
         the padded window length).
     data : ndarray, shape (n_channels, n_times)
         The continuous raw recording, model channels in order, same unit as training.
@@ -408,7 +409,7 @@ def pseudo_online(
         if window_s is not None and n_samples(window_s, sfreq) != window:
             raise DecoderError(f"window_s={window_s} s ({n_samples(window_s, sfreq)} samples) differs "
                                f"from the model's window of {window} samples")
-        decide = model.decide_batch
+        decide = None  # the stream path: OnlineDecoder.replay
         labels = list(model.labels)
         n_pad = model.pad_samples
     else:
@@ -424,16 +425,20 @@ def pseudo_online(
     step = max(1, n_samples(step_s, sfreq))
     ends_l, outs = [], []
     t0 = time.perf_counter()
-    done = 0
-    for e, W in sliding_windows(data, window, step, batch):
-        ends_l.append(e)
-        outs.append(np.asarray(decide(W), dtype=float))
-        done += len(e)
-        if progress is not None:
-            progress(done)
+    if decide is None:
+        # the band-pass over the whole recording once, then the windows (what a live stream gets)
+        ends, outputs = model.replay(data, step, batch, progress)
+    else:
+        done = 0
+        for e, W in sliding_windows(data, window, step, batch):
+            ends_l.append(e)
+            outs.append(np.asarray(decide(W), dtype=float))
+            done += len(e)
+            if progress is not None:
+                progress(done)
+        ends = np.concatenate(ends_l) if ends_l else np.zeros(0, int)
+        outputs = np.concatenate(outs) if outs else np.zeros((0, len(labels)))
     compute = time.perf_counter() - t0
-    ends = np.concatenate(ends_l) if ends_l else np.zeros(0, int)
-    outputs = np.concatenate(outs) if outs else np.zeros((0, len(labels)))
     onsets, ylab = np.asarray(events[0], dtype=int), [str(v) for v in events[1]]
     correct, ttd = score_trials(ends, outputs, labels, onsets, ylab, window=window, n_pad=n_pad,
                                 trial_len=n_samples(trial_s, sfreq), sfreq=sfreq)

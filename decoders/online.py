@@ -5,6 +5,19 @@ literally ``decide_batch(window[None])[0]``: the feature stage (the fitted numpy
 rebuilt from the sidecar, starting with the causal band-pass of the padded window) and the
 onnxruntime head, so a live window and the same window in an offline batch give the same numbers.
 
+Streaming (constant work per hop)
+---------------------------------
+:meth:`OnlineDecoder.open_stream` gives a :class:`DecoderStream`: the band-pass runs over the
+stream as it arrives with its state carried (:func:`decoders.epochs.causal_filter`), on the
+model's channels only (a ``PickChannels`` step right after the band-pass is applied *before*
+filtering); each hop filters only the new samples. When the next step is the OAS covariance,
+the window's covariance is summed from per-hop blocks (``x @ x.T`` of each hop once, then a sum
+over the window's blocks) instead of recomputed over the whole window. A fitted Riemannian
+tangent space keeps its reference's whitening ``C_ref^-1/2`` (computed once at load): one
+eigendecomposition per window. :meth:`OnlineDecoder.replay` (pseudo-online) filters a whole
+recording once with the same function and the same (re)start rule and decides the same windows:
+the stream's decisions equal the replay's (tests/decoders/test_online.py).
+
 Invalid windows
 ---------------
 A window holding NaN or Inf is never decoded: ``decide`` returns ``None`` and ``decide_batch``
@@ -13,12 +26,18 @@ returns a row of NaN for it (``valid_mask`` tells which rows are real decisions)
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from neurodeck.decoders.channels import ChannelMatch, match_channels
+from neurodeck.decoders.epochs import (
+    BandPass,
+    PickChannels,
+    causal_filter,
+    n_samples,
+)
 from neurodeck.decoders.errors import ChannelMismatchError, DecoderError
 
 logger = logging.getLogger(__name__)
@@ -52,6 +71,7 @@ class OnlineDecoder:
         self.sfreq_tol = sfreq_tol
         self.picks_: np.ndarray | None = None
         self.channel_match_: ChannelMatch | None = None
+        self._plan = _StreamPlan.of(bundle)
 
     @property
     def labels(self) -> list[str]:
@@ -181,8 +201,99 @@ class OnlineDecoder:
         valid = self.valid_mask(W)
         out = np.full((len(W), len(self.labels)), np.nan)
         if valid.any():
-            out[valid] = self.bundle.predict_proba(W[valid])
+            if self._plan is None:
+                out[valid] = self.bundle.predict_proba(W[valid])
+            else:
+                p = self._plan
+                X = W[valid] if p.sub is None else W[valid][:, p.sub]
+                Xf = causal_filter(X, p.sos)[0][..., p.n_pad:]
+                out[valid] = self.bundle.run_head(p.features(Xf, self.bundle))
         return out
+
+    def open_stream(self, hop: int) -> DecoderStream | RawWindowStream:
+        """Per-stream state for deciding every ``hop`` samples on a live stream.
+
+        Parameters
+        ----------
+        hop : int
+            Samples between decisions (windows end on multiples of it, in the stream's absolute
+            sample index).
+
+        Returns
+        -------
+        DecoderStream or RawWindowStream
+            A :class:`DecoderStream` when the model starts with the band-pass, else (e.g. a
+            filter-bank model) a :class:`RawWindowStream` that decides each raw window.
+        """
+        if self._plan is None:
+            return RawWindowStream(self)
+        return DecoderStream(self, hop)
+
+    def replay(self, data: np.ndarray, hop: int, batch: int = 256,
+               progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Pseudo-online decisions of a continuous recording, as a live stream would get them.
+
+        The band-pass runs once over the recording (:func:`decoders.epochs.causal_filter`),
+        started at the first window's start and restarted at the start of the first window
+        without NaN/Inf after windows with NaN/Inf (what :class:`DecoderStream` does live);
+        the features and the head then run on batches of the filtered windows.
+
+        Parameters
+        ----------
+        data : ndarray, shape (n_model_channels, n_times)
+            Raw recording, model channels in order.
+        hop : int
+            Samples between windows; windows end on multiples of it.
+        batch : int
+            Windows per call of the features and the head.
+        progress : callable or None
+            Called as ``progress(n_windows_done)`` after every batch (it may raise to cancel).
+
+        Returns
+        -------
+        ends : ndarray of int, shape (n_windows,)
+            Sample index (exclusive) where each window ends.
+        outputs : ndarray, shape (n_windows, n_outputs)
+            NaN rows for windows holding NaN/Inf.
+        """
+        data = np.asarray(data, dtype=float)
+        W = self.window_samples
+        if data.ndim != 2 or data.shape[0] != len(self.ch_names):
+            raise DecoderError(f"data must be ({len(self.ch_names)} model channels, n_times), "
+                               f"got shape {data.shape}")
+        first = -(-W // hop) * hop
+        ends = np.arange(first, data.shape[1] + 1, hop)
+        out = np.full((len(ends), len(self.labels)), np.nan)
+        if not len(ends):
+            return ends, out
+        bad = np.concatenate([[0], np.cumsum(~np.isfinite(data).all(axis=0))])
+        ok = bad[ends] == bad[ends - W]
+        if self._plan is None:  # no stream filter: each raw window, as RawWindowStream does
+            for i in range(0, len(ends), batch):
+                e = ends[i:i + batch][ok[i:i + batch]]
+                if len(e):
+                    idx = e[:, None] + np.arange(-W, 0)[None, :]
+                    rows = np.flatnonzero(ok[i:i + batch]) + i
+                    out[rows] = self.decide_batch(data[:, idx].transpose(1, 0, 2))
+                if progress is not None:
+                    progress(min(i + batch, len(ends)))
+            return ends, out
+        p = self._plan
+        x = data if p.sub is None else data[p.sub]
+        starts = [int(e - W) for j, e in enumerate(ends) if ok[j] and (j == 0 or not ok[j - 1])]
+        y = np.full(x.shape, np.nan)
+        for a, b in zip(starts, [*starts[1:], x.shape[1]], strict=True):
+            y[:, a:b] = causal_filter(x[:, a:b], p.sos)[0]
+        n_sig = W - p.n_pad
+        view = np.lib.stride_tricks.sliding_window_view(y, n_sig, axis=1)  # (ch, pos, n_sig)
+        rows = np.flatnonzero(ok)
+        for i in range(0, len(rows), batch):
+            r = rows[i:i + batch]
+            Xf = np.ascontiguousarray(view[:, ends[r] - n_sig, :].transpose(1, 0, 2))
+            out[r] = self.bundle.run_head(p.features(Xf, self.bundle))
+            if progress is not None:
+                progress(int(np.searchsorted(ends, ends[r[-1]], side="right")))
+        return ends, out
 
     def decide(self, window: np.ndarray) -> np.ndarray | None:
         """Output for one window, or None if it holds NaN/Inf.
@@ -209,3 +320,219 @@ class OnlineDecoder:
             w = w[self.picks_]
         out = self.decide_batch(w[None])[0]
         return None if np.isnan(out).any() else out
+
+
+class _CachedTangentSpace:
+    """A fitted affine-invariant tangent space with its reference's whitening cached.
+
+    ``pyriemann.tangentspace.TangentSpace.transform`` recomputes ``C_ref^-1/2`` (one
+    eigendecomposition of the reference) on every call; the model fixes the reference, so it is
+    computed once here: ``upper(logm(C_ref^-1/2 C C_ref^-1/2))``, one ``eigh`` per window. Same
+    formula and functions as pyriemann (``log_map_riemann``, ``upper``).
+    """
+
+    def __init__(self, ts) -> None:
+        from pyriemann.utils.base import invsqrtm
+
+        self.ts = ts
+        self.cm12 = invsqrtm(np.asarray(ts.reference_, dtype=float))
+        n = self.cm12.shape[0]
+        self.iu = np.triu_indices(n)
+        self.coeffs = np.where(self.iu[0] == self.iu[1], 1.0, np.sqrt(2.0))
+
+    @staticmethod
+    def applies(step) -> bool:
+        from pyriemann.tangentspace import TangentSpace
+
+        return (type(step) is TangentSpace and getattr(step, "metric", None) == "riemann"
+                and not getattr(step, "tsupdate", False) and hasattr(step, "reference_"))
+
+    def transform(self, C: np.ndarray) -> np.ndarray:
+        """C : ndarray, shape (n, c, c) -> tangent vectors, shape (n, c * (c + 1) / 2)."""
+        M = self.cm12 @ C @ self.cm12
+        w, V = np.linalg.eigh(M)
+        L = (V * np.log(w)[:, None, :]) @ np.swapaxes(V, -1, -2)
+        return self.coeffs * L[:, self.iu[0], self.iu[1]]
+
+
+class _StreamPlan:
+    """How a bundle's feature stage splits into the stream filter and the window features.
+
+    Attributes
+    ----------
+    sos : ndarray, shape (n_sections, 6)
+        The band-pass (first feature step).
+    n_pad : int
+        Its padding in samples (dropped from windows).
+    sub : ndarray of int or None
+        A ``PickChannels`` right after the band-pass, applied before filtering instead.
+    steps : list of estimator
+        The remaining feature steps (tangent spaces with cached whitening).
+    """
+
+    def __init__(self, sos, n_pad, sub, steps) -> None:
+        self.sos, self.n_pad, self.sub, self.steps = sos, n_pad, sub, steps
+
+    @classmethod
+    def of(cls, bundle) -> _StreamPlan | None:
+        feats = [step for _, step in bundle.features]
+        if not feats or not isinstance(feats[0], BandPass):
+            return None  # e.g. a filter bank: decided window by window
+        bp, rest = feats[0], feats[1:]
+        sub = None
+        if rest and isinstance(rest[0], PickChannels):
+            sub, rest = rest[0].indices(), rest[1:]
+        rest = [_CachedTangentSpace(st) if _CachedTangentSpace.applies(st) else st for st in rest]
+        return cls(bp.sos(), n_samples(bp.pad, bp.sfreq), sub, rest)
+
+    @property
+    def covariance_first(self) -> bool:
+        from neurodeck.decoders.pipelines import OASCovariances
+
+        return bool(self.steps) and type(self.steps[0]) is OASCovariances
+
+    def features(self, X: np.ndarray, bundle, start: int = 0) -> np.ndarray:
+        """Head input from ``X`` (filtered windows, or what step ``start`` takes)."""
+        for step in self.steps[start:]:
+            X = step.transform(X)
+        if bundle.kind == "pipeline":
+            X = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
+        return np.ascontiguousarray(X, dtype=bundle.input_dtype)
+
+
+class DecoderStream:
+    """The carried state of one live stream: band-pass state, filtered samples, block covariances.
+
+    Used by ``app.engine``: ``reset`` (re)starts the filter on a raw padded window (exactly as
+    training filters an epoch), ``push`` filters the samples that arrived since, ``decide``
+    decides the window ending at :attr:`end`. Filtered samples are kept in a ring of one window
+    (written twice, so the newest window is always one contiguous view).
+
+    Parameters
+    ----------
+    decoder : OnlineDecoder
+    hop : int
+        Samples between decisions; covariance blocks are ``hop`` samples long and aligned on
+        multiples of it.
+
+    Attributes
+    ----------
+    end : int or None
+        Absolute index one past the last filtered sample; None until ``reset`` (and after
+        ``invalidate``).
+    """
+
+    def __init__(self, decoder: OnlineDecoder, hop: int) -> None:
+        p = decoder._plan
+        self._dec, self._p = decoder, p
+        self.hop = int(hop)
+        self.n_sig = decoder.window_samples - p.n_pad
+        n_f = len(decoder.ch_names) if p.sub is None else len(p.sub)
+        self._ring = np.zeros((n_f, 2 * self.n_sig))
+        self._zi: np.ndarray | None = None
+        self.end: int | None = None
+        self._q, self._r = divmod(self.n_sig, self.hop)
+        self._blocks = p.covariance_first and self._q >= 1
+        if self._blocks:
+            self._gram = np.zeros((self._q, n_f, n_f))
+            self._sum = np.zeros((self._q, n_f))
+            self._ids = np.full(self._q, -1)
+
+    def invalidate(self) -> None:
+        """Forget the filter state (a gap, NaN/Inf): the next ``reset`` restarts it."""
+        self.end = None
+
+    def reset(self, window: np.ndarray, end: int) -> None:
+        """Start the filter on a raw padded window ``(n_model_channels, window_samples)``."""
+        x = window if self._p.sub is None else window[self._p.sub]
+        y, self._zi = causal_filter(np.asarray(x, dtype=float), self._p.sos)
+        self.end = int(end) - x.shape[1]
+        if self._blocks:
+            self._ids[:] = -1
+        self._store(y)
+
+    def push(self, new: np.ndarray) -> None:
+        """Filter the raw samples ``(n_model_channels, n_new)`` that follow :attr:`end`."""
+        x = new if self._p.sub is None else new[self._p.sub]
+        y, self._zi = causal_filter(np.asarray(x, dtype=float), self._p.sos, self._zi)
+        self._store(y)
+
+    def _store(self, y: np.ndarray) -> None:
+        C = self.n_sig
+        m = y.shape[1]
+        if m > C:
+            self.end += m - C
+            y, m = y[:, -C:], C
+        i = self.end % C
+        k = min(m, C - i)
+        self._ring[:, i:i + k] = y[:, :k]
+        self._ring[:, i + C:i + C + k] = y[:, :k]
+        if m > k:
+            self._ring[:, :m - k] = y[:, k:]
+            self._ring[:, C:C + m - k] = y[:, k:]
+        self.end += m
+
+    def _span(self, a: int, b: int) -> np.ndarray:
+        """View of filtered samples [a, b) (within the newest window)."""
+        i = a % self.n_sig
+        return self._ring[:, i:i + (b - a)]
+
+    def decide(self, window: np.ndarray | None = None) -> np.ndarray | None:  # noqa: ARG002
+        """Output for the window ending at :attr:`end` (``window``: unused, the raw window).
+
+        Returns
+        -------
+        out : ndarray, shape (n_outputs,) or None
+            None if the features are not finite.
+        """
+        p, e, n = self._p, self.end, self.n_sig
+        if self._blocks and e % self.hop == 0:
+            hop, q = self.hop, self._q
+            b1 = e // hop
+            for b in range(b1 - q, b1):
+                k = b % q
+                if self._ids[k] != b:
+                    x = self._span(b * hop, (b + 1) * hop)
+                    self._gram[k] = x @ x.T
+                    self._sum[k] = x.sum(axis=1)
+                    self._ids[k] = b
+            S, s = self._gram.sum(axis=0), self._sum.sum(axis=0)
+            if self._r:
+                x = self._span(e - n, e - q * hop)
+                S += x @ x.T
+                s += x.sum(axis=1)
+            from neurodeck.decoders.pipelines import oas_shrink
+
+            m = s / n
+            C = oas_shrink((S / n - np.outer(m, m))[None], n)
+            F = p.features(C, self._dec.bundle, start=1)
+        else:
+            F = p.features(self._span(e - n, e)[None], self._dec.bundle)
+        if not np.isfinite(F).all():
+            return None
+        out = self._dec.bundle.run_head(F)[0]
+        return None if np.isnan(out).any() else out
+
+
+class RawWindowStream:
+    """The :class:`DecoderStream` interface for decoders that take whole raw windows.
+
+    Keeps nothing: ``decide(window)`` is ``decoder.decide(window)`` (models without a leading
+    band-pass, e.g. filter banks, and any object with ``decide``).
+    """
+
+    def __init__(self, decoder) -> None:
+        self._dec = decoder
+        self.end: int | None = None
+
+    def invalidate(self) -> None:
+        self.end = None
+
+    def reset(self, window: np.ndarray, end: int) -> None:  # noqa: ARG002
+        self.end = int(end)
+
+    def push(self, new: np.ndarray) -> None:
+        self.end += new.shape[1]
+
+    def decide(self, window: np.ndarray) -> np.ndarray | None:
+        return self._dec.decide(window)

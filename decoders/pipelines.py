@@ -101,9 +101,26 @@ def oas_covariances(X: np.ndarray) -> np.ndarray:
     covs : ndarray, shape (n_epochs, n_channels, n_channels)
     """
     X = np.asarray(X, dtype=float)
-    n_epochs, n_ch, n_t = X.shape
+    n_t = X.shape[2]
     Xc = X - X.mean(axis=2, keepdims=True)
-    emp = np.einsum("ect,edt->ecd", Xc, Xc, optimize=True) / n_t
+    return oas_shrink(np.einsum("ect,edt->ecd", Xc, Xc, optimize=True) / n_t, n_t)
+
+
+def oas_shrink(emp: np.ndarray, n_t: int) -> np.ndarray:
+    """OAS shrinkage of empirical (centred, biased) covariances (the math of
+    :func:`oas_covariances`, also used by the online decoder's incremental covariances).
+
+    Parameters
+    ----------
+    emp : ndarray, shape (n_epochs, n_channels, n_channels)
+    n_t : int
+        Samples each covariance was estimated from.
+
+    Returns
+    -------
+    covs : ndarray, shape (n_epochs, n_channels, n_channels)
+    """
+    n_ch = emp.shape[-1]
     if n_ch == 1:
         return emp
     alpha = np.mean(emp**2, axis=(1, 2))

@@ -227,3 +227,49 @@ def test_engine_skips_a_backlog_and_first_decides_on_the_newest_window(source):
     assert got[0].index >= n_back, [d.index for d in got[:5]]
     assert engine.stats.stale_hops == engine.stats.skipped_hops == (got[0].index - 128) // 32
     assert np.all(np.diff([d.index for d in got]) == 32)
+
+
+@pytest.mark.parametrize("pipeline", ["ts-lr", "psd-lda"])
+def test_engine_decisions_equal_pseudo_online(pipeline, unique_name, tmp_path):
+    """Real EEG pushed over LSL: the engine's stream filter (carried state, new samples only)
+    decides exactly what pseudo-online replay (the recording filtered once) decides."""
+    from neurodeck.decoders.evaluation import pseudo_online
+    from neurodeck.decoders.online import OnlineDecoder
+    from neurodeck.decoders.onnx import save_bundle
+    from neurodeck.decoders.pipelines import DecoderConfig
+    from tests.decoders.test_pipelines import load_s001
+
+    X, y, ch, sf, runs = load_s001()
+    cfg = DecoderConfig(pipeline=pipeline)
+    path = save_bundle(cfg.build(sf, ch).fit(X, y), cfg, tmp_path / pipeline, ch_names=ch,
+                       sfreq=sf, X_check=X[:4])
+    dec = OnlineDecoder(path)
+    n = int(30 * sf)
+    eeg = runs[0][0][:, :n]
+    labels = [c.rstrip(".") for c in ch]
+    info = make_stream_info(unique_name, "EEG", ["X1", *labels], sf, fmt="double64",
+                            source_id=unique_name, units="microvolts")
+    outlet = DataOutlet(info)
+    inlet = Inlet(unique_name, buffer_seconds=60)
+    hop = 10
+    engine = OnlineEngine(dec, inlet, hop_s=hop / sf, out_name=None, max_lag_hops=10**9)
+    got = []
+    engine.add_decision_listener(got.append)
+    data = np.vstack([np.zeros((1, n)), eeg]).T  # an extra channel the model does not use
+    try:
+        engine.start()
+        assert outlet.wait_for_consumers(5)
+        t0 = pylsl.local_clock()
+        for s in range(0, n, 13):  # uneven chunks, stamped now (fresh: nothing is stale)
+            outlet.push_chunk(np.ascontiguousarray(data[s:s + 13]), t0 + (min(s + 13, n) - 1) / sf)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (got and got[-1].index == n // hop * hop):
+            time.sleep(0.05)
+    finally:
+        engine.stop()
+        inlet.stop()
+    assert engine.error is None and engine.stats.skipped_hops == 0
+    res = pseudo_online(dec, eeg, sf, ([], []), step_s=hop / sf)
+    assert [d.index for d in got] == res.ends.tolist()
+    assert all(d.valid for d in got)
+    np.testing.assert_allclose(np.stack([d.values for d in got]), res.outputs, atol=1e-10, rtol=0)
