@@ -63,6 +63,9 @@ from neurodeck.acquisition.streams import StreamDescription, _dispose, find_stre
 
 logger = logging.getLogger(__name__)
 
+#: A stamp lead (s) larger than this is reported (smaller ones are clock-sync jitter).
+LEAD_REPORT_S = 0.002
+
 ChunkListener = Callable[[np.ndarray, np.ndarray], None]
 StateListener = Callable[["StreamState", "StreamState"], None]
 MarkerListener = Callable[[float, str], None]
@@ -102,6 +105,12 @@ class InletCounters:
     timestamps_repaired : int
         Timestamps liblsl deduced from 0 after a (re)connection, re-derived from the next
         trustworthy one (see :meth:`Inlet._repair_timestamps`).
+    stamp_lead_s : float
+        Largest amount (s) by which a chunk's last timestamp was *ahead* of the moment it was
+        received on this machine's clock (0 when never): a source that stamps ahead of time,
+        e.g. MNE-LSL's player stamps each chunk's last sample one chunk into the future. No
+        sample can arrive before it was measured, so this is a stamping error; the online engine
+        measures decision latency from stamps corrected by it (see :attr:`Inlet.stamp_lead`).
     """
 
     samples_received: int = 0
@@ -111,6 +120,7 @@ class InletCounters:
     overruns: int = 0
     reconnects: int = 0
     timestamps_repaired: int = 0
+    stamp_lead_s: float = 0.0
 
 
 
@@ -631,8 +641,28 @@ class Inlet(_BaseInlet):
             data, ts = self._repair_timestamps(data, ts)
             if len(ts) == 0:
                 return n  # data flow (for the state), but held back until a trustworthy timestamp
+        self._check_lead(float(ts[-1]))
         self._deliver(data, ts)
         return n
+
+    @property
+    def stamp_lead(self) -> float:
+        """Seconds the source's stamps run ahead of their receipt (``counters.stamp_lead_s``)."""
+        return self._counters.stamp_lead_s
+
+    def _check_lead(self, last_ts: float) -> None:
+        """Track how far a chunk's last stamp is ahead of its receipt (see ``stamp_lead_s``)."""
+        lead = last_ts - pylsl.local_clock()
+        c = self._counters
+        if lead > c.stamp_lead_s:
+            if lead > LEAD_REPORT_S and c.stamp_lead_s <= LEAD_REPORT_S:
+                logger.warning(
+                    "inlet %r: timestamps run %.1f ms ahead of their arrival (the source stamps "
+                    "ahead of time, e.g. a chunk's last sample with a future time); decision "
+                    "latency is measured from stamps corrected by the largest lead seen",
+                    self._description.name, lead * 1e3,
+                )
+            c.stamp_lead_s = lead
 
     def _repair_timestamps(self, data: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Fix timestamps liblsl deduced from zero right after a (re)connection.
@@ -752,6 +782,7 @@ class Inlet(_BaseInlet):
     def _on_switched(self) -> None:
         self._flush_held()
         self._stamps_as_sent = False
+        self._counters.stamp_lead_s = 0.0  # a new source: its own stamping
         super()._on_switched()
 
     def start(self) -> Inlet:

@@ -97,11 +97,17 @@ class Decision:
     published_at: float
     reason: str = ""
     bad_channels: tuple[str, ...] = ()
+    stamp_lead: float = 0.0
 
     @property
     def latency(self) -> float:
-        """Seconds from the window's last sample timestamp to publication."""
-        return self.published_at - self.timestamp
+        """Seconds from the window's last sample to publication.
+
+        Measured from the sample's timestamp corrected by ``stamp_lead`` (how far the source's
+        stamps were seen ahead of their arrival, :attr:`acquisition.inlet.Inlet.stamp_lead`), so
+        a source stamping ahead of time never gives a negative latency.
+        """
+        return self.published_at - (self.timestamp - self.stamp_lead)
 
 
 @dataclasses.dataclass
@@ -402,7 +408,7 @@ class OnlineEngine:
         published = local_clock()
         t3 = time.perf_counter()
         decision = Decision(end, float(ts[-1]), np.asarray(values, float), valid, published, reason,
-                            bad)
+                            bad, max(0.0, getattr(self.inlet, "stamp_lead", 0.0)))
         self.last_decision = decision
         st = self.stats
         st.decisions += 1

@@ -33,6 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _status(engine, inlet) -> str:
+    from neurodeck.acquisition.inlet import LEAD_REPORT_S
+
     st = engine.stats
     lat = st.percentiles("latency_s")
     last = engine.last_decision
@@ -43,6 +45,8 @@ def _status(engine, inlet) -> str:
     else:
         out = f"invalid ({last.reason})"
     c = inlet.counters
+    if c.stamp_lead_s > LEAD_REPORT_S:
+        out += f" | stamps {c.stamp_lead_s * 1e3:.1f} ms ahead of arrival (latency corrected)"
     return (
         f"[{engine.state.value}] stream {inlet.state.value}: {c.samples_received} samples, "
         f"{c.gaps} gaps | {st.decisions} decisions ({st.invalid} invalid, {st.skipped_hops} "

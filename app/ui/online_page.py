@@ -725,6 +725,8 @@ class OnlinePage(Page):
             + (f" \u00b7 recording {self.recording_path.name}" if self.recorder is not None
                and self.recording_path is not None else "")
             + (f"\n{eng.units.note}" if eng.units is not None else "")
+            + (f" \u00b7 stamps {1e3 * eng.inlet.stamp_lead:.1f} ms ahead of arrival (latency "
+               "corrected)" if eng.inlet.stamp_lead > 0.002 else "")
             + (f"\nNot decoding: {eng.last_decision.reason}" if eng.last_decision is not None
                and not eng.last_decision.valid else ""))
         if self._history and self.prob_curves:

@@ -59,7 +59,7 @@ def _decode_live(decoder, name, start_source, min_decisions=20, timeout=30.0):
 
     def on_decision(d):
         data, _ = inlet.buffer.read(d.index - 1, d.index)
-        got.append((int(data[counter_row, 0]) + 1, d.values, d.valid, d.reason))
+        got.append((int(data[counter_row, 0]) + 1, d.values, d.valid, d.reason, d))
         if len(got) >= min_decisions:
             done.set()
 
@@ -105,6 +105,14 @@ def test_mne_lsl_player_in_volts_and_microvolts_gives_the_offline_decisions(
         ref = _offline(decoder, run12, ends)
         live = np.array([g[1] for g in valid])
         np.testing.assert_allclose(live, ref, atol=1e-6, rtol=0)
+        # MNE-LSL's player stamps each chunk's last sample one chunk (8 / 160 Hz = 50 ms) ahead of
+        # the moment it pushes it: detected, and latency is measured from corrected stamps
+        lead = engine.inlet.stamp_lead
+        assert 0.025 < lead < 0.06, lead
+        decisions = [g[4] for g in got]
+        assert min(d.published_at - d.timestamp for d in decisions) < 0  # raw stamps: "negative"
+        assert min(d.latency for d in decisions) >= 0
+        assert all(lat >= 0 for lat in engine.stats.latency_s)
         # StreamLSL (a consumer we did not write) sees the same probabilities (float32 on the wire)
         deadline = time.monotonic() + 5
         while stream.n_new_samples < 1 and time.monotonic() < deadline:
@@ -122,15 +130,20 @@ def test_mne_lsl_player_in_volts_and_microvolts_gives_the_offline_decisions(
 
 
 class _UnitlessVoltsSource:
-    """A peer outlet (MNE-LSL's StreamOutlet) with channel names but no units, in volts, looping."""
+    """A peer outlet (MNE-LSL's StreamOutlet) with channel names but no units, in volts, looping.
 
-    def __init__(self, raw, name):
+    ``scale`` multiplies the data (1e6: microvolts); ``ahead`` stamps every chunk that many seconds
+    in the future (a source with a wrong clock).
+    """
+
+    def __init__(self, raw, name, scale=1.0, ahead=0.0):
         from mne_lsl.lsl import StreamInfo, StreamOutlet
 
         info = StreamInfo(name, "EEG", len(raw.ch_names), raw.info["sfreq"], "float64", name)
         info.set_channel_names(raw.ch_names)
         self.outlet = StreamOutlet(info, chunk_size=8)
-        self.data = raw.get_data().T.copy()  # volts, no unit declared
+        self.data = raw.get_data().T * scale  # volts unless scaled, no unit declared
+        self.ahead = ahead
         self.srate = raw.info["sfreq"]
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -142,7 +155,8 @@ class _UnitlessVoltsSource:
         while not self.stop_event.is_set():  # loops over the data until stopped
             while local_clock() < t0 + (k + 8) / self.srate:
                 time.sleep(0.002)
-            self.outlet.push_chunk(np.ascontiguousarray(self.data[k % n:k % n + 8]))
+            self.outlet.push_chunk(np.ascontiguousarray(self.data[k % n:k % n + 8]),
+                                   timestamp=t0 + (k + 8) / self.srate + self.ahead)
             k += 8
 
     def __enter__(self):
@@ -176,3 +190,14 @@ def test_neurodeck_decode_prints_the_unit_refusal(bundle_dir, run12, unique_name
     # the model was trained on the EDF's names (C3..), the stream too: every channel found
     assert "channels: 64 of 64 model channels found" in proc.stdout, proc.stdout
     assert "invalid (stream looks like volts, model was trained in microvolts" in proc.stdout, proc.stdout
+
+
+def test_stamps_ahead_of_arrival_are_detected_and_latency_stays_true(bundle_dir, run12, unique_name):
+    """A peer stamping 0.5 s in the future: reported, and latency is the real one, not -0.5 s."""
+    decoder = OnlineDecoder(bundle_dir)
+    with _UnitlessVoltsSource(run12, unique_name, scale=1e6, ahead=0.5):
+        got, engine, _ = _decode_live(decoder, unique_name, lambda e: None, min_decisions=10)
+    assert all(g[2] for g in got), got[0][3]
+    assert 0.45 < engine.inlet.stamp_lead < 0.51
+    lat = [g[4].latency for g in got]
+    assert min(lat) >= 0 and max(lat) < 0.2, lat
