@@ -89,6 +89,10 @@ class QualityConfig:
         Line power / EEG-band power above which a channel is noisy.
     eeg_band : tuple of float
         The band (Hz) whose power the line noise is compared with.
+    noisy_relative : float or None
+        Also noisy: a high-frequency amplitude (std of the first difference, insensitive to slow
+        eye blinks) above ``noisy_relative`` x the median channel's (a loose electrode);
+        ``None`` (default) disables this check.
     """
 
     flat_std: float = 0.1
@@ -99,6 +103,7 @@ class QualityConfig:
     line_width: float = 1.0
     noisy_ratio: float = 1.0
     eeg_band: tuple[float, float] = (1.0, 40.0)
+    noisy_relative: float | None = None
 
     def __post_init__(self) -> None:
         def bad(name, value, expected):
@@ -118,6 +123,8 @@ class QualityConfig:
             bad("line_width", self.line_width, "> 0 Hz")
         if not self.noisy_ratio > 0:
             bad("noisy_ratio", self.noisy_ratio, "> 0")
+        if self.noisy_relative is not None and not self.noisy_relative > 1:
+            bad("noisy_relative", self.noisy_relative, "a factor > 1 or None")
         lo, hi = (tuple(self.eeg_band) + (None, None))[:2]
         if lo is None or hi is None or not 0 <= lo < hi:
             bad("eeg_band", self.eeg_band, "(low, high) Hz with 0 <= low < high")
@@ -298,6 +305,17 @@ def check_window(
                     f"line noise ({cfg.line_freq:g} Hz power {ratio[i]:.3g}x the "
                     f"{cfg.eeg_band[0]:g}-{cfg.eeg_band[1]:g} Hz power)"
                 )
+    if cfg.noisy_relative is not None and n_t >= 8:
+        alive = volt & some & ~flat & ~clipped & ~absurd
+        if alive.sum() >= 3:
+            hf = np.diff(w, axis=1).std(axis=1) * np.where(volt, scale, 0.0)
+            med = float(np.median(hf[alive]))
+            loud = alive & (hf > cfg.noisy_relative * med) if med > 0 else np.zeros(n_ch, bool)
+            flags[loud] |= Flag.NOISY
+            for i in np.flatnonzero(loud):
+                details.setdefault(i, []).append(
+                    f"broadband noise ({hf[i] / med:.3g}x the median channel's high-frequency "
+                    "amplitude)")
     reasons = tuple(", ".join(details.get(i, [])) for i in range(n_ch))
     return ChannelQuality(flags, reasons, std_uv, ratio)
 

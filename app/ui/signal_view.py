@@ -102,10 +102,11 @@ def peak_downsample(data: np.ndarray, factor: int) -> np.ndarray:
     return out.reshape(n_ch, 2 * nb)
 
 
-def bad_channel_flags(data: np.ndarray, srate: float, line_hz: float = 50.0, *,
-                      flat_uv: float = 0.5, saturation_uv: float = 3000.0,
-                      line_ratio: float = 1.5, relative: float = 3.0) -> list[str]:
+def bad_channel_flags(data: np.ndarray, srate: float, line_hz: float = 50.0) -> list[str]:
     """Classify each channel as ``""`` (fine), ``"flat"``, ``"saturated"`` or ``"noisy"``.
+
+    The one bad-channel detector, :func:`acquisition.quality.check_window`, with its broadband
+    check on (``noisy_relative=3``: high-frequency amplitude above 3x the median channel's).
 
     Parameters
     ----------
@@ -113,49 +114,26 @@ def bad_channel_flags(data: np.ndarray, srate: float, line_hz: float = 50.0, *,
         Raw (unfiltered) signal in microvolts, a couple of seconds.
     srate : float
     line_hz : float
-        Mains frequency. Line-noise ratio = power in ``line_hz ± 2 Hz`` / power in 1-40 Hz;
-        "noisy" when it exceeds both ``line_ratio`` and ``relative`` x the median channel's ratio.
-    flat_uv : float
-        Standard deviation under this (after removing the mean) = flat.
-    saturation_uv : float
-        Any |value| at or above this, or >= 5 % of samples stuck at the channel's extreme = saturated.
-    relative : float
-        Also "noisy" when the high-frequency amplitude (std of the first difference, insensitive to
-        slow eye blinks) exceeds ``relative`` x the median channel's.
+        Mains frequency (line noise: power within 1 Hz of it above the 1-40 Hz power).
 
     Returns
     -------
     list of str, length n_channels
     """
-    data = np.asarray(data, dtype=np.float64)
-    n_ch, n = data.shape
-    flags = [""] * n_ch
-    if n < 8:
-        return flags
-    centred = data - data.mean(axis=1, keepdims=True)
-    std = centred.std(axis=1)
-    ptp = data.max(axis=1) - data.min(axis=1)
-    tol = 1e-9 * (1 + ptp[:, None])
-    at_max = (data >= data.max(axis=1, keepdims=True) - tol).mean(axis=1)
-    at_min = (data <= data.min(axis=1, keepdims=True) + tol).mean(axis=1)
-    spec = np.abs(np.fft.rfft(centred * np.hanning(n), axis=1)) ** 2
-    freqs = np.fft.rfftfreq(n, 1.0 / srate)
-    band = (freqs >= 1) & (freqs <= 40)
-    line = (freqs >= line_hz - 2) & (freqs <= line_hz + 2)
-    ratio = spec[:, line].sum(axis=1) / (spec[:, band].sum(axis=1) + 1e-12) if line.any() else np.zeros(n_ch)
-    hf = np.diff(data, axis=1).std(axis=1)
-    alive = std >= flat_uv
-    med_ratio = float(np.median(ratio[alive])) if alive.any() else 0.0
-    med_hf = float(np.median(hf[alive])) if alive.any() else 0.0
-    for i in range(n_ch):
-        if not alive[i]:
-            flags[i] = "flat"
-        elif np.abs(data[i]).max() >= saturation_uv or max(at_max[i], at_min[i]) >= 0.05:
-            flags[i] = "saturated"
-        elif (ratio[i] > max(line_ratio, relative * med_ratio)
-              or (med_hf > 0 and hf[i] > relative * med_hf)):
-            flags[i] = "noisy"
-    return flags
+    from neurodeck.acquisition.quality import Flag, QualityConfig, check_window
+
+    q = check_window(data, srate, QualityConfig(line_freq=float(line_hz), noisy_relative=3.0))
+    out = []
+    for f in q.flags:
+        if f & (Flag.FLAT | Flag.NONFINITE):
+            out.append("flat")
+        elif f & (Flag.SATURATED | Flag.ABSURD):
+            out.append("saturated")
+        elif f & Flag.NOISY:
+            out.append("noisy")
+        else:
+            out.append("")
+    return out
 
 
 def channel_labels(desc: Any) -> list[str]:

@@ -1,4 +1,8 @@
-"""Live power spectrum: Welch on the last seconds of the inlet's ring buffer, log power (dB)."""
+"""Live power spectrum: Welch on the last seconds of the inlet's ring buffer, log power (dB).
+
+The Welch estimate is the decoders' own (:func:`decoders.features.psd.welch_psd`, 1 s Hann
+segments, 50 % overlap), so what the operator sees is what the psd pipelines compute.
+"""
 from __future__ import annotations
 
 import logging
@@ -8,30 +12,32 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import QTimer
 from PyQt6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
-from scipy import signal as sps
 
 from neurodeck.app.ui.signal_view import channel_labels
+from neurodeck.decoders.features.psd import welch_psd
 
 logger = logging.getLogger(__name__)
 
 
-def welch_db(data: np.ndarray, srate: float, seconds_per_segment: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Welch PSD in dB re 1 µV²/Hz.
+def welch_db(data: np.ndarray, srate: float, fmax: float) -> tuple[np.ndarray, np.ndarray]:
+    """Welch PSD in dB re 1 µV²/Hz from 0 to ``fmax`` (the decoders' :func:`welch_psd`).
 
     Parameters
     ----------
     data : ndarray, shape (n_channels, n_times)
         Microvolts.
     srate : float
+    fmax : float
+        Highest frequency kept (clipped to Nyquist).
 
     Returns
     -------
     freqs : ndarray, shape (n_freqs,)
     psd_db : ndarray, shape (n_channels, n_freqs)
     """
-    nperseg = min(data.shape[1], max(8, int(round(seconds_per_segment * srate))))
-    freqs, psd = sps.welch(data, fs=srate, nperseg=nperseg, axis=-1, detrend="constant")
-    return freqs, 10.0 * np.log10(np.maximum(psd, 1e-12))
+    psd, freqs = welch_psd(np.asarray(data, dtype=np.float64)[None], srate, 0.0,
+                           min(float(fmax), srate / 2.0))
+    return freqs, 10.0 * np.log10(np.maximum(psd[0], 1e-12))
 
 
 class SpectrumView(QWidget):
@@ -104,7 +110,7 @@ class SpectrumView(QWidget):
             if n < int(srate):
                 return
             data, _ = buf.latest(n)
-            freqs, db = welch_db(data.astype(np.float64), srate)
+            freqs, db = welch_db(data, srate, self.fmax)
         except Exception:
             logger.exception("spectrum update failed")
             self._timer.stop()
