@@ -19,10 +19,17 @@ from neurodeck.decoders.errors import DecoderError
 logger = logging.getLogger("neurodeck")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (exit 2): the value, what was expected, where to look."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from neurodeck.app import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="neurodeck",
         description="Real-time motor-imagery BCI: acquire over LSL, calibrate, train, decode, replay. "
         "Without a subcommand the GUI opens.",

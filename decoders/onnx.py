@@ -201,6 +201,9 @@ def decode_estimator(d: Any, where: str = "step") -> BaseEstimator:
     except TypeError as exc:
         raise ModelBundleError(f"{where}.params: {exc}") from exc
     for k, v in d["state"].items():
+        if not (isinstance(k, str) and k.isidentifier() and not k.startswith("__")):
+            raise ModelBundleError(f"{where}.state: key {k!r} invalid; expected an attribute name "
+                                   "(no dunder names such as '__class__')")
         setattr(est, k, _decode(v, f"{where}.state.{k}"))
     return est
 
@@ -564,8 +567,8 @@ def _validate(meta: Any, path: Path) -> dict:
         raise ModelBundleError(f"{src}: 'ch_names' must be a non-empty list of strings, got {meta['ch_names']!r:.200}")
     if len(set(meta["ch_names"])) != len(meta["ch_names"]):
         raise ModelBundleError(f"{src}: 'ch_names' has duplicates")
-    if not meta["sfreq"] > 0:
-        raise ModelBundleError(f"{src}: 'sfreq' must be > 0, got {meta['sfreq']!r}")
+    if not 0 < meta["sfreq"] <= 1e6:  # also NaN and Infinity (json reads both)
+        raise ModelBundleError(f"{src}: 'sfreq' must be > 0 and <= 1e6 Hz, got {meta['sfreq']!r}")
     if meta["window_samples"] < 2:
         raise ModelBundleError(f"{src}: 'window_samples' must be >= 2, got {meta['window_samples']!r}")
     if meta["kind"] == "pipeline":

@@ -5,7 +5,8 @@ import argparse
 import logging
 import sys
 import time
-from pathlib import Path
+
+from neurodeck.app import argtypes
 
 NAME = "decode"
 HELP = (
@@ -17,17 +18,17 @@ logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", type=Path, required=True, metavar="DIR",
+    parser.add_argument("--model", type=argtypes.in_dir, required=True, metavar="DIR",
                         help="model bundle directory (model.onnx + model.json) from `neurodeck train`")
-    parser.add_argument("--stream", default=None, metavar="NAME",
+    parser.add_argument("--stream", default=None, metavar="NAME", type=argtypes.name,
                         help="EEG stream name (default: the only stream of type EEG on the network)")
-    parser.add_argument("--out-name", default="neurodeck-decisions", metavar="NAME",
+    parser.add_argument("--out-name", default="neurodeck-decisions", metavar="NAME", type=argtypes.name,
                         help="name of the LSL decision stream (default: %(default)s)")
-    parser.add_argument("--hop", type=float, default=0.0625, metavar="S",
+    parser.add_argument("--hop", type=argtypes.seconds, default=0.0625, metavar="S",
                         help="seconds between decisions (default: %(default)s)")
-    parser.add_argument("--duration", type=float, default=None, metavar="S",
+    parser.add_argument("--duration", type=argtypes.seconds, default=None, metavar="S",
                         help="stop after S seconds (default: until Ctrl-C)")
-    parser.add_argument("--timeout", type=float, default=10.0, metavar="S",
+    parser.add_argument("--timeout", type=argtypes.seconds, default=10.0, metavar="S",
                         help="seconds to wait for the EEG stream to appear (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no per-second status line")
 

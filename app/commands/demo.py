@@ -8,6 +8,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from neurodeck.app import argtypes
+
 NAME = "demo"
 HELP = (
     "run a whole motor-imagery session on the embedded real recording (PhysioNet EEGMMIDB S001, "
@@ -19,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--speed", type=float, default=8.0,
+    parser.add_argument("--speed", type=argtypes.speed, default=8.0,
                         help="replay speed in multiples of real time (default: %(default)s)")
     parser.add_argument("--pipelines", default="ts-lr,fgmdm,psd-lda,csp-lda",
                         help="pipelines to compare on the calibration (default: %(default)s)")
@@ -27,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="session root folder (default: a new temporary folder)")
     parser.add_argument("--headless", action="store_true",
                         help="never open a window, even when a display is available")
-    parser.add_argument("--json", type=Path, default=None, metavar="OUT",
+    parser.add_argument("--json", type=argtypes.out_file, default=None, metavar="OUT",
                         help="write the scores as JSON to OUT")
 
 

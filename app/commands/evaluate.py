@@ -11,6 +11,8 @@ import json
 import logging
 from pathlib import Path
 
+from neurodeck.app import argtypes
+
 NAME = "evaluate"
 HELP = ("cross-validate decoding pipelines on recordings (ROC-AUC for 2 classes, accuracy "
         "otherwise) and print a results table")
@@ -19,26 +21,26 @@ logger = logging.getLogger(__name__)
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags shared by ``evaluate`` and ``train``."""
-    parser.add_argument("datasets", nargs="+", metavar="FILES",
+    parser.add_argument("datasets", nargs="+", metavar="FILES", type=argtypes.dataset,
                         help="a recording, or recordings of one session joined by commas "
                         "(e.g. S001R04.edf,S001R08.edf,S001R12.edf)")
     from neurodeck.app.events import add_event_arguments
 
     add_event_arguments(parser)
-    parser.add_argument("--tmin", type=float, default=0.5, help="epoch start after the cue, s (0.5)")
-    parser.add_argument("--tmax", type=float, default=2.5, help="epoch end after the cue, s (2.5)")
-    parser.add_argument("--band", type=float, nargs=2, default=(8.0, 32.0), metavar=("LOW", "HIGH"),
+    parser.add_argument("--tmin", type=argtypes.offset_seconds, default=0.5, help="epoch start after the cue, s (0.5)")
+    parser.add_argument("--tmax", type=argtypes.offset_seconds, default=2.5, help="epoch end after the cue, s (2.5)")
+    parser.add_argument("--band", type=argtypes.hertz, nargs=2, default=(8.0, 32.0), metavar=("LOW", "HIGH"),
                         help="band-pass in Hz (8 32)")
-    parser.add_argument("--picks", default=None, help="channels, comma separated (default: all EEG)")
-    parser.add_argument("--pad", type=float, default=1.0,
+    parser.add_argument("--picks", default=None, type=argtypes.name_list, help="channels, comma separated (default: all EEG)")
+    parser.add_argument("--pad", type=argtypes.pad_seconds, default=1.0,
                         help="seconds of signal before each window used to settle the causal "
                         "band-pass (1.0)")
     parser.add_argument("--filter-passes", type=int, default=2, choices=(1, 2),
                         help="causal passes of the 4th-order Butterworth band-pass: 2 (default) has "
                         "the magnitude response of the reference's zero-phase filter, 1 is the "
                         "plain 4th-order Butterworth")
-    parser.add_argument("--seed", type=int, default=42, help="random seed (42)")
-    parser.add_argument("--pipeline-file", type=Path, action="append", default=[], metavar="TOML",
+    parser.add_argument("--seed", type=argtypes.seed, default=42, help="random seed (42)")
+    parser.add_argument("--pipeline-file", type=argtypes.in_file, action="append", default=[], metavar="TOML",
                         help="add the pipelines declared in this TOML file (the format of "
                         "assets/pipelines/pipelines.toml; repeatable)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -46,10 +48,10 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
-    parser.add_argument("--pipelines", default="csp-lda,mdm,fgmdm,ts-lr,ts-svm,ts-lda",
+    parser.add_argument("--pipelines", default="csp-lda,mdm,fgmdm,ts-lr,ts-svm,ts-lda", type=argtypes.name_list,
                         help="pipelines to compare, comma separated (see --list)")
-    parser.add_argument("--cv", type=int, default=5, help="stratified shuffled folds (5)")
-    parser.add_argument("--json", type=Path, default=None, metavar="OUT",
+    parser.add_argument("--cv", type=argtypes.cv_folds, default=5, help="stratified shuffled folds (5)")
+    parser.add_argument("--json", type=argtypes.out_file, default=None, metavar="OUT",
                         help="write the results as JSON to OUT")
     parser.add_argument("--list", action="store_true", help="list the pipelines and exit")
     parser.add_argument("--list-steps", action="store_true",
@@ -61,9 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference-filter", action="store_true",
                         help="reproduce MOABB-style reference numbers: zero-phase IIR band-pass of "
                         "each whole recording, no in-pipeline filter (not usable online)")
-    parser.add_argument("--step", type=float, default=0.0625,
+    parser.add_argument("--step", type=argtypes.seconds, default=0.0625,
                         help="hop between pseudo-online windows in seconds (0.0625)")
-    parser.add_argument("--trial", type=float, default=4.0,
+    parser.add_argument("--trial", type=argtypes.seconds, default=4.0,
                         help="seconds after a cue whose windows count for that trial (4.0)")
 
 

@@ -6,6 +6,8 @@ import logging
 import sys
 from pathlib import Path
 
+from neurodeck.app import argtypes
+
 NAME = "gui"
 HELP = "open the neurodeck window (connect, calibrate, features, train, online, replay)"
 
@@ -19,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         default="connect", help="page shown first (default: connect)")
     parser.add_argument("--simulate", action="store_true",
                         help="start the built-in simulator at once (64 ch @ 512 Hz)")
-    parser.add_argument("--quit-after", type=float, default=None, metavar="SECONDS",
+    parser.add_argument("--quit-after", type=argtypes.seconds, default=None, metavar="SECONDS",
                         help=argparse.SUPPRESS)  # smoke tests: close the window after N s
 
 

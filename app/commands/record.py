@@ -7,6 +7,8 @@ import signal
 import sys
 import time
 
+from neurodeck.app import argtypes
+
 NAME = "record"
 HELP = (
     "Record LSL streams (EEG + markers, several at once) to a FIF file with a JSON sidecar. "
@@ -16,17 +18,17 @@ HELP = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--stream", "-s", action="append", required=True, metavar="NAME",
+    parser.add_argument("--stream", "-s", action="append", required=True, metavar="NAME", type=argtypes.name,
                         help="name of an LSL stream to record (repeat for several streams)")
-    parser.add_argument("--out", "-o", required=True, metavar="FILE",
+    parser.add_argument("--out", "-o", required=True, metavar="FILE", type=argtypes.out_file,
                         help="output FIF file (e.g. run1_raw.fif; .fif is appended if missing)")
-    parser.add_argument("--duration", type=float, default=None, metavar="S",
+    parser.add_argument("--duration", type=argtypes.seconds, default=None, metavar="S",
                         help="stop after S seconds (default: until Ctrl-C / SIGTERM)")
     parser.add_argument("--format", choices=("fif", "edf", "brainvision"), default="fif",
                         help="also export the finished recording to EDF or BrainVision (default: fif only)")
-    parser.add_argument("--flush-every", type=float, default=0.5, metavar="S",
+    parser.add_argument("--flush-every", type=argtypes.seconds, default=0.5, metavar="S",
                         help="seconds between flushes to disk (default 0.5)")
-    parser.add_argument("--resolve-timeout", type=float, default=5.0, metavar="S",
+    parser.add_argument("--resolve-timeout", type=argtypes.seconds, default=5.0, metavar="S",
                         help="seconds to wait for each stream to appear (default 5)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     parser.add_argument("--quiet", "-q", action="store_true", help="no status line per second")
@@ -37,12 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
     from neurodeck.acquisition.finalize import export_recording, sidecar_path
     from neurodeck.acquisition.recorder import Recorder
-    from neurodeck.app.errors import UserError
 
-    if args.duration is not None and not args.duration > 0:
-        raise UserError(f"--duration {args.duration!r} invalid; expected seconds > 0")
-    if not args.flush_every > 0:
-        raise UserError(f"--flush-every {args.flush_every!r} invalid; expected seconds > 0")
     rec = Recorder(args.stream, Path(args.out), flush_every=args.flush_every,
                    resolve_timeout=args.resolve_timeout, overwrite=args.overwrite)
     try:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from neurodeck.app import argtypes
+
 NAME = "recover"
 HELP = (
     "Turn a partial recording folder (<out>.partial/, left by a crashed or killed "
@@ -12,8 +14,8 @@ HELP = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dir", metavar="DIR", help="the <out>.partial folder")
-    parser.add_argument("--out", "-o", default=None, metavar="FILE",
+    parser.add_argument("dir", metavar="DIR", type=argtypes.in_dir, help="the <out>.partial folder")
+    parser.add_argument("--out", "-o", default=None, metavar="FILE", type=argtypes.out_file,
                         help="output FIF file (default: the path the recording was started with)")
     parser.add_argument("--format", choices=("fif", "edf", "brainvision"), default="fif",
                         help="also export to EDF or BrainVision")

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from neurodeck.app import argtypes
+
 NAME = "replay"
 HELP = (
     "Replay a recording (XDF with all its streams; FIF, EDF/BDF, GDF, BrainVision) as LSL streams at "
@@ -13,16 +15,16 @@ HELP = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE", help="recording to replay (.xdf, .fif, .edf, .bdf, .gdf, .vhdr)")
     parser.add_argument(
-        "--speed", type=float, default=1.0, metavar="X", help="playback speed factor (default 1 = real time)"
+        "--speed", type=argtypes.speed, default=1.0, metavar="X", help="playback speed factor (default 1 = real time)"
     )
     parser.add_argument("--loop", action="store_true", help="start over at the end until stopped (Ctrl-C)")
     parser.add_argument(
-        "--name", default=None, metavar="NAME",
+        "--name", default=None, metavar="NAME", type=argtypes.name,
         help="EEG stream name (markers go to NAME-markers; default: the file name); "
         "for XDF a prefix: streams become NAME-<original name>",
     )
     parser.add_argument(
-        "--stream", action="append", default=None, metavar="NAME",
+        "--stream", action="append", default=None, metavar="NAME", type=argtypes.name,
         help="XDF only: replay only this stream (repeat for several; default: all streams)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -7,6 +7,8 @@ import signal
 import sys
 import time
 
+from neurodeck.app import argtypes
+
 NAME = "simulate"
 HELP = (
     "Stream a synthetic motor-imagery EEG amplifier over LSL (EEG in microvolts + cue markers); "
@@ -15,11 +17,11 @@ HELP = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--channels", type=int, default=64, metavar="N",
+    parser.add_argument("--channels", type=argtypes.positive_int, default=64, metavar="N",
                         help="EEG channels with standard 10-20/10-10 labels (default 64)")
-    parser.add_argument("--srate", type=float, default=512.0, metavar="HZ",
+    parser.add_argument("--srate", type=argtypes.hertz, default=512.0, metavar="HZ",
                         help="sampling rate in Hz (default 512)")
-    parser.add_argument("--duration", type=float, default=None, metavar="S",
+    parser.add_argument("--duration", type=argtypes.seconds, default=None, metavar="S",
                         help="stop after S seconds of data (default: until Ctrl-C; 5 s with --check)")
     parser.add_argument("--name", default="neurodeck-sim",
                         help="EEG stream name; markers go to NAME-markers (default neurodeck-sim)")
@@ -28,11 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--classes", default="left_hand,right_hand", metavar="A,B",
                         help="comma-separated imagery classes of the cue schedule "
                         "(left_hand, right_hand, feet, tongue, rest; default left_hand,right_hand)")
-    parser.add_argument("--seed", type=int, default=None, metavar="N",
+    parser.add_argument("--seed", type=argtypes.seed, default=None, metavar="N",
                         help="random seed (same seed = same samples)")
     parser.add_argument("--counter", action="store_true",
                         help="append a COUNTER channel holding the sample index (stream format double64)")
-    parser.add_argument("--speed", type=float, default=1.0, metavar="X",
+    parser.add_argument("--speed", type=argtypes.speed, default=1.0, metavar="X",
                         help="real-time factor (default 1)")
     parser.add_argument("--source-id", default=None, metavar="ID",
                         help="LSL source id (default: unique per run)")

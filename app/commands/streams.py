@@ -4,13 +4,15 @@ from __future__ import annotations
 import argparse
 import json
 
+from neurodeck.app import argtypes
+
 NAME = "streams"
 HELP = "List the LSL streams on the network (name, type, channels, rate, format, source id, host)."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--timeout", type=float, default=1.0, metavar="S",
+        "--timeout", type=argtypes.seconds, default=1.0, metavar="S",
         help="seconds to wait for streams to answer (default 1.0)",
     )
     parser.add_argument(

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
+from neurodeck.app import argtypes
 from neurodeck.app.commands.evaluate import add_common_arguments
 
 NAME = "train"
@@ -15,11 +15,11 @@ logger = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
-    parser.add_argument("--pipeline", default="ts-lda", help="pipeline name (ts-lda; see "
+    parser.add_argument("--pipeline", default="ts-lda", type=argtypes.name, help="pipeline name (ts-lda; see "
                         "`neurodeck evaluate --list`)")
-    parser.add_argument("--out", type=Path, required=True, metavar="DIR",
+    parser.add_argument("--out", type=argtypes.out_dir, required=True, metavar="DIR",
                         help="bundle directory to write (model.onnx + model.json)")
-    parser.add_argument("--cv", type=int, default=5,
+    parser.add_argument("--cv", type=argtypes.folds, default=5,
                         help="folds of the cross-validation score stored in the bundle (0: none)")
     parser.add_argument("--pseudo-online", action="store_true",
                         help="also replay the training recordings through the saved bundle and "

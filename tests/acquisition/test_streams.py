@@ -94,4 +94,4 @@ def test_cli_streams_table_and_json(eeg_outlet, unique_name, cli):
         assert field in line
     assert out.splitlines()[0].split()[:3] == ["NAME", "TYPE", "CH"]
     proc = cli("streams", "--timeout", "0")
-    assert proc.returncode == 2 and "--timeout 0.0 invalid" in proc.stderr, proc.stderr
+    assert proc.returncode == 2 and "--timeout: '0' invalid" in proc.stderr, proc.stderr
