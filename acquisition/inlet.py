@@ -65,6 +65,8 @@ logger = logging.getLogger(__name__)
 
 #: A stamp lead (s) larger than this is reported (smaller ones are clock-sync jitter).
 LEAD_REPORT_S = 0.002
+#: Seconds between two reads of liblsl's clock offset (``Inlet.clock_offset``).
+CLOCK_EVERY_S = 5.0
 
 ChunkListener = Callable[[np.ndarray, np.ndarray], None]
 StateListener = Callable[["StreamState", "StreamState"], None]
@@ -177,6 +179,11 @@ class _BaseInlet:
         self._state = StreamState.STOPPED
         self._state_listeners: list[StateListener] = []
         self._counters = InletCounters()
+        #: liblsl's latest clock offset of the source (seconds to add to its stamps to get this
+        #: machine's clock; what LabRecorder stores as ClockOffset), read every few seconds while
+        #: data flows; None before the first estimate.
+        self.clock_offset: float | None = None
+        self._next_clock = 0.0
         self._error: BaseException | None = None
         self._cond = threading.Condition()
         # loss bookkeeping (pull thread only)
@@ -403,7 +410,19 @@ class _BaseInlet:
             logger.exception("%s inlet thread crashed; stopping", self._kind)
             self._set_state(StreamState.STOPPED)
 
+    def _read_clock_offset(self, now: float) -> None:
+        """Refresh :attr:`clock_offset` from liblsl (every ``CLOCK_EVERY_S`` while data flows)."""
+        if now < self._next_clock or self._inlet is None:
+            return
+        self._next_clock = now + CLOCK_EVERY_S
+        try:
+            self.clock_offset = float(self._inlet.time_correction(timeout=0.0))
+        except Exception as exc:  # noqa: BLE001 - no estimate yet (timeout) or a lost stream
+            logger.debug("%s inlet: no clock offset yet (%s)", self._kind, exc)
+            self._next_clock = now + 0.5
+
     def _on_data(self, now: float) -> None:
+        self._read_clock_offset(now)
         state = self._state
         if state is StreamState.LOST:
             self._counters.reconnects += 1
@@ -481,6 +500,8 @@ class _BaseInlet:
 
     def _on_switched(self) -> None:
         """Hook after adopting a new outlet."""
+        self.clock_offset = None  # a new source, its own clock
+        self._next_clock = 0.0
 
     def _check_compatible(self, old: StreamDescription, new: StreamDescription) -> None:
         if (new.n_channels, new.channel_format, new.srate) != (old.n_channels, old.channel_format, old.srate):

@@ -447,6 +447,8 @@ class Recorder:
             except queue.Empty:
                 item = None
             if item is _STOP:
+                if self._error is None:
+                    self._write_clock_offsets(store)  # at least one per stream, however short
                 break
             if item is not None:
                 if self._error is not None:
@@ -474,10 +476,7 @@ class Recorder:
                 for s in self._slots:
                     if s.desc.get("is_marker") and hasattr(s.inlet, "drain"):
                         s.inlet.drain()  # we take markers from the listener; keep its queue short
-                    off = _clock_offset(s.inlet)
-                    if off is not None:
-                        with contextlib.suppress(OSError):
-                            store.event({"kind": "clock", "stream": s.key, "t": _lsl_now(), "offset": off})
+                self._write_clock_offsets(store)
             if dirty and self._error is None and now - last_flush >= self.flush_every:
                 try:
                     store.flush(fsync=True)
@@ -485,6 +484,14 @@ class Recorder:
                     self._set_error(_oserror(exc, store.dir, "write to"))
                 last_flush = now
                 dirty = False
+
+    def _write_clock_offsets(self, store) -> None:
+        """One ``clock`` event per stream with the inlet's current clock offset (if known)."""
+        for s in self._slots:
+            off = _clock_offset(s.inlet)
+            if off is not None:
+                with contextlib.suppress(OSError):
+                    store.event({"kind": "clock", "stream": s.key, "t": _lsl_now(), "offset": off})
 
 
 def _lsl_now() -> float:
