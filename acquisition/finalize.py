@@ -86,6 +86,40 @@ def _pick_primary(streams: list[dict]) -> dict:
     return (eeg or numeric)[0]
 
 
+def _clock_segments(ts: np.ndarray) -> list[tuple[int, int]]:
+    """``[start, stop)`` sample ranges whose timestamps never go back (split at backward jumps)."""
+    cuts = np.flatnonzero(np.diff(ts) < 0) + 1
+    bounds = [0, *cuts.tolist(), int(ts.size)]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
+def _sample_position(t: float, ts: np.ndarray, segments: list[tuple[int, int]], sfreq: float,
+                     hint: float | None = None) -> float:
+    """Fractional sample index of time ``t`` on the samples stamped ``ts`` (n,).
+
+    Within a stretch of non-decreasing stamps the index is interpolated (gaps included), outside
+    it extrapolated at ``sfreq``. After a backward clock jump the same time occurs in two
+    stretches: ``hint`` (the sample count when the marker arrived) picks the one that fits; without
+    a hint the first stretch that spans ``t`` (else the nearest in time).
+    """
+    best, best_key = 0.0, None
+    for a, b in segments:
+        lo, hi = float(ts[a]), float(ts[b - 1])
+        if lo <= t <= hi and b - a > 1:
+            idx = a + float(np.interp(t, ts[a:b], np.arange(b - a, dtype=float)))
+        elif t < lo:
+            idx = a + (t - lo) * sfreq
+        else:
+            idx = (b - 1) + (t - hi) * sfreq
+        if hint is not None:
+            key = abs(idx - hint)
+        else:
+            key = 0.0 if lo <= t <= hi else min(abs(t - lo), abs(t - hi)) + 1.0
+        if best_key is None or key < best_key:
+            best, best_key = idx, key
+    return best
+
+
 def output_files(out: Path | str, streams: list[dict]) -> dict[str, Path]:
     """Every file finalizing ``streams`` into ``out`` writes.
 
@@ -281,14 +315,11 @@ def _write_outputs(pdir: Path, loaded: Any, out: Path, files: dict[str, Path], w
     sfreq = float(primary["srate"])
     first_ts = float(pts[0])
     n_times = pdata.shape[0]
-    sample_idx = np.arange(n_times, dtype=float)
+    segments = _clock_segments(pts)
 
-    def onset_of(t: float) -> float:
-        # sample position of an LSL time on the recorded samples (handles gaps), in seconds
-        if n_times > 1 and pts[0] <= t <= pts[-1]:
-            return float(np.interp(t, pts, sample_idx)) / sfreq
-        ref = pts[0] if t < pts[0] else pts[-1]
-        return (float(np.searchsorted(pts, ref)) + (t - ref) * sfreq) / sfreq
+    def onset_of(t: float, hint: float | None = None) -> float:
+        # sample position of an LSL time on the recorded samples (gaps, clock jumps), in seconds
+        return _sample_position(t, pts, segments, sfreq, hint) / sfreq
 
     by_key = {s["key"]: s for s in streams}
     markers: list[dict] = []
@@ -306,7 +337,10 @@ def _write_outputs(pdir: Path, loaded: Any, out: Path, files: dict[str, Path], w
                 label = ev["label"]
                 if not isinstance(label, str):
                     raise ValueError(f"label {label!r}")
-                markers.append({"stream": sname, "timestamp": t, "onset": onset_of(t),
+                at = ev.get("at")
+                hint = at.get(pkey) if isinstance(at, dict) else None
+                hint = float(hint) if isinstance(hint, int | float) and not isinstance(hint, bool) else None
+                markers.append({"stream": sname, "timestamp": t, "onset": onset_of(t, hint),
                                 "code": label, "name": name_of(label)})
             elif ev.get("kind") == "state":
                 t_data = t

@@ -360,8 +360,11 @@ class Recorder:
                 s.last_ts = float(timestamp)
                 s.last_arrival = time.monotonic()
                 s.lag_min = min(s.lag_min, _lsl_now() - s.last_ts)
+                # where each numeric stream was when the marker arrived: places the marker in
+                # the right stretch of samples if the clock jumped back (same stamps twice)
+                at = {o.key: o.received for o in self._slots if not o.desc.get("is_marker")}
                 q.put(("marker", key, {"kind": "marker", "stream": key, "t": float(timestamp),
-                                       "label": str(label)}))
+                                       "label": str(label), "at": at}))
 
             s.inlet.add_marker_listener(on_marker)
         else:

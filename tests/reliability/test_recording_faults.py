@@ -404,3 +404,90 @@ def test_tampered_partial_folder_is_a_one_line_error_or_recovers(tmp_path, uniqu
         assert [m["code"] for m in side["markers"]] == ["770"] and side["damaged_events_skipped"] == 1
     eeg.close()
     mk.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# 10. backward clock jump
+# ---------------------------------------------------------------------------------------------
+def test_markers_stay_on_their_samples_across_a_backward_clock_jump(tmp_path, unique_name):
+    """The source's clock jumps back 2 s mid-run; EEG and markers share it. Each numbered marker
+    must land on the sample it was stamped with (was: 2 of 12 markers 320 samples off)."""
+    srate, n, jump_at, back = 256.0, 1536, 768, 2.0
+    eeg = _counting(unique_name, 2, srate)
+    mname = unique_name + "-m"
+    mk = MarkerOutlet(mname, source_id=mname)
+    at = list(range(64, n, 128))  # 12 markers; 8 of them at times the other stretch also covers
+    out = tmp_path / "jump_raw.fif"
+    rec = Recorder([unique_name, mname], out, flush_every=0.2, drain_quiet=0.5).start()
+    t0 = local_clock()
+
+    def stamp(k):
+        return t0 + k / srate - (back if k >= jump_at else 0.0)
+
+    chunk = 16
+    for start in range(0, n, chunk):  # paced: markers arrive among their samples, as live
+        k = np.arange(start, start + chunk)
+        due = t0 + k[-1] / srate - local_clock()
+        if due > 0:
+            time.sleep(due)
+        eeg.push_chunk(_rows(k, 2), stamp(k[-1]))
+        for m in at:
+            if start <= m < start + chunk:
+                mk.push(f"m{m}", stamp(m))
+    assert wait_until(lambda: rec.counters[unique_name]["received"] == n
+                      and rec.counters[mname]["received"] == len(at), 10), rec.counters
+    rec.stop()
+    raw = _read_fif(out)
+    np.testing.assert_array_equal(raw.get_data(picks=["counter"])[0], np.arange(n))
+    ann = raw.annotations
+    assert list(ann.description) == [f"m{m}" for m in at]
+    np.testing.assert_allclose(ann.onset * srate, at, atol=1.0)
+    eeg.close()
+    mk.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# stop while markers keep coming
+# ---------------------------------------------------------------------------------------------
+def test_stop_while_markers_arrive_every_quarter_second_drains_without_timeout(tmp_path, unique_name,
+                                                                                caplog):
+    """Markers at 4/s never leave a quiet second: stop() waited the whole drain timeout and
+    logged "final drain timed out". Now a marker stamped after the stop time ends the drain."""
+    import threading
+
+    srate = 256.0
+    eeg = _counting(unique_name, 2, srate)
+    mname = unique_name + "-m"
+    mk = MarkerOutlet(mname, source_id=mname)
+    rec = Recorder([unique_name, mname], tmp_path / "busy_raw.fif", flush_every=0.2,
+                   drain_timeout=5.0).start()
+    stop = threading.Event()
+    sent: list[str] = []
+
+    def source():
+        t0, k, i = local_clock(), 0, 0
+        while not stop.is_set():
+            due = int((local_clock() - t0) * srate)
+            if due - k >= 16:
+                ks = np.arange(k, k + 16)
+                eeg.push_chunk(_rows(ks, 2), t0 + ks[-1] / srate)
+                k += 16
+            if local_clock() - t0 >= 0.25 * i:
+                mk.push(f"n{i}")
+                sent.append(f"n{i}")
+                i += 1
+            time.sleep(0.005)
+
+    th = threading.Thread(target=source, daemon=True)
+    th.start()
+    assert wait_until(lambda: rec.counters[mname]["received"] >= 6, 10)
+    with caplog.at_level("WARNING", logger="neurodeck.acquisition.recorder"):
+        path = rec.stop()
+    stop.set()
+    th.join(5)
+    assert "final drain timed out" not in caplog.text
+    side = json.loads(path.with_name("busy_raw.json").read_text())
+    codes = [m["code"] for m in side["markers"]]
+    assert codes == sent[: len(codes)] and len(codes) >= 6  # numbered, in order, none skipped
+    eeg.close()
+    mk.close()
