@@ -44,6 +44,7 @@ from neurodeck.app.protocol import (
     SimulatorCueSink,
 )
 from neurodeck.app.ui.cue_display import CLASS_TEXT, CueDisplay
+from neurodeck.app.ui.participant import ParticipantScreen, ScreenChooser, shared_screen
 from neurodeck.app.ui.qt_models import ProtocolRunner, error_text
 from neurodeck.app.ui.widgets import Page, big_button
 
@@ -75,7 +76,8 @@ class CalibratePage(Page):
         self.marker_outlet: Any = None
         self.recording_path: Path | None = None
         self.last_saved: Path | None = None
-        self.fullscreen: CueDisplay | None = None
+        #: the participant screen while it is open
+        self.fullscreen: ParticipantScreen | None = None
         self.state = "idle"
         #: protocol clock override (tests); None = LSL clock
         self.clock = None
@@ -169,9 +171,14 @@ class CalibratePage(Page):
         self.status_label = QLabel("Ready.")
         self.status_label.setWordWrap(True)
         rv.addWidget(self.status_label)
-        self.full_button = QPushButton("Show cues full screen (participant's screen)")
+        prow = QHBoxLayout()
+        self.screen_box = ScreenChooser()
+        self.full_button = QPushButton("Participant screen")
         self.full_button.clicked.connect(self.show_fullscreen)
-        rv.addWidget(self.full_button)
+        prow.addWidget(self.full_button, 1)
+        prow.addWidget(QLabel("on"))
+        prow.addWidget(self.screen_box)
+        rv.addLayout(prow)
         lv.addWidget(run)
         lv.addStretch(1)
 
@@ -186,7 +193,9 @@ class CalibratePage(Page):
             sc.activated.connect(slot)
         self.pause_button.setToolTip("Space")
         self.abort_button.setToolTip("Esc")
-        self.full_button.setToolTip("F11; Esc on the cue screen closes it")
+        self.full_button.setToolTip("Fixation cross and cues only, full screen on the chosen "
+                                    "monitor (F11). On the participant screen: F11 toggles full "
+                                    "screen, Esc leaves it.")
         # a recording that fails in the background must stop the run and say so
         self._watch = QTimer(self)
         self._watch.setInterval(1000)
@@ -559,10 +568,23 @@ class CalibratePage(Page):
             self.context.background.run(work, done, fail, name="recorder-stop")
 
     def show_fullscreen(self) -> None:
+        """Open the participant screen on the chosen monitor, showing the current phase."""
+        screen = shared_screen(self.context)
+        if self.fullscreen is None:
+            self.fullscreen = screen
+            screen.closed.connect(self._participant_closed)
+        d = self.cue_display
+        screen.cues.phase, screen.cues.class_name = d.phase, d.class_name
+        screen.cues.trial, screen.cues.n_trials = d.trial, d.n_trials
+        screen.pause_text = d.pause_text
+        self.screen_box.refresh()
+        screen.show_cues()
+        screen.show_on(self.screen_box.currentIndex())
+
+    def _participant_closed(self) -> None:
         if self.fullscreen is not None:
-            self.fullscreen.close()
-        self.fullscreen = self.cue_display.open_fullscreen()
-        self.fullscreen.destroyed.connect(lambda *_: setattr(self, "fullscreen", None))
+            self.fullscreen.closed.disconnect(self._participant_closed)
+        self.fullscreen = None
 
     # ------------------------------------------------------------------ page API
     def busy_reason(self) -> str | None:

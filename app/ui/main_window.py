@@ -502,6 +502,9 @@ class MainWindow(QMainWindow):
                 page.shutdown()
             except Exception:
                 logger.exception("page %s failed to shut down", type(page).__name__)
+        screen = getattr(self.context, "participant_screen", None)
+        if screen is not None:
+            screen.close()
         self.context.shutdown()
         try:
             self.context.settings.window_geometry = bytes(self.saveGeometry().toHex()).decode()

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import QObject, Qt, QTimer, pyqtSignal
-from PyQt6.QtGui import QColor
+from PyQt6.QtGui import QColor, QKeySequence, QShortcut
 from PyQt6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -56,6 +56,7 @@ from neurodeck.app.feedback_model import (
     velocity_from_probs,
 )
 from neurodeck.app.ui.feedback import CursorView, GrazBar
+from neurodeck.app.ui.participant import ParticipantScreen, ScreenChooser, shared_screen
 from neurodeck.app.ui.qt_models import error_text
 from neurodeck.app.ui.widgets import Page, StateBadge, big_button
 from neurodeck.app.ui.workers import JobRunner
@@ -153,7 +154,7 @@ class OnlinePage(Page):
         mbox = QGroupBox("Model")
         ml = QGridLayout(mbox)
         self.model_box = QComboBox()
-        self.model_box.setMinimumContentsLength(24)
+        self.model_box.setMinimumContentsLength(18)
         self.refresh_button = QPushButton("\u21bb")
         self.refresh_button.setMaximumWidth(40)
         self.refresh_button.setToolTip("List the session's models again")
@@ -210,10 +211,21 @@ class OnlinePage(Page):
         rl.addWidget(self.tau, 1, 3)
         rl.addWidget(QLabel("trial"), 1, 4)
         rl.addWidget(self.trial_len, 1, 5)
-        rl.addWidget(self.record, 2, 0, 1, 6)
         rl.addWidget(self.start_button, 3, 0, 1, 2)
         rl.addWidget(self.stop_button, 3, 2, 1, 2)
         rl.addWidget(self.badge, 3, 4, 1, 2)
+        self.participant_button = QPushButton("Participant screen")
+        self.participant_button.setToolTip("Cue and feedback bar only, full screen on the chosen "
+                                           "monitor (F11 toggles full screen there, Esc leaves it)")
+        self.participant_button.clicked.connect(self.show_participant)
+        f11 = QShortcut(QKeySequence("F11"), self, activated=self.show_participant)
+        f11.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.screen_box = ScreenChooser()
+        rl.addWidget(self.record, 2, 0, 1, 6)
+        rl.addWidget(self.participant_button, 4, 0, 1, 4)
+        rl.addWidget(self.screen_box, 4, 4, 1, 2)
+        #: the participant screen while it is open
+        self.participant: ParticipantScreen | None = None
         top.addWidget(rbox, 4)
         self.body.addLayout(top)
 
@@ -610,8 +622,31 @@ class OnlinePage(Page):
             self._stop_recorder(rec)
         self.badge.set_state("stopped")
         self.graz.set_cue(None)
+        self._mirror()
         self._update_buttons()
         self.run_stopped.emit()
+
+    # ------------------------------------------------------------------ participant screen
+    def show_participant(self) -> None:
+        """Open the participant screen (cue + feedback bar) on the chosen monitor."""
+        screen = shared_screen(self.context)
+        if self.participant is None:
+            self.participant = screen
+            screen.closed.connect(self._participant_closed)
+        self.screen_box.refresh()
+        self._mirror()
+        screen.show_on(self.screen_box.currentIndex())
+
+    def _participant_closed(self) -> None:
+        if self.participant is not None:
+            self.participant.closed.disconnect(self._participant_closed)
+        self.participant = None
+
+    def _mirror(self) -> None:
+        """The participant sees what the operator's Graz bar shows (no numbers)."""
+        if self.participant is not None:
+            self.participant.set_feedback_labels(self.graz.negative, self.graz.positive)
+            self.participant.show_feedback(self.graz.value, self.graz.cue)
 
     # ------------------------------------------------------------------ live news
     def _on_engine_state(self, state: str) -> None:
@@ -633,6 +668,7 @@ class OnlinePage(Page):
         cls = self.scorer.class_of(label)
         if cls is not None:
             self.graz.set_cue(cls)
+            self._mirror()
             dims = self.task.config.dims
             idx = cursor_targets_for(self.decoder.labels, dims).get(cls)
             if idx is not None and idx < len(self.task.targets):
@@ -662,6 +698,7 @@ class OnlinePage(Page):
                 self._add_trial_row(ended)
                 self._show_summary()
             self.graz.set_cue(self.scorer.current_label)
+        self._mirror()
         self._step_cursor(d, sm, t, dt)
 
     def _step_cursor(self, d, smoothed, t: float, dt: float) -> None:

@@ -315,6 +315,19 @@ def test_disconnect_refused_during_an_online_run(window, qtbot, asset_edfs, bund
             qtbot.mouseClick(online.load_button, LEFT)
     with qtbot.waitSignal(online.run_started, timeout=10000):
         qtbot.mouseClick(online.start_button, LEFT)
+    # the participant screen: a second top-level window, full screen, the feedback bar only
+    qtbot.mouseClick(online.participant_button, LEFT)
+    screen = window.context.participant_screen
+    assert screen.isWindow() and screen.isVisible() and screen is not window
+    assert screen.isFullScreen()
+    from PyQt6.QtWidgets import QAbstractButton, QLabel
+
+    assert not screen.findChildren(QAbstractButton) and not screen.findChildren(QLabel)
+    qtbot.waitUntil(lambda: np.isfinite(screen.bar.value), timeout=20000)
+    qtbot.waitUntil(lambda: screen.bar.cue is not None, timeout=20000)  # a cue of run 12
+    assert screen.bar.value == online.graz.value and screen.bar.cue == online.graz.cue
+    qtbot.keyClick(screen, Qt.Key.Key_F11)  # leaves full screen, stays open
+    assert not screen.isFullScreen() and screen.isVisible()
     connect = _go(qtbot, window, "connect")
     qtbot.mouseClick(connect.disconnect_button, LEFT)
     assert sm.inlet is not None and online.engine is not None  # still decoding
@@ -437,6 +450,9 @@ def test_calibration_pauses_on_signal_loss_and_repeats_the_trial(window, qtbot, 
                     timeout=15000)
     page = _go(qtbot, window, "calibrate")
     page.set_config(fast)
+    qtbot.mouseClick(page.full_button, LEFT)  # the participant screen
+    screen = window.context.participant_screen
+    assert screen.isVisible() and screen.isFullScreen() and screen.cues.show_progress is False
     with qtbot.waitSignal(page.run_state_changed, timeout=20000,
                           check_params_cb=lambda s: s == "running"):
         qtbot.mouseClick(page.start_button, LEFT)
@@ -447,6 +463,7 @@ def test_calibration_pauses_on_signal_loss_and_repeats_the_trial(window, qtbot, 
     qtbot.waitUntil(lambda: page.state == "paused", timeout=10000)
     assert page.guard.holding and page.phase is Phase.PAUSED
     assert "waiting for the signal" in page.cue_display.pause_text
+    assert screen.cues.phase is Phase.PAUSED and "waiting for the signal" in screen.pause_text
     assert "Paused: the EEG stream" in page.status_label.text()
     assert "Calibration paused" in " ".join(window.banner.history)
     qtbot.mouseClick(page.pause_button, LEFT)  # the operator cannot resume without a signal
@@ -458,6 +475,9 @@ def test_calibration_pauses_on_signal_loss_and_repeats_the_trial(window, qtbot, 
         pass
     proto = page.protocol
     assert proto.phase is Phase.FINISHED and proto.progress == (6, 6)
+    assert screen.cues.phase is Phase.FINISHED
+    cues_seen = [e.class_name for e in proto.events if e.phase is Phase.CUE]
+    assert len(cues_seen) == 6 + len(proto.interrupted_trials)
     bad = proto.interrupted_trials  # the trial cut by the loss (and one that ended in it)
     assert 1 <= len(bad) <= 2 and all(t.reason.startswith("signal") for t in bad)
     assert page.guard.outages and not np.isnan(page.guard.outages[-1][2])
