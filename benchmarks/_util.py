@@ -178,6 +178,64 @@ def parser(description: str, reps: int = 3, blas_option: bool = False) -> argpar
     return p
 
 
+def add_baseline_option(p: argparse.ArgumentParser) -> None:
+    """``--baseline REV``: also run the benchmark with neurodeck from git revision REV."""
+    p.add_argument("--baseline", default=None, metavar="REV",
+                   help="then run the same benchmark (this script) with the neurodeck code of git "
+                   "revision REV (a temporary worktree), printed after: before/after in one run")
+
+
+def run_baseline(module: str, argv: Sequence[str], rev: str) -> int:
+    """Run ``python -m benchmarks.<module> argv`` importing ``neurodeck`` from revision ``rev``.
+
+    The benchmark scripts stay the current ones; only the package under test changes. A
+    temporary ``git worktree`` of ``rev`` is mapped to ``neurodeck.*`` with a symlinked tree
+    (as ``.ci/lint-imports`` does) placed first on the child's ``sys.path``.
+    """
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    argv = [a for i, a in enumerate(argv) if a != "--baseline"
+            and not (i and argv[i - 1] == "--baseline") and not a.startswith("--baseline=")]
+    tmp = Path(tempfile.mkdtemp(prefix="nd-baseline-"))
+    code = tmp / "code"
+    try:
+        subprocess.run(["git", "worktree", "add", "--detach", str(code), rev], cwd=ROOT, check=True,
+                       capture_output=True)
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=code, check=True,
+                             capture_output=True, text=True).stdout.strip()
+        shadow = tmp / "shadow" / "neurodeck"
+        shadow.mkdir(parents=True)
+        (shadow / "__init__.py").symlink_to(code / "neurodeck" / "__init__.py")
+        for layer in ("app", "acquisition", "decoders", "assets"):
+            if (code / layer).is_dir():
+                (shadow / layer).symlink_to(code / layer)
+        env = dict(os.environ, PYTHONPATH=f"{shadow.parent}{os.pathsep}{ROOT}")
+        print(f"\n## baseline: neurodeck from {rev} ({sha}), benchmark script from this tree\n",
+              flush=True)
+        proc = subprocess.run([sys.executable, "-c", _BASELINE_CHILD, module, str(code), *argv],
+                              cwd=shadow.parent, env=env)
+        return proc.returncode
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(code)], cwd=ROOT,
+                       capture_output=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+_BASELINE_CHILD = """
+import os, runpy, sys
+module, code = sys.argv[1], sys.argv[2]
+import neurodeck.decoders
+where = os.path.realpath(neurodeck.decoders.__path__[0])
+assert where.startswith(os.path.realpath(code)), f"baseline not imported: {where}"
+sys.argv = [f"benchmarks.{module}", *sys.argv[3:]]
+runpy.run_module(f"benchmarks.{module}", run_name="__main__", alter_sys=True)
+"""
+
+
 def n_reps(args: argparse.Namespace) -> int:
     if args.reps is not None:
         return max(1, args.reps)
@@ -321,7 +379,9 @@ def _source_main(name: str, source_id: str, n_channels: int, srate: float, chunk
     """Subprocess body: push EEGMMIDB data + a COUNTER channel in real time (nominal clock)."""
     from neurodeck.acquisition.outlet import DataOutlet, local_clock, make_stream_info
 
-    data, labs, _, _ = eeg_data(n_channels, srate, None)
+    # the recording loops; above 256 ch @ 1 kHz only its first 30 s (memory: 512 ch @ 2048 Hz
+    # would be 0.5 GB of float32 for the whole run)
+    data, labs, _, _ = eeg_data(n_channels, srate, None if n_channels * srate <= 262_144 else 30.0)
     n_total = data.shape[1]
     info = make_stream_info(name, "EEG", [*labs, "COUNTER"], srate, fmt="double64",
                             source_id=source_id, units=["microvolts"] * n_channels + ["samples"],

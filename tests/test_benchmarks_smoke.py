@@ -32,6 +32,8 @@ CASES = [
                  marks=pytest.mark.slow),
     pytest.param("soak", ["--minutes", "0.15"], "Soak", ["64x512"], id="soak",
                  marks=pytest.mark.slow),
+    pytest.param("replay_decode", [], "replay -> decode -> independent inlet", ["median"],
+                 id="replay_decode", marks=pytest.mark.slow),
     pytest.param("finalize_memory", ["--quick"], "Finalize 1 min", ["this commit"],
                  id="finalize_memory", marks=pytest.mark.slow),
 ]

@@ -273,3 +273,37 @@ def test_engine_decisions_equal_pseudo_online(pipeline, unique_name, tmp_path):
     assert [d.index for d in got] == res.ends.tolist()
     assert all(d.valid for d in got)
     np.testing.assert_allclose(np.stack([d.values for d in got]), res.outputs, atol=1e-10, rtol=0)
+
+
+def test_quality_screen_clears_only_windows_check_window_clears():
+    """The per-hop screen (block statistics) never passes a window check_window would refuse,
+    and passes clean EEG-like windows without the full check, sliding over a long signal."""
+    from neurodeck.acquisition.quality import QualityConfig, check_window
+    from neurodeck.app.engine import QualityScreen
+
+    rng = np.random.default_rng(5)
+    n_ch, W, hop = 6, 300, 32
+    x = 10 * rng.standard_normal((n_ch, 6000))
+    x[5] = np.arange(6000)  # a counter (no unit: only NaN/Inf matters)
+    faults = {"nan": (0, 1000, 1003), "flat": (1, 2000, 2400), "spike": (2, 3000, 3001),
+              "clip": (3, 4000, 4300), "tiny": (4, 5000, 5400)}
+    x[0, 1000:1003] = np.nan
+    x[1, 2000:2400] = 7.0
+    x[2, 3000] = 5000.0
+    x[3, 4000:4300] = np.clip(x[3, 4000:4300], -3, 3)
+    x[4, 5000:5400] *= 0.0095  # std ~0.095 µV: just flat (threshold 0.1)
+    cfg = QualityConfig()
+    to_uv = np.array([1.0] * 5 + [np.nan])
+    screen = QualityScreen(cfg, to_uv, W, hop)
+    cleared = 0
+    for end in range(-(-W // hop) * hop, x.shape[1] + 1, hop):
+        w = x[:, end - W:end]
+        ok = check_window(w, 160.0, cfg, to_uv=to_uv, line_noise=False).ok
+        if screen.clean(w, end):
+            assert ok, end
+            cleared += 1
+        hit = [k for k, (_, lo, hi) in faults.items() if end - W < hi and lo < end]
+        if not hit:
+            assert ok and screen.clean(w, end), end  # clean windows never need the full check
+    assert not screen.clean(x[:, 1000 - W + 10:1010], 1010)  # end not on a hop boundary
+    assert cleared >= 100
