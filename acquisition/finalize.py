@@ -120,6 +120,57 @@ def _sample_position(t: float, ts: np.ndarray, segments: list[tuple[int, int]], 
     return best
 
 
+#: A marker stream whose stamps differ from their arrival times (our LSL clock) by more than this
+#: many seconds (the smallest difference) is on another clock (Unix time, a device clock).
+FOREIGN_CLOCK_S = 10.0
+
+
+#: Relative difference between a stream's nominal and measured rate that is reported.
+RATE_TOLERANCE = 0.01
+
+
+def _measured_rate(ts: np.ndarray, srate: float) -> float | None:
+    """Sample rate the timestamps ``ts`` (n,) show, losses (> 0.25 s and 10 periods) excluded.
+
+    ``None`` for irregular streams and for less than 2 s of samples.
+    """
+    if srate <= 0 or ts.size < 2 or ts[-1] - ts[0] < 2.0:
+        return None
+    d = np.diff(ts)
+    lost = d > max(0.25, 10.0 / srate)
+    span = float(d[~lost & (d > 0)].sum())
+    n_steps = int((~lost & (d > 0)).sum())
+    return n_steps / span if span > 0 and n_steps else None
+
+
+def _foreign_clock_offsets(events: list[dict]) -> dict[str, float]:
+    """Per marker stream key on a foreign clock: median (arrival - stamp), seconds.
+
+    Markers stamped with ``time.time()`` (or a device clock) instead of the LSL clock fall far
+    outside the EEG samples and were all left out of the FIF. Their arrival times (our clock,
+    recorded by the recorder) give the offset: the smallest lag, as delays (the first marker
+    liblsl holds ~0.7 s after a connection, a busy machine) only ever add to it. Adding it keeps
+    the markers' relative timing and places them to within the smallest transport latency.
+    """
+    lags: dict[str, list[float]] = {}
+    for ev in events:
+        if isinstance(ev, dict) and ev.get("kind") == "marker":
+            try:
+                lag = float(ev["arrived"]) - float(ev["t"])
+            except (KeyError, TypeError, ValueError):
+                continue
+            if np.isfinite(lag):
+                lags.setdefault(str(ev.get("stream")), []).append(lag)
+    out = {}
+    for key, vals in lags.items():
+        off = float(np.min(vals))
+        if abs(off) > FOREIGN_CLOCK_S:
+            logger.warning("marker stream %s is stamped on another clock (%.3f s off the LSL clock); "
+                           "markers placed by their arrival (offset added, original stamps kept)", key, off)
+            out[key] = off
+    return out
+
+
 def output_files(out: Path | str, streams: list[dict]) -> dict[str, Path]:
     """Every file finalizing ``streams`` into ``out`` writes.
 
@@ -326,6 +377,7 @@ def _write_outputs(pdir: Path, loaded: Any, out: Path, files: dict[str, Path], w
     states: list[dict] = []
     clocks: dict[str, list] = {}
     damaged = 0
+    foreign = _foreign_clock_offsets(loaded.events)
     for ev in loaded.events:
         try:
             s = by_key.get(ev.get("stream"))
@@ -340,8 +392,11 @@ def _write_outputs(pdir: Path, loaded: Any, out: Path, files: dict[str, Path], w
                 at = ev.get("at")
                 hint = at.get(pkey) if isinstance(at, dict) else None
                 hint = float(hint) if isinstance(hint, int | float) and not isinstance(hint, bool) else None
-                markers.append({"stream": sname, "timestamp": t, "onset": onset_of(t, hint),
-                                "code": label, "name": name_of(label)})
+                entry = {"stream": sname, "timestamp": t, "code": label, "name": name_of(label)}
+                if ev.get("stream") in foreign:  # stamped on another clock (Unix time, a device)
+                    entry["timestamp_sent"] = t
+                    t = entry["timestamp"] = t + foreign[ev["stream"]]
+                markers.append({**entry, "onset": onset_of(t, hint)})
             elif ev.get("kind") == "state":
                 t_data = t
                 if str(ev.get("new")).upper() == "LOST" and ev.get("last_data_t") is not None:
@@ -367,6 +422,7 @@ def _write_outputs(pdir: Path, loaded: Any, out: Path, files: dict[str, Path], w
     duration = n_times / sfreq
     onsets, descs, extras = [], [], []
     outside = 0
+    notes: list[str] = []  # warnings for the user, also kept in the sidecar
     keep, on_samples = onsets_on_samples(np.array([m["onset"] for m in markers]), n_times, sfreq)
     for m, kept, onset in zip(markers, keep, on_samples, strict=True):
         if kept:
@@ -375,6 +431,9 @@ def _write_outputs(pdir: Path, loaded: Any, out: Path, files: dict[str, Path], w
             extras.append({"stream": m["stream"], "code": m["code"]})
         else:
             outside += 1
+    if outside:
+        notes.append(f"{outside} marker(s) fall outside the samples of {primary['name']!r}: kept in "
+                     "the sidecar, not in the FIF's annotations")
     for st in states:
         desc = _STATE_ANNOTATIONS.get(str(st["new"]).upper())
         if desc:
@@ -416,6 +475,13 @@ def _write_outputs(pdir: Path, loaded: Any, out: Path, files: dict[str, Path], w
                 gaps=_gaps(ts, float(s["srate"])),
                 truncated_bytes=int(loaded.truncated.get(key, 0)),
             )
+            measured = _measured_rate(ts, float(s["srate"]))
+            entry["measured_srate"] = measured
+            if measured is not None and abs(measured / float(s["srate"]) - 1) > RATE_TOLERANCE:
+                notes.append(
+                    f"stream {s['name']!r} claims {float(s['srate']):g} Hz but its timestamps say "
+                    f"{measured:.2f} Hz; the {'FIF' if key == pkey else 'file'} is labelled "
+                    f"{float(s['srate']):g} Hz: check the amplifier's rate setting")
             if key == pkey:
                 entry["file"] = out.name
                 entry["fif_channel_types"] = types
@@ -451,6 +517,8 @@ def _write_outputs(pdir: Path, loaded: Any, out: Path, files: dict[str, Path], w
         "streams": stream_entries,
         "markers": markers,
         "markers_outside_eeg": outside,
+        "warnings": notes,
+        "marker_clock_offsets": {by_key[k]["name"] if k in by_key else k: v for k, v in foreign.items()},
         "damaged_events_skipped": damaged,
     }
     side = files["sidecar"]
@@ -460,6 +528,8 @@ def _write_outputs(pdir: Path, loaded: Any, out: Path, files: dict[str, Path], w
     except OSError as exc:
         raise _oserror(exc, side, "write") from exc
 
+    for note in notes:
+        logger.warning("%s: %s", out, note)
     # --- verify, then remove the partial folder ----------------------------------------------
     try:
         with warnings.catch_warnings():

@@ -364,7 +364,7 @@ class Recorder:
                 # the right stretch of samples if the clock jumped back (same stamps twice)
                 at = {o.key: o.received for o in self._slots if not o.desc.get("is_marker")}
                 q.put(("marker", key, {"kind": "marker", "stream": key, "t": float(timestamp),
-                                       "label": str(label), "at": at}))
+                                       "label": str(label), "at": at, "arrived": _lsl_now()}))
 
             s.inlet.add_marker_listener(on_marker)
         else:

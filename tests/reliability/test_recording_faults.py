@@ -347,9 +347,11 @@ sys.exit(main(["record", "-s", {unique_name!r}, "--out", {str(out)!r}, "--durati
         t0 = local_clock()
         while proc.poll() is None and k0 < 40 * 512:
             k = np.arange(k0, k0 + 64)
+            due = t0 + k[-1] / srate - local_clock()
+            if due > 0:  # pushed when its last sample is due (never stamped ahead of time)
+                time.sleep(due)
             eeg.push_chunk(_rows(k, n_ch, np.int32), t0 + k[-1] / srate)
             k0 += 64
-            time.sleep(64 / srate)
         stdout, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
@@ -491,3 +493,75 @@ def test_stop_while_markers_arrive_every_quarter_second_drains_without_timeout(t
     assert codes == sent[: len(codes)] and len(codes) >= 6  # numbered, in order, none skipped
     eeg.close()
     mk.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# 12. markers stamped in Unix time
+# ---------------------------------------------------------------------------------------------
+def test_markers_stamped_in_unix_time_are_placed_on_their_samples(tmp_path, unique_name):
+    """A marker source stamping with time.time(): all 11 markers were left out of the FIF."""
+    srate, n = 256.0, 1280
+    eeg = _counting(unique_name, 2, srate)
+    mname = unique_name + "-m"
+    mk = MarkerOutlet(mname, source_id=mname)
+    at = list(range(79, n, 112))  # 11 numbered markers, each on the last sample of a pushed chunk
+    out = tmp_path / "unix_raw.fif"
+    rec = Recorder([unique_name, mname], out, flush_every=0.2, drain_quiet=0.5).start()
+    unix_minus_lsl = time.time() - local_clock()
+    t0 = local_clock()
+    for start in range(0, n, 16):  # live pace: a marker is pushed when its sample is
+        k = np.arange(start, start + 16)
+        due = t0 + k[-1] / srate - local_clock()
+        if due > 0:
+            time.sleep(due)
+        eeg.push_chunk(_rows(k, 2), t0 + k[-1] / srate)
+        for m in at:
+            if start <= m < start + 16:
+                mk.push(f"m{m}", t0 + m / srate + unix_minus_lsl)
+    assert wait_until(lambda: rec.counters[mname]["received"] == len(at), 10)
+    rec.stop()
+    ann = _read_fif(out).annotations
+    assert list(ann.description) == [f"m{m}" for m in at]
+    # placed by arrival: within the transport latency (a few ms = a few samples) of their sample
+    np.testing.assert_allclose(ann.onset * srate, at, atol=4.0)
+    side = json.loads(out.with_name("unix_raw.json").read_text())
+    assert side["markers_outside_eeg"] == 0
+    assert side["marker_clock_offsets"][mname] == pytest.approx(-unix_minus_lsl, abs=0.5)  # added
+    assert side["markers"][0]["timestamp_sent"] > 1e9  # the original stamps are kept
+    eeg.close()
+    mk.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# 11. a stream whose real rate is not its nominal rate
+# ---------------------------------------------------------------------------------------------
+def test_stream_claiming_160_hz_but_sending_150_hz_is_reported(tmp_path, unique_name):
+    nominal, real, n = 160.0, 150.0, 600  # 4 s
+    eeg = _counting(unique_name, 2, nominal)
+    out = tmp_path / "rate_raw.fif"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "neurodeck.app.cli", "record", "-s", unique_name, "--out", str(out),
+         "--quiet"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert eeg.wait_for_consumers(30)
+        assert wait_until(lambda: partial_dir_for(out).is_dir(), 30)
+        t0 = local_clock()
+        for start in range(0, n, 15):  # every sample stamped at the real 150 Hz, paced live
+            k = np.arange(start, start + 15)
+            due = t0 + k[-1] / real - local_clock()
+            if due > 0:
+                time.sleep(due)
+            eeg.push_chunk(_rows(k, 2), t0 + k[-1] / real)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    assert "claims 160 Hz but its timestamps say 150" in stderr, stderr
+    side = json.loads(out.with_name("rate_raw.json").read_text())
+    assert side["streams"][0]["measured_srate"] == pytest.approx(real, rel=0.005)
+    assert any("claims 160 Hz" in w for w in side["warnings"])
+    np.testing.assert_array_equal(_read_fif(out).get_data(picks=["counter"])[0], np.arange(n))
+    eeg.close()
