@@ -422,7 +422,6 @@ class _BaseInlet:
             self._next_clock = now + 0.5
 
     def _on_data(self, now: float) -> None:
-        self._read_clock_offset(now)
         state = self._state
         if state is StreamState.LOST:
             self._counters.reconnects += 1
@@ -433,6 +432,7 @@ class _BaseInlet:
             self._set_state(StreamState.CONNECTED)
         elif state is StreamState.RECOVERED and now - self._recovered_at >= self.recovered_hold:
             self._set_state(StreamState.CONNECTED)
+        self._read_clock_offset(now)  # after the state: waiters see CONNECTED first
 
     def _go_lost(self, now: float) -> None:
         if self._state is not StreamState.LOST:
@@ -888,6 +888,7 @@ class MarkerInlet(_BaseInlet):
 
     def _on_data(self, now: float) -> None:
         self._on_idle(now)
+        self._read_clock_offset(now)
 
     def _on_idle(self, now: float) -> None:
         if self._state is StreamState.RECOVERED and now - self._recovered_at >= self.recovered_hold:
