@@ -287,10 +287,15 @@ class OnlineDecoder:
         n_sig = W - p.n_pad
         view = np.lib.stride_tricks.sliding_window_view(y, n_sig, axis=1)  # (ch, pos, n_sig)
         rows = np.flatnonzero(ok)
+        blocks = p.covariance_first and n_sig >= hop
         for i in range(0, len(rows), batch):
             r = rows[i:i + batch]
-            Xf = np.ascontiguousarray(view[:, ends[r] - n_sig, :].transpose(1, 0, 2))
-            out[r] = self.bundle.run_head(p.features(Xf, self.bundle))
+            if blocks:  # covariances summed from hop blocks, as DecoderStream does live
+                F = p.features(_block_covariances(y, ends[r], n_sig, hop), self.bundle, start=1)
+            else:
+                Xf = np.ascontiguousarray(view[:, ends[r] - n_sig, :].transpose(1, 0, 2))
+                F = p.features(Xf, self.bundle)
+            out[r] = self.bundle.run_head(F)
             if progress is not None:
                 progress(int(np.searchsorted(ends, ends[r[-1]], side="right")))
         return ends, out
@@ -320,6 +325,44 @@ class OnlineDecoder:
             w = w[self.picks_]
         out = self.decide_batch(w[None])[0]
         return None if np.isnan(out).any() else out
+
+
+def _block_covariances(y: np.ndarray, ends: np.ndarray, n: int, hop: int) -> np.ndarray:
+    """OAS covariances of the windows ``y[:, e - n:e]`` from sums over hop-long blocks.
+
+    Parameters
+    ----------
+    y : ndarray, shape (n_channels, n_times)
+        Filtered signal.
+    ends : ndarray of int, shape (n_windows,)
+        Window ends, multiples of ``hop``.
+    n, hop : int
+        Window length and block length in samples (``n >= hop``).
+
+    Returns
+    -------
+    covs : ndarray, shape (n_windows, n_channels, n_channels)
+    """
+    from neurodeck.decoders.pipelines import oas_shrink
+
+    q, r = divmod(n, hop)
+    b_lo, b_hi = int(ends.min()) // hop - q, int(ends.max()) // hop
+    Yb = y[:, b_lo * hop:b_hi * hop].reshape(len(y), b_hi - b_lo, hop)
+    G = np.einsum("cbt,dbt->bcd", Yb, Yb)  # (n_blocks, ch, ch), each block once
+    s = Yb.sum(axis=2).T  # (n_blocks, ch)
+    first = ends // hop - q - b_lo  # first whole block of each window
+    S = np.zeros((len(ends), len(y), len(y)))
+    m = np.zeros((len(ends), len(y)))
+    for k in range(q):
+        S += G[first + k]
+        m += s[first + k]
+    if r:
+        idx = (ends - n)[:, None] + np.arange(r)[None, :]
+        Xr = y[:, idx].transpose(1, 0, 2)  # (n_windows, ch, r)
+        S += Xr @ Xr.transpose(0, 2, 1)
+        m += Xr.sum(axis=2)
+    m /= n
+    return oas_shrink(S / n - m[:, :, None] * m[:, None, :], n)
 
 
 class _CachedTangentSpace:
