@@ -39,6 +39,10 @@ class CVResult:
     n_classes: int = 2
     n_folds: int = 5
     seed: int = 42
+    protocol: str = "within"
+    calib_trials: int | None = None
+    n_train: int = 0
+    n_test: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -137,6 +141,8 @@ def cross_validate_pipelines(
                 n_classes=len(classes),
                 n_folds=cv,
                 seed=seed,
+                n_train=int(round(np.mean([len(tr) for tr, _ in folds]))),
+                n_test=int(round(np.mean([len(te) for _, te in folds]))),
             )
         )
         logger.info("%s %s: %s %.3f", dataset, name, metric, results[-1].score)
@@ -448,3 +454,178 @@ def pseudo_online(
         accuracy=float(correct.mean()) if len(correct) else float("nan"), compute_s=compute,
         duration_s=duration, realtime_factor=duration / max(compute, 1e-12),
     )
+
+
+# ------------------------------------------------------------------ protocols across time and subjects
+
+#: Evaluation protocols of ``neurodeck evaluate --protocol``.
+PROTOCOLS = ("within", "chronological", "loso")
+
+
+def chronological_split(y: Sequence[Any], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """First ``k`` trials of each class calibrate; every trial after the last of them tests.
+
+    As in a real session: the user performs trials in the recorded order, and the decoder is
+    calibrated once every class has ``k`` labelled trials. Trials between a class's k-th trial
+    and the end of calibration (the other classes' later ones) are in neither set.
+
+    Parameters
+    ----------
+    y : array-like, shape (n_trials,)
+        Labels in time order.
+    k : int
+        Calibration trials per class (0: none, every trial tests).
+
+    Returns
+    -------
+    calib : ndarray of int, shape (n_classes * k,)
+        Indices of the calibration trials, in time order.
+    test : ndarray of int
+        Indices of the test trials, in time order.
+    """
+    y = np.asarray(y)
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 0:
+        raise DecoderError(f"calibration trials per class must be an integer >= 0, got {k!r}")
+    classes = np.unique(y)
+    calib = []
+    for c in classes:
+        idx = np.flatnonzero(y == c)
+        if len(idx) <= k:
+            raise DecoderError(f"class {str(c)!r} has {len(idx)} trials: none left to test after "
+                               f"{k} calibration trials")
+        calib.extend(idx[:k])
+    calib = np.sort(np.asarray(calib, dtype=int))
+    test = np.arange(calib.max() + 1 if len(calib) else 0, len(y))
+    if len(np.unique(y[test])) < len(classes):
+        raise DecoderError(f"after {k} calibration trials per class the test trials miss a class")
+    return calib, test
+
+
+def evaluate_chronological(
+    X: np.ndarray,
+    y: Sequence[Any],
+    pipelines: Mapping[str, Any],
+    calib_trials: Sequence[int],
+    *,
+    sources: Sequence[tuple[np.ndarray, np.ndarray]] = (),
+    dataset: str = "",
+    protocol: str = "chronological",
+    seed: int = 42,
+    progress: Callable[[str, str, int], None] | None = None,
+) -> list[CVResult]:
+    """Calibrate on the first ``K`` trials per class (plus sources), test on every later trial.
+
+    For each pipeline and each ``K``: the pipeline (cloned) is fitted on the source datasets
+    and the target's ``K`` calibration trials per class pooled (:func:`decoders.transfer.fit_pooled`:
+    a :class:`~decoders.transfer.Recentering` step re-centres every dataset by its own
+    reference and keeps the target's, from its calibration trials; with ``K = 0`` the reference
+    starts empty). The later trials are then decided one after the other in time order, with
+    online adaptation of the re-centering reference (:func:`decoders.transfer.predict_proba_adaptive`,
+    the rule the live decoder runs). Every selection (grids, references) sees training data only.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n_trials, n_channels, n_times)
+        The target's padded raw windows, in time order.
+    y : array-like, shape (n_trials,)
+    pipelines : mapping name -> estimator
+        Unfitted pipelines.
+    calib_trials : sequence of int
+        Values of ``K`` (calibration trials per class).
+    sources : sequence of (X, y)
+        Other subjects' or sessions' windows (same channels and length), never the target.
+    dataset : str
+        Name of the target in the records.
+    protocol : str
+        Written in the records (``"chronological"`` or ``"loso"``).
+    seed : int
+        Written in the records (the pipelines carry their own seeds).
+    progress : callable or None
+        Called as ``progress(pipeline_name, "K", k)`` after every fit.
+
+    Returns
+    -------
+    results : list of CVResult
+        One per (pipeline, K): ``score`` is the ROC-AUC (2 classes) or accuracy on the test
+        trials; ``fold_scores`` holds that one score.
+    """
+    from neurodeck.decoders.transfer import fit_pooled, predict_proba_adaptive, recentering_steps
+
+    X = np.asarray(X, dtype=float)
+    y = np.asarray(y)
+    if X.ndim != 3 or len(y) != len(X):
+        raise DecoderError(f"X must be (n_trials, n_channels, n_times) with one label per trial, "
+                           f"got X {X.shape} and {len(y)} labels")
+    for i, (Xs, ys) in enumerate(sources):
+        if np.asarray(Xs).shape[1:] != X.shape[1:] or len(ys) != len(Xs):
+            raise DecoderError(f"source {i} has windows of shape {np.asarray(Xs).shape[1:]}, the "
+                               f"target {X.shape[1:]} (same channels and window length needed)")
+    classes = np.unique(y)
+    metric = "roc_auc" if len(classes) == 2 else "accuracy"
+    n_src = int(sum(len(ys) for _, ys in sources))
+    results = []
+    for name, pipe in pipelines.items():
+        for k in calib_trials:
+            calib, test = chronological_split(y, int(k))
+            if not len(calib) and not sources:
+                raise DecoderError("K = 0 calibration trials needs sources (--sources or --protocol loso)")
+            est = clone(pipe)
+            t0 = time.perf_counter()
+            parts = [(np.asarray(Xs, dtype=float), np.asarray(ys)) for Xs, ys in sources]
+            parts.append((X[calib], y[calib]))
+            fit_pooled(est, parts, target=len(parts) - 1 if len(calib) else None)
+            t1 = time.perf_counter()
+            if recentering_steps(est):
+                proba = predict_proba_adaptive(est, X[test])
+            else:
+                proba = np.asarray(est.predict_proba(X[test]))
+            if metric == "roc_auc":
+                pos = list(est.classes_).index(classes[1])
+                score = roc_auc_score(y[test] == classes[1], proba[:, pos])
+            else:
+                score = accuracy_score(y[test], np.asarray(est.classes_)[proba.argmax(axis=1)])
+            t2 = time.perf_counter()
+            results.append(CVResult(
+                dataset=dataset, pipeline=name, metric=metric, score=float(score),
+                fold_scores=[float(score)], n_trials=len(y), fit_time_s=t1 - t0,
+                predict_time_s=t2 - t1, n_classes=len(classes), n_folds=1, seed=seed,
+                protocol=protocol, calib_trials=int(k), n_train=len(calib) + n_src,
+                n_test=len(test),
+            ))
+            logger.info("%s %s %s K=%d: %s %.3f", protocol, dataset, name, k, metric, score)
+            if progress is not None:
+                progress(name, "K", int(k))
+    return results
+
+
+def evaluate_loso(
+    datasets: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    pipelines: Mapping[str, Any],
+    calib_trials: Sequence[int],
+    *,
+    seed: int = 42,
+    progress: Callable[[str, str, int], None] | None = None,
+) -> list[CVResult]:
+    """Leave one subject out: each dataset in turn is the target, all the others the sources.
+
+    Parameters
+    ----------
+    datasets : mapping name -> (X, y)
+        One entry per subject (or session), windows in time order.
+    pipelines, calib_trials, seed, progress
+        As in :func:`evaluate_chronological`.
+
+    Returns
+    -------
+    results : list of CVResult
+        ``protocol = "loso"``; one per (target, pipeline, K).
+    """
+    if len(datasets) < 2:
+        raise DecoderError(f"leave-one-subject-out needs at least 2 datasets, got {len(datasets)}")
+    results = []
+    for target, (X, y) in datasets.items():
+        sources = [d for name, d in datasets.items() if name != target]
+        results += evaluate_chronological(X, y, pipelines, calib_trials, sources=sources,
+                                          dataset=target, protocol="loso", seed=seed,
+                                          progress=progress)
+    return results

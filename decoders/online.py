@@ -201,8 +201,8 @@ class OnlineDecoder:
         valid = self.valid_mask(W)
         out = np.full((len(W), len(self.labels)), np.nan)
         if valid.any():
-            if self._plan is None:
-                out[valid] = self.bundle.predict_proba(W[valid])
+            if self._plan is None:  # adaptive steps update causally (see _StreamPlan.features)
+                out[valid] = self.bundle.predict_proba(W[valid], adapt=True)
             else:
                 p = self._plan
                 X = W[valid] if p.sub is None else W[valid][:, p.sub]
@@ -435,9 +435,15 @@ class _StreamPlan:
         return bool(self.steps) and type(self.steps[0]) is OASCovariances
 
     def features(self, X: np.ndarray, bundle, start: int = 0) -> np.ndarray:
-        """Head input from ``X`` (filtered windows, or what step ``start`` takes)."""
-        for step in self.steps[start:]:
-            X = step.transform(X)
+        """Head input from ``X`` (filtered windows, or what step ``start`` takes).
+
+        Adaptive steps (online re-centering, :class:`decoders.transfer.Recentering`) update their
+        state with the windows in order: live (:class:`DecoderStream`), pseudo-online
+        (:meth:`OnlineDecoder.replay`) and :meth:`OnlineDecoder.decide_batch` all come here.
+        """
+        from neurodeck.decoders.transfer import transform_steps
+
+        X = transform_steps([("", st) for st in self.steps[start:]], X, adapt=True)
         if bundle.kind == "pipeline":
             X = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
         return np.ascontiguousarray(X, dtype=bundle.input_dtype)

@@ -65,6 +65,7 @@ ALLOWED_STEPS: frozenset[str] = frozenset(
         "neurodeck.decoders.onnx.RiemannDistances",
         "neurodeck.decoders.pipelines.OASCovariances",
         "neurodeck.decoders.pipelines.FilterBankTangentSpace",
+        "neurodeck.decoders.transfer.Recentering",
         "pyriemann.estimation.Covariances",
         "pyriemann.spatialfilters.CSP",
         "pyriemann.tangentspace.TangentSpace",
@@ -417,10 +418,15 @@ class ModelBundle:
 
         return n_samples(float(self.meta.get("pad_s", 0.0)), self.sfreq)
 
-    def transform(self, X: np.ndarray) -> np.ndarray:
-        """Feature stage: padded windows (n, n_channels, n_times) -> head input."""
-        for _, step in self.features:
-            X = step.transform(X)
+    def transform(self, X: np.ndarray, *, adapt: bool = False) -> np.ndarray:
+        """Feature stage: padded windows (n, n_channels, n_times) -> head input.
+
+        ``adapt=True`` (the online decoder): adaptive steps update their state causally with
+        the windows, in order (see :func:`decoders.transfer.transform_steps`).
+        """
+        from neurodeck.decoders.transfer import transform_steps
+
+        X = transform_steps(self.features, X, adapt=adapt)
         if self.kind == "pipeline":
             X = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
         return np.ascontiguousarray(X, dtype=self.input_dtype)
@@ -430,8 +436,14 @@ class ModelBundle:
         out = self.session.run([self.output_name], {self.input_name: F})[0]
         return np.asarray(out, dtype=np.float64).reshape(len(F), -1)
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        return self.run_head(self.transform(X))
+    def predict_proba(self, X: np.ndarray, *, adapt: bool = False) -> np.ndarray:
+        return self.run_head(self.transform(X, adapt=adapt))
+
+    @property
+    def adaptive_steps(self) -> list:
+        """Feature steps whose state follows the incoming windows (e.g. online re-centering)."""
+        return [s for _, s in self.features if getattr(s, "adapt", False) is True
+                and hasattr(s, "adapt_transform")]
 
 
 def _version() -> str:

@@ -366,6 +366,12 @@ def _acm_step(ctx: BuildContext, **kw):  # noqa: ARG001
     return AugmentedCovariances(**{"estimator": "oas", **kw})
 
 
+def _recentering(**kw):
+    from neurodeck.decoders.transfer import Recentering
+
+    return Recentering(**kw)
+
+
 def _same(*keys: str) -> dict[str, str]:
     return {k: k for k in keys}
 
@@ -387,6 +393,10 @@ STEPS: dict[str, StepKind] = {
     "oas_covariance": StepKind("cov", lambda ctx: OASCovariances(), {}, doc="OAS covariance"),
     "augmented_covariance": StepKind("acm", _acm_step, _same("order", "lag", "estimator"),
                                      doc="augmented (delay-embedded) covariance; order/lag int or 'auto'"),
+    "recentering": StepKind(
+        "recentering", lambda ctx, **kw: _recentering(**kw), {"adapt": None, "memory": None},
+        doc="re-centre covariances by the subject's Riemannian mean (Zanini 2018); adapt = true: "
+        "the reference follows the incoming windows online (memory 0: cumulative)"),
     "csp": StepKind("csp", lambda ctx, **kw: CSP(**{"nfilter": 8, "log": True, **kw}),
                     _same("nfilter", "metric", "log"), doc="common spatial patterns"),
     "tangent_space": StepKind("ts", lambda ctx, **kw: TangentSpace(**{"metric": "riemann", **kw}),

@@ -16,8 +16,9 @@ from tests.decoders.test_pipelines import load_s001
 
 # small grids / fixed (order, lag) keep the test fast; the full searches run in `neurodeck evaluate`
 FAST = {
-    "acm-ts-svm": {"search__param_grid": {"acm__order": [2, 3], "acm__lag": [1],
-                                          "svm__estimator__C": [1.0]}},
+    "acm-ts-svm-grid": {"search__param_grid": {"acm__order": [2, 3], "acm__lag": [1],
+                                               "svm__estimator__C": [1.0]}},
+    "acm-ts-svm": {"acm__order": 2, "acm__lag": 2, "svm__param_grid": {"estimator__C": [1.0]}},
     "acm-mdm": {"acm__order": 2, "acm__lag": 2},
 }
 

@@ -251,9 +251,13 @@ def test_svm_pipelines_use_a_calibrated_svm_without_deprecation_warnings():
     d = cal.estimator.decision_function(pipe[:-1].transform(X))
     a, b = cal.calibrators[0].a_, cal.calibrators[0].b_
     np.testing.assert_allclose(pipe.predict_proba(X)[:, 1], expit(-(a * d + b)), atol=1e-12)
-    acm = make_pipeline("acm-ts-svm", sf, ch).named_steps["search"]
+    acm = make_pipeline("acm-ts-svm-grid", sf, ch).named_steps["search"]
     assert acm.param_grid["svm__estimator__C"] == [0.1, 1.0]
     acm.estimator.set_params(svm__estimator__C=0.5)  # a valid parameter path
+    # the default ACM route: (order, lag) from the training data, only C searched
+    fast = make_pipeline("acm-ts-svm", sf, ch)
+    assert (fast.named_steps["acm"].order, fast.named_steps["acm"].lag) == ("auto", "auto")
+    assert fast.named_steps["svm"].param_grid == {"estimator__C": [0.1, 1.0]}
 
 
 # ------------------------------------------------------------------ pipelines as data (TOML specs)
@@ -293,7 +297,7 @@ def test_specs_declare_grids_and_the_steps_they_search():
     ch = ["FC3", "FCz", "FC4", "C5", "C3", "C1", "Cz", "C2", "C4", "C6", "CP3", "CPz", "CP4", "O1"]
     svm = make_pipeline("ts-svm", 160.0, ch).named_steps["svm"]
     assert isinstance(svm, GridSearchCV) and svm.param_grid == {"estimator__C": [0.1, 1.0, 10.0]}
-    acm = make_pipeline("acm-ts-svm", 160.0, ch)
+    acm = make_pipeline("acm-ts-svm-grid", 160.0, ch)
     assert [n for n, _ in acm.steps] == ["bandpass", "picks", "search"]
     assert acm.named_steps["picks"].picks == list(ch[:-1])
     assert set(acm.named_steps["search"].param_grid) == {"acm__order", "acm__lag", "svm__estimator__C"}

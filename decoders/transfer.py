@@ -1,0 +1,346 @@
+"""Transfer between subjects and sessions: Riemannian re-centering with online adaptation.
+
+Re-centering (Zanini et al., "Transfer learning: a Riemannian geometry framework with
+applications to brain-computer interfaces", IEEE TBME 2018) whitens every covariance matrix of
+a subject (or session) by that subject's reference, a Riemannian mean of its matrices::
+
+    C_aligned = M^{-1/2} C M^{-1/2}
+
+so that every subject's matrices are centred on the identity and a classifier trained on the
+pooled, re-centred matrices of other subjects applies to a new one. The reference needs no
+labels: for a new user it is the running Riemannian mean of the incoming windows, updated
+causally (:func:`running_reference`), live and in pseudo-online replay by the same code
+(:meth:`Recentering.adapt_transform`, called by :meth:`decoders.online.OnlineDecoder.decide_batch`
+through :meth:`decoders.onnx.ModelBundle.predict_proba`).
+
+:class:`Recentering` is a pipeline step (after the covariance step); its rule (``adapt``,
+``memory``) and state (``reference_``, ``n_seen_``) are plain parameters and arrays that a model
+bundle stores as JSON. :func:`fit_pooled` fits any pipeline on several subjects at once, each
+re-centred by its own reference.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from pyriemann.geometry.base import invsqrtm, powm, sqrtm
+from pyriemann.geometry.distance import distance_riemann
+from pyriemann.geometry.mean import mean_riemann
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from neurodeck.decoders.errors import DecoderError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Recentering", "fit_pooled", "recenter", "running_reference", "transform_steps"]
+
+
+def _check_spd(X: Any, where: str = "X") -> np.ndarray:
+    X = np.asarray(X, dtype=float)
+    if X.ndim != 3 or X.shape[1] != X.shape[2]:
+        raise DecoderError(f"{where} must be (n_matrices, n_channels, n_channels), got shape {X.shape}")
+    return X
+
+
+def recenter(C: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Whiten SPD matrices by a reference: ``M^{-1/2} C M^{-1/2}``.
+
+    Parameters
+    ----------
+    C : ndarray, shape (n_matrices, n_channels, n_channels)
+    reference : ndarray, shape (n_channels, n_channels)
+        SPD reference ``M``.
+
+    Returns
+    -------
+    aligned : ndarray, shape (n_matrices, n_channels, n_channels)
+    """
+    W = invsqrtm(np.asarray(reference, dtype=float))
+    return W @ _check_spd(C) @ W
+
+
+def _geodesic_step(M: np.ndarray, C: np.ndarray, w: float) -> np.ndarray:
+    """The point at ``w`` on the affine-invariant geodesic from ``M`` to ``C``."""
+    if w >= 1.0:
+        return C.copy()
+    Ms, Mi = sqrtm(M), invsqrtm(M)
+    out = Ms @ powm(Mi @ C @ Mi, w) @ Ms
+    return (out + out.T) / 2
+
+
+def running_reference(
+    C: np.ndarray, reference: np.ndarray | None, n_seen: int, memory: int = 0
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Causal running Riemannian mean: one geodesic step towards each matrix, in order.
+
+    ``M_n = M_{n-1} #_w C_n`` with ``w = 1 / n`` (cumulative mean; the mean of all matrices so
+    far is approached without storing them) or ``w = max(1 / n, 1 / memory)`` when ``memory``
+    > 0 (exponential forgetting over about ``memory`` matrices). The first matrix of an empty
+    reference (``n_seen = 0``) becomes the reference.
+
+    Parameters
+    ----------
+    C : ndarray, shape (n_matrices, n_channels, n_channels)
+        Incoming SPD matrices in time order.
+    reference : ndarray, shape (n_channels, n_channels) or None
+        Reference before the first matrix (None when ``n_seen = 0``).
+    n_seen : int
+        Matrices already averaged into ``reference``.
+    memory : int
+        0: cumulative mean; > 0: effective number of matrices remembered.
+
+    Returns
+    -------
+    refs : ndarray, shape (n_matrices, n_channels, n_channels)
+        The reference after each matrix (``refs[i]`` has seen ``C[: i + 1]``).
+    reference : ndarray, shape (n_channels, n_channels)
+        The last reference.
+    n_seen : int
+    """
+    C = _check_spd(C)
+    refs = np.empty_like(C)
+    M = None if reference is None or n_seen == 0 else np.asarray(reference, dtype=float)
+    n = int(n_seen) if M is not None else 0
+    for i, c in enumerate(C):
+        n += 1
+        w = 1.0 / n if memory <= 0 else max(1.0 / n, 1.0 / memory)
+        M = c.copy() if M is None else _geodesic_step(M, c, w)
+        refs[i] = M
+    return refs, M, n
+
+
+class Recentering(TransformerMixin, BaseEstimator):
+    """Re-centre covariance matrices to the identity by a subject's reference (Zanini 2018).
+
+    Parameters
+    ----------
+    adapt : bool
+        Online adaptation: :meth:`adapt_transform` (what the online decoder calls) updates the
+        reference causally with every incoming window before whitening it (no labels).
+        :meth:`transform` never changes the state.
+    memory : int
+        0: the reference is the cumulative running mean of everything seen; > 0: exponential
+        forgetting over about ``memory`` windows.
+
+    Attributes
+    ----------
+    reference_ : ndarray, shape (n_channels, n_channels)
+        The current reference (identity until a window or calibration trial is seen).
+    n_seen_ : int
+        Matrices averaged into ``reference_`` (0: none yet, e.g. a population model before its
+        first window).
+    origin_ : ndarray, shape (n_channels, n_channels)
+        The reference at fit or calibration time (:meth:`drift` measures from it).
+
+    Notes
+    -----
+    ``fit(X, groups=g)`` (a population model: ``groups`` names the subject of each matrix, pass
+    it as ``recentering__groups`` through a Pipeline) re-centres every group by its own mean in
+    :meth:`fit_transform`, and leaves the reference empty (``n_seen_ = 0``) unless ``target``
+    names the group whose reference to keep (the new user's calibration trials). Without
+    ``groups`` the training matrices are one subject: the reference is their mean.
+    """
+
+    def __init__(self, adapt: bool = True, memory: int = 0) -> None:
+        self.adapt = adapt
+        self.memory = memory
+
+    def _check_params(self) -> None:
+        if not isinstance(self.adapt, bool | np.bool_):
+            raise DecoderError(f"adapt={self.adapt!r}; expected true or false")
+        if isinstance(self.memory, bool) or not isinstance(self.memory, int | np.integer) or self.memory < 0:
+            raise DecoderError(f"memory={self.memory!r}; expected an integer >= 0 (0: cumulative mean)")
+
+    def _fit(self, X, groups, target) -> np.ndarray:
+        self._check_params()
+        X = _check_spd(X)
+        n_ch = X.shape[1]
+        out = np.empty_like(X)
+        if groups is None:
+            groups = np.zeros(len(X), dtype=int)
+            target = 0
+        groups = np.asarray(groups)
+        if len(groups) != len(X):
+            raise DecoderError(f"groups has {len(groups)} entries for {len(X)} matrices")
+        self.reference_, self.n_seen_ = np.eye(n_ch), 0
+        for g in np.unique(groups):
+            idx = np.flatnonzero(groups == g)
+            M = mean_riemann(X[idx])
+            out[idx] = recenter(X[idx], M)
+            if target is not None and g == target:
+                self.reference_, self.n_seen_ = M, len(idx)
+        self.origin_ = self.reference_.copy()
+        self.n_channels_ = n_ch
+        return out
+
+    def fit(self, X, y=None, groups=None, target=None):  # noqa: ARG002
+        """Learn the reference(s).
+
+        Parameters
+        ----------
+        X : ndarray, shape (n_matrices, n_channels, n_channels)
+        y : ignored
+        groups : array-like, shape (n_matrices,) or None
+            Subject (domain) of each matrix; None: one subject.
+        target : object or None
+            The group whose reference is kept for transform (with ``groups``).
+
+        Returns
+        -------
+        self
+        """
+        self._fit(X, groups, target)
+        return self
+
+    def fit_transform(self, X, y=None, groups=None, target=None):  # noqa: ARG002
+        """Fit, and return every group's matrices re-centred by its own reference."""
+        return self._fit(X, groups, target)
+
+    def transform(self, X):
+        """Whiten by the current reference (no update).
+
+        Parameters
+        ----------
+        X : ndarray, shape (n_matrices, n_channels, n_channels)
+
+        Returns
+        -------
+        aligned : ndarray, shape (n_matrices, n_channels, n_channels)
+        """
+        check_is_fitted(self, "reference_")
+        return recenter(X, self.reference_)
+
+    def partial_fit(self, X, y=None):  # noqa: ARG002
+        """Update the reference with matrices in time order (no labels needed)."""
+        check_is_fitted(self, "reference_")
+        self._check_params()
+        _, self.reference_, self.n_seen_ = running_reference(
+            X, self.reference_, self.n_seen_, int(self.memory))
+        return self
+
+    def calibrate(self, X) -> Recentering:
+        """Start a new user's reference from calibration matrices (their Riemannian mean)."""
+        check_is_fitted(self, "reference_")
+        X = _check_spd(X)
+        if len(X):
+            self.reference_, self.n_seen_ = mean_riemann(X), len(X)
+            self.origin_ = self.reference_.copy()
+        return self
+
+    def adapt_transform(self, X) -> np.ndarray:
+        """Causal online step: update the reference with each window, then whiten it.
+
+        Window ``i`` is whitened by the reference that has seen windows ``0 .. i`` (and
+        everything before this call), so deciding windows one at a time (live) or in batches
+        (pseudo-online) gives the same outputs. With ``adapt=False`` this is :meth:`transform`.
+
+        Parameters
+        ----------
+        X : ndarray, shape (n_windows, n_channels, n_channels)
+            In time order.
+
+        Returns
+        -------
+        aligned : ndarray, shape (n_windows, n_channels, n_channels)
+        """
+        check_is_fitted(self, "reference_")
+        if not self.adapt:
+            return self.transform(X)
+        X = _check_spd(X)
+        refs, self.reference_, self.n_seen_ = running_reference(
+            X, self.reference_, self.n_seen_, int(self.memory))
+        out = np.empty_like(X)
+        for i, (c, M) in enumerate(zip(X, refs, strict=True)):
+            W = invsqrtm(M)
+            out[i] = W @ c @ W
+        return out
+
+    def drift(self) -> float:
+        """Riemannian distance the reference has moved since fit/calibration (0: not at all)."""
+        check_is_fitted(self, "reference_")
+        return float(distance_riemann(self.origin_, self.reference_))
+
+
+def recentering_steps(pipeline: Any) -> list[tuple[str, Recentering]]:
+    """The :class:`Recentering` steps of a (fitted or not) scikit-learn pipeline."""
+    steps = getattr(pipeline, "steps", None) or []
+    return [(n, s) for n, s in steps if isinstance(s, Recentering)]
+
+
+def fit_pooled(
+    pipeline: Any,
+    parts: Sequence[tuple[np.ndarray, np.ndarray]],
+    *,
+    target: int | None = None,
+) -> Any:
+    """Fit a pipeline on several subjects' trials pooled, each re-centred by its own reference.
+
+    Parameters
+    ----------
+    pipeline : sklearn Pipeline (unfitted)
+        If it has a :class:`Recentering` step, that step gets ``groups`` (the part index) and
+        ``target``; otherwise the trials are simply pooled.
+    parts : sequence of (X, y)
+        ``X`` shape (n_trials_k, n_channels, n_times) padded raw windows, ``y`` shape (n_trials_k,).
+        Empty parts (e.g. no calibration trial) are skipped.
+    target : int or None
+        Index in ``parts`` of the new user's calibration trials: their reference is kept for
+        decoding. None: the reference starts empty and adapts from the first window.
+
+    Returns
+    -------
+    pipeline : the fitted pipeline
+    """
+    keep = [(i, X, y) for i, (X, y) in enumerate(parts) if len(y)]
+    if not keep:
+        raise DecoderError("fit_pooled: no training trials")
+    X = np.concatenate([X for _, X, _ in keep])
+    y = np.concatenate([y for _, _, y in keep])
+    groups = np.concatenate([np.full(len(y_), i) for i, _, y_ in keep])
+    params = {}
+    for name, _ in recentering_steps(pipeline):
+        params[f"{name}__groups"] = groups
+        params[f"{name}__target"] = target if target is not None and any(
+            i == target for i, _, _ in keep) else None
+    return pipeline.fit(X, y, **params)
+
+
+def transform_steps(steps: Sequence[tuple[str, Any]], X: np.ndarray, *, adapt: bool = False) -> np.ndarray:
+    """Run feature steps in order; with ``adapt`` the adaptive steps update their state.
+
+    THE feature stage of neurodeck, offline and live: ``adapt=True`` calls
+    :meth:`Recentering.adapt_transform` (causal reference update per window, in the windows'
+    order) where ``transform`` would be called; every other step is ``transform``.
+
+    Parameters
+    ----------
+    steps : sequence of (name, estimator)
+        Fitted feature steps.
+    X : ndarray, shape (n_windows, ...)
+        Input of the first step, windows in time order.
+    adapt : bool
+
+    Returns
+    -------
+    features : ndarray
+        Output of the last step.
+    """
+    for _, step in steps:
+        X = step.adapt_transform(X) if adapt and hasattr(step, "adapt_transform") else step.transform(X)
+    return X
+
+
+def predict_proba_adaptive(pipeline: Any, X: np.ndarray) -> np.ndarray:
+    """``predict_proba`` of a fitted pipeline with causal online adaptation over ``X``'s windows.
+
+    The pipeline's :class:`Recentering` state moves (as it does live); windows are taken in order.
+
+    Returns
+    -------
+    proba : ndarray, shape (n_windows, n_classes)
+    """
+    F = transform_steps(pipeline.steps[:-1], X, adapt=True)
+    return np.asarray(pipeline.steps[-1][1].predict_proba(F))

@@ -1,0 +1,156 @@
+"""Re-centering (Zanini 2018), its causal online adaptation, and the evaluation protocols."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from pyriemann.geometry.distance import distance_riemann
+from pyriemann.geometry.mean import mean_riemann
+
+from neurodeck.decoders.errors import DecoderError
+from neurodeck.decoders.evaluation import (
+    chronological_split,
+    evaluate_chronological,
+    evaluate_loso,
+)
+from neurodeck.decoders.pipelines import DecoderConfig, make_pipeline
+from neurodeck.decoders.transfer import Recentering, recenter, running_reference
+
+SF = 160.0
+
+
+def _spd(rng, n, c=4, scale=1.0):
+    A = rng.standard_normal((n, c, 3 * c))
+    return scale * A @ A.transpose(0, 2, 1) / (3 * c) + 0.1 * np.eye(c)
+
+
+def test_each_group_is_recentred_to_the_identity_and_the_target_reference_is_kept():
+    rng = np.random.default_rng(0)
+    C = np.concatenate([_spd(rng, 30), _spd(rng, 20, scale=5.0)])
+    groups = np.repeat(["a", "b"], [30, 20])
+    rc = Recentering(adapt=False)
+    out = rc.fit_transform(C, groups=groups, target="b")
+    for g in ("a", "b"):
+        np.testing.assert_allclose(mean_riemann(out[groups == g]), np.eye(4), atol=1e-6)
+    np.testing.assert_allclose(rc.reference_, mean_riemann(C[30:]), atol=1e-10)
+    assert rc.n_seen_ == 20
+    # no target: the reference is empty until the first window (population model)
+    rc = Recentering().fit(C, groups=groups)
+    assert rc.n_seen_ == 0 and np.array_equal(rc.reference_, np.eye(4))
+    np.testing.assert_allclose(recenter(C[:3], np.eye(4)), C[:3])
+
+
+def test_running_reference_is_causal_and_converges_to_the_riemannian_mean():
+    rng = np.random.default_rng(1)
+    C = _spd(rng, 400)
+    refs, M, n = running_reference(C, None, 0)
+    np.testing.assert_array_equal(refs[0], C[0])  # an empty reference starts at the first window
+    assert n == 400
+    assert distance_riemann(M, mean_riemann(C)) < 0.05 < distance_riemann(C[0], mean_riemann(C))
+    # causal: the reference after window i does not depend on later windows
+    refs2, _, _ = running_reference(np.concatenate([C[:10], _spd(rng, 5)]), None, 0)
+    np.testing.assert_allclose(refs2[:10], refs[:10], atol=1e-12)
+    # with memory the weight never drops below 1/memory
+    _, Mm, _ = running_reference(np.concatenate([C, 9 * C[:200]]), None, 0, memory=50)
+    assert distance_riemann(Mm, mean_riemann(9 * C[:200])) < distance_riemann(M, mean_riemann(9 * C[:200])) / 4
+    with pytest.raises(DecoderError, match="memory=-1; expected an integer >= 0"):
+        Recentering(memory=-1).fit(C)
+
+
+def test_adapt_transform_gives_the_same_outputs_one_window_at_a_time_and_in_batches():
+    rng = np.random.default_rng(2)
+    C, W = _spd(rng, 40), _spd(rng, 25, scale=3.0)
+    a = Recentering(adapt=True).fit(C)
+    b = Recentering(adapt=True).fit(C)
+    batch = a.adapt_transform(W)
+    single = np.concatenate([b.adapt_transform(w[None]) for w in W])
+    np.testing.assert_allclose(single, batch, atol=1e-12)
+    assert a.n_seen_ == 65 and a.drift() > 0.1
+    # and it is not the static transform: the reference moved towards the new windows
+    assert np.abs(batch - Recentering(adapt=False).fit(C).transform(W)).max() > 0.1
+    # transform never changes the state
+    ref = a.reference_.copy()
+    a.transform(W)
+    np.testing.assert_array_equal(a.reference_, ref)
+
+
+def _subjects(n_subjects=4, n_trials=40, n_ch=6, seed=0):
+    """Synthetic subjects: the class doubles the amplitude of one of two sources; each subject
+    sees them through its own SPD mixing matrix and amplitude."""
+    from scipy.linalg import expm
+
+    rng = np.random.default_rng(seed)
+    n_t = int(SF * 3)  # 1 s pad + 2 s window
+    out = []
+    for _ in range(n_subjects):
+        B = rng.standard_normal((n_ch, n_ch))
+        A = expm(0.5 * (B + B.T) / 2)
+        y = rng.permutation(np.repeat(["left", "right"], n_trials // 2))
+        S = rng.standard_normal((n_trials, n_ch, n_t))
+        S[y == "left", 0] *= 2.0
+        S[y == "right", 1] *= 2.0
+        out.append((np.einsum("ij,njt->nit", A, S) * rng.uniform(1, 10), y))
+    return out
+
+
+def test_other_subjects_decode_a_new_one_without_labels():
+    subj = _subjects()
+    ch = [f"E{i}" for i in range(6)]
+    aligned = make_pipeline("default", SF, ch)
+    X, y = subj[0]
+    res = evaluate_chronological(X, y, {"default": aligned}, [0, 5], sources=subj[1:], dataset="s0")
+    score = {(r.pipeline, r.calib_trials): r for r in res}
+    assert score["default", 0].score > 0.9
+    r = score["default", 5]
+    assert (r.protocol, r.n_train, r.n_test, r.metric) == ("chronological", 130, r.n_test, "roc_auc")
+    assert r.n_test == 40 - 1 - max(np.flatnonzero(y == c)[4] for c in ("left", "right"))
+    loso = evaluate_loso({f"s{i}": d for i, d in enumerate(subj)}, {"default": aligned}, [0])
+    assert [r.dataset for r in loso] == ["s0", "s1", "s2", "s3"]
+    assert all(r.protocol == "loso" and r.n_train == 120 for r in loso)
+    assert np.mean([r.score for r in loso]) > 0.9
+    with pytest.raises(DecoderError, match="K = 0 calibration trials needs sources"):
+        evaluate_chronological(X, y, {"default": aligned}, [0])
+
+
+def test_chronological_split_calibrates_on_the_first_k_of_each_class():
+    y = np.array(list("aabababbbaab"))
+    calib, test = chronological_split(y, 2)
+    assert calib.tolist() == [0, 1, 2, 4] and test.tolist() == list(range(5, 12))
+    calib, test = chronological_split(y, 0)
+    assert calib.tolist() == [] and test.tolist() == list(range(12))
+    with pytest.raises(DecoderError, match="class 'a' has 6 trials: none left to test after 6"):
+        chronological_split(y, 6)
+    with pytest.raises(DecoderError, match="integer >= 0, got -1"):
+        chronological_split(y, -1)
+
+
+def test_pseudo_online_equals_live_for_the_adaptive_decoder(tmp_path):
+    """decide_batch over all windows (pseudo-online) == decide() window by window (live)."""
+    from neurodeck.decoders.online import OnlineDecoder
+    from neurodeck.decoders.onnx import save_bundle
+
+    subj = _subjects(n_subjects=3)
+    ch = [f"E{i}" for i in range(6)]
+    from neurodeck.decoders.transfer import fit_pooled
+
+    pipe = fit_pooled(make_pipeline("default", SF, ch), subj[1:])  # population model, K = 0
+    cfg = DecoderConfig(pipeline="default", tmin=0.5, tmax=2.5 - 1 / SF)
+    path = save_bundle(pipe, cfg, tmp_path / "m", ch_names=ch, sfreq=SF, X_check=subj[1][0][:8])
+    meta = json.loads((path / "model.json").read_text())
+    rc = next(s for s in meta["feature_steps"] if s["class"].endswith("Recentering"))
+    assert rc["params"] == {"adapt": True, "memory": 0} and rc["state"]["n_seen_"] == 0
+    X = subj[0][0]
+    batch = OnlineDecoder(path).decide_batch(X)
+    live = OnlineDecoder(path)
+    one = np.array([live.decide(w) for w in X])
+    np.testing.assert_allclose(one, batch, atol=1e-10)
+    assert live.bundle.adaptive_steps[0].n_seen_ == len(X)
+    # the adaptation matters: a decoder without it decides differently
+    assert np.abs(load_static(path).predict_proba(X) - batch).max() > 0.05
+
+
+def load_static(path):
+    from neurodeck.decoders.onnx import load_bundle
+
+    return load_bundle(path)
