@@ -67,6 +67,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="hop between pseudo-online windows in seconds (0.0625)")
     parser.add_argument("--trial", type=argtypes.seconds, default=4.0,
                         help="seconds after a cue whose windows count for that trial (4.0)")
+    parser.add_argument("--protocol", choices=("within", "chronological", "loso"), default="within",
+                        help="within: stratified k-fold inside each dataset (default); "
+                        "chronological: the first K trials of each class calibrate, all later "
+                        "trials test (with --sources: pooled with other subjects, each re-centred); "
+                        "loso: chronological on each dataset with all the other datasets as sources")
+    parser.add_argument("--calib-trials", type=calib_trials, default=(0, 5, 10, 20), metavar="K[,K...]",
+                        help="calibration trials per class of the chronological/loso protocols "
+                        "(0,5,10,20; 0 = no labelled calibration, needs sources)")
+    parser.add_argument("--sources", nargs="+", type=argtypes.dataset, default=[], metavar="DATASET",
+                        help="recordings of other subjects or sessions to pretrain on (dataset syntax "
+                        "as the positional arguments; never the target); chronological protocol")
+
+
+def calib_trials(text: str) -> tuple[int, ...]:
+    """``--calib-trials``: comma-separated integers >= 0."""
+    try:
+        ks = tuple(int(t) for t in text.split(","))
+    except ValueError:
+        ks = ()
+    if not ks or any(k < 0 for k in ks):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a list of calibration trial counts; expected integers >= 0 "
+            "separated by commas (e.g. 0,5,10,20)")
+    return ks
 
 
 def load_dataset(spec: str, config, *, reference_filter: bool = False):
@@ -231,6 +255,60 @@ def pseudo_online_loro(args, pipeline: str, ch_names, sfreq: float, spec: str) -
     }
 
 
+def run_transfer(args: argparse.Namespace, names: list[str]) -> int:
+    """``--protocol chronological`` or ``loso``: calibration on the first K trials per class."""
+    import warnings
+
+    from neurodeck.app.errors import UserError
+    from neurodeck.decoders.evaluation import evaluate_chronological, evaluate_loso
+
+    base = make_config(args, names[0])
+    if args.protocol == "loso" and args.sources:
+        raise UserError("--protocol loso uses the positional datasets as each other's sources; "
+                        "give --sources with --protocol chronological")
+    loaded = {}
+    ch_names = sfreq = None
+    for spec in list(args.datasets) + list(args.sources):
+        if spec in loaded:
+            continue
+        X, y, ch, sf, _ = load_dataset(spec, base)
+        if ch_names is not None and (ch != ch_names or sf != sfreq):
+            raise UserError(f"{spec}: channels/rate ({len(ch)} channels at {sf:g} Hz) differ from "
+                            f"the first dataset ({len(ch_names)} at {sfreq:g} Hz); use --picks")
+        ch_names, sfreq = ch, sf
+        loaded[spec] = (X, y)
+    overlap = set(args.datasets) & set(args.sources)
+    if overlap:
+        raise UserError(f"{sorted(overlap)} are both target and source; a target is never a source")
+    pipes = {n: make_config(args, n).build(sfreq, ch_names, seed=args.seed) for n in names}
+    results = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        if args.protocol == "loso":
+            res = evaluate_loso({dataset_name(s): loaded[s] for s in args.datasets}, pipes,
+                                args.calib_trials, seed=args.seed)
+        else:
+            sources = [loaded[s] for s in args.sources]
+            res = []
+            for spec in args.datasets:
+                res += evaluate_chronological(*loaded[spec], pipes, args.calib_trials,
+                                              sources=sources, dataset=dataset_name(spec),
+                                              seed=args.seed)
+    for r in res:
+        d = r.as_dict()
+        d.update(sources=[dataset_name(s) for s in args.sources] if args.protocol != "loso" else
+                 [dataset_name(s) for s in args.datasets if dataset_name(s) != r.dataset],
+                 sfreq=sfreq, n_channels=len(ch_names), band=list(base.band), tmin=base.tmin,
+                 tmax=base.tmax, pad=base.pad)
+        results.append(d)
+    print_table([{**d, "pipeline": f"{d['pipeline']} K={d['calib_trials']}"} for d in results])
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"results": results}, indent=2))
+        print(f"results written to {args.json}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     import warnings
 
@@ -256,6 +334,14 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"unknown pipelines {unknown}; expected some of {sorted(PIPELINES)}")
     if args.cv < 2:
         raise UserError(f"--cv must be >= 2, got {args.cv}")
+    if args.protocol != "within":
+        if args.pseudo_online or args.reference_filter:
+            raise UserError(f"--protocol {args.protocol} cannot be combined with --pseudo-online "
+                            "or --reference-filter (within-session options)")
+        return run_transfer(args, names)
+    if args.sources:
+        raise UserError("--sources needs --protocol chronological (within-session folds use the "
+                        "dataset alone)")
     if args.reference_filter:
         if args.pseudo_online:
             raise UserError("--reference-filter cannot be combined with --pseudo-online (the "

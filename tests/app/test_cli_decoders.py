@@ -74,3 +74,34 @@ def test_pipeline_file_adds_pipelines_and_bad_ones_exit_2(asset_edfs, tmp_path, 
     assert p.stderr.strip().splitlines() == [
         f"neurodeck evaluate: error: {bad}: pipeline 'my-bad' steps[1] (mdm): metric = "
         "[['riemann']]; expected a value or a non-empty list of values"]
+
+
+def test_evaluate_protocols_chronological_and_loso(asset_edfs, tmp_path, cli):
+    """Runs of S001 stand in for subjects: R04+R08 and R12 are each other's sources."""
+    a = ",".join(str(p) for p in asset_edfs[:2])
+    b = str(asset_edfs[2])
+    out = tmp_path / "loso.json"
+    p = cli("evaluate", a, b, "--protocol", "loso", "--pipelines", "default", "--calib-trials",
+            "0,3", "--picks", PICKS, "--json", out, "--no-progress", timeout=240)
+    assert p.returncode == 0, p.stderr
+    rows = json.loads(out.read_text())["results"]
+    assert [(r["dataset"], r["calib_trials"]) for r in rows] == [
+        ("S001R04+S001R08", 0), ("S001R04+S001R08", 3), ("S001R12", 0), ("S001R12", 3)]
+    for r in rows:
+        assert r["protocol"] == "loso" and r["pipeline"] == "default" and 0 <= r["score"] <= 1
+    # K = 0: trained on the other dataset only, every trial of the target tests
+    assert (rows[0]["n_train"], rows[0]["n_test"], rows[0]["sources"]) == (15, 30, ["S001R12"])
+    assert rows[1]["n_train"] == 15 + 6 and rows[1]["n_test"] <= 30 - 6
+    assert "default K=3" in p.stdout
+    p = cli("evaluate", b, "--protocol", "chronological", "--sources", a, "--pipelines", "ts-lr",
+            "--calib-trials", "5", "--picks", PICKS, "--json", out, "--no-progress", timeout=240)
+    assert p.returncode == 0, p.stderr
+    (r,) = json.loads(out.read_text())["results"]
+    assert (r["protocol"], r["calib_trials"], r["n_train"]) == ("chronological", 5, 30 + 10)
+    for args, expected in [
+        (["--protocol", "chronological", "--calib-trials", "0"], "K = 0 calibration trials needs sources"),
+        (["--protocol", "chronological", "--calib-trials", "5,x"], "'5,x' is not a list of calibration"),
+        (["--sources", a], "--sources needs --protocol chronological"),
+    ]:
+        p = cli("evaluate", b, "--picks", PICKS, "--no-progress", *args)
+        assert p.returncode == 2 and expected in p.stderr, p.stderr

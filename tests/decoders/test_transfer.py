@@ -142,12 +142,27 @@ def test_pseudo_online_equals_live_for_the_adaptive_decoder(tmp_path):
     assert rc["params"] == {"adapt": True, "memory": 0} and rc["state"]["n_seen_"] == 0
     X = subj[0][0]
     batch = OnlineDecoder(path).decide_batch(X)
-    live = OnlineDecoder(path)
-    one = np.array([live.decide(w) for w in X])
+    one_by_one = OnlineDecoder(path)
+    one = np.array([one_by_one.decide(w) for w in X])
     np.testing.assert_allclose(one, batch, atol=1e-10)
-    assert live.bundle.adaptive_steps[0].n_seen_ == len(X)
+    assert one_by_one.bundle.adaptive_steps[0].n_seen_ == len(X)
     # the adaptation matters: a decoder without it decides differently
     assert np.abs(load_static(path).predict_proba(X) - batch).max() > 0.05
+    # a continuous recording: the live stream state (what app.engine feeds hop by hop) gives
+    # the pseudo-online replay's decisions, adaptation included
+    data = np.concatenate(list(X[:6, :, int(SF):]), axis=1)  # (6 ch, 12 s)
+    hop = 16
+    ends, replay = OnlineDecoder(path).replay(data, hop)
+    live = OnlineDecoder(path)
+    stream = live.open_stream(hop)
+    W = live.window_samples
+    stream.reset(data[:, :ends[0]], ends[0])
+    got = [stream.decide()]
+    for e in ends[1:]:
+        stream.push(data[:, e - hop:e])
+        got.append(stream.decide())
+    np.testing.assert_allclose(np.array(got), replay, atol=1e-8)
+    assert live.bundle.adaptive_steps[0].n_seen_ == len(ends) > 80 and W == ends[0]
 
 
 def load_static(path):
