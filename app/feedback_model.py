@@ -525,6 +525,17 @@ class CuedRunScorer:
     def current_label(self) -> str | None:
         return None if self._current is None else self._current["label"]
 
+    def discard(self, onsets: Sequence[float] = ()) -> int:
+        """Drop the open trial and the scored trials cued at ``onsets`` (cut by a signal loss:
+        they are repeated, not scored). Returns the number of trials dropped."""
+        n = int(self._current is not None)
+        self._current = None
+        keep = [r for r in self.results
+                if not any(abs(r.onset - float(o)) < 1e-6 for o in onsets)]
+        n += len(self.results) - len(keep)
+        self.results = keep
+        return n
+
     def summary(self) -> RunSummary:
         """Over the trials with decisions: accuracy, median time to decision of the correct ones."""
         scored = [r for r in self.results if r.n_decisions > 0]

@@ -8,7 +8,9 @@ Usage::
 spectrum fill, runs a short-timed calibration (2 x 12 trials, ~1.5 min) in a throw-away session
 (captured mid-trial and when saved), then shows every later page; a page may define
 ``prepare_screenshot()`` (start work on the session's data) and ``screenshot_ready() -> bool``.
-Saves one PNG per page (``01-connect.png`` ...) plus the cue display alone.
+Saves one PNG per page (``01-connect.png`` ...) plus the cue display alone and the participant
+screen during the calibration (``02d-participant-calibration.png``) and online feedback
+(``05b-participant-online.png``), rendered at the window size.
 Settings and sessions go to a temporary folder, never to your home.
 """
 from __future__ import annotations
@@ -114,6 +116,20 @@ def main(argv: list[str] | None = None) -> int:
     pump(app, 0.2)
     shoot("02-calibrate")
     shoot("02b-cue-display", cal.cue_display)
+
+    def shoot_participant(name: str) -> None:
+        screen = win.context.participant_screen
+        screen.showNormal()
+        screen.resize(args.width, args.height)
+        pump(app, 0.3)
+        shoot(name, screen)
+        screen.hide()
+        win.activateWindow()
+
+    cal.show_fullscreen()
+    wait_for(app, lambda: cal.phase is Phase.CUE, 60, "a cue on the participant screen")
+    pump(app, 0.2)
+    shoot_participant("02d-participant-calibration")
     wait_for(app, lambda: cal.protocol.done and cal.state == "idle", 60 + 6 * n_trials * 2,
              "the calibration run and its recording")
     pump(app, 0.8)
@@ -136,6 +152,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"screenshots: {spec.key}: {exc}", file=sys.stderr)
         pump(app, 0.5)
         shoot(f"{i:02d}-{spec.key}")
+        if spec.key == "online" and page.engine is not None:
+            page.show_participant()
+            wait_for(app, lambda p=page: p._phase is Phase.IMAGERY, 60, "imagery with feedback")
+            pump(app, 0.8)
+            shoot_participant(f"{i:02d}b-participant-online")
     win.close()
     for p in saved:
         print(p)

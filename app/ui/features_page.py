@@ -434,7 +434,7 @@ class R2MapView(QWidget):
         lim = float(np.nanmax(np.abs(self.r2))) if self.r2.size else 0.1
         lim = max(lim, 1e-3)
         self.colorbar.setLevels((-lim, lim))
-        step = max(1, int(np.ceil(n_ch / 32)))
+        step = max(1, int(np.ceil(n_ch / 20)))  # ~20 readable labels (64 ch: every 4th)
         self.plot.getAxis("left").setTicks([[(i + 0.5, self.ch_names[i]) for i in range(0, n_ch, step)]])
         fstep = max(1, int(np.ceil(n_f / 12)))
         self.plot.getAxis("bottom").setTicks(

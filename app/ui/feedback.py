@@ -36,6 +36,10 @@ class GrazBar(QWidget):
         self.negative = "left_hand"
         self.positive = "right_hand"
         self.cue: str | None = None
+        #: write the output value under the bar (the operator's view; not the participant's)
+        self.show_numbers = True
+        #: size of labels and arrow (2-3 on the participant screen, readable at 2 m)
+        self.text_scale = 1.0
         self.setMinimumSize(360, 220)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
@@ -83,23 +87,26 @@ class GrazBar(QWidget):
             ay = cy - bar_h * 1.6
             length = half * 0.45
             tip = QPointF(cx + sign * length, ay)
-            p.setPen(QPen(CUE_COLOUR, 6))
-            p.drawLine(QPointF(cx, ay), QPointF(cx + sign * (length - 14), ay))
+            k = self.text_scale
+            p.setPen(QPen(CUE_COLOUR, 6 * k))
+            p.drawLine(QPointF(cx, ay), QPointF(cx + sign * (length - 14 * k), ay))
             p.setPen(Qt.PenStyle.NoPen)
             p.setBrush(CUE_COLOUR)
-            p.drawPolygon(QPolygonF([tip, QPointF(tip.x() - sign * 22, ay - 13),
-                                     QPointF(tip.x() - sign * 22, ay + 13)]))
+            p.drawPolygon(QPolygonF([tip, QPointF(tip.x() - sign * 22 * k, ay - 13 * k),
+                                     QPointF(tip.x() - sign * 22 * k, ay + 13 * k)]))
         # class labels
         f = QFont()
-        f.setPointSizeF(max(9.0, min(16.0, h / 18)))
+        k = self.text_scale
+        f.setPointSizeF(max(9.0, min(16.0 * k, h / 18)))
         p.setFont(f)
         p.setPen(QColor("#eceff1"))
         ty = cy + bar_h / 2 + 8
-        p.drawText(QRectF(cx - half, ty, half, 30), Qt.AlignmentFlag.AlignLeft,
+        th = 30 * k
+        p.drawText(QRectF(cx - half, ty, half, th), Qt.AlignmentFlag.AlignLeft,
                    "\u2190 " + _pretty(self.negative))
-        p.drawText(QRectF(cx, ty, half, 30), Qt.AlignmentFlag.AlignRight,
+        p.drawText(QRectF(cx, ty, half, th), Qt.AlignmentFlag.AlignRight,
                    _pretty(self.positive) + " \u2192")
-        if math.isfinite(self.value):
+        if math.isfinite(self.value) and self.show_numbers:
             p.drawText(QRectF(cx - 80, ty + 28, 160, 30), Qt.AlignmentFlag.AlignHCenter,
                        f"{self.value:+.2f}")
         p.end()

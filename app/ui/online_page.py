@@ -36,7 +36,9 @@ from PyQt6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMessageBox,
     QPushButton,
+    QSpinBox,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -55,9 +57,18 @@ from neurodeck.app.feedback_model import (
     cue_velocity,
     velocity_from_probs,
 )
+from neurodeck.app.protocol import (
+    CalibrationProtocol,
+    MarkerSink,
+    Phase,
+    ProtocolConfig,
+    ProtocolError,
+    SignalGuard,
+    SimulatorCueSink,
+)
 from neurodeck.app.ui.feedback import CursorView, GrazBar
 from neurodeck.app.ui.participant import ParticipantScreen, ScreenChooser, shared_screen
-from neurodeck.app.ui.qt_models import error_text
+from neurodeck.app.ui.qt_models import ProtocolRunner, error_text
 from neurodeck.app.ui.widgets import Page, StateBadge, big_button
 from neurodeck.app.ui.workers import JobRunner
 
@@ -224,6 +235,29 @@ class OnlinePage(Page):
         rl.addWidget(self.record, 2, 0, 1, 6)
         rl.addWidget(self.participant_button, 4, 0, 1, 4)
         rl.addWidget(self.screen_box, 4, 4, 1, 2)
+        self.cued = QCheckBox("cued run (our Graz protocol)")
+        self.cued.setToolTip("Our own cues, markers on LSL and in the recording, feedback during "
+                             "imagery, live scoring; off: an external marker stream cues (if any). "
+                             "Space pauses/resumes, Esc stops.")
+        self.cued_trials = QSpinBox()
+        self.cued_trials.setRange(1, 200)
+        self.cued_trials.setValue(10)
+        self.cued_trials.setSuffix(" / class")
+        rl.addWidget(self.cued, 5, 0, 1, 4)
+        rl.addWidget(self.cued_trials, 5, 4, 1, 2)
+        for key, slot in (("Space", self.toggle_cued_pause), ("Escape", self._stop_asked)):
+            sc = QShortcut(QKeySequence(key), self, activated=slot)
+            sc.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        #: the cued run's protocol driver, guard and marker outlet (None without a cued run)
+        self.runner: ProtocolRunner | None = None
+        self.guard: SignalGuard | None = None
+        self.cue_outlet: Any = None
+        self._phase: Phase | None = None
+        self._last_event: Any = None
+        #: asked before Esc stops a run; tests replace it
+        self.confirm_stop = lambda: QMessageBox.question(
+            self, "Stop the run?", "Stop the online run now? Scored trials are kept."
+        ) == QMessageBox.StandardButton.Yes
         #: the participant screen while it is open
         self.participant: ParticipantScreen | None = None
         top.addWidget(rbox, 4)
@@ -312,6 +346,7 @@ class OnlinePage(Page):
         if context is not None:
             context.session_changed.connect(lambda _s: self.refresh_models())
             context.streams.connection_changed.connect(self._on_connection)
+            context.streams.state_changed.connect(self._on_stream_state)
         self.refresh_models()
         self.reset_cursor()
         self._on_connection()
@@ -532,12 +567,13 @@ class OnlinePage(Page):
         self._history.clear()
         self._last_t = None
         self.trials_table.setRowCount(0)
-        self.summary_label.setText("Waiting for cues\u2026" if sm.marker_inlet is not None else
-                                   "No marker stream: feedback only, no scoring.")
+        cued = self.cued.isChecked()
+        self.summary_label.setText("Waiting for cues\u2026" if sm.marker_inlet is not None or cued
+                                   else "No marker stream: feedback only, no scoring.")
         self.reset_cursor()
         if self.dkf is not None:
             self.dkf.reset()
-        if sm.marker_inlet is not None:
+        if sm.marker_inlet is not None and not cued:
             self._marker_inlet = sm.marker_inlet
 
             def on_marker(ts: float, label: str, run=run) -> None:
@@ -545,16 +581,25 @@ class OnlinePage(Page):
 
             self._marker_cb = on_marker
             sm.marker_inlet.add_marker_listener(on_marker)
+        cue_name = None
+        if cued:
+            cue_name = self._prepare_cued_run()
+            if cue_name is None:
+                self.stop()
+                return False
         if self.record.isChecked() and self.context.session is not None:
-            self._start_recorder(out_name)
+            self._start_recorder(out_name, cue_name)
+        elif cued:
+            self.runner.start()
         self.badge.set_state("connecting", engine.state.value)
         self._update_buttons()
         self.run_started.emit()
         return True
 
-    def _start_recorder(self, out_name: str) -> None:
+    def _start_recorder(self, out_name: str, cue_name: str | None = None) -> None:
         sm = self.context.streams
         desc, mk = sm.description, sm.marker_description
+        outlet = self.cue_outlet
         out = self.context.session.new_recording_path("online")
         self.recording_path = out
         run = self._run_id
@@ -565,11 +610,16 @@ class OnlinePage(Page):
 
             eeg = resolve_stream(name=desc.name, source_id=desc.source_id or None, timeout=5.0)
             sources: list = [eeg, out_name]
-            if mk is not None:
+            if cue_name is not None:  # our cues: record them (not an external marker stream)
+                sources.insert(1, cue_name)
+            elif mk is not None:
                 sources.insert(1, resolve_stream(name=mk.name, source_id=mk.source_id or None,
                                                  timeout=5.0))
             rec = Recorder(sources, out)
             rec.start()
+            if outlet is not None and not outlet.wait_for_consumers(5.0):
+                rec.stop()
+                raise RuntimeError("the recorder did not connect to the cue stream within 5 s")
             return rec
 
         def done(rec):
@@ -577,18 +627,26 @@ class OnlinePage(Page):
                 self._stop_recorder(rec)
                 return
             self.recorder = rec
+            if self.runner is not None and self.runner.protocol.phase is Phase.IDLE:
+                self.runner.start()  # the cues start once the recorder listens to them
 
         def fail(exc):
             self.report_error(f"Could not record the online run: {error_text(exc)}")
+            if self.runner is not None and run == self._run_id:
+                self.stop()
 
         self.context.background.run(work, done, fail, name="online-recorder")
 
-    def _stop_recorder(self, rec: Any) -> None:
+    def _stop_recorder(self, rec: Any, outlet: Any = None) -> None:
         def done(path):
+            if outlet is not None:
+                outlet.close()
             self.last_saved = Path(path)
             self.context.report_info(f"Online run saved to {path}")
 
         def fail(exc):
+            if outlet is not None:
+                outlet.close()
             self.report_error(f"Saving the online run failed: {error_text(exc)} (the partial "
                               "files stay next to it; `neurodeck recover` finishes them)")
 
@@ -601,6 +659,12 @@ class OnlinePage(Page):
             return
         self.context.streams.release("online")
         self._run_id += 1
+        runner, self.runner = self.runner, None
+        outlet, self.cue_outlet = self.cue_outlet, None
+        if runner is not None:
+            runner.finished.disconnect(self._on_cued_finished)
+            runner.abort()
+            runner.stop()
         if self._marker_inlet is not None and self._marker_cb is not None:
             try:
                 self._marker_inlet.remove_marker_listener(self._marker_cb)
@@ -619,7 +683,10 @@ class OnlinePage(Page):
             self._show_summary()
         if self.recorder is not None:
             rec, self.recorder = self.recorder, None
-            self._stop_recorder(rec)
+            self._stop_recorder(rec, outlet)
+        elif outlet is not None:
+            outlet.close()
+        self._phase = None
         self.badge.set_state("stopped")
         self.graz.set_cue(None)
         self._mirror()
@@ -644,9 +711,119 @@ class OnlinePage(Page):
 
     def _mirror(self) -> None:
         """The participant sees what the operator's Graz bar shows (no numbers)."""
-        if self.participant is not None:
-            self.participant.set_feedback_labels(self.graz.negative, self.graz.positive)
-            self.participant.show_feedback(self.graz.value, self.graz.cue)
+        if self.participant is None:
+            return
+        ev = self._last_event
+        if self.runner is not None and ev is not None and ev.phase in (
+                Phase.PAUSED, Phase.FINISHED, Phase.ABORTED):
+            self.participant.on_event(ev)  # pause (and why) or the end, as in a calibration
+            return
+        self.participant.set_feedback_labels(self.graz.negative, self.graz.positive)
+        self.participant.show_feedback(self.graz.value, self.graz.cue)
+
+    # ------------------------------------------------------------------ cued runs
+    def _prepare_cued_run(self) -> str | None:
+        """Protocol, marker outlet and guard of a cued run; the name of the cue stream."""
+        from neurodeck.acquisition.outlet import MarkerOutlet
+
+        saved = dict(self.context.settings.protocol or {})
+        saved["classes"] = list(self.decoder.labels)
+        saved["trials_per_class"] = int(self.cued_trials.value())
+        try:
+            cfg = ProtocolConfig.from_dict(saved)
+        except ProtocolError as exc:
+            self.report_error(f"This model cannot run a cued run: {exc}")
+            return None
+        name = f"neurodeck-online-cues-{uuid.uuid4().hex[:8]}"
+        self.cue_outlet = MarkerOutlet(name, source_id=name)
+        proto = CalibrationProtocol(cfg)
+        proto.add_listener(MarkerSink(self.cue_outlet))
+        sim = self.context.streams.simulator
+        if sim is not None:
+            proto.add_listener(SimulatorCueSink(sim, cfg))
+        self.guard = SignalGuard(proto)
+        self.runner = ProtocolRunner(proto, self)
+        self.runner.phase_changed.connect(self._on_cue_event)
+        self.runner.finished.connect(self._on_cued_finished)
+        self.runner.error.connect(self.report_error)
+        self._phase = Phase.IDLE
+        self.summary_label.setText(f"Cued run: {cfg.n_trials} trials "
+                                   f"({cfg.trials_per_class} per class), about "
+                                   f"{cfg.expected_duration_s() / 60:.1f} min.")
+        return name
+
+    def _on_cue_event(self, ev) -> None:
+        self._phase, self._last_event = ev.phase, ev
+        if ev.phase is Phase.CUE and self.scorer is not None:
+            ended = self.scorer.on_marker(ev.class_name, ev.time * self.time_scale)
+            if ended is not None:
+                self._add_trial_row(ended)
+                self._show_summary()
+        if ev.phase in (Phase.CUE, Phase.IMAGERY):
+            self.graz.set_cue(ev.class_name)
+        else:
+            self.graz.set_cue(None)
+            self.graz.set_value(math.nan)
+        self._mirror()
+
+    def _on_cued_finished(self, how: str) -> None:
+        if how == "finished":
+            self.context.report_info("The cued run is complete.")
+        QTimer.singleShot(0, self.stop)  # not from inside the protocol's own listener
+
+    def toggle_cued_pause(self) -> None:
+        """Space: pause / resume the cued run (not while it waits for the signal)."""
+        runner = self.runner
+        if runner is None or runner.protocol.phase is Phase.IDLE:
+            return
+        if self.guard.holding:
+            self.report_error("The run waits for the EEG signal: it resumes by itself.")
+        elif runner.protocol.phase is Phase.PAUSED:
+            runner.resume()
+        elif runner.protocol.running:
+            runner.pause()
+            self._drop_interrupted()
+
+    def _stop_asked(self) -> None:
+        if self.engine is not None and self.confirm_stop():
+            self.stop()
+
+    def _drop_interrupted(self) -> None:
+        """Interrupted trials are repeated, not scored: forget their scores."""
+        if self.scorer is None or self.runner is None:
+            return
+        scale = self.time_scale
+        onsets = [t.cue_time * scale for t in self.runner.protocol.interrupted_trials]
+        if self.scorer.discard(onsets):
+            self.trials_table.setRowCount(0)
+            for r in self.scorer.results:
+                self._add_trial_row(r)
+            self._show_summary()
+
+    def _on_stream_state(self, state: str) -> None:
+        """A cued run pauses while the stream is stalled or lost and resumes when it is back."""
+        if self.runner is None or self.guard is None or self.runner.protocol.phase is Phase.IDLE:
+            return
+        last = None
+        inlet = self.context.streams.inlet
+        try:
+            _, ts = inlet.latest(1)
+            last = float(ts[-1]) if len(ts) else None
+        except Exception:  # no data yet
+            pass
+        action = self.guard.on_state(state, last_data=last)
+        screen = shared_screen(self.context) if self.participant is not None else None
+        if action == "paused":
+            self._drop_interrupted()
+            if screen is not None:
+                screen.pause_text = "Paused \u2014 waiting for the signal"
+            self.report_error(f"Online run paused: the EEG stream is {state}; the interrupted "
+                              "trial is repeated when the signal is back.")
+        elif action == "resumed":
+            if screen is not None:
+                screen.pause_text = "Paused"
+            self.context.report_info("The signal is back: the online run goes on.")
+        self._mirror()
 
     # ------------------------------------------------------------------ live news
     def _on_engine_state(self, state: str) -> None:
@@ -690,14 +867,18 @@ class OnlinePage(Page):
             self.n_valid += 1
         sm = self.smoother.update(d.values, t)
         if sm is not None:
-            self.graz.set_value(bar_value(sm, labels, self.graz.negative, self.graz.positive))
+            value = bar_value(sm, labels, self.graz.negative, self.graz.positive)
+            if self.runner is not None and self._phase is not Phase.IMAGERY:
+                value = math.nan  # a cued run gives feedback during imagery only
+            self.graz.set_value(value)
             self._history.append((t, sm))
         if self.scorer is not None:
             ended = self.scorer.on_decision(d.values, t)
             if ended is not None:
                 self._add_trial_row(ended)
                 self._show_summary()
-            self.graz.set_cue(self.scorer.current_label)
+            if self.runner is None:
+                self.graz.set_cue(self.scorer.current_label)
         self._mirror()
         self._step_cursor(d, sm, t, dt)
 
@@ -784,6 +965,7 @@ class OnlinePage(Page):
         import time
 
         self._shot_t0 = time.monotonic()
+        self.cued.setChecked(True)  # our own cued run: cues, feedback during imagery, scores
         self.refresh_models()
         if self.model_box.count():
             self.model_loaded.connect(self._start_once)

@@ -64,6 +64,8 @@ class ParticipantScreen(QWidget):
         self._stack = QStackedLayout(self)
         self.cues = CueDisplay(show_progress=False, beep=True)
         self.bar = GrazBar()
+        self.bar.show_numbers = False  # the participant sees the bar, not the value
+        self.bar.text_scale = 2.5
         self._stack.addWidget(self.cues)
         self._stack.addWidget(self.bar)
         for key, slot in (("F11", self.toggle_fullscreen),

@@ -88,6 +88,26 @@ class TrainResult:
         return next(r for r in self.results if r.pipeline == name)
 
 
+def honest_best(result: TrainResult) -> str:
+    """Best pipeline whose score is not optimistic (``result.optimistic``: feature selection made
+    on all trials); the best of all if every one is."""
+    leaky = getattr(result, "optimistic", set())
+    honest = [r for r in result.results if r.pipeline not in leaky] or result.results
+    return max(honest, key=lambda r: r.score).pipeline
+
+
+def chance_note(y: Sequence, metric: str) -> str:
+    """Chance level of a score on ``y`` and the accuracy a classifier must beat (binomial,
+    p < 0.05, Combrisson & Jerbi 2015)."""
+    from scipy.stats import binom
+
+    n, k = len(y), max(1, len(set(map(str, y))))
+    threshold = binom.ppf(0.95, n, 1.0 / k) / n if n else float("nan")
+    chance = "0.50 (ROC AUC)" if metric == "roc_auc" else f"{1.0 / k:.2f}"
+    return (f"Chance: {chance}; with {n} trials an accuracy above {threshold:.2f} is better than "
+            "chance (p < 0.05).")
+
+
 def make_config(name: str, trials: Trials, band: tuple[float, float],
                 selection: Sequence[str] | None = None, dropped: list[str] | None = None):
     """DecoderConfig for ``name`` on ``trials``; a user selection becomes overrides of the selector.
@@ -411,9 +431,9 @@ class TrainPage(Page):
         self.body.addLayout(run)
 
         bottom = QHBoxLayout()
-        self.table = QTableWidget(0, 5)
-        self.table.setHorizontalHeaderLabels(["pipeline", "score", "std", "fit time (s)",
-                                              "predict time (s)"])
+        self.table = QTableWidget(0, 6)
+        self.table.setHorizontalHeaderLabels(["pipeline", "score", "std", "per fold", "fit (s)",
+                                              "predict (s)"])
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -564,6 +584,8 @@ class TrainPage(Page):
         cv, selection = self.folds.value(), self.selection()
         self._update_labels()
         key = self.inputs_key()
+        # a Features page selection was made on all trials: those scores are optimistic
+        leaky = {n for n in names if n in _SPECTRAL and selection.get(_SPECTRAL[n][1])}
 
         def work(task: TaskHandle) -> TrainResult:
             task.progress(0, 1, "loading recordings")
@@ -577,7 +599,8 @@ class TrainPage(Page):
 
             result = run_cross_validation(trials, names, band=band, cv=cv, selection=selection,
                                           progress=prog)
-            best = result.best()
+            result.optimistic = leaky
+            best = honest_best(result)
             task.progress(1, 1, f"confusion matrix of {best}")
             result.confusion[best] = confusion(result, best)
             return result
@@ -605,6 +628,9 @@ class TrainPage(Page):
         self.status.setText("Failed.")
         self.report_error(f"Train: {message}")
 
+    def best_pipeline(self) -> str | None:
+        return None if self.result is None else honest_best(self.result)
+
     def _on_result(self, result: TrainResult, key: tuple | None = None) -> None:
         if key is not None and key != self.inputs_key():
             self.progress.setRange(0, 1)
@@ -615,24 +641,35 @@ class TrainPage(Page):
             return
         self.result = result
         self._result_key = self.inputs_key() if key is None else key
-        res = sorted(result.results, key=lambda r: -r.score)
+        leaky = getattr(result, "optimistic", set())
+        # honest scores first, best first; optimistic ones (selection on all trials) after them
+        res = sorted(result.results, key=lambda r: (r.pipeline in leaky, -r.score))
         self.table.setRowCount(len(res))
-        best = result.best()
+        best = honest_best(result)
         for i, r in enumerate(res):
-            vals = [r.pipeline, f"{r.score:.3f}", f"{np.std(r.fold_scores):.3f}",
+            name = r.pipeline + (" *" if r.pipeline in leaky else "")
+            vals = [name, f"{r.score:.3f}", f"{np.std(r.fold_scores):.3f}",
+                    " ".join(f"{x:.2f}" for x in r.fold_scores),
                     f"{r.fit_time_s:.2f}", f"{r.predict_time_s:.2f}"]
             for j, v in enumerate(vals):
                 item = QTableWidgetItem(v)
                 item.setData(Qt.ItemDataRole.UserRole, r.pipeline)
                 if r.pipeline == best:
                     item.setBackground(QColor("#e8f5e9"))
+                elif r.pipeline in leaky:
+                    item.setForeground(QColor("#8d6e63"))
+                    item.setToolTip("Uses the Features page selection, chosen on all these trials: "
+                                    "its cross-validation score is optimistic and it is not ranked.")
                 self.table.setItem(i, j, item)
         metric = res[0].metric if res else "score"
         self.table.setHorizontalHeaderItem(1, QTableWidgetItem(
             "ROC AUC" if metric == "roc_auc" else metric))
         tr = result.trials
         self.status.setText(f"{len(tr.y)} trials ({', '.join(tr.labels)}), {result.cv}-fold CV. "
-                            f"Best: {best} ({result.result(best).score:.3f})."
+                            f"Best: {best} ({result.result(best).score:.3f}). "
+                            + chance_note(tr.y, res[0].metric if res else "")
+                            + (" * = selection made on all trials: optimistic, not ranked."
+                               if leaky else "")
                             + "".join(f" Note: {n}." for n in result.notes))
         if result.dropped:
             self.selection_label.setText(
@@ -647,7 +684,7 @@ class TrainPage(Page):
     def current_pipeline(self) -> str | None:
         rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
         if not rows:
-            return None if self.result is None else self.result.best()
+            return self.best_pipeline()
         return self.table.item(rows[0].row(), 0).data(Qt.ItemDataRole.UserRole)
 
     def _on_row(self) -> None:
@@ -770,7 +807,7 @@ class TrainPage(Page):
 
     def _save_best_once(self) -> None:
         self.cv_finished.disconnect(self._save_best_once)
-        self.save_model(self.result.best())
+        self.save_model(self.best_pipeline())
 
     def screenshot_ready(self) -> bool:
         failed = self.status.text() == "Failed."

@@ -326,6 +326,7 @@ def test_disconnect_refused_during_an_online_run(window, qtbot, asset_edfs, bund
     qtbot.waitUntil(lambda: np.isfinite(screen.bar.value), timeout=20000)
     qtbot.waitUntil(lambda: screen.bar.cue is not None, timeout=20000)  # a cue of run 12
     assert screen.bar.value == online.graz.value and screen.bar.cue == online.graz.cue
+    assert online.graz.show_numbers and not screen.bar.show_numbers  # no numbers for the patient
     qtbot.keyClick(screen, Qt.Key.Key_F11)  # leaves full screen, stays open
     assert not screen.isFullScreen() and screen.isVisible()
     connect = _go(qtbot, window, "connect")

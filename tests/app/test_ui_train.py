@@ -8,6 +8,8 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
+from PyQt6.QtCore import Qt  # noqa: E402
+
 from neurodeck.app.session import Session  # noqa: E402
 from neurodeck.app.ui.qt_models import AppContext  # noqa: E402
 from neurodeck.app.ui.train_page import TrainPage  # noqa: E402
@@ -50,13 +52,16 @@ def test_train_page_cv_table_confusion_bundle_report(page, qtbot, asset_edfs, se
     res = page.result
     assert len(res.trials.y) == 30  # 15 cued trials per run
     assert page.table.rowCount() == 2
-    shown = {page.table.item(i, 0).text(): float(page.table.item(i, 1).text()) for i in range(2)}
+    shown = {page.table.item(i, 0).data(Qt.ItemDataRole.UserRole):
+             float(page.table.item(i, 1).text()) for i in range(2)}
     assert set(shown) == {"csp-lda", "psd-lda"}
+    # psd-lda uses the selection made on all trials: marked optimistic, listed last, never Best
+    assert page.table.item(1, 0).text() == "psd-lda *" and page.best_pipeline() == "csp-lda"
+    assert "optimistic, not ranked" in page.status.text() and "Chance: 0.50" in page.status.text()
+    assert len(page.table.item(0, 3).text().split()) == 3  # per-fold scores
     for r in res.results:
         assert 0.0 <= r.score <= 1.0 and len(r.fold_scores) == 3
         assert shown[r.pipeline] == pytest.approx(r.score, abs=5e-4)
-    scores = [float(page.table.item(i, 1).text()) for i in range(2)]
-    assert scores == sorted(scores, reverse=True)  # best first
     assert page.table.horizontalHeaderItem(1).text() == "ROC AUC"
     assert page.progress.value() == page.progress.maximum() == 1
     # the Features selection went into psd-lda's config
@@ -65,14 +70,15 @@ def test_train_page_cv_table_confusion_bundle_report(page, qtbot, asset_edfs, se
     assert res.dropped == ["psd-lda: Cz:38"] and "Cz:38" in page.selection_label.text()
     assert "select__selection" not in dict(res.configs["csp-lda"].overrides)
     # confusion matrix of the best pipeline: every trial counted once
-    best = res.best()
+    best = page.best_pipeline()
     labels, cm = res.confusion[best]
     assert labels == ["left_hand", "right_hand"] and cm.sum() == 30
     assert page.cm_table.rowCount() == 2
     assert sum(int(page.cm_table.item(i, j).text()) for i in range(2) for j in range(2)) == 30
 
     # selecting the other row computes its confusion matrix in the background
-    other = next(i for i in range(2) if page.table.item(i, 0).text() != best)
+    other = next(i for i in range(2)
+                 if page.table.item(i, 0).data(Qt.ItemDataRole.UserRole) != best)
     with qtbot.waitSignal(page.confusion_ready, timeout=30000):
         page.table.selectRow(other)
     assert page.current_pipeline() != best
