@@ -51,7 +51,8 @@ def _sigterm_to_interrupt(signum, frame):  # noqa: ARG001
 
 def _default_to_gui(argv: list[str]) -> list[str]:
     """``neurodeck [-v] [gui options]`` means ``neurodeck [-v] gui [gui options]``."""
-    if any(a in COMMAND_MODULES or a in ("-h", "--help", "--version") for a in argv):
+    if any(a.replace("-", "_") in COMMAND_MODULES or a in ("-h", "--help", "--version")
+           for a in argv):
         return argv
     top = [a for a in argv if a == "--verbose" or (a.startswith("-v") and set(a[1:]) == {"v"})]
     return [*top, "gui", *[a for a in argv if a not in top]]

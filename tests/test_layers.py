@@ -43,7 +43,7 @@ def test_cli_help_lists_every_command():
 
     text = build_parser().format_help()
     for name in COMMAND_MODULES:
-        assert name in text
+        assert name.replace("_", "-") in text  # module export_bids is command export-bids
 
 
 def test_plain_neurodeck_means_gui():
@@ -53,4 +53,5 @@ def test_plain_neurodeck_means_gui():
     assert _default_to_gui(["--session", "S"]) == ["gui", "--session", "S"]
     assert _default_to_gui(["-vv", "--session", "S"]) == ["-vv", "gui", "--session", "S"]
     assert _default_to_gui(["demo", "--headless"]) == ["demo", "--headless"]
+    assert _default_to_gui(["export-bids", "S", "O"]) == ["export-bids", "S", "O"]
     assert _default_to_gui(["--help"]) == ["--help"]

@@ -16,4 +16,5 @@ COMMAND_MODULES = (
     "train",
     "evaluate",
     "decode",
+    "export_bids",
 )
