@@ -171,7 +171,7 @@ def _foreign_clock_offsets(events: list[dict]) -> dict[str, float]:
     return out
 
 
-def output_files(out: Path | str, streams: list[dict]) -> dict[str, Path]:
+def output_files(out: Path | str, streams: list[dict], *, xdf: bool = False) -> dict[str, Path]:
     """Every file finalizing ``streams`` into ``out`` writes.
 
     Returns
@@ -179,7 +179,8 @@ def output_files(out: Path | str, streams: list[dict]) -> dict[str, Path]:
     dict
         ``"fif"``: ``out``; ``"sidecar"``: the JSON sidecar; per extra numeric stream key:
         ``<stem>.<safe name>.npz``, made unique (case-insensitively, for case-insensitive file
-        systems) by appending the stream key when two names map to the same file name.
+        systems) by appending the stream key when two names map to the same file name;
+        ``"xdf"``: ``<stem>.xdf`` with ``xdf`` (every stream, LabRecorder-style).
 
     Raises
     ------
@@ -199,6 +200,8 @@ def output_files(out: Path | str, streams: list[dict]) -> dict[str, Path]:
             base = f"{base}-{s['key']}"
         used.add(base.lower())
         files[s["key"]] = out.with_name(f"{stem}.{base}.npz")
+    if xdf:
+        files["xdf"] = out.with_name(f"{stem}.xdf")
     return files
 
 
@@ -326,7 +329,7 @@ def _finalize(pdir: Path, out: Path | str | None, *, remove_partial: bool, recov
     meta = loaded.meta
     out = Path(out) if out is not None else Path(meta["out"])
     streams = meta["streams"]
-    files = output_files(out, streams)
+    files = output_files(out, streams, xdf=bool(meta.get("xdf")))
     own = meta.get("finalizing_to") == str(out.resolve())
     if not (overwrite or own):
         check_outputs_free(files)
@@ -521,6 +524,14 @@ def _write_outputs(pdir: Path, loaded: Any, out: Path, files: dict[str, Path], w
         "marker_clock_offsets": {by_key[k]["name"] if k in by_key else k: v for k, v in foreign.items()},
         "damaged_events_skipped": damaged,
     }
+    if "xdf" in files:
+        xdf_path = files["xdf"]
+        written.append(xdf_path)
+        try:
+            _write_xdf(xdf_path, streams, loaded)
+        except OSError as exc:
+            raise _oserror(exc, xdf_path, "write") from exc
+        sidecar["xdf_file"] = xdf_path.name
     side = files["sidecar"]
     written.append(side)
     try:
@@ -547,6 +558,34 @@ def _write_outputs(pdir: Path, loaded: Any, out: Path, files: dict[str, Path], w
         shutil.rmtree(pdir, ignore_errors=True)
     logger.info("recording finalized: %s (%d samples, %d markers)", out, n_times, len(markers))
     return out
+
+
+def _write_xdf(path: Path, streams: list[dict], loaded: Any) -> None:
+    """Every stream of the partial folder as XDF (markers and clock offsets from its events)."""
+    from neurodeck.acquisition.xdf_writer import write_xdf
+
+    marks: dict[str, tuple[list[float], list[str]]] = {}
+    clocks: dict[str, list[tuple[float, float]]] = {}
+    for ev in loaded.events:
+        if not isinstance(ev, dict):
+            continue
+        try:
+            if ev.get("kind") == "marker":
+                t, label = float(ev["t"]), str(ev["label"])
+                ts_l, labels = marks.setdefault(str(ev["stream"]), ([], []))
+                ts_l.append(t)
+                labels.append(label)
+            elif ev.get("kind") == "clock":
+                clocks.setdefault(str(ev["stream"]), []).append((float(ev["t"]), float(ev["offset"])))
+        except (KeyError, TypeError, ValueError):
+            continue  # counted as damaged by the FIF pass
+    markers = {}
+    for key, (ts_l, labels) in marks.items():
+        order = np.argsort(ts_l, kind="stable")
+        markers[key] = (np.asarray(ts_l)[order], [labels[i] for i in order])
+    samples = {s["key"]: (loaded.data[s["key"]], loaded.ts[s["key"]]) for s in streams
+               if not s["is_marker"]}
+    write_xdf(path, streams, samples, markers, clocks)
 
 
 def recover(partial_dir: Path | str, out: Path | str | None = None, *, overwrite: bool = False) -> Path:

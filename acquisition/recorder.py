@@ -125,6 +125,9 @@ class Recorder:
         Upper bound of the final drain, seconds.
     overwrite : bool
         Allow replacing an existing ``out``.
+    xdf : bool
+        Also write every stream to ``<out stem>.xdf`` (LabRecorder's format: stream headers,
+        samples on the source clock, clock offsets, footers), at finalize or ``recover``.
 
     Examples
     --------
@@ -135,7 +138,7 @@ class Recorder:
 
     def __init__(self, sources: Sequence[Any], out: Path | str, *, flush_every: float = 0.5,
                  resolve_timeout: float = 5.0, drain_quiet: float = 1.0, drain_timeout: float = 5.0,
-                 overwrite: bool = False):
+                 overwrite: bool = False, xdf: bool = False):
         if isinstance(sources, str | bytes) or not isinstance(sources, Sequence) or not sources:
             raise RecordingError(f"sources {sources!r} invalid; expected a non-empty list of stream names or StreamInfo")
         if not (flush_every > 0):
@@ -150,6 +153,7 @@ class Recorder:
         self.drain_quiet = float(drain_quiet)
         self.drain_timeout = float(drain_timeout)
         self.overwrite = bool(overwrite)
+        self.xdf = bool(xdf)
         self.path: Path | None = None
         self._slots = [_Slot(f"s{i}", src) for i, src in enumerate(sources)]
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
@@ -208,13 +212,13 @@ class Recorder:
                 d["key"] = s.key
                 d["clock_offset_at_start"] = s.clock_offset
                 descs.append(d)
-            files = output_files(self.out, descs)  # refuses streams that cannot make a FIF file
+            files = output_files(self.out, descs, xdf=self.xdf)  # refuses streams without a FIF
             if not self.overwrite:
                 check_outputs_free(files)
             now_wall, now_lsl = time.time(), local_clock()
             extra = {"start_wall_time": now_wall, "start_lsl_time": now_lsl,
                      "started_utc": _dt.datetime.fromtimestamp(now_wall, tz=_dt.UTC).isoformat(),
-                     "flush_every": self.flush_every}
+                     "flush_every": self.flush_every, "xdf": self.xdf}
             self._store = PartialStore(self.partial_dir, self.out, descs, extra)
         except BaseException:
             self._close_inlets()

@@ -31,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resolve-timeout", type=argtypes.seconds, default=5.0, metavar="S",
                         help="seconds to wait for each stream to appear (default 5)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    parser.add_argument("--xdf", action="store_true",
+                        help="also write every stream to <out stem>.xdf (LabRecorder's format, "
+                        "readable by pyxdf / EEGLAB / MNE users' XDF tools)")
     parser.add_argument("--quiet", "-q", action="store_true", help="no status line per second")
 
 
@@ -41,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from neurodeck.acquisition.recorder import Recorder
 
     rec = Recorder(args.stream, Path(args.out), flush_every=args.flush_every,
-                   resolve_timeout=args.resolve_timeout, overwrite=args.overwrite)
+                   resolve_timeout=args.resolve_timeout, overwrite=args.overwrite, xdf=args.xdf)
     try:
         rec.start()
     except KeyboardInterrupt:
