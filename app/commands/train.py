@@ -21,6 +21,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="bundle directory to write (model.onnx + model.json)")
     parser.add_argument("--cv", type=argtypes.folds, default=5,
                         help="folds of the cross-validation score stored in the bundle (0: none)")
+    parser.add_argument("--population", action="store_true",
+                        help="a population model: each positional dataset is one subject (or "
+                        "session), re-centred by its own reference before pooling (use a pipeline "
+                        "with a recentering step, e.g. --pipeline default); the bundle's reference "
+                        "then adapts to the new user's windows. With --cv >= 2 the stored score is "
+                        "leave-one-subject-out without calibration (K = 0)")
     parser.add_argument("--pseudo-online", action="store_true",
                         help="also replay the training recordings through the saved bundle and "
                         "print per-trial accuracy, time to decision and speed (optimistic: "
@@ -52,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
         # several positional datasets: train on all of them together
         logger.info("training on %d datasets together", len(args.datasets))
     config = make_config(args, args.pipeline)
+    if args.population:
+        return run_population(args, config)
     Xs, ys, conts = [], [], []
     ch_names = sfreq = None
     for spec in args.datasets:
@@ -91,4 +99,54 @@ def run(args: argparse.Namespace) -> int:
             print(f"pseudo-online: {s['n_trials']} trials, accuracy {s['trial_accuracy']:.3f}, "
                   f"median time to decision {s['median_time_to_decision_s']} s, "
                   f"{s['realtime_factor']:.0f}x real time")
+    return 0
+
+
+def run_population(args: argparse.Namespace, config) -> int:
+    """``train --population``: one model from several subjects, each re-centred by its own mean."""
+    import time
+    import warnings
+
+    import numpy as np
+
+    from neurodeck.app.commands.evaluate import dataset_name, load_dataset
+    from neurodeck.app.errors import UserError
+    from neurodeck.decoders.evaluation import evaluate_loso
+    from neurodeck.decoders.onnx import save_bundle
+    from neurodeck.decoders.transfer import fit_pooled, recentering_steps
+
+    if len(args.datasets) < 2:
+        raise UserError(f"--population needs at least 2 datasets (one per subject), got {len(args.datasets)}")
+    if args.pseudo_online:
+        raise UserError("--population cannot be combined with --pseudo-online")
+    parts, ch_names, sfreq = {}, None, None
+    for spec in args.datasets:
+        X, y, ch, sf, _ = load_dataset(spec, config)
+        if ch_names is not None and (ch != ch_names or sf != sfreq):
+            raise UserError(f"{spec}: channels/rate ({len(ch)} channels at {sf:g} Hz) differ from "
+                            f"the first dataset ({len(ch_names)} at {sfreq:g} Hz); use --picks")
+        ch_names, sfreq = ch, sf
+        parts[dataset_name(spec)] = (X, y)
+    pipe = config.build(sfreq, ch_names, seed=args.seed)
+    if not recentering_steps(pipe):
+        logger.warning("pipeline %s has no recentering step: the subjects are pooled as they are",
+                       args.pipeline)
+    n = sum(len(y) for _, y in parts.values())
+    print(f"population of {len(parts)} datasets, {n} trials, {len(ch_names)} channels at {sfreq:g} Hz")
+    scores: dict = {"n_trials": int(n), "datasets": list(parts), "population": True}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        if args.cv and args.cv >= 2:
+            res = evaluate_loso(parts, {args.pipeline: pipe}, [0], seed=args.seed)
+            scores.update(loso_metric=res[0].metric, loso_k0_score=float(np.mean([r.score for r in res])),
+                          loso_k0_scores={r.dataset: r.score for r in res})
+            print(f"{args.pipeline}: leave-one-subject-out, no calibration: {res[0].metric} "
+                  f"{scores['loso_k0_score']:.3f}")
+        t0 = time.perf_counter()
+        fit_pooled(pipe, list(parts.values()))
+        scores["fit_time_s"] = time.perf_counter() - t0
+        X0 = next(iter(parts.values()))[0]
+        path = save_bundle(pipe, config, args.out, ch_names=ch_names, sfreq=sfreq, X_check=X0[:8],
+                           scores=scores)
+    print(f"population model bundle written to {path}")
     return 0

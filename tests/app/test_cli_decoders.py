@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 from neurodeck.decoders.online import OnlineDecoder
 
 PICKS = "FC3,FC1,FC2,FC4,C5,C3,C1,Cz,C2,C4,C6,CP3,CP1,CPz,CP2,CP4"
@@ -105,3 +107,23 @@ def test_evaluate_protocols_chronological_and_loso(asset_edfs, tmp_path, cli):
     ]:
         p = cli("evaluate", b, "--picks", PICKS, "--no-progress", *args)
         assert p.returncode == 2 and expected in p.stderr, p.stderr
+
+
+def test_train_population_writes_an_adaptive_bundle(asset_edfs, tmp_path, cli):
+    from tests.decoders.test_pipelines import load_s001
+
+    a = ",".join(str(p) for p in asset_edfs[:2])
+    p = cli("train", a, str(asset_edfs[2]), "--population", "--pipeline", "default", "--picks",
+            PICKS, "--out", tmp_path / "pop", "--cv", "2", "--no-progress", timeout=240)
+    assert p.returncode == 0, p.stderr
+    assert "leave-one-subject-out, no calibration: roc_auc" in p.stdout
+    dec = OnlineDecoder(tmp_path / "pop")
+    scores = dec.bundle.meta["training_scores"]
+    assert scores["population"] is True and set(scores["loso_k0_scores"]) == {"S001R04+S001R08", "S001R12"}
+    (rc,) = dec.bundle.adaptive_steps
+    assert rc.n_seen_ == 0  # no user yet: the reference starts at the first window
+    X, *_ = load_s001(tuple(PICKS.split(",")))
+    out = dec.decide_batch(X[:10])
+    assert np.isfinite(out).all() and rc.n_seen_ == 10 and rc.drift() > 0
+    p = cli("train", a, "--population", "--out", tmp_path / "x", "--no-progress")
+    assert p.returncode == 2 and "--population needs at least 2 datasets" in p.stderr
