@@ -302,6 +302,11 @@ class MainWindow(QMainWindow):
         opn.setShortcut(QKeySequence("Ctrl+O"))
         opn.triggered.connect(self._open_folder)
         m.addAction(opn)
+        self.export_bids_action = QAction("Export session as &BIDS\u2026", self)
+        self.export_bids_action.setToolTip("Write the session's recordings as a BIDS dataset "
+                                           "(events.tsv from the markers, channels.tsv with units)")
+        self.export_bids_action.triggered.connect(self.export_bids)
+        m.addAction(self.export_bids_action)
         m.addSeparator()
         quit_ = QAction("&Quit", self)
         quit_.setShortcut(QKeySequence("Ctrl+Q"))
@@ -456,6 +461,32 @@ class MainWindow(QMainWindow):
             self.context.set_session(Session.open(path))
         except SessionError as exc:
             self.show_error(str(exc))
+
+    def export_bids(self) -> None:
+        """Ask for a BIDS root and export the session's recordings there (in the background)."""
+        session = self.context.session
+        if session is None:
+            self.show_error("No session: open one (Session \u203a New or open) to export it as BIDS.")
+            return
+        out = QFileDialog.getExistingDirectory(self, "BIDS dataset folder (created or added to)",
+                                               str(session.path.parent.parent))
+        if not out:
+            return
+        from neurodeck.app.bids import export_session
+
+        self.export_bids_action.setEnabled(False)
+
+        def done(paths) -> None:
+            self.export_bids_action.setEnabled(True)
+            self.context.report_info(f"Exported {len(paths)} recording(s) of {session.label} as "
+                                     f"BIDS into {out}")
+
+        def failed(exc: BaseException) -> None:
+            self.export_bids_action.setEnabled(True)
+            self.context.report_error(f"BIDS export failed: {error_text(exc)}")
+
+        self.context.background.run(lambda: export_session(session.path, out), done, failed,
+                                    name="export-bids")
 
     # ------------------------------------------------------------------ closing
     def busy_reasons(self) -> list[str]:
