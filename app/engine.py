@@ -400,6 +400,11 @@ class OnlineEngine:
                     reason = "decoder marked the window invalid"
         else:
             self._stream.invalidate()  # a gap (or units refused): restart on the next clean window
+        if values is None and reason != "decoder marked the window invalid":
+            # a stateful decoder (Kalman/DKF) still advances in time: predict, no update
+            skip = getattr(self.decoder, "skip", None)
+            if skip is not None:
+                skip()
         t2 = time.perf_counter()
         valid = values is not None
         if not valid:

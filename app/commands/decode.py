@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from neurodeck.acquisition.streams import resolve_stream
     from neurodeck.app.engine import EngineState, OnlineEngine
     from neurodeck.app.errors import UserError
+    from neurodeck.decoders.continuous import ContinuousDecoder, is_continuous_bundle
     from neurodeck.decoders.online import OnlineDecoder
 
     if not args.model.is_dir():
@@ -67,7 +68,10 @@ def run(args: argparse.Namespace) -> int:
                         "`neurodeck train --out DIR`")
     if args.hop <= 0:
         raise UserError(f"--hop {args.hop} invalid; expected > 0 seconds")
-    decoder = OnlineDecoder(args.model)
+    if is_continuous_bundle(args.model):  # Kalman / DKF: state + posterior variances per hop
+        decoder = ContinuousDecoder(args.model)
+    else:
+        decoder = OnlineDecoder(args.model)
     if args.stream:
         info = resolve_stream(name=args.stream, timeout=args.timeout)
     else:

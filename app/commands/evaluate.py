@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 
 from neurodeck.app import argtypes
+from neurodeck.app.commands import _continuous
 
 NAME = "evaluate"
 HELP = ("cross-validate decoding pipelines on recordings (ROC-AUC for 2 classes, accuracy "
@@ -78,6 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sources", nargs="+", type=argtypes.dataset, default=[], metavar="DATASET",
                         help="recordings of other subjects or sessions to pretrain on (dataset syntax "
                         "as the positional arguments; never the target); chronological protocol")
+    _continuous.add_arguments(parser, evaluate=True)
 
 
 def calib_trials(text: str) -> tuple[int, ...]:
@@ -325,9 +327,15 @@ def run(args: argparse.Namespace) -> int:
             print(f"{kind:<26} {step.doc} (parameters: {params})")
         return 0
     if args.list:
+        from neurodeck.decoders.continuous import PIPELINES as CONTINUOUS
+
         for name, desc in PIPELINES.items():
             print(f"{name:<12} {desc}")
+        for name, (desc, _, _) in CONTINUOUS.items():
+            print(f"{name:<12} {desc} (continuous: --target)")
         return 0
+    if args.target is not None:
+        return _continuous.run_evaluate(args)
     names = [p.strip() for p in args.pipelines.split(",") if p.strip()]
     unknown = [n for n in names if n not in PIPELINES]
     if unknown:

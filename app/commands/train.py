@@ -5,6 +5,7 @@ import argparse
 import logging
 
 from neurodeck.app import argtypes
+from neurodeck.app.commands import _continuous
 from neurodeck.app.commands.evaluate import add_common_arguments
 
 NAME = "train"
@@ -31,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also replay the training recordings through the saved bundle and "
                         "print per-trial accuracy, time to decision and speed (optimistic: "
                         "training data)")
+    _continuous.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     from neurodeck.decoders.pipelines import PIPELINES
 
     add_pipeline_files(args)
+    if args.target is not None:
+        return _continuous.run_train(args)
     if args.pipeline not in PIPELINES:
         raise UserError(f"unknown pipeline {args.pipeline!r}; expected one of {sorted(PIPELINES)}")
     if len(args.datasets) != 1:

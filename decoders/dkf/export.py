@@ -53,6 +53,8 @@ __all__ = [
     "make_session",
     "dkf_to_dict",
     "dkf_from_dict",
+    "kf_to_dict",
+    "kf_from_dict",
     "time_steps",
     "select_backend",
 ]
@@ -548,4 +550,47 @@ def select_backend(
         "onnx_p50_us": round(t_ox["p50_us"], 1),
         "onnx_p99_us": round(t_ox["p99_us"], 1),
     }
+
+
+_KF_MATRICES = ("A", "Gamma", "S", "H", "b", "R", "z_mean")
+
+
+def kf_to_dict(kf: Any) -> dict[str, Any]:
+    """A fitted :class:`KalmanFilter` as a JSON-able dict (all its parameters are small)."""
+    kf._check_fitted()
+    out: dict[str, Any] = {"kind": "KalmanFilter", "format_version": FORMAT_VERSION,
+                           "n_features": int(kf.n_features_in_), "n_states": int(kf.n_states_)}
+    for key in _KF_MATRICES:
+        out[key] = np.asarray(getattr(kf, key + "_"), dtype=np.float64).tolist()
+    return out
+
+
+def kf_from_dict(state: dict[str, Any]) -> Any:
+    """Rebuild a :class:`KalmanFilter` from :func:`kf_to_dict`, checking every shape."""
+    from neurodeck.decoders.dkf.filters import KalmanFilter
+
+    try:
+        if state.get("kind") != "KalmanFilter":
+            raise ModelBundleError(f"not a Kalman filter dict: kind={state.get('kind')!r}")
+        if state.get("format_version") != FORMAT_VERSION:
+            raise ModelBundleError(
+                f"unsupported KF format_version {state.get('format_version')!r}, "
+                f"expected {FORMAT_VERSION}"
+            )
+        d, p = int(state["n_states"]), int(state["n_features"])
+        shapes = {"A": (d, d), "Gamma": (d, d), "S": (d, d), "H": (p, d), "b": (p,), "R": (p, p),
+                  "z_mean": (d,)}
+        kf = KalmanFilter()
+        for key in _KF_MATRICES:
+            arr = np.asarray(state[key], dtype=np.float64)
+            if arr.shape != shapes[key] or not np.all(np.isfinite(arr)):
+                raise ModelBundleError(
+                    f"KF dict entry {key!r} must be finite with shape {shapes[key]}, "
+                    f"got {arr.shape}"
+                )
+            setattr(kf, key + "_", arr)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelBundleError(f"malformed KF dict: {exc!r}") from exc
+    kf.n_features_in_, kf.n_states_ = p, d
+    return kf
 

@@ -78,6 +78,24 @@ class _FilterBase(BaseEstimator):
         self.mu_, self.Sigma_ = self._update(self.mu_, self.Sigma_, x)
         return self.mu_ + self.z_mean_
 
+    def predict_step(self) -> np.ndarray:
+        """Advance the online filter one step without an observation (an invalid window).
+
+        ``mu <- A mu``, ``Sigma <- A Sigma A^T + Gamma``.
+
+        Returns
+        -------
+        z : ndarray, shape (n_states,)
+            Predicted state (prior mean of this step).
+        """
+        self._check_fitted()
+        if not hasattr(self, "mu_"):
+            self.reset()
+        self.mu_ = self.A_ @ self.mu_
+        Sigma = self.A_ @ self.Sigma_ @ self.A_.T + self.Gamma_
+        self.Sigma_ = 0.5 * (Sigma + Sigma.T)
+        return self.mu_ + self.z_mean_
+
     @property
     def posterior_covariance(self) -> np.ndarray:
         """Current online posterior covariance, shape (n_states, n_states)."""

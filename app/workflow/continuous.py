@@ -1,0 +1,431 @@
+"""Continuous decoding workflow: recordings + a target -> features per hop -> train / evaluate.
+
+Qt-free; ``neurodeck train``/``evaluate`` with ``--target`` (and the GUI, later) call these.
+
+Data
+----
+A dataset is either
+
+- a **recording** (FIF from ``neurodeck record``, or any format :func:`load_recording` reads)
+  plus a **target**: the name of another stream recorded with it (``neurodeck record -s EEG -s
+  EEG-truth`` saves it as ``<stem>.<name>.npz`` with LSL timestamps, listed in the sidecar; a
+  glob such as ``*-truth`` matches one recorded stream, for recordings of differently named
+  sources), or a
+  file with LSL timestamps: ``.npz`` like the recorder's (``data``, ``timestamps``, ``labels``),
+  ``.npy`` of shape (n, 1 + n_targets) whose first column is the timestamp, or ``.csv`` with a
+  header whose first column is the timestamp. The target is linearly interpolated at the timestamp
+  of each window's last sample (the sample the decision is stamped with online);
+- a **feature table**: ``.csv`` or ``.npy`` of shape (n_hops, n_features), with a target file of
+  the same number of rows (row-aligned; e.g. the Flint reaching data: ``x.csv`` and ``z.csv``).
+
+Windows end on multiples of the hop (as the online engine and :func:`sliding_windows`); a window
+touching a ``BAD*`` annotation or holding NaN is invalid: it is not trained on and, when filtered,
+only predicts.
+
+Metrics (:func:`neurodeck.decoders.dkf.velocity_metrics`): velocity correlation (mean over
+targets), normalised RMSE (RMSE / std of the true target, mean over targets) and mean angle error
+(2-D targets, radians). Rows like the classifiers' evaluation: ``metric`` ("nrmse"), ``score``,
+plus the others.
+"""
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from neurodeck.app.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "ContinuousData",
+    "parse_bands",
+    "load_continuous",
+    "fit_filter",
+    "train_continuous",
+    "evaluate_continuous",
+]
+
+TABLE_SUFFIXES = (".csv", ".npy")
+DEFAULT_BANDS = ((8.0, 13.0), (18.0, 26.0))
+
+
+@dataclass
+class ContinuousData:
+    """Feature rows and aligned targets of one dataset.
+
+    Attributes
+    ----------
+    X : ndarray, shape (n_hops, n_features)
+    Z : ndarray, shape (n_hops, n_targets)
+    valid : ndarray of bool, shape (n_hops,)
+    targets : list of str
+    stage : FeatureStage
+    hop_s : float
+    name : str
+    """
+
+    X: np.ndarray
+    Z: np.ndarray
+    valid: np.ndarray
+    targets: list[str]
+    stage: Any
+    hop_s: float
+    name: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_bands(text: str | Sequence[Sequence[float]] | None) -> tuple[tuple[float, float], ...]:
+    """``"8-13,18-26"`` -> ((8, 13), (18, 26)); ``None``: mu and beta."""
+    if text is None:
+        return DEFAULT_BANDS
+    if not isinstance(text, str):
+        return tuple((float(lo), float(hi)) for lo, hi in text)
+    out = []
+    for part in text.split(","):
+        try:
+            lo, hi = (float(v) for v in part.strip().split("-"))
+        except ValueError:
+            raise UserError(f"--bands {text!r} invalid; expected LOW-HIGH[,LOW-HIGH...] in Hz, "
+                            "e.g. 8-13,18-26") from None
+        if not 0 < lo < hi:
+            raise UserError(f"band {part!r} invalid; expected 0 < LOW < HIGH")
+        out.append((lo, hi))
+    return tuple(out)
+
+
+def _read_table(path: Path) -> tuple[np.ndarray, list[str] | None]:
+    """A numeric table from ``.npy`` or ``.csv`` (optional header row) and its column names."""
+    if not path.is_file():
+        raise UserError(f"file {str(path)!r} not found")
+    try:
+        if path.suffix.lower() == ".npy":
+            arr = np.load(path, allow_pickle=False)
+            header = None
+        else:
+            first = path.read_text(encoding="utf-8").split("\n", 1)[0]
+            cells = [c.strip() for c in first.split(",")]
+            try:
+                [float(c) for c in cells]
+                header = None
+            except ValueError:
+                header = cells
+            arr = np.loadtxt(path, delimiter=",", skiprows=1 if header else 0, ndmin=2)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: cannot read a numeric table: {exc}") from exc
+    arr = np.asarray(arr, dtype=np.float64)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2 or arr.shape[0] < 2:
+        raise UserError(f"{path}: expected a table of shape (n_rows, n_columns), got {arr.shape}")
+    return arr, header
+
+
+def _timed_target(spec: str, recording: Path) -> tuple[np.ndarray, np.ndarray, list[str], str]:
+    """(timestamps (n,), values (n, k), names, unit) of a target stream or file."""
+    from neurodeck.acquisition.finalize import sidecar_path
+
+    path = Path(spec)
+    if not path.is_file():
+        side = sidecar_path(recording)
+        try:
+            meta = json.loads(side.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise UserError(f"--target {spec!r} is neither a file nor a stream of {recording} "
+                            f"(no readable sidecar {side.name})") from None
+        names = [s.get("name") for s in meta.get("streams", [])]
+        extra = [s for s in meta.get("streams", []) if s.get("role") == "extra"]
+        entry = next((s for s in extra if s.get("name") == spec), None)
+        if entry is None:  # a pattern, e.g. '*-truth' for recordings of differently named sims
+            hits = [s for s in extra if fnmatch.fnmatchcase(str(s.get("name")), spec)]
+            entry = hits[0] if len(hits) == 1 else None
+        if entry is None or not entry.get("file") or entry.get("role") != "extra":
+            raise UserError(f"--target {spec!r} is not a recorded numeric stream of {recording.name}; "
+                            f"its streams: {names}")
+        path = recording.with_name(entry["file"])
+    if path.suffix.lower() == ".npz":
+        with np.load(path, allow_pickle=False) as z:
+            data, ts = np.asarray(z["data"], float), np.asarray(z["timestamps"], float).ravel()
+            labels = [str(v) for v in z["labels"]] if "labels" in z else None
+            units = [str(v) for v in z["units"]] if "units" in z else []
+        if data.shape[0] != ts.size and data.ndim == 2 and data.shape[1] == ts.size:
+            data = data.T
+    else:
+        table, header = _read_table(path)
+        if table.shape[1] < 2:
+            raise UserError(f"{path}: expected a timestamp column and at least one target column")
+        ts, data = table[:, 0], table[:, 1:]
+        labels, units = (header[1:] if header else None), []
+    data = data.reshape(len(ts), -1)
+    if ts.size < 2 or np.any(np.diff(ts) < 0):
+        raise UserError(f"{path}: target timestamps must be increasing ({ts.size} samples)")
+    names = labels or [f"z{j}" for j in range(data.shape[1])]
+    unit = units[0] if units and len(set(units)) == 1 else ""
+    return ts, data, names, unit
+
+
+def _bad_mask(raw: Any) -> np.ndarray:
+    bad = np.zeros(raw.n_times, dtype=bool)
+    sf = raw.info["sfreq"]
+    for ann in raw.annotations:
+        if str(ann["description"]).upper().startswith("BAD"):
+            a = int(round((ann["onset"] - raw.first_time) * sf))
+            b = int(round((ann["onset"] + ann["duration"] - raw.first_time) * sf)) + 1
+            bad[max(a, 0):max(b, 0)] = True
+    return bad
+
+
+def load_continuous(
+    spec: str,
+    target: str,
+    *,
+    picks: Sequence[str] | None = None,
+    bands: Any = None,
+    window_s: float = 1.0,
+    pad_s: float = 1.0,
+    hop_s: float = 0.0625,
+    classifier: str | Path | None = None,
+) -> ContinuousData:
+    """Features per hop and the aligned target of one dataset (see the module docstring).
+
+    Parameters
+    ----------
+    spec : str
+        A recording, or a feature table (``.csv``/``.npy``).
+    target : str
+        Stream name or file (see the module docstring).
+    picks : sequence of str or None
+        Band-power channels; default: the motor channels present.
+    bands : str or sequence of (low, high) or None
+        Band-power bands; default mu 8-13 Hz and beta 18-26 Hz.
+    window_s, pad_s, hop_s : float
+        Window, filter padding and hop, seconds.
+    classifier : path or None
+        Classifier bundle whose outputs are the features (instead of band power).
+
+    Returns
+    -------
+    data : ContinuousData
+    """
+    from neurodeck.decoders.continuous import FeatureStage, band_power
+    from neurodeck.decoders.errors import DecoderError
+
+    path = Path(spec)
+    if path.suffix.lower() in TABLE_SUFFIXES:
+        X, header = _read_table(path)
+        Z, zheader = _read_table(Path(target))
+        if len(Z) != len(X):
+            raise UserError(f"target {target!r} has {len(Z)} rows but the feature table {spec!r} "
+                            f"has {len(X)}; expected one target row per feature row")
+        names = header or [f"x{j}" for j in range(X.shape[1])]
+        stage = FeatureStage("table", names=tuple(names))
+        tnames = zheader or [f"z{j}" for j in range(Z.shape[1])]
+        valid = np.all(np.isfinite(X), axis=1) & np.all(np.isfinite(Z), axis=1)
+        return ContinuousData(X, Z, valid, tnames, stage, float(hop_s), path.name)
+
+    from neurodeck.acquisition.errors import AcquisitionError
+    from neurodeck.acquisition.io import load_recording
+    from neurodeck.decoders.epochs import n_samples, pick_indices
+    from neurodeck.decoders.evaluation import sliding_windows
+    from neurodeck.decoders.online import OnlineDecoder
+    from neurodeck.decoders.pipelines import MOTOR_CHANNELS
+
+    try:
+        raw = load_recording(path)
+    except (AcquisitionError, OSError, ValueError) as exc:
+        raise UserError(f"{spec}: cannot load the recording: {exc}") from exc
+    sfreq = float(raw.info["sfreq"])
+    try:
+        first_ts = float(json.loads(raw.info.get("description") or "{}")
+                         ["neurodeck_first_lsl_timestamp"])
+    except (ValueError, KeyError, TypeError):
+        first_ts = None
+    ts_t, values, tnames, tunit = _timed_target(target, path)
+    if first_ts is None:
+        raise UserError(f"{spec}: no LSL timestamp of the first sample (not recorded by neurodeck "
+                        "record), so a timed target cannot be aligned")
+    hop = max(1, n_samples(hop_s, sfreq))
+    try:
+        if classifier is not None:
+            clf = OnlineDecoder(classifier)
+            rows = clf.check_stream(raw.ch_names, sfreq)
+            ch_names = clf.ch_names
+            W = clf.window_samples
+            stage = FeatureStage("classifier", tuple(ch_names), sfreq, float(clf.bundle.meta.get(
+                "window_s", 1.0)), float(clf.bundle.meta.get("pad_s", 0.0)),
+                names=tuple(f"p({c})" for c in clf.labels))
+        else:
+            if picks is None:
+                have = {c.upper() for c in raw.ch_names}
+                picks = [c for c in MOTOR_CHANNELS if c.upper() in have]
+                if not picks:
+                    raise UserError(f"{spec}: none of the motor channels {MOTOR_CHANNELS[:6]}... "
+                                    "found; pass --picks")
+            rows = pick_indices(raw.ch_names, list(picks))
+            ch_names = [raw.ch_names[i] for i in rows]
+            stage = FeatureStage.bandpower(ch_names, sfreq, parse_bands(bands), window_s, pad_s)
+            W = stage.window_samples
+    except DecoderError as exc:
+        raise UserError(f"{spec}: {exc}") from exc
+    data = raw.get_data(picks=list(rows)) * 1e6  # volts -> microvolts (the bundle's unit)
+    bad = _bad_mask(raw)
+    Xs, ends_all = [], []
+    for ends, windows in sliding_windows(data, W, hop):
+        Xs.append(clf.decide_batch(windows) if classifier is not None else band_power(windows, stage))
+        ends_all.append(ends)
+    if not Xs:
+        raise UserError(f"{spec}: shorter than one window ({W} samples)")
+    X, ends = np.concatenate(Xs), np.concatenate(ends_all)
+    t_last = first_ts + (ends - 1) / sfreq
+    inside = (t_last >= ts_t[0]) & (t_last <= ts_t[-1])
+    Z = np.column_stack([np.interp(t_last, ts_t, values[:, j]) for j in range(values.shape[1])])
+    csum = np.concatenate([[0], np.cumsum(bad)])
+    clean = (csum[ends] - csum[ends - W]) == 0
+    valid = inside & clean & np.all(np.isfinite(X), axis=1) & np.all(np.isfinite(Z), axis=1)
+    if valid.sum() < 20:
+        raise UserError(f"{spec}: only {int(valid.sum())} usable windows with target {target!r} "
+                        "(does the target cover the recording?)")
+    info = {"sfreq": sfreq, "target_unit": tunit, "n_windows": int(len(X)),
+            "n_valid": int(valid.sum())}
+    return ContinuousData(X, Z, valid, list(tnames), stage, hop / sfreq, path.name, info)
+
+
+def fit_filter(pipeline: str, X: np.ndarray, Z: np.ndarray, seed: int = 42) -> Any:
+    """Fit the filter of a continuous pipeline on consecutive rows."""
+    from neurodeck.decoders.continuous import make_filter
+    from neurodeck.decoders.errors import DecoderError
+
+    overrides = {} if pipeline == "kf" else {"random_state": seed}
+    try:
+        return make_filter(pipeline, **overrides).fit(X, Z)
+    except DecoderError as exc:
+        raise UserError(f"cannot fit {pipeline}: {exc}") from exc
+
+
+def _concat(datas: Sequence[ContinuousData]) -> tuple[np.ndarray, np.ndarray]:
+    first = datas[0]
+    for d in datas[1:]:
+        if d.stage.names != first.stage.names or d.targets != first.targets:
+            raise UserError(f"{d.name}: features {list(d.stage.names)[:3]}... / targets "
+                            f"{d.targets} differ from {first.name}'s")
+    X = np.concatenate([d.X[d.valid] for d in datas])
+    Z = np.concatenate([d.Z[d.valid] for d in datas])
+    return X, Z
+
+
+def train_continuous(
+    datas: Sequence[ContinuousData],
+    pipeline: str,
+    out: str | Path,
+    *,
+    seed: int = 42,
+    classifier: str | Path | None = None,
+) -> dict[str, Any]:
+    """Fit ``pipeline`` on all valid rows of ``datas`` and save a continuous bundle.
+
+    Returns
+    -------
+    summary : dict
+        ``path``, ``backend``, ``n_rows``, training metrics.
+    """
+    import time
+
+    from neurodeck.decoders.continuous import save_continuous_bundle
+    from neurodeck.decoders.dkf import velocity_metrics
+    from neurodeck.decoders.errors import DecoderError
+
+    X, Z = _concat(datas)
+    t0 = time.perf_counter()
+    filt = fit_filter(pipeline, X, Z, seed)
+    fit_s = time.perf_counter() - t0
+    train = velocity_metrics(Z, filt.predict(X))
+    scores = {"n_rows": int(len(X)), "datasets": [d.name for d in datas], "fit_time_s": fit_s,
+              "train_corr": train["corr_mean"], "train_nrmse": train["nrmse_mean"], "seed": seed}
+    d0 = datas[0]
+    try:
+        path = save_continuous_bundle(
+            filt, out, pipeline=pipeline, stage=d0.stage, targets=d0.targets, hop_s=d0.hop_s,
+            target_unit=d0.info.get("target_unit", ""), classifier=classifier,
+            X_timing=X[: min(len(X), 1000)], scores=scores)
+    except DecoderError as exc:
+        raise UserError(str(exc)) from exc
+    meta = json.loads((Path(path) / "model.json").read_text(encoding="utf-8"))
+    return {"path": str(path), "backend": meta["backend"], "step_timing_us":
+            meta.get("step_timing_us"), **scores}
+
+
+def _metrics_row(pipeline: str, dataset: str, Z: np.ndarray, Zhat: np.ndarray,
+                 n_train: int) -> dict[str, Any]:
+    from neurodeck.decoders.dkf import velocity_metrics
+
+    m = velocity_metrics(Z, Zhat)
+    return {"dataset": dataset, "pipeline": pipeline, "metric": "nrmse",
+            "score": m["nrmse_mean"], "nrmse": m["nrmse_mean"], "corr": m["corr_mean"],
+            "angle_error": m.get("angle_error"), "rmse": m["rmse"],
+            "corr_per_target": m["corr"], "nrmse_per_target": m["nrmse"],
+            "n_train": int(n_train), "n_test": int(len(Z))}
+
+
+def evaluate_continuous(
+    datas: Sequence[ContinuousData],
+    pipelines: Sequence[str],
+    *,
+    split: float = 0.7,
+    test_hops: int | None = None,
+    test: Sequence[ContinuousData] | None = None,
+    seed: int = 42,
+) -> list[dict[str, Any]]:
+    """Chronological evaluation of continuous pipelines.
+
+    Without ``test``, each dataset is split in time: the first ``split`` (a fraction < 1, or a
+    number of hops >= 1) trains, the next ``test_hops`` hops (default: the rest) test. With
+    ``test``, all of ``datas`` trains and each ``test`` dataset is filtered whole. The test
+    sequence is filtered online-style from the stationary prior; invalid rows only predict and
+    are not scored.
+
+    Returns
+    -------
+    rows : list of dict
+        One per dataset and pipeline: ``metric`` ("nrmse"), ``score`` and ``nrmse``, ``corr``,
+        ``angle_error``, ``rmse``, per-target lists, ``n_train``, ``n_test``.
+    """
+    rows = []
+    if test:
+        X, Z = _concat(datas)
+        for p in pipelines:
+            filt = fit_filter(p, X, Z, seed)
+            for d in test:
+                _concat([datas[0], d])  # same features and targets
+                Zhat = _filter_sequence(filt, d.X, d.valid)
+                rows.append(_metrics_row(p, d.name, d.Z[d.valid], Zhat[d.valid], len(X)))
+        return rows
+    for d in datas:
+        n = len(d.X)
+        n_tr = int(round(split * n)) if split < 1 else int(split)
+        stop = n if test_hops is None else min(n, n_tr + int(test_hops))
+        if not 10 <= n_tr < stop - 10:
+            raise UserError(f"{d.name}: split {split} gives {n_tr} training and {stop - n_tr} "
+                            f"test hops of {n}; expected at least 10 of each")
+        tr, te = slice(0, n_tr), slice(n_tr, stop)
+        ok_tr, ok_te = d.valid[tr], d.valid[te]
+        for p in pipelines:
+            filt = fit_filter(p, d.X[tr][ok_tr], d.Z[tr][ok_tr], seed)
+            Zhat = _filter_sequence(filt, d.X[te], ok_te)
+            rows.append(_metrics_row(p, d.name, d.Z[te][ok_te], Zhat[ok_te], int(ok_tr.sum())))
+    return rows
+
+
+def _filter_sequence(filt: Any, X: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Filter rows from the stationary prior; invalid rows only predict (as online)."""
+    filt.reset()
+    out = np.empty((len(X), filt.n_states_))
+    for t, (x, ok) in enumerate(zip(X, valid, strict=True)):
+        out[t] = filt.step(x) if ok else filt.predict_step()
+    filt.reset()
+    return out

@@ -1,0 +1,103 @@
+"""`neurodeck train/evaluate --target` (continuous decoding), run as the user does (subprocess)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from neurodeck.decoders.continuous import ContinuousDecoder
+
+FIRST_TS = 5000.0
+
+
+def write_recording(folder: Path, name: str, seed: int, seconds: float = 90.0) -> Path:
+    """A continuous-mode simulator recording in the layout `neurodeck record` writes.
+
+    ``<stem>.fif`` (EEG, volts, first LSL timestamp in the description), ``<stem>.json`` (sidecar
+    listing the streams) and ``<stem>.<name>-truth.npz`` (the truth stream with its timestamps).
+    """
+    import mne
+
+    from neurodeck.acquisition.simulator import SimulatorConfig, synthesize
+
+    cfg = SimulatorConfig(n_channels=32, srate=128.0, mode="continuous", seed=seed)
+    data, _, truth = synthesize(cfg, seconds)
+    info = mne.create_info(list(cfg.labels), cfg.srate, "eeg")
+    raw = mne.io.RawArray(data * 1e-6, info, verbose="error")
+    raw.info["description"] = json.dumps({"neurodeck_first_lsl_timestamp": FIRST_TS,
+                                          "stream": name})
+    fif = folder / f"{name}.fif"
+    raw.save(fif, verbose="error")
+    ts = FIRST_TS + np.arange(truth.shape[1]) / cfg.srate
+    npz = folder / f"{name}.{name}-truth.npz"
+    np.savez(npz, data=truth.T.astype(np.float32), timestamps=ts, labels=np.array(["vx", "vy"]),
+             units=np.array(["a.u.", "a.u."]), srate=np.float64(cfg.srate))
+    sidecar = {"format": "neurodeck-recording", "file": fif.name, "streams": [
+        {"name": name, "role": "eeg", "file": fif.name},
+        {"name": f"{name}-truth", "role": "extra", "file": npz.name},
+    ]}
+    (folder / f"{name}.json").write_text(json.dumps(sidecar))
+    return fif
+
+
+@pytest.fixture(scope="module")
+def recordings(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("rec")
+    return write_recording(folder, "simA", 1), write_recording(folder, "simB", 2)
+
+
+def test_train_and_evaluate_with_a_recorded_target(cli, recordings, tmp_path):
+    rec_a, rec_b = recordings
+    out = tmp_path / "dkf"
+    common = ["--target", "*-truth", "--picks", "C3,Cz,C4", "--window", "0.5", "--hop", "0.125"]
+    r = cli("train", rec_a, "--pipeline", "dkf", "--out", out, *common)
+    assert r.returncode == 0, r.stderr
+    assert "backend" in r.stdout
+    dec = ContinuousDecoder(out)
+    assert dec.ch_names == ["C3", "Cz", "C4"] and dec.labels[:2] == ["vx", "vy"]
+    assert dec.meta["hop_s"] == 0.125 and dec.meta["backend"] in ("onnx", "numpy")
+    assert not any(p.suffix in (".pkl", ".pickle", ".joblib") for p in out.iterdir())
+
+    js = tmp_path / "rows.json"
+    r = cli("evaluate", rec_a, "--test", rec_b, "--pipelines", "dkf,kf", "--json", js, *common)
+    assert r.returncode == 0, r.stderr
+    rows = {row["pipeline"]: row for row in json.loads(js.read_text())}
+    assert set(rows) == {"dkf", "kf"}
+    for row in rows.values():
+        assert row["metric"] == "nrmse" and row["score"] == row["nrmse"]
+        assert {"corr", "angle_error", "n_train", "n_test"} <= set(row)
+        assert row["dataset"] == "simB.fif" and row["n_test"] > 500
+        assert row["corr"] > 0.3  # the simulator's velocity is decodable
+    # chronological split on one recording
+    r = cli("evaluate", rec_a, "--pipelines", "kf", "--split", "0.6", "--json", js, *common)
+    assert r.returncode == 0, r.stderr
+    (row,) = json.loads(js.read_text())
+    assert row["n_train"] == pytest.approx(0.6 * (row["n_train"] + row["n_test"]), abs=12)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--target", "nope", "--pipeline", "dkf"], "not a recorded numeric stream"),
+    (["--target", "*-truth", "--pipeline", "dkf-xx"], "unknown continuous pipelines"),
+    (["--target", "*-truth", "--pipeline", "dkf", "--bands", "8:13"], "--bands"),
+])
+def test_bad_input_is_one_line_exit_2(cli, recordings, tmp_path, args, message):
+    r = cli("train", recordings[0], "--out", tmp_path / "m", *args)
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and message in lines[0], r.stderr
+
+
+@pytest.mark.slow
+def test_flint_dkf_beats_kf_through_evaluate(cli, shared_data, tmp_path):
+    """Flint reaching (Burkhart et al. 2020 split): DKF nRMSE at least 20 % below the KF's."""
+    flint = shared_data / "flint_dkf"
+    js = tmp_path / "flint.json"
+    r = cli("evaluate", flint / "x.csv", "--target", flint / "z.csv", "--pipelines", "dkf,kf",
+            "--split", "5000", "--test-hops", "1000", "--json", js, timeout=300)
+    assert r.returncode == 0, r.stderr
+    rows = {row["pipeline"]: row for row in json.loads(js.read_text())}
+    assert rows["dkf"]["n_train"] == 5000 and rows["dkf"]["n_test"] == 1000
+    assert rows["dkf"]["nrmse"] <= 0.8 * rows["kf"]["nrmse"], rows
+    assert rows["dkf"]["corr"] > rows["kf"]["corr"]
