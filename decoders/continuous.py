@@ -362,7 +362,8 @@ class ContinuousDecoder:
         if self.stage.kind == "classifier":
             self.classifier = OnlineDecoder(path / FEATURES_DIR)
         self.sfreq_tol = sfreq_tol
-        self.picks_ = None
+        self.picks_: np.ndarray | None = None
+        self.channel_match_: Any = None  # decoders.channels.ChannelMatch once a stream is checked
         self.filter.reset()
 
     # the engine's decoder interface ------------------------------------------------------
@@ -429,6 +430,7 @@ class ContinuousDecoder:
         _ = self.window_samples  # a table bundle says it cannot decode a stream
         if self.classifier is not None:
             self.picks_ = self.classifier.check_stream(ch_names, sfreq, mapping)
+            self.channel_match_ = self.classifier.channel_match_
             return self.picks_
         if sfreq is None or abs(float(sfreq) - self.sfreq) > self.sfreq_tol * self.sfreq:
             raise ChannelMismatchError(f"stream rate {sfreq} Hz differs from the model's "
@@ -438,6 +440,7 @@ class ContinuousDecoder:
             raise ChannelMismatchError(
                 f"model channels missing from the stream: {list(match.missing)}; pass a channel "
                 "mapping (model name -> stream name) if they are named differently")
+        self.channel_match_ = match
         self.picks_ = np.asarray(list(match.picks), dtype=int)
         return self.picks_
 

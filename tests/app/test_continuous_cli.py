@@ -101,3 +101,58 @@ def test_flint_dkf_beats_kf_through_evaluate(cli, shared_data, tmp_path):
     assert rows["dkf"]["n_train"] == 5000 and rows["dkf"]["n_test"] == 1000
     assert rows["dkf"]["nrmse"] <= 0.8 * rows["kf"]["nrmse"], rows
     assert rows["dkf"]["corr"] > rows["kf"]["corr"]
+
+
+@pytest.mark.slow
+def test_decode_live_publishes_velocity_and_variance(cli, recordings, tmp_path, unique_name):
+    """Simulator on LSL -> `neurodeck decode` on a DKF bundle -> an independent pylsl inlet."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import pylsl
+
+    out = tmp_path / "dkf"
+    r = cli("train", recordings[0], "--pipeline", "dkf", "--out", out, "--target", "*-truth",
+            "--picks", "C3,Cz,C4", "--window", "0.5", "--hop", "0.125")
+    assert r.returncode == 0, r.stderr
+    name, dec_name = unique_name, unique_name + "-dec"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = [sys.executable, "-m", "neurodeck"]
+    sim = subprocess.Popen([*run, "simulate", "--mode", "continuous", "--name", name, "--seed", "7",
+                            "--channels", "32", "--srate", "128", "--duration", "60"],
+                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    dec = subprocess.Popen([*run, "decode", "--model", str(out), "--stream", name, "--out-name",
+                            dec_name, "--hop", "0.125", "--duration", "40", "--quiet"], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        found = pylsl.resolve_byprop("name", dec_name, timeout=30)
+        truth = pylsl.resolve_byprop("name", name + "-truth", timeout=10)
+        assert found and truth, dec.stderr.read() if dec.poll() is not None else "no streams"
+        di, ti = pylsl.StreamInlet(found[0]), pylsl.StreamInlet(truth[0])
+        assert [di.info().desc().child("channels").child("channel").child_value("label")]
+        D, DT, T, TT = [], [], [], []
+        t_end = time.monotonic() + 30
+        while time.monotonic() < t_end and dec.poll() is None:
+            d, dt = di.pull_chunk(timeout=0.2)
+            t, tt = ti.pull_chunk(timeout=0.0)
+            D += d
+            DT += dt
+            T += t
+            TT += tt
+    finally:
+        dec.terminate()
+        sim.terminate()
+        dec.wait(10)
+        sim.wait(10)
+    D, DT, T, TT = map(np.asarray, (D, DT, T, TT))
+    assert D.shape[1] == 5 and len(D) > 150  # vx, vy, var_vx, var_vy, valid; 8 per second
+    assert D[:, 4].mean() > 0.95 and np.all(D[D[:, 4] > 0, 2:4] > 0)
+    # stamped with the window's last sample: a truth sample (same clock as the EEG) at that time,
+    # up to the two inlets' clock-offset estimates (far below a sample period, 7.8 ms)
+    assert np.abs(DT[-50:, None] - TT[None, -2000:]).min(axis=1).max() < 1e-3
+    sel = (D[:, 4] > 0) & (DT >= TT[0]) & (DT <= TT[-1])
+    Tz = np.column_stack([np.interp(DT[sel], TT, T[:, j]) for j in range(2)])
+    corr = np.mean([np.corrcoef(D[sel, j], Tz[:, j])[0, 1] for j in range(2)])
+    assert corr > 0.3, corr
