@@ -554,6 +554,37 @@ class SignalGuard:
         return None
 
 
+#: Annotation written at the cue of a trial cut by a signal loss (the trial was repeated).
+BAD_TRIAL = "BAD_interrupted"
+
+
+def drop_interrupted(raw: Any, events: np.ndarray) -> np.ndarray:
+    """The events of ``raw`` without the cues of trials cut by a signal loss.
+
+    Parameters
+    ----------
+    raw : mne.io.BaseRaw
+        With a :data:`BAD_TRIAL` annotation at the cue of every interrupted trial.
+    events : ndarray of int, shape (n_events, 3)
+        Samples including ``raw.first_samp`` (as :func:`mne.events_from_annotations`).
+
+    Returns
+    -------
+    events : ndarray of int, shape (n_kept, 3)
+    """
+    ann = raw.annotations
+    bad = np.array([o for o, d in zip(ann.onset, ann.description) if d == BAD_TRIAL])
+    if not len(bad) or not len(events):
+        return events
+    # the same sample rule as mne.events_from_annotations (events hold raw.first_samp)
+    bad_samples = raw.time_as_index(bad, use_rounding=True, origin=ann.orig_time)
+    if ann.orig_time is not None:
+        bad_samples = bad_samples + raw.first_samp
+    keep = np.array([np.min(np.abs(bad_samples - e)) > 1 for e in events[:, 0]])
+    logger.info("left out %d interrupted trial(s)", int((~keep).sum()))
+    return events[keep]
+
+
 # ---------------------------------------------------------------------- sinks
 class MarkerSink:
     """Listener pushing every event's markers to a :class:`acquisition.outlet.MarkerOutlet`.

@@ -35,6 +35,7 @@ from PyQt6.QtWidgets import (
 )
 
 from neurodeck.app.protocol import (
+    BAD_TRIAL,
     CalibrationProtocol,
     MarkerSink,
     Phase,
@@ -51,8 +52,6 @@ from neurodeck.app.ui.widgets import Page, big_button
 logger = logging.getLogger(__name__)
 
 FORM_CLASSES = ("left_hand", "right_hand", "feet", "rest")
-#: Annotation at the cue of a trial cut by a signal loss (MNE drops ``BAD_*`` epochs).
-BAD_TRIAL = "BAD_interrupted"
 
 
 class CalibratePage(Page):

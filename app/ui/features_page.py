@@ -163,6 +163,7 @@ def load_trials(paths: Sequence[str | Path], mapping: Mapping[str, str] | None =
     trials : Trials
     """
     from neurodeck.acquisition.io import get_events, load_recording
+    from neurodeck.app.protocol import drop_interrupted
     from neurodeck.decoders.epochs import extract_epochs
 
     paths = [Path(p) for p in paths]
@@ -184,6 +185,7 @@ def load_trials(paths: Sequence[str | Path], mapping: Mapping[str, str] | None =
                 f"the {len(ch_names)} channels at {sfreq:g} Hz of {paths[0].name}"
             )
         events, event_id = get_events(raw, mapping)
+        events = drop_interrupted(raw, events)  # trials cut by a signal loss (repeated)
         names = {code: name for name, code in event_id.items()}
         data = raw.get_data() * 1e6  # volts -> microvolts (the decoders' unit)
         onsets = events[:, 0] - raw.first_samp

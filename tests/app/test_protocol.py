@@ -346,3 +346,28 @@ def test_signal_guard_pauses_takes_back_trials_without_data_and_resumes():
         proto.tick(t)
     assert proto.progress == (4, 4)
     assert sorted(x.class_name for x in proto.completed) == sorted(proto.order)
+
+
+@pytest.mark.parametrize("meas_date", [None, 1_700_000_000])
+def test_drop_interrupted_leaves_out_the_cut_trials_only(meas_date):
+    import datetime as dt
+
+    import mne
+    import numpy as np
+
+    from neurodeck.acquisition.io import get_events
+    from neurodeck.app.protocol import BAD_TRIAL, drop_interrupted
+
+    info = mne.create_info(["C3", "C4"], 100.0, "eeg")
+    raw = mne.io.RawArray(np.zeros((2, 1000)), info, first_samp=250, verbose="error")
+    if meas_date is not None:
+        raw.set_meas_date(dt.datetime.fromtimestamp(meas_date, dt.UTC))
+    t0 = raw.first_time if meas_date is not None else 0.0
+    raw.set_annotations(mne.Annotations(
+        [t0 + 1.0, t0 + 3.0, t0 + 3.0, t0 + 6.0],
+        [0, 0, 0, 0], ["left_hand", "right_hand", BAD_TRIAL, "left_hand"],
+        orig_time=raw.info["meas_date"]))
+    events, _ = get_events(raw, {"left_hand": "left_hand", "right_hand": "right_hand"})
+    assert len(events) == 3
+    kept = drop_interrupted(raw, events)
+    assert (kept[:, 0] - raw.first_samp).tolist() == [100, 600]
