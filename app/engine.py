@@ -9,6 +9,14 @@ Windows are taken at exact hop boundaries of the absolute sample index (the same
 can be compared one to one. If the engine falls behind by more than ``max_lag_hops`` hops it jumps
 to the newest boundary and counts the skipped hops instead of queueing stale work.
 
+Constant work per hop: the decoder's stream (:meth:`decoders.online.OnlineDecoder.open_stream`)
+carries the band-pass state from hop to hop and filters only the samples that arrived since the
+last window (restarted on a whole padded window at start, after a gap or NaN/Inf, or after a
+skip of more than a window); the quality check of the model channels is cleared from per-hop
+block statistics (:class:`QualityScreen`) and runs in full only on a window that might be bad.
+A decoder with only ``decide(window)`` is decided window by window
+(:class:`decoders.online.RawWindowStream`).
+
 No stale decisions: after start and after the stream stalled or was lost, the engine is *catching
 up*: a window whose last sample is older than ``stale_s`` seconds (on the local clock; the inlet
 maps timestamps to it) is backlog, e.g. what liblsl queued before the inlet was pulled, or what a
@@ -57,6 +65,8 @@ class Decoder(Protocol):
     def window_samples(self) -> int: ...
 
     def decide(self, window: np.ndarray) -> np.ndarray | None: ...
+
+    # optional: ``open_stream(hop)`` -> an object like decoders.online.DecoderStream
 
 
 class EngineState(enum.Enum):

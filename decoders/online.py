@@ -10,7 +10,8 @@ Streaming (constant work per hop)
 :meth:`OnlineDecoder.open_stream` gives a :class:`DecoderStream`: the band-pass runs over the
 stream as it arrives with its state carried (:func:`decoders.epochs.causal_filter`), on the
 model's channels only (a ``PickChannels`` step right after the band-pass is applied *before*
-filtering); each hop filters only the new samples. When the next step is the OAS covariance,
+filtering, and a spectrum followed by a feature selection keeps only the selected features'
+channels); each hop filters only the new samples. When the next step is the OAS covariance,
 the window's covariance is summed from per-hop blocks (``x @ x.T`` of each hop once, then a sum
 over the window's blocks) instead of recomputed over the whole window. A fitted Riemannian
 tangent space keeps its reference's whitening ``C_ref^-1/2`` (computed once at load): one
@@ -398,6 +399,33 @@ class _CachedTangentSpace:
         return self.coeffs * L[:, self.iu[0], self.iu[1]]
 
 
+def _only_selected_channels(sub, rest: list) -> tuple:
+    """A spectrum followed by a (channel, frequency) selection needs only the selected channels.
+
+    ``PSD`` is computed channel by channel and ``FeatureSelector`` keeps a few (channel,
+    frequency) pairs (psd-lda: 10): the channels no selected feature uses are dropped before
+    the band-pass (copies of both steps, renumbered; the bundle's steps are not changed).
+    """
+    import copy
+
+    from neurodeck.decoders.features.psd import PSD
+    from neurodeck.decoders.selection import FeatureSelector
+
+    if not (len(rest) >= 2 and type(rest[0]) is PSD and type(rest[1]) is FeatureSelector
+            and hasattr(rest[1], "selected_") and hasattr(rest[0], "n_channels_")):
+        return sub, rest
+    psd, sel = rest[0], rest[1]
+    chans = sorted({int(c) for c, _ in sel.selected_})
+    if len(chans) >= psd.n_channels_:
+        return sub, rest
+    base = np.arange(psd.n_channels_) if sub is None else np.asarray(sub)
+    pos = {c: i for i, c in enumerate(chans)}
+    psd2, sel2 = copy.copy(psd), copy.copy(sel)
+    psd2.n_channels_ = sel2.n_channels_ = len(chans)
+    sel2.selected_ = [(pos[int(c)], int(f)) for c, f in sel.selected_]
+    return base[chans], [psd2, sel2, *rest[2:]]
+
+
 class _StreamPlan:
     """How a bundle's feature stage splits into the stream filter and the window features.
 
@@ -426,6 +454,7 @@ class _StreamPlan:
         if rest and isinstance(rest[0], PickChannels):
             sub, rest = rest[0].indices(), rest[1:]
         rest = [_CachedTangentSpace(st) if _CachedTangentSpace.applies(st) else st for st in rest]
+        sub, rest = _only_selected_channels(sub, rest)
         return cls(bp.sos(), n_samples(bp.pad, bp.sfreq), sub, rest)
 
     @property

@@ -88,6 +88,10 @@ def test_pseudo_online_is_the_live_stream_and_close_to_per_window(trained):
         np.testing.assert_allclose(res.outputs[k], per_window[k], atol=1e-12, rtol=0)
     assert len(res.trial_correct) == keep.sum()
     assert res.realtime_factor > 0 and np.isfinite(res.accuracy)
+    if dec.bundle.meta["pipeline"] == "psd-lda":  # only the selected features' channels filtered
+        sel = dict(dec.bundle.features)["select"].selected_
+        assert sorted(dec._plan.sub.tolist()) == sorted({c for c, _ in sel}) and len(sel) == 10
+        assert len(dec._plan.sub) < len(dec.ch_names)
 
 
 def test_nan_window_is_invalid_not_garbage(trained):
