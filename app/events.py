@@ -168,6 +168,33 @@ def format_mapping(mapping: Mapping[str, str]) -> str:
     return sep.join(f"{esc(k)}={esc(v)}" for k, v in mapping.items())
 
 
+def markers_in(paths: Iterable[str | Path]) -> dict[str, int]:
+    """Every marker found in recordings and how often, in order of first appearance.
+
+    Parameters
+    ----------
+    paths : iterable of path
+        Recordings :func:`neurodeck.acquisition.io.load_recording` reads.
+
+    Returns
+    -------
+    counts : dict of str to int
+        Marker -> occurrences over all files (``BAD_*`` / ``EDGE_*`` and stream loss/recovery
+        annotations left out).
+    """
+    from neurodeck.acquisition.io import load_recording
+
+    counts: dict[str, int] = {}
+    for path in paths:
+        raw = load_recording(path)
+        for d in raw.annotations.description:
+            d = str(d)
+            if d.upper().startswith(("BAD", "EDGE")) or d in ("stream_lost", "stream_recovered"):
+                continue
+            counts[d] = counts.get(d, 0) + 1
+    return counts
+
+
 def event_mapping(
     events: str | None = None,
     event: Iterable[str] | None = None,
@@ -245,6 +272,7 @@ def mapping_from_args(args, *, default: str | None = DEFAULT_EVENTS, min_classes
 
 __all__: Sequence[str] = [
     "DEFAULT_EVENTS", "EventMappingError", "add_event_arguments", "event_mapping",
-    "format_mapping", "load_events_file", "mapping_from_args", "parse_event", "parse_events",
+    "format_mapping", "load_events_file", "mapping_from_args", "markers_in", "parse_event",
+    "parse_events",
     "parse_mapping_text",
 ]

@@ -559,6 +559,7 @@ class FeaturesPage(Page):
         self.trials: Trials | None = None
         self.maps: FeatureMaps | None = None
         self.paths: list[Path] = []
+        self.marker_dialog = None  # the last "Markers..." dialog
         self.current_r2: np.ndarray | None = None
         self._selections: dict[str, set] = {"psd": set(), "ns": set()}
 
@@ -582,6 +583,10 @@ class FeaturesPage(Page):
             box.setDecimals(2)
             box.setSuffix(" s")
             box.setValue(v)
+        self.markers_button = QPushButton("Markers\u2026")
+        self.markers_button.setToolTip("List the markers in the chosen recordings and map them to "
+                                       "classes")
+        self.markers_button.clicked.connect(self.choose_markers)
         self.compute_button = big_button("Compute")
         self.compute_button.clicked.connect(self.compute)
         # two rows: the page fits a 1280 px wide window
@@ -589,6 +594,7 @@ class FeaturesPage(Page):
         src.addWidget(self.open_button)
         src.addWidget(QLabel("Events"))
         src.addWidget(self.mapping_edit, 1)
+        src.addWidget(self.markers_button)
         self.body.addLayout(src)
         src2 = QHBoxLayout()
         src2.addWidget(QLabel("Window after the cue"))
@@ -755,6 +761,48 @@ class FeaturesPage(Page):
 
     def mapping(self) -> dict[str, str] | None:
         return parse_mapping_text(self.mapping_edit.text())
+
+    def choose_markers(self) -> None:
+        """Read the markers of the chosen recordings (worker), then offer them to map to classes."""
+        from neurodeck.app.events import format_mapping, markers_in
+        from neurodeck.app.ui.marker_dialog import MarkerMappingDialog
+
+        paths = list(self.paths) or self.session_recordings()
+        if not paths:
+            self.report_error("No recording chosen: open a file or use the session's calibration.")
+            return
+        try:
+            current = self.mapping() or {}
+        except ValueError:
+            current = {}
+        self.markers_button.setEnabled(False)
+
+        def show(counts) -> None:
+            self.markers_button.setEnabled(True)
+            if not counts:
+                self.report_error("The chosen recordings hold no markers.")
+                return
+            guess = dict(current)
+            if not guess:
+                try:
+                    guess = default_mapping(list(counts))
+                except ValueError:
+                    guess = {}
+            dlg = self.marker_dialog = MarkerMappingDialog(counts, guess, self)
+            dlg.accepted.connect(lambda: self.mapping_edit.setText(format_mapping(dlg.mapping())))
+            dlg.open()  # window-modal, does not block the event loop
+
+        def failed(exc) -> None:
+            self.markers_button.setEnabled(True)
+            self.report_error(f"Could not read the markers: {exc}")
+
+        if self.context is None:  # a page without an app context (scripts): read here
+            try:
+                show(markers_in(paths))
+            except Exception as exc:  # noqa: BLE001 - shown, not raised into Qt
+                failed(exc)
+            return
+        self.context.background.run(lambda: markers_in(paths), show, failed, name="markers")
 
     # ------------------------------------------------------------------ compute
     def compute(self) -> bool:
