@@ -16,3 +16,7 @@ class StreamNotFoundError(AcquisitionError):
 
 class RecordingError(AcquisitionError):
     """A recording file could not be read, written or recovered."""
+
+
+class AmbiguousStreamError(AcquisitionError):
+    """Several LSL streams match where the user asked for one (same name, or "the EEG stream")."""

@@ -183,6 +183,11 @@ class Player:
             raw = load_recording(path_or_raw, preload=False)
             stem = Path(path_or_raw).name.split(".")[0]
             self.source = str(path_or_raw)
+            try:  # a truncated file reads its header fine and fails mid-replay: read the end now
+                raw.get_data(start=max(raw.n_times - 1, 0), stop=raw.n_times)
+            except (OSError, ValueError, EOFError) as exc:
+                raise RecordingError(f"{str(path_or_raw)!r} cannot be read to its end ({exc}); "
+                                     "expected a complete recording (truncated?)") from exc
         name = name or stem
         sfreq = float(raw.info["sfreq"])
         scales, units, types = [], [], []
@@ -380,7 +385,8 @@ class Player:
                 self._stop.wait(self.chunk_s)
         except BaseException as exc:  # surfaced via .error and the log, never swallowed
             self.error = exc
-            logger.exception("player %s stopped by an error", self.outlet_names[0])
+            logger.error("player %s stopped by an error: %s", self.outlet_names[0], exc)
+            logger.debug("player error", exc_info=True)
         finally:
             self._finished.set()
 

@@ -329,7 +329,7 @@ class Recorder:
         for s in self._slots:
             info = s.source
             if isinstance(info, str):
-                info = resolve_stream(name=info, timeout=self.resolve_timeout)
+                info = resolve_stream(name=info, timeout=self.resolve_timeout, unique=True)
             elif not isinstance(info, pylsl.StreamInfo):
                 raise RecordingError(f"source {info!r} invalid; expected a stream name or a pylsl.StreamInfo")
             desc0 = StreamDescription.from_info(info)
@@ -343,8 +343,8 @@ class Recorder:
             if not as_marker:
                 _disk_dtype(s.desc)
             s.state = "CONNECTING"
-        names = [s.desc["name"] for s in self._slots]
-        dup = {n for n in names if names.count(n) > 1}
+        ids = [s.desc.get("uid") or s.desc["name"] for s in self._slots]
+        dup = {s.desc["name"] for s, i in zip(self._slots, ids, strict=True) if ids.count(i) > 1}
         if dup:
             raise RecordingError(f"streams {sorted(dup)} given twice; expected each stream once")
 

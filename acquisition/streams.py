@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import pylsl
 
-from neurodeck.acquisition.errors import AcquisitionError, StreamNotFoundError
+from neurodeck.acquisition.errors import AcquisitionError, AmbiguousStreamError, StreamNotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -227,13 +227,16 @@ def find_streams(
     return sorted(found, key=lambda i: -i.created_at())
 
 
-def _resolve_query(query: str | None, minimum: int, timeout: float) -> list[pylsl.StreamInfo]:
+def _resolve_query(query: str | None, minimum: int, timeout: float,
+                   settle: float = 0.0) -> list[pylsl.StreamInfo]:
     """Streams matching ``query`` (None: all streams), polling a ContinuousResolver.
 
     liblsl's one-shot ``resolve_bypred`` was measured here to overrun its timeout by 5 s in about
     half of the calls that find nothing, which would freeze an inlet's recovery loop and
     ``stop()``; hence this poll, and the resolver is destroyed off-thread (:func:`_dispose`)
-    because its destructor sometimes stalls the same way.
+    because its destructor sometimes stalls the same way. With ``settle`` > 0 the poll goes on
+    that long after ``minimum`` streams answered (even past ``timeout``), so that further
+    streams matching the same query answer too.
     """
     forget = max(1.0, timeout)
     if query is None:
@@ -243,10 +246,14 @@ def _resolve_query(query: str | None, minimum: int, timeout: float) -> list[pyls
     t0 = time.monotonic()
     deadline = t0 + timeout
     found = resolver.results()
-    while time.monotonic() < deadline:
+    settled_at = None
+    while time.monotonic() < deadline or settled_at is not None:
         if minimum > 0 and len(found) >= minimum:
-            break
-        time.sleep(min(0.01, max(0.0, deadline - time.monotonic())))
+            if settled_at is None:
+                settled_at = time.monotonic() + settle
+            if time.monotonic() >= settled_at:
+                break
+        time.sleep(0.01 if settled_at is not None else min(0.01, max(0.0, deadline - time.monotonic())))
         found = resolver.results()
     logger.debug("resolve %s: %d stream(s) in %.3f s", query or "<all>", len(found), time.monotonic() - t0)
     box = [resolver]
@@ -275,29 +282,46 @@ def _dispose(box: list) -> None:
     threading.Thread(target=drop, name="neurodeck-lsl-resolver-cleanup", daemon=True).start()
 
 
+#: Seconds :func:`resolve_stream` (``unique=True``) waits for further matches after the first.
+UNIQUE_SETTLE = 0.5
+
+
 def resolve_stream(
     name: str | None = None,
     stype: str | None = None,
     source_id: str | None = None,
     timeout: float = 5.0,
+    unique: bool = False,
 ) -> pylsl.StreamInfo:
     """Find one stream by name, type and/or source id (all given must match).
 
     Returns the first match as soon as one answers (the newest if several answer together).
-    The result is a resolve result (no desc); open an inlet, or call :func:`full_info`, for the
-    channel labels.
+    With ``unique`` it waits :data:`UNIQUE_SETTLE` s more for other matches and refuses a choice
+    between several (what a user asking for "the stream NAME" must decide). The result is a
+    resolve result (no desc); open an inlet, or call :func:`full_info`, for the channel labels.
 
     Raises
     ------
     StreamNotFoundError
         Nothing matched within ``timeout``; the message names the query and lists the streams
         that were found instead.
+    AmbiguousStreamError
+        ``unique`` and several streams match; the message lists them (name, type, source id,
+        host) and says how to pick one.
     """
     if name is None and stype is None and source_id is None:
         raise AcquisitionError("resolve_stream needs a name, a type or a source id; got none")
     query = _query(name, stype, source_id)
-    found = _resolve_query(query, 1, timeout)
+    found = _resolve_query(query, 1, timeout, settle=UNIQUE_SETTLE if unique else 0.0)
     if found:
+        uids = {i.uid() for i in found}
+        if unique and len(uids) > 1:
+            listing = "; ".join(
+                f"{i.name()!r} (type {i.type()!r}, source_id {i.source_id()!r}, host {i.hostname()!r})"
+                for i in sorted(found, key=lambda i: (i.name(), i.source_id(), i.hostname())))
+            raise AmbiguousStreamError(
+                f"{len(uids)} LSL streams match {query}: {listing}; expected one: pick it by its "
+                "source id (--source-id) or give the streams distinct names")
         if len(found) > 1:
             logger.info("%d streams match %s; taking the newest", len(found), query)
         return max(found, key=lambda i: i.created_at())

@@ -22,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="model bundle directory (model.onnx + model.json) from `neurodeck train`")
     parser.add_argument("--stream", default=None, metavar="NAME", type=argtypes.name,
                         help="EEG stream name (default: the only stream of type EEG on the network)")
+    parser.add_argument("--source-id", default=None, metavar="ID", type=argtypes.name,
+                        help="source id of the EEG stream (picks one of several with the same name)")
     parser.add_argument("--out-name", default="neurodeck-decisions", metavar="NAME", type=argtypes.name,
                         help="name of the LSL decision stream (default: %(default)s)")
     parser.add_argument("--hop", type=argtypes.seconds, default=0.0625, metavar="S",
@@ -72,10 +74,12 @@ def run(args: argparse.Namespace) -> int:
         decoder = ContinuousDecoder(args.model)
     else:
         decoder = OnlineDecoder(args.model)
-    if args.stream:
-        info = resolve_stream(name=args.stream, timeout=args.timeout)
-    else:
-        info = resolve_stream(stype="EEG", timeout=args.timeout)
+    info = resolve_stream(name=args.stream, source_id=args.source_id,
+                          stype=None if args.stream or args.source_id else "EEG",
+                          timeout=args.timeout, unique=True)
+    if info.name() == args.out_name:
+        raise UserError(f"--out-name {args.out_name!r} is the name of the EEG stream; expected "
+                        "another name for the decision stream")
     inlet = Inlet(info, buffer_seconds=max(10.0, 4 * decoder.window_samples / decoder.sfreq))
     inlet.start()
     engine = OnlineEngine(decoder, inlet, hop_s=args.hop, out_name=args.out_name)

@@ -18,8 +18,11 @@ HELP = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--stream", "-s", action="append", required=True, metavar="NAME", type=argtypes.name,
+    parser.add_argument("--stream", "-s", action="append", default=[], metavar="NAME", type=argtypes.name,
                         help="name of an LSL stream to record (repeat for several streams)")
+    parser.add_argument("--source-id", action="append", default=[], metavar="ID", type=argtypes.name,
+                        help="record the LSL stream with this source id (repeatable; picks one of "
+                        "several streams with the same name)")
     parser.add_argument("--out", "-o", required=True, metavar="FILE", type=argtypes.out_file,
                         help="output FIF file (e.g. run1_raw.fif; .fif is appended if missing)")
     parser.add_argument("--duration", type=argtypes.seconds, default=None, metavar="S",
@@ -42,15 +45,21 @@ def run(args: argparse.Namespace) -> int:
 
     from neurodeck.acquisition.finalize import export_recording, sidecar_path
     from neurodeck.acquisition.recorder import Recorder
+    from neurodeck.acquisition.streams import resolve_stream
+    from neurodeck.app.errors import UserError
 
-    rec = Recorder(args.stream, Path(args.out), flush_every=args.flush_every,
+    if not args.stream and not args.source_id:
+        raise UserError("no stream given; expected --stream NAME or --source-id ID (see `neurodeck streams`)")
+    sources = [*args.stream, *(resolve_stream(source_id=sid, timeout=args.resolve_timeout, unique=True)
+                               for sid in args.source_id)]
+    rec = Recorder(sources, Path(args.out), flush_every=args.flush_every,
                    resolve_timeout=args.resolve_timeout, overwrite=args.overwrite, xdf=args.xdf)
     try:
         rec.start()
     except KeyboardInterrupt:
         rec.abort()
         raise
-    print(f"recording {', '.join(args.stream)} -> {rec.out} (partial data in {rec.partial_dir})",
+    print(f"recording {', '.join(rec.counters)} -> {rec.out} (partial data in {rec.partial_dir})",
           flush=True)
     t0 = time.monotonic()
     try:

@@ -239,3 +239,20 @@ def test_bundle_step_state_with_a_dunder_key_is_refused(bundle_dir, tmp_path):
     (dst / SIDECAR_FILE).write_text(json.dumps(meta))
     with pytest.raises(ModelBundleError, match="__class__"):
         load_bundle(dst)
+
+
+def test_replay_of_a_truncated_fif_is_one_line_not_a_thread_traceback(tmp_path):
+    import mne
+    import numpy as np
+
+    path = tmp_path / "cut_raw.fif"
+    raw = mne.io.RawArray(np.zeros((4, 256 * 20)), mne.create_info(["C3", "C4", "Cz", "Fz"], 256.0, "eeg"),
+                          verbose=False)
+    raw.save(path, verbose=False)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 2 // 3])
+    proc = subprocess.run([sys.executable, "-m", "neurodeck.app.cli", "replay", str(path), "--speed", "10",
+                           "--no-progress"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    err = proc.stderr.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1 and "cut_raw.fif" in err, err

@@ -19,7 +19,7 @@ import mne
 import numpy as np
 import pytest
 
-from neurodeck.acquisition.errors import RecordingError
+from neurodeck.acquisition.errors import AmbiguousStreamError, RecordingError
 from neurodeck.acquisition.finalize import recover
 from neurodeck.acquisition.inlet import Inlet
 from neurodeck.acquisition.outlet import DataOutlet, MarkerOutlet, local_clock, make_stream_info
@@ -564,4 +564,54 @@ def test_stream_claiming_160_hz_but_sending_150_hz_is_reported(tmp_path, unique_
     assert side["streams"][0]["measured_srate"] == pytest.approx(real, rel=0.005)
     assert any("claims 160 Hz" in w for w in side["warnings"])
     np.testing.assert_array_equal(_read_fif(out).get_data(picks=["counter"])[0], np.arange(n))
+    eeg.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# 13. two streams with the same name
+# ---------------------------------------------------------------------------------------------
+def test_two_streams_with_one_name_are_an_error_listing_both_unless_source_id_picks(tmp_path, unique_name,
+                                                                                   bundle_dir):
+    srate, n = 128.0, 256
+    labels = ["counter", "C1"]
+    outlets = [DataOutlet(make_stream_info(unique_name, "EEG", labels, srate, source_id=f"{unique_name}-{i}",
+                                           units=["", "microvolts"], ch_types=["misc", "EEG"]))
+               for i in (1, 2)]
+    out = tmp_path / "dup_raw.fif"
+    with pytest.raises(AmbiguousStreamError) as info:
+        Recorder([unique_name], out).start()
+    for i in (1, 2):
+        assert f"{unique_name}-{i}" in str(info.value)
+    assert "source id" in str(info.value) and not partial_dir_for(out).exists()
+    err = _one_line_error(_cli("record", "-s", unique_name, "--out", str(out), "--duration", "1"))
+    assert err.count(unique_name + "-") == 2 and "host" in err, err
+    err = _one_line_error(_cli("decode", "--model", str(bundle_dir), "--stream", unique_name, "--timeout", "2"))
+    assert err.count(unique_name + "-") == 2, err
+    # --source-id picks one: record it
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "neurodeck.app.cli", "record", "--source-id", f"{unique_name}-2",
+         "--out", str(out), "--quiet"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert outlets[1].wait_for_consumers(30)
+        assert wait_until(lambda: partial_dir_for(out).is_dir(), 30)
+        time.sleep(0.3)
+        push_fast(outlets[1], _rows(np.arange(n), 2), srate, local_clock())
+        push_fast(outlets[0], _rows(1000 + np.arange(n), 2), srate, local_clock())
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, stderr
+    np.testing.assert_array_equal(_read_fif(out).get_data(picks=["counter"])[0], np.arange(n))
+    for o in outlets:
+        o.close()
+
+
+def test_decode_refuses_an_out_name_equal_to_the_eeg_stream(tmp_path, unique_name, bundle_dir):
+    eeg = _counting(unique_name, 2, 128.0)
+    err = _one_line_error(_cli("decode", "--model", str(bundle_dir), "--stream", unique_name,
+                               "--out-name", unique_name, "--timeout", "5"))
+    assert "--out-name" in err and "EEG stream" in err, err
     eeg.close()
