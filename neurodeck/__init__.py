@@ -57,6 +57,12 @@ Streams
 Simulator, SimulatorConfig
     A synthetic motor-imagery amplifier streaming EEG and cue markers over LSL
     [``acquisition.simulator``].
+run_duration
+    Seconds of one simulated run of a :class:`SimulatorConfig` (all its trials)
+    [``acquisition.simulator``].
+Inlet, MarkerInlet
+    Threaded LSL inlets into a ring buffer (data) or a queue (markers), with clock sync, recovery
+    and loss counters [``acquisition.inlet``].
 Player
     Replays a recording file as LSL streams, in real time or faster [``acquisition.player``].
 Recorder
@@ -92,6 +98,9 @@ _API: dict[str, str] = {
     "SimulatorConfig": "neurodeck.acquisition.simulator",
     "Player": "neurodeck.acquisition.player",
     "Recorder": "neurodeck.acquisition.recorder",
+    "Inlet": "neurodeck.acquisition.inlet",
+    "MarkerInlet": "neurodeck.acquisition.inlet",
+    "run_duration": "neurodeck.acquisition.simulator",
 }
 
 __all__ = ["__version__", *_API]

@@ -23,6 +23,27 @@ if not os.environ.get("DISPLAY") and not os.environ.get("QT_QPA_PLATFORM"):
     os.environ["QT_QPA_PLATFORM"] = "offscreen"  # (an empty value is Qt's default, xcb: abort)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """The README's run (``python -m pytest``: no paths, ``slow`` deselected) uses 2 workers.
+
+    Most tests wait on real-time LSL streams, so two pytest-xdist workers (one per core) nearly
+    halve the wall time. Tests stay grouped by module (``--dist loadscope``: module fixtures are
+    built once). Runs naming paths, ``-m slow`` (benchmarks, soak: serial), ``-n``, ``--pdb`` or
+    ``NEURODECK_TEST_WORKERS=0`` are left as asked; without pytest-xdist everything runs serially.
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # (lead) a worker must not start workers: that forked 228 processes
+        return
+    workers = int(os.environ.get("NEURODECK_TEST_WORKERS", "2"))
+    opt = config.option
+    if (workers > 0 and config.pluginmanager.hasplugin("xdist")
+            and config.args_source is pytest.Config.ArgsSource.TESTPATHS
+            and opt.markexpr == "not slow" and opt.numprocesses is None and opt.dist == "no"
+            and not opt.collectonly and not opt.usepdb):
+        opt.numprocesses = workers
+        opt.dist = "loadscope"
+
+
 def wait_until(pred, timeout: float, step: float = 0.02) -> bool:
     """Poll ``pred()`` until it is true or ``timeout`` seconds passed; return its last value.
 

@@ -366,10 +366,10 @@ def test_cli_check_streams_and_reads_back(unique_name, cli):
 
 
 def test_cli_bad_values_exit_2_with_one_line(cli):
-    srate = cli("simulate", "--srate", "-1")
+    srate = cli("simulate", "--srate", "32")  # a rate argparse takes, the simulator refuses
     classes = cli("simulate", "--classes", "left_hand,jump")
     assert srate.returncode == 2 and classes.returncode == 2
-    assert srate.stderr.strip() == ("neurodeck simulate: error: simulator srate -1.0 invalid; "
+    assert srate.stderr.strip() == ("neurodeck simulate: error: simulator srate 32.0 invalid; "
                                     "expected a sampling rate in 64..16384 Hz")  # fmt: skip
     err = classes.stderr.strip().splitlines()
     assert len(err) == 1 and "classes ('left_hand', 'jump') invalid" in err[0], err

@@ -92,12 +92,14 @@ def test_decode_cli_publishes_decisions_for_an_independent_inlet(bundle_dir, uni
 
 def test_decode_cli_refuses_a_missing_model(tmp_path, cli):
     proc = cli("decode", "--model", tmp_path / "nope")
-    assert proc.returncode == 2 and "nope" in proc.stderr and "bundle" in proc.stderr, proc.stderr
+    assert proc.returncode == 2 and "nope' is not a folder" in proc.stderr, proc.stderr
+    proc = cli("decode", "--model", tmp_path)  # a folder, but no bundle in it
+    assert proc.returncode == 2 and "bundle" in proc.stderr and "model.json" in proc.stderr, proc.stderr
 
 
 def test_demo_json_flag_rejects_bad_speed(cli):
     proc = cli("demo", "--speed", "0", "--headless")
-    assert proc.returncode == 2 and "--speed 0" in proc.stderr, proc.stderr
+    assert proc.returncode == 2 and "--speed: '0' invalid" in proc.stderr, proc.stderr
 
 
 def test_demo_help_mentions_the_embedded_recording():
