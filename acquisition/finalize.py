@@ -143,14 +143,25 @@ def _measured_rate(ts: np.ndarray, srate: float) -> float | None:
     return n_steps / span if span > 0 and n_steps else None
 
 
-def _foreign_clock_offsets(events: list[dict]) -> dict[str, float]:
-    """Per marker stream key on a foreign clock: median (arrival - stamp), seconds.
+def _stream_lag(meta: dict, events: list[dict], key: str) -> float:
+    """Smallest (arrival - stamp) of numeric stream ``key`` seen by the recorder (0 if unknown)."""
+    lags = [ev.get("lag") for ev in events if isinstance(ev, dict) and ev.get("kind") == "lag"
+            and ev.get("stream") == key]
+    lags.append((meta.get("lag_min") or {}).get(key) if isinstance(meta.get("lag_min"), dict) else None)
+    vals = [float(v) for v in lags if isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v)]
+    return min(vals) if vals else 0.0
 
-    Markers stamped with ``time.time()`` (or a device clock) instead of the LSL clock fall far
-    outside the EEG samples and were all left out of the FIF. Their arrival times (our clock,
-    recorded by the recorder) give the offset: the smallest lag, as delays (the first marker
-    liblsl holds ~0.7 s after a connection, a busy machine) only ever add to it. Adding it keeps
-    the markers' relative timing and places them to within the smallest transport latency.
+
+def _foreign_clock_offsets(events: list[dict], ref_lag: float = 0.0) -> dict[str, float]:
+    """Per marker stream key on another clock than the EEG: the offset to add, seconds.
+
+    Markers stamped with ``time.time()`` (or a device clock) while the EEG uses the LSL clock
+    fall far outside the EEG samples and were all left out of the FIF. Their arrival times (our
+    clock, recorded by the recorder) give the offset: the smallest lag (arrival - stamp), as
+    delays (the first marker liblsl holds ~0.7 s after a connection, a busy machine) only ever
+    add to it, minus the EEG's own smallest lag ``ref_lag`` (the EEG may be on a device clock
+    too: then so may the markers, and nothing moves). Adding it keeps the markers' relative
+    timing and places them to within the smallest transport latency.
     """
     lags: dict[str, list[float]] = {}
     for ev in events:
@@ -163,7 +174,7 @@ def _foreign_clock_offsets(events: list[dict]) -> dict[str, float]:
                 lags.setdefault(str(ev.get("stream")), []).append(lag)
     out = {}
     for key, vals in lags.items():
-        off = float(np.min(vals))
+        off = float(np.min(vals)) - ref_lag
         if abs(off) > FOREIGN_CLOCK_S:
             logger.warning("marker stream %s is stamped on another clock (%.3f s off the LSL clock); "
                            "markers placed by their arrival (offset added, original stamps kept)", key, off)
@@ -380,7 +391,7 @@ def _write_outputs(pdir: Path, loaded: Any, out: Path, files: dict[str, Path], w
     states: list[dict] = []
     clocks: dict[str, list] = {}
     damaged = 0
-    foreign = _foreign_clock_offsets(loaded.events)
+    foreign = _foreign_clock_offsets(loaded.events, _stream_lag(meta, loaded.events, pkey))
     for ev in loaded.events:
         try:
             s = by_key.get(ev.get("stream"))

@@ -277,6 +277,7 @@ class Recorder:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
             meta["stopped_utc"] = _dt.datetime.now(_dt.UTC).isoformat()
             meta["inlet_counters"] = {s.key: _counters_dict(s.inlet) for s in self._slots}
+            meta["lag_min"] = {s.key: s.lag_min for s in self._slots if np.isfinite(s.lag_min)}
             meta["inlet_errors"] = {s.key: _inlet_error(s.inlet) for s in self._slots}
             _write_json_atomic(meta_path, meta)
             self.path = finalize_partial(self.partial_dir, self.out, overwrite=self.overwrite, locked=True)
@@ -447,6 +448,8 @@ class Recorder:
         slots = {s.key: s for s in self._slots}
         last_flush = time.monotonic()
         last_clock = 0.0
+        last_lag = 0.0
+        lags_written: dict[str, float] = {}
         dirty = False
         while True:
             try:
@@ -478,6 +481,9 @@ class Recorder:
                             f"chunk of stream {slots[key].desc.get('name')!r} cannot be stored ({exc}); "
                             f"expected {slots[key].desc.get('n_channels')} channels"))
             now = time.monotonic()
+            if self._error is None and now - last_lag >= 1.0:
+                last_lag = now
+                self._write_lags(store, lags_written)
             if self._error is None and now - last_clock >= 5.0:
                 last_clock = now
                 for s in self._slots:
@@ -491,6 +497,20 @@ class Recorder:
                     self._set_error(_oserror(exc, store.dir, "write to"))
                 last_flush = now
                 dirty = False
+
+    def _write_lags(self, store, written: dict[str, float]) -> None:
+        """A ``lag`` event per numeric stream whose smallest (arrival - stamp) changed.
+
+        Finalize compares marker streams' lags with the EEG's: markers on another clock than
+        the EEG (Unix time) are placed by their arrival.
+        """
+        for s in self._slots:
+            if s.desc.get("is_marker") or not np.isfinite(s.lag_min):
+                continue
+            if abs(written.get(s.key, np.inf) - s.lag_min) > 1e-3:
+                written[s.key] = s.lag_min
+                with contextlib.suppress(OSError):
+                    store.event({"kind": "lag", "stream": s.key, "t": _lsl_now(), "lag": s.lag_min})
 
     def _write_clock_offsets(self, store) -> None:
         """One ``clock`` event per stream with the inlet's current clock offset (if known)."""

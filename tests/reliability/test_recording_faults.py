@@ -615,3 +615,35 @@ def test_decode_refuses_an_out_name_equal_to_the_eeg_stream(tmp_path, unique_nam
                                "--out-name", unique_name, "--timeout", "5"))
     assert "--out-name" in err and "EEG stream" in err, err
     eeg.close()
+
+
+def test_eeg_and_markers_both_on_a_device_clock_keep_their_relative_placement(tmp_path, unique_name):
+    """EEG and markers stamped by the same device clock (from 100 s): markers on their samples
+    (the Unix-time correction must not move markers that share the EEG's clock)."""
+    srate, n = 256.0, 1024
+    eeg = _counting(unique_name, 2, srate)
+    mname = unique_name + "-m"
+    mk = MarkerOutlet(mname, source_id=mname)
+    at = list(range(95, n, 128))  # on the last sample of a pushed chunk
+    out = tmp_path / "devm_raw.fif"
+    rec = Recorder([unique_name, mname], out, flush_every=0.2, drain_quiet=0.5).start()
+    t0 = local_clock()
+    for start in range(0, n, 16):
+        k = np.arange(start, start + 16)
+        due = t0 + k[-1] / srate - local_clock()
+        if due > 0:
+            time.sleep(due)
+        eeg.push_chunk(_rows(k, 2), 100.0 + k[-1] / srate)
+        for m in at:
+            if start <= m < start + 16:
+                mk.push(f"m{m}", 100.0 + m / srate)
+    assert wait_until(lambda: rec.counters[unique_name]["received"] == n
+                      and rec.counters[mname]["received"] == len(at), 10), rec.counters
+    rec.stop()
+    raw = _read_fif(out)
+    np.testing.assert_array_equal(raw.get_data(picks=["counter"])[0], np.arange(n))
+    assert list(raw.annotations.description) == [f"m{m}" for m in at]
+    np.testing.assert_allclose(raw.annotations.onset * srate, at, atol=1.0)
+    assert json.loads(out.with_name("devm_raw.json").read_text())["marker_clock_offsets"] == {}
+    eeg.close()
+    mk.close()
