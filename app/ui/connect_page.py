@@ -80,9 +80,9 @@ class ConnectPage(Page):
         self.sim_button = big_button("Start simulator")
         self.sim_button.setToolTip("A simulated motor-imagery brain on LSL; the calibration cues it")
         self.sim_button.clicked.connect(self.start_simulator)
-        simrow.addWidget(self.sim_button, 1)
-        self.sim_button.setMinimumWidth(self.sim_button.sizeHint().width())
+        simrow.addWidget(QLabel("simulated EEG"), 1)
         sv.addLayout(simrow)
+        sv.addWidget(self.sim_button)  # its own row: the label fits the 360 px column
         reprow = QHBoxLayout()
         self.speed_box = QDoubleSpinBox()
         self.speed_box.setRange(0.1, 100.0)

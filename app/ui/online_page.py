@@ -244,6 +244,7 @@ class OnlinePage(Page):
         self.cued_trials.setValue(10)
         self.cued_trials.setSuffix(" / class")
         rl.addWidget(self.cued, 5, 0, 1, 4)
+        self.cued.toggled.connect(lambda _b: self._on_connection())
         rl.addWidget(self.cued_trials, 5, 4, 1, 2)
         for key, slot in (("Space", self.toggle_cued_pause), ("Escape", self._stop_asked)):
             sc = QShortcut(QKeySequence(key), self, activated=slot)
@@ -493,9 +494,10 @@ class OnlinePage(Page):
         else:
             d = sm.description
             mk = sm.marker_description
-            self.stream_label.setText(f"EEG: {d.name} ({d.n_channels} ch, {d.srate:g} Hz)"
-                                      + (f" \u00b7 cues from {mk.name}" if mk is not None else
-                                         " \u00b7 no marker stream (no scoring)"))
+            cues = (" \u00b7 cues: our Graz protocol (cued run)" if self.cued.isChecked() else
+                    f" \u00b7 cues from {mk.name}" if mk is not None else
+                    " \u00b7 no marker stream (no scoring)")
+            self.stream_label.setText(f"EEG: {d.name} ({d.n_channels} ch, {d.srate:g} Hz)" + cues)
         if self.engine is not None and (sm is None or sm.inlet is not self.engine.inlet):
             self.stop()
             self.report_error("Online run stopped: the EEG stream was disconnected.")
