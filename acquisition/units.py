@@ -182,7 +182,8 @@ def to_unit_scale(units: Sequence[str], target: str) -> tuple[list[float], list[
     return scale, unknown
 
 
-def amplitude_mismatch(live: float, calibration: float, model_unit: str, tolerance: float = 30.0) -> str:
+def amplitude_mismatch(live: float, calibration: float, model_unit: str, tolerance: float = 30.0,
+                       declared: str | None = None) -> str:
     """Why a stream of unknown unit cannot be trusted, or ``""`` when its amplitude is plausible.
 
     Parameters
@@ -195,6 +196,9 @@ def amplitude_mismatch(live: float, calibration: float, model_unit: str, toleran
     tolerance : float
         Largest plausible ratio either way (subjects, caps and amplifiers differ by a few times,
         units by powers of 1000).
+    declared : str or None
+        The unit the stream declares for these channels (None: none readable). A declared unit
+        whose data is off by more than ``tolerance`` is named as suspect too.
 
     Returns
     -------
@@ -216,6 +220,15 @@ def amplitude_mismatch(live: float, calibration: float, model_unit: str, toleran
     exp3 = 3 * round(math.log10(guess) / 3)
     named = CANONICAL.get(exp3) if abs(math.log10(guess) - exp3) <= 1.0 else None
     model_name = unit_name(mv)
+    if declared is not None:  # converted already: the amplitude says the declaration is wrong
+        dv = volts_per_unit(declared)
+        named_decl = unit_name(dv) if dv else str(declared)
+        true = CANONICAL.get(3 * round(math.log10((dv or 1.0) / ratio) / 3))
+        looks = f"; its data look like {true}" if true and true != named_decl else ""
+        return (
+            f"stream declares {named_decl}{looks} (amplitude {ratio:.2g} x the model's "
+            f"calibration, trained in {model_name}): check the source's unit"
+        )
     if named is not None and named != model_name:
         head = f"stream looks like {named}, model was trained in {model_name}"
     else:

@@ -5,7 +5,8 @@ of the model's channels. Channels whose unit the stream declares (any spelling
 :mod:`neurodeck.acquisition.units` reads, MNE-LSL's exponents included) are converted exactly.
 Channels without a readable unit are assumed to be in the model's unit; their amplitude is compared
 with the calibration amplitude stored in the model bundle, and a window off by more than a
-plausible factor is refused with a reason naming the suspected unit.
+plausible factor is refused with a reason naming the suspected unit. Declared units are checked the
+same way with a wider margin, so a source that declares microvolts and sends volts is refused too.
 """
 from __future__ import annotations
 
@@ -20,6 +21,12 @@ from neurodeck.decoders.calibration import amplitude_scale
 
 logger = logging.getLogger(__name__)
 
+#: Samples at the end of each window whose amplitude is checked (a cheap, unbiased estimate).
+CHECK_SAMPLES = 64
+#: Largest plausible amplitude ratio for channels whose unit the stream declares (units differ by
+#: 1000x or more; amplifiers and subjects by far less).
+DECLARED_TOLERANCE = 100.0
+
 
 @dataclasses.dataclass(frozen=True)
 class UnitGuard:
@@ -30,7 +37,13 @@ class UnitGuard:
     scale : ndarray, shape (n_model_channels,)
         Factor applied to each row (1.0 for unknown units).
     unknown : ndarray of int
-        Rows whose unit the stream does not declare readably.
+        Rows whose unit the stream does not declare readably (their amplitude must match the
+        calibration within 30x).
+    declared : ndarray of int
+        Rows with a readable unit (converted; their amplitude must match within
+        ``DECLARED_TOLERANCE``, so a source that declares a wrong unit is caught too).
+    declared_unit : str
+        The (first) unit declared for them, named in a refusal.
     model_unit : str
     calibration : float or None
         Training amplitude (:func:`decoders.calibration.amplitude_scale`), None if the bundle has
@@ -44,6 +57,8 @@ class UnitGuard:
     model_unit: str
     calibration: float | None
     note: str
+    declared: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=int))
+    declared_unit: str = ""
 
     def apply(self, window: np.ndarray) -> tuple[np.ndarray, str]:
         """The window in the model's unit, and ``""`` or the reason it must not be decoded.
@@ -59,9 +74,18 @@ class UnitGuard:
         """
         if not np.all(self.scale == 1.0):
             window = window * self.scale[:, None]
-        if self.unknown.size and self.calibration is not None:
-            live = amplitude_scale(window[self.unknown])
+        if self.calibration is None:
+            return window, ""
+        tail = window[:, -CHECK_SAMPLES:]
+        if self.unknown.size:
+            live = amplitude_scale(tail[self.unknown])
             reason = amplitude_mismatch(live, self.calibration, self.model_unit)
+            if reason:
+                return window, reason
+        if self.declared.size:
+            live = amplitude_scale(tail[self.declared])
+            reason = amplitude_mismatch(live, self.calibration, self.model_unit,
+                                        tolerance=DECLARED_TOLERANCE, declared=self.declared_unit)
             if reason:
                 return window, reason
         return window, ""
@@ -104,4 +128,7 @@ def unit_guard(
                            "calibration amplitude: assuming %s unchecked", len(unknown), target)
     note = "units: " + "; ".join(parts)
     logger.info("%s", note)
-    return UnitGuard(scale_arr, np.asarray(unknown, dtype=int), model_unit, calibration, note)
+    declared_rows = [i for i in range(len(units)) if i not in set(unknown)]
+    first = next((units[i] for i in declared_rows), "")
+    return UnitGuard(scale_arr, np.asarray(unknown, dtype=int), model_unit, calibration, note,
+                     np.asarray(declared_rows, dtype=int), first)

@@ -36,9 +36,12 @@ def amplitude_scale(X: np.ndarray) -> float:
         X = X[None]
     if X.ndim != 3 or X.shape[-1] < 2:
         raise ValueError(f"X must be (n_windows, n_channels, n_times >= 2), got shape {X.shape}")
+    d = np.abs(np.diff(X, axis=-1))
+    per_channel = d.mean(axis=-1)  # (n_windows, n_channels)
+    if np.isfinite(per_channel).all():  # the usual case: no NaN/Inf anywhere
+        return float(np.median(np.median(per_channel, axis=1)))
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN channels or windows
-        d = np.abs(np.diff(X, axis=-1))
         d[~np.isfinite(d)] = np.nan
         per_channel = np.nanmean(d, axis=-1)
         return float(np.nanmedian(np.nanmedian(per_channel, axis=1)))

@@ -98,6 +98,9 @@ def test_amplitude_mismatch_names_the_factor():
     r = amplitude_mismatch(1e3 * 10 * 31.6, 10.0, "microvolts")  # between named units
     assert r.startswith("stream amplitude does not match"), r
     assert amplitude_mismatch(float("nan"), 10.0, "microvolts") == ""
+    r = amplitude_mismatch(10e-6, 10.0, "microvolts", 100, declared="uV")
+    assert r.startswith("stream declares microvolts; its data look like volts"), r
+    assert amplitude_mismatch(10 * 50, 10.0, "microvolts", 100, declared="V") == ""  # 50x: plausible
     assert amplitude_mismatch(1e-9, float("nan"), "microvolts") == ""
 
 

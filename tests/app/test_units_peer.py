@@ -138,17 +138,20 @@ def test_mne_lsl_player_in_volts_and_microvolts_gives_the_offline_decisions(
 
 
 class _UnitlessVoltsSource:
-    """A peer outlet (MNE-LSL's StreamOutlet) with channel names but no units, in volts, looping.
+    """A peer outlet (MNE-LSL's StreamOutlet) with channel names and no units (unless ``unit``),
+    in volts, looping.
 
     ``scale`` multiplies the data (1e6: microvolts); ``ahead`` stamps every chunk that many seconds
     in the future (a source with a wrong clock).
     """
 
-    def __init__(self, raw, name, scale=1.0, ahead=0.0):
+    def __init__(self, raw, name, scale=1.0, ahead=0.0, unit=None):
         from mne_lsl.lsl import StreamInfo, StreamOutlet
 
         info = StreamInfo(name, "EEG", len(raw.ch_names), raw.info["sfreq"], "float64", name)
         info.set_channel_names(raw.ch_names)
+        if unit is not None:  # declared (rightly or wrongly)
+            info.set_channel_units([unit] * len(raw.ch_names))
         self.outlet = StreamOutlet(info, chunk_size=8)
         self.data = raw.get_data().T * scale  # volts unless scaled, no unit declared
         self.ahead = ahead
@@ -209,3 +212,13 @@ def test_stamps_ahead_of_arrival_are_detected_and_latency_stays_true(bundle_dir,
     assert 0.45 < engine.inlet.stamp_lead < 0.51
     lat = [g[4].latency for g in got]
     assert min(lat) >= 0 and max(lat) < 0.2, lat
+
+
+def test_a_wrongly_declared_unit_is_refused_too(bundle_dir, run12, unique_name):
+    """A source that declares microvolts but sends volts (a scaling bug): refused, not saturated."""
+    decoder = OnlineDecoder(bundle_dir)
+    with _UnitlessVoltsSource(run12, unique_name, unit="microvolts"):
+        got, engine, _ = _decode_live(decoder, unique_name, lambda e: None, min_decisions=5)
+    assert engine.units.note.startswith("units: microvolts -> microvolts")
+    assert got and not any(g[2] for g in got)
+    assert all(g[3].startswith("stream declares microvolts; its data look like volts") for g in got), got[0][3]
