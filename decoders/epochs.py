@@ -81,8 +81,9 @@ def extract_epochs(
     onsets = np.asarray(onsets, dtype=int)
     starts = onsets + start_off
     kept = np.flatnonzero((starts >= 0) & (starts + length <= data.shape[1]))
-    if len(kept) < len(onsets):
-        logger.info("dropped %d epochs that do not fit in the recording", len(onsets) - len(kept))
+    if len(kept) < len(onsets):  # all dropped: the caller's error says it; some: a warning
+        (logger.warning if len(kept) else logger.info)("dropped %d of %d epochs whose window (tmin %g to tmax %g s, %g s padding) "
+                       "does not fit in the recording", len(onsets) - len(kept), len(onsets), tmin, tmax, pad)
     idx = starts[kept, None] + np.arange(length)[None, :]
     X = data[:, idx].transpose(1, 0, 2)
     return np.ascontiguousarray(X), kept

@@ -147,6 +147,11 @@ def load_dataset(spec: str, config, *, reference_filter: bool = False):
         conts.append((data, onsets, labels))
     X = np.concatenate(Xs)
     y = np.concatenate(ys)
+    if not len(y):
+        raise UserError(
+            f"{spec}: none of the {sum(len(c[1]) for c in conts)} trials fits in its recording with "
+            f"--tmin {config.tmin:g} --tmax {config.tmax:g} s and {config.pad:g} s of padding "
+            "before; expected a window that ends inside the recordings (a smaller --tmax / --pad)")
     return X, y, ch_names, sfreq, conts
 
 

@@ -256,3 +256,20 @@ def test_replay_of_a_truncated_fif_is_one_line_not_a_thread_traceback(tmp_path):
     assert proc.returncode == 2, proc.stderr
     err = proc.stderr.strip()
     assert "Traceback" not in err and len(err.splitlines()) == 1 and "cut_raw.fif" in err, err
+
+
+def test_a_window_that_fits_no_trial_says_so(tmp_path):
+    """`--tmax` past every trial's recording: said "need at least 2 classes, got []"."""
+    import mne
+    import numpy as np
+
+    path = tmp_path / "short_raw.fif"
+    raw = mne.io.RawArray(np.random.default_rng(0).standard_normal((3, 160 * 20)) * 1e-5,
+                          mne.create_info(["C3", "Cz", "C4"], 160.0, "eeg"), verbose=False)
+    raw.set_annotations(mne.Annotations([2, 5, 8, 11, 14, 17], [0] * 6, ["T1", "T2"] * 3))
+    raw.save(path, verbose=False)
+    proc = subprocess.run([sys.executable, "-m", "neurodeck.app.cli", "evaluate", str(path), "--pipelines",
+                           "mdm", "--no-progress", "--tmax", "30"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    err = proc.stderr.strip()
+    assert len(err.splitlines()) == 1 and "none of the 6 trials fits" in err and "--tmax 30" in err, err
