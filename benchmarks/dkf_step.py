@@ -6,7 +6,8 @@ Run from the project root::
 
 Each row is one observation model fitted on the Flint reaching data (``../shared/data/flint_dkf``,
 10 features, 2-D hand velocity; a simulated continuous recording when absent): Nadaraya-Watson on
-1000 and 5000 training steps, an MLP (f by skl2onnx, Q by NW). One step = ``f(x)``, ``Q(x)`` and
+1000 and 5000 training steps, an MLP (f by skl2onnx, Q by NW), a GP on 800 of 5000 steps
+(hand-built float64 graph of its predictive mean and variance). One step = ``f(x)``, ``Q(x)`` and
 the filter update, timed as the engine calls it (``dkf.step(x)``); the ONNX graph computes f and Q
 together in one ``run`` of a warmed, single-threaded session (float32 kernels,
 :mod:`neurodeck.decoders.dkf.export`). Budget: p50 <= 200 us including ONNX f and Q. The last
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     n_steps = 300 if args.quick else args.steps
     cases = [("nw", 1000, {})] if args.quick else [
         ("nw", 1000, {}), ("nw", 5000, {}), ("mlp", 5000, {"hidden_layer_sizes": (32,)}),
+        ("gp", 5000, {"gp_max_samples": 800}),
     ]
     rows = []
     for reg, n_train, extra in cases:

@@ -69,7 +69,7 @@ PIPELINES: dict[str, tuple[str, str, dict[str, Any]]] = {
     "dkf-nw": ("same as dkf", "dkf", {"regressor": "nw"}),
     "dkf-mlp": ("DKF, MLP f(x) (skl2onnx), NW Q(x) of out-of-fold residuals", "dkf",
                 {"regressor": "mlp"}),
-    "dkf-gp": ("DKF, Gaussian process f(x), Q(x) (evaluate only: no ONNX export yet)", "dkf",
+    "dkf-gp": ("DKF, Gaussian process f(x) and predictive variance Q(x)", "dkf",
                {"regressor": "gp"}),
     "dkf-robust": ("robust DKF (never divides by the training prior), NW", "dkf",
                    {"regressor": "nw", "robust": True}),
@@ -258,9 +258,6 @@ def save_continuous_bundle(
         "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
     if isinstance(filt, DiscriminativeKalmanFilter):
-        if filt.regressor == "gp":
-            raise DecoderError("dkf-gp cannot be saved yet (no ONNX graph for the GP's f and Q); "
-                               "use dkf or dkf-mlp, or evaluate dkf-gp with `neurodeck evaluate`")
         model = filt.to_onnx()
         (out / MODEL_FILE).write_bytes(model.SerializeToString())
         meta["filter"] = filt.to_dict()

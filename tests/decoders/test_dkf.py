@@ -333,10 +333,9 @@ def test_clear_errors(synthetic, nw_dkf):
     growing = np.column_stack([1.03**t, np.cos(0.1 * t) * 1.02**t])  # |eig(A)| > 1
     with pytest.raises(DecoderError, match="not stationary"):
         KalmanFilter().fit(np.random.default_rng(1).standard_normal((300, 3)), growing)
-    with pytest.raises(DecoderError, match="'gp'"):
-        DiscriminativeKalmanFilter(regressor="gp", gp_max_samples=50).fit(
-            Xtr[:200], Ztr[:200]
-        ).to_onnx()
+    rebuilt = DiscriminativeKalmanFilter.from_dict(nw_dkf.to_dict())
+    with pytest.raises(DecoderError, match="no observation model to export"):
+        rebuilt.to_onnx()  # (GP graphs are exported now: test_gp_onnx_parity_and_bundle_filter)
 
 
 def test_refit_forgets_online_state(synthetic):
@@ -376,3 +375,17 @@ def test_sklearn_clone_keeps_params_not_state(nw_dkf):
     twin = clone(nw_dkf)
     assert twin.get_params() == nw_dkf.get_params()
     assert not hasattr(twin, "A_")
+
+
+def test_gp_onnx_parity_and_bundle_filter(synthetic):
+    """The hand-built GP graph equals scikit-learn's predict(return_std=True) (f and Q)."""
+    Xtr, Ztr, Xte, _ = synthetic
+    dkf = DiscriminativeKalmanFilter(regressor="gp", gp_max_samples=200).fit(Xtr[:600], Ztr[:600])
+    f_ref, Q_ref = dkf.predict_f_Q(Xte[:100])
+    sess = session(dkf.to_onnx())
+    f, Q = sess.run(None, {"x": Xte[:100]})
+    np.testing.assert_allclose(f, f_ref, atol=1e-8 * np.abs(f_ref).max())
+    np.testing.assert_allclose(Q, Q_ref, atol=1e-5 * np.abs(Q_ref).max())  # float32 variance
+    ref = dkf.predict(Xte[:100])
+    dkf.use_onnx(sess)
+    np.testing.assert_allclose(dkf.predict(Xte[:100]), ref, atol=1e-5 * np.abs(ref).max())
