@@ -1,4 +1,4 @@
-"""Render every page of the neurodeck window at 1400x900 with live simulator data.
+"""Render every page of the neurodeck window at 1280x800 (default) with live simulator data.
 
 Usage::
 
@@ -45,8 +45,8 @@ def make_parser(doc: str) -> argparse.ArgumentParser:
     """The options every screenshot script has: ``--out``, ``--width``, ``--height``."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
-    parser.add_argument("--width", type=int, default=1400)
-    parser.add_argument("--height", type=int, default=900)
+    parser.add_argument("--width", type=int, default=1280)
+    parser.add_argument("--height", type=int, default=800)
     return parser
 
 

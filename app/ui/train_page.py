@@ -429,6 +429,12 @@ class TrainPage(Page):
         run.addWidget(self.progress, 1)
         run.addWidget(self.status, 1)
         self.body.addLayout(run)
+        #: one line per cross-validation run of this page (researchers compare settings)
+        self.history: list[str] = []
+        self.history_label = QLabel("")
+        self.history_label.setWordWrap(True)
+        self.history_label.setStyleSheet("color: #607d8b;")
+        self.body.addWidget(self.history_label)
 
         bottom = QHBoxLayout()
         self.table = QTableWidget(0, 6)
@@ -678,6 +684,14 @@ class TrainPage(Page):
         self.table.selectRow(0)
         self.table.blockSignals(False)
         self._show_confusion(best)
+        self.history.append(
+            f"{_dt.datetime.now():%H:%M} {', '.join(Path(p).name for p in tr.sources)} "
+            f"({result.cv}-fold, {tr.tmin:g}-{tr.tmax:g} s): "
+            + ", ".join(f"{r.pipeline}{' *' if r.pipeline in leaky else ''} {r.score:.3f}"
+                        for r in res))
+        self.history_label.setText("Earlier runs (this page): " + " | ".join(self.history[-3:-1])
+                                   if len(self.history) > 1 else "")
+        self.history_label.setToolTip("\n".join(self.history))
         self._on_busy(False)
         self.cv_finished.emit()
 

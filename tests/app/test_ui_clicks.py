@@ -162,6 +162,9 @@ def test_train_page_drops_the_result_when_new_recordings_are_opened(qtbot, ctx, 
     with qtbot.waitSignal(page.cv_finished, timeout=90000):
         qtbot.mouseClick(page.run_button, LEFT)
     assert len(page.result.trials.y) == 15
+    # the earlier run stays readable for comparison
+    assert len(page.history) == 2 and "S001R04.edf, S001R08.edf" in page.history_label.text()
+    assert "S001R12.edf" in page.history[-1] and "csp-lda" in page.history[-1]
     _answer_file_dialogs(monkeypatch, folder=tmp_path)
     with qtbot.waitSignal(page.model_saved, timeout=60000) as saved:
         qtbot.mouseClick(page.save_button, LEFT)
