@@ -156,3 +156,28 @@ def test_decode_live_publishes_velocity_and_variance(cli, recordings, tmp_path, 
     Tz = np.column_stack([np.interp(DT[sel], TT, T[:, j]) for j in range(2)])
     corr = np.mean([np.corrcoef(D[sel, j], Tz[:, j])[0, 1] for j in range(2)])
     assert corr > 0.3, corr
+
+
+def test_classifier_outputs_as_features(cli, recordings, tmp_path):
+    """--features-from BUNDLE: a classifier's probabilities per hop feed the filter (cursor path)."""
+    from neurodeck.acquisition.simulator import SimulatorConfig, simulate_raw
+
+    cued = tmp_path / "cued_raw.fif"
+    simulate_raw(SimulatorConfig(n_channels=32, srate=128.0, seed=5), 120.0).save(
+        cued, verbose="error")
+    clf = tmp_path / "clf"
+    r = cli("train", cued, "--events", "left_hand=left_hand,right_hand=right_hand", "--pipeline",
+            "ts-lr", "--cv", "0", "--out", clf)
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "cursor"
+    r = cli("train", recordings[0], "--target", "*-truth", "--features-from", clf, "--pipeline",
+            "kf", "--hop", "0.125", "--out", out)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (out / "features").iterdir()) == ["model.json", "model.onnx"]
+    dec = ContinuousDecoder(out)
+    assert dec.meta["features"]["kind"] == "classifier"
+    assert dec.meta["features"]["names"] == ["p(left_hand)", "p(right_hand)"]
+    assert len(dec.ch_names) == 32 and dec.sfreq == 128.0
+    window = np.random.default_rng(0).standard_normal((32, dec.window_samples)) * 10
+    values = dec.decide(window)
+    assert values.shape == (4,) and np.all(np.isfinite(values)) and np.all(values[2:] > 0)
