@@ -629,3 +629,71 @@ def evaluate_loso(
                                           dataset=target, protocol="loso", seed=seed,
                                           progress=progress)
     return results
+
+
+def cross_validate_with_sources(
+    X: np.ndarray,
+    y: Sequence[Any],
+    pipelines: Mapping[str, Any],
+    sources: Sequence[tuple[np.ndarray, np.ndarray]],
+    cv: int = 5,
+    seed: int = 42,
+    dataset: str = "",
+) -> list[CVResult]:
+    """Within-session k-fold of the target, each fold's training part pooled with sources.
+
+    The folds are those of :func:`cross_validate_pipelines` (same seed, same test trials). In
+    every fold the pipeline is fitted on the sources and the fold's training trials
+    (:func:`decoders.transfer.fit_pooled`, each dataset re-centred by its own reference, the
+    target's reference from its training trials only) and scores the fold's test trials
+    without adaptation (shuffled folds have no time order).
+
+    Parameters
+    ----------
+    X : ndarray, shape (n_trials, n_channels, n_times)
+    y : array-like, shape (n_trials,)
+    pipelines : mapping name -> estimator
+    sources : sequence of (X, y)
+        Other subjects' or sessions' windows, never the target.
+    cv, seed, dataset
+        As in :func:`cross_validate_pipelines`.
+
+    Returns
+    -------
+    results : list of CVResult
+        ``protocol = "within"``, ``n_train`` counts the sources too.
+    """
+    from neurodeck.decoders.transfer import fit_pooled
+
+    X = np.asarray(X, dtype=float)
+    y = np.asarray(y)
+    classes = np.unique(y)
+    metric = "roc_auc" if len(classes) == 2 else "accuracy"
+    folds = list(StratifiedKFold(cv, shuffle=True, random_state=seed).split(X, y))
+    src = [(np.asarray(Xs, dtype=float), np.asarray(ys)) for Xs, ys in sources]
+    n_src = int(sum(len(ys) for _, ys in src))
+    results = []
+    for name, pipe in pipelines.items():
+        fold_scores, fit_t, pred_t = [], 0.0, 0.0
+        for tr, te in folds:
+            est = clone(pipe)
+            t0 = time.perf_counter()
+            fit_pooled(est, [*src, (X[tr], y[tr])], target=len(src))
+            t1 = time.perf_counter()
+            if metric == "roc_auc":
+                score = roc_auc_score(y[te] == classes[1], _scores_for_auc(est, X[te]))
+            else:
+                score = accuracy_score(y[te], est.predict(X[te]))
+            pred_t += time.perf_counter() - t1
+            fit_t += t1 - t0
+            fold_scores.append(float(score))
+        results.append(CVResult(
+            dataset=dataset, pipeline=name, metric=metric, score=float(np.mean(fold_scores)),
+            fold_scores=fold_scores, n_trials=len(y), fit_time_s=fit_t, predict_time_s=pred_t,
+            n_classes=len(classes), n_folds=cv, seed=seed, protocol="within",
+            n_train=int(round(np.mean([len(tr) for tr, _ in folds]))) + n_src,
+            n_test=int(round(np.mean([len(te) for _, te in folds]))),
+        ))
+        logger.info("%s %s with %d source trials: %s %.3f", dataset, name, n_src, metric,
+                    results[-1].score)
+    return results

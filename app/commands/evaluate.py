@@ -78,7 +78,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(0,5,10,20; 0 = no labelled calibration, needs sources)")
     parser.add_argument("--sources", nargs="+", type=argtypes.dataset, default=[], metavar="DATASET",
                         help="recordings of other subjects or sessions to pretrain on (dataset syntax "
-                        "as the positional arguments; never the target); chronological protocol")
+                        "as the positional arguments; never the target): pooled with each "
+                        "training fold (within) or with the calibration trials (chronological)")
     _continuous.add_arguments(parser, evaluate=True)
 
 
@@ -263,11 +264,15 @@ def pseudo_online_loro(args, pipeline: str, ch_names, sfreq: float, spec: str) -
 
 
 def run_transfer(args: argparse.Namespace, names: list[str]) -> int:
-    """``--protocol chronological`` or ``loso``: calibration on the first K trials per class."""
+    """``--protocol chronological``/``loso``, or ``within`` with ``--sources`` (pooled folds)."""
     import warnings
 
     from neurodeck.app.errors import UserError
-    from neurodeck.decoders.evaluation import evaluate_chronological, evaluate_loso
+    from neurodeck.decoders.evaluation import (
+        cross_validate_with_sources,
+        evaluate_chronological,
+        evaluate_loso,
+    )
 
     base = make_config(args, names[0])
     if args.protocol == "loso" and args.sources:
@@ -291,7 +296,13 @@ def run_transfer(args: argparse.Namespace, names: list[str]) -> int:
     results = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        if args.protocol == "loso":
+        if args.protocol == "within":
+            res = []
+            for spec in args.datasets:
+                res += cross_validate_with_sources(*loaded[spec], pipes,
+                                                   [loaded[s] for s in args.sources], cv=args.cv,
+                                                   seed=args.seed, dataset=dataset_name(spec))
+        elif args.protocol == "loso":
             res = evaluate_loso({dataset_name(s): loaded[s] for s in args.datasets}, pipes,
                                 args.calib_trials, seed=args.seed)
         else:
@@ -308,7 +319,8 @@ def run_transfer(args: argparse.Namespace, names: list[str]) -> int:
                  sfreq=sfreq, n_channels=len(ch_names), band=list(base.band), tmin=base.tmin,
                  tmax=base.tmax, pad=base.pad)
         results.append(d)
-    print_table([{**d, "pipeline": f"{d['pipeline']} K={d['calib_trials']}"} for d in results])
+    print_table([{**d, "pipeline": d["pipeline"] if d["calib_trials"] is None else
+                  f"{d['pipeline']} K={d['calib_trials']}"} for d in results])
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"results": results}, indent=2))
@@ -353,8 +365,9 @@ def run(args: argparse.Namespace) -> int:
                             "or --reference-filter (within-session options)")
         return run_transfer(args, names)
     if args.sources:
-        raise UserError("--sources needs --protocol chronological (within-session folds use the "
-                        "dataset alone)")
+        if args.pseudo_online or args.reference_filter:
+            raise UserError("--sources cannot be combined with --pseudo-online or --reference-filter")
+        return run_transfer(args, names)
     if args.reference_filter:
         if args.pseudo_online:
             raise UserError("--reference-filter cannot be combined with --pseudo-online (the "

@@ -100,10 +100,16 @@ def test_evaluate_protocols_chronological_and_loso(asset_edfs, tmp_path, cli):
     assert p.returncode == 0, p.stderr
     (r,) = json.loads(out.read_text())["results"]
     assert (r["protocol"], r["calib_trials"], r["n_train"]) == ("chronological", 5, 30 + 10)
+    p = cli("evaluate", b, "--sources", a, "--pipelines", "default", "--cv", "3", "--picks", PICKS,
+            "--json", out, "--no-progress", timeout=240)
+    assert p.returncode == 0, p.stderr
+    (r,) = json.loads(out.read_text())["results"]
+    assert (r["protocol"], r["calib_trials"], r["n_train"], r["n_test"]) == ("within", None, 30 + 10, 5)
+    assert len(r["fold_scores"]) == 3 and r["sources"] == ["S001R04+S001R08"]
     for args, expected in [
         (["--protocol", "chronological", "--calib-trials", "0"], "K = 0 calibration trials needs sources"),
         (["--protocol", "chronological", "--calib-trials", "5,x"], "'5,x' is not a list of calibration"),
-        (["--sources", a], "--sources needs --protocol chronological"),
+        (["--sources", b], "are both target and source"),
     ]:
         p = cli("evaluate", b, "--picks", PICKS, "--no-progress", *args)
         assert p.returncode == 2 and expected in p.stderr, p.stderr

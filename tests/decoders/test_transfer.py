@@ -169,3 +169,27 @@ def load_static(path):
     from neurodeck.decoders.onnx import load_bundle
 
     return load_bundle(path)
+
+
+def test_shipped_population_model_decodes_the_bundled_new_user_without_calibration():
+    """assets/population: 12 EEGMMIDB subjects, not S001; S001 (bundled) is the new user."""
+    from pathlib import Path
+
+    from sklearn.metrics import roc_auc_score
+
+    from neurodeck.decoders.online import OnlineDecoder
+    from tests.decoders.test_pipelines import load_s001
+
+    path = Path(__file__).resolve().parents[2] / "assets" / "population" / "eegmmidb-default"
+    dec = OnlineDecoder(path)
+    meta = dec.bundle.meta
+    assert meta["pipeline"] == "default" and meta["training_scores"]["population"] is True
+    assert len(meta["training_scores"]["datasets"]) == 12
+    assert not any(d.startswith("S001") for d in meta["training_scores"]["datasets"])
+    (rc,) = dec.bundle.adaptive_steps
+    assert rc.n_seen_ == 0
+    X, y, ch, _, _ = load_s001(None)
+    p = dec.decide_batch(X[:, [ch.index(c) for c in dec.ch_names]])  # trials in time order
+    # the leave-one-subject-out K = 0 score of S001 in docs/accuracy.md
+    assert roc_auc_score(y == "right_hand", p[:, 1]) == pytest.approx(0.794, abs=0.005)
+    assert rc.n_seen_ == 45 and rc.drift() > 1.0
