@@ -11,6 +11,7 @@ import pytest
 import pyxdf
 
 from neurodeck.acquisition.finalize import recover
+from neurodeck.acquisition.io import load_recording
 from neurodeck.acquisition.outlet import DataOutlet, MarkerOutlet, local_clock, make_stream_info
 from neurodeck.acquisition.recorder import Recorder
 from tests.conftest import wait_until
@@ -81,3 +82,9 @@ def test_xdf_has_every_stream_sample_and_marker(tmp_path, unique_name, finish):
     np.testing.assert_allclose(onsets, list(MARKERS), atol=0.5)
     keep = [d for d in raw.annotations.description if not d.startswith("stream_")]
     assert keep == ["switch,3,0,2", "left_hand", "Trial Started"]
+    # our own XDF loader (what replay / evaluate use) reads it back like the FIF: units kept
+    back = load_recording(xdf_path)
+    np.testing.assert_allclose(back.get_data(picks="eeg"), raw.get_data(picks="eeg"), rtol=1e-6,
+                               atol=1e-12)
+    assert list(back.annotations.description) == keep
+    np.testing.assert_allclose(back.annotations.onset * 256.0, list(MARKERS), atol=0.5)
