@@ -191,7 +191,8 @@ def output_files(out: Path | str, streams: list[dict], *, xdf: bool = False) -> 
         ``"fif"``: ``out``; ``"sidecar"``: the JSON sidecar; per extra numeric stream key:
         ``<stem>.<safe name>.npz``, made unique (case-insensitively, for case-insensitive file
         systems) by appending the stream key when two names map to the same file name;
-        ``"xdf"``: ``<stem>.xdf`` with ``xdf`` (every stream, LabRecorder-style).
+        ``"xdf"``: ``<stem>.xdf`` with ``xdf`` (every stream, LabRecorder-style); for an int64
+        primary stream also ``<stem>.<safe name>.exact.npz`` (its samples, exact).
 
     Raises
     ------
@@ -203,6 +204,10 @@ def output_files(out: Path | str, streams: list[dict], *, xdf: bool = False) -> 
     stem = _stem(out)
     files = {"fif": out, "sidecar": sidecar_path(out)}
     used: set[str] = set()
+    if primary["channel_format"] == "int64":  # the FIF's doubles hold integers exactly to 2**53
+        base = _safe(primary["name"]) + ".exact"
+        used.add(base.lower())
+        files[primary["key"]] = out.with_name(f"{stem}.{base}.npz")
     for s in streams:
         if s["is_marker"] or s["key"] == primary["key"]:
             continue
@@ -499,6 +504,13 @@ def _write_outputs(pdir: Path, loaded: Any, out: Path, files: dict[str, Path], w
             if key == pkey:
                 entry["file"] = out.name
                 entry["fif_channel_types"] = types
+                if key in files:  # int64: the FIF's doubles are exact only up to 2**53
+                    written.append(files[key])
+                    try:
+                        np.savez(files[key], data=pdata, timestamps=ts, labels=np.asarray(s["labels"]))
+                    except OSError as exc:
+                        raise _oserror(exc, files[key], "write") from exc
+                    entry["exact_file"] = files[key].name
             else:
                 npz = files[key]
                 written.append(npz)

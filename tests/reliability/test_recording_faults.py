@@ -236,6 +236,34 @@ def test_int32_stream_above_2_to_24_stays_exact(tmp_path, unique_name):
     eeg.close()
 
 
+def test_int64_stream_above_2_to_53_is_kept_exact_next_to_the_fif(tmp_path, unique_name):
+    import pylsl
+
+    srate, n = 128.0, 256
+    info = pylsl.StreamInfo(unique_name, "EEG", 2, srate, pylsl.cf_int64, unique_name)
+    chans = info.desc().append_child("channels")
+    for label, kind in (("counter", "misc"), ("C1", "EEG")):
+        ch = chans.append_child("channel")
+        ch.append_child_value("label", label)
+        ch.append_child_value("type", kind)
+    eeg = DataOutlet(info)  # make_stream_info has no int64 (few sources send it)
+    out = tmp_path / "i64_raw.fif"
+    values = 2**53 + np.arange(n, dtype=np.int64)  # doubles (the FIF) cannot tell 2**53 from +1
+
+    def push():
+        push_fast(eeg, np.column_stack([values, values % 7]).astype(np.int64), srate, local_clock())
+
+    _record([unique_name], out, push, {unique_name: n})
+    side = json.loads(out.with_name("i64_raw.json").read_text())
+    exact = out.with_name(side["streams"][0]["exact_file"])
+    with np.load(exact) as z:
+        assert z["data"].dtype == np.int64
+        np.testing.assert_array_equal(z["data"][:, 0], values)
+        assert z["timestamps"].shape == (n,)
+    assert _read_fif(out).n_times == n
+    eeg.close()
+
+
 # ---------------------------------------------------------------------------------------------
 # 5. + 6. outputs never overwritten without --overwrite
 # ---------------------------------------------------------------------------------------------
@@ -411,6 +439,7 @@ def test_tampered_partial_folder_is_a_one_line_error_or_recovers(tmp_path, uniqu
 # ---------------------------------------------------------------------------------------------
 # 10. backward clock jump
 # ---------------------------------------------------------------------------------------------
+@pytest.mark.slow  # live-paced LSL source (6-26 s); `pytest -m slow`
 def test_markers_stay_on_their_samples_across_a_backward_clock_jump(tmp_path, unique_name):
     """The source's clock jumps back 2 s mid-run; EEG and markers share it. Each numbered marker
     must land on the sample it was stamped with (was: 2 of 12 markers 320 samples off)."""
@@ -498,6 +527,7 @@ def test_stop_while_markers_arrive_every_quarter_second_drains_without_timeout(t
 # ---------------------------------------------------------------------------------------------
 # 12. markers stamped in Unix time
 # ---------------------------------------------------------------------------------------------
+@pytest.mark.slow  # live-paced LSL source (6-26 s); `pytest -m slow`
 def test_markers_stamped_in_unix_time_are_placed_on_their_samples(tmp_path, unique_name):
     """A marker source stamping with time.time(): all 11 markers were left out of the FIF."""
     srate, n = 256.0, 1280
@@ -535,6 +565,7 @@ def test_markers_stamped_in_unix_time_are_placed_on_their_samples(tmp_path, uniq
 # ---------------------------------------------------------------------------------------------
 # 11. a stream whose real rate is not its nominal rate
 # ---------------------------------------------------------------------------------------------
+@pytest.mark.slow  # live-paced LSL source (6-26 s); `pytest -m slow`
 def test_stream_claiming_160_hz_but_sending_150_hz_is_reported(tmp_path, unique_name):
     nominal, real, n = 160.0, 150.0, 600  # 4 s
     eeg = _counting(unique_name, 2, nominal)
@@ -570,6 +601,7 @@ def test_stream_claiming_160_hz_but_sending_150_hz_is_reported(tmp_path, unique_
 # ---------------------------------------------------------------------------------------------
 # 13. two streams with the same name
 # ---------------------------------------------------------------------------------------------
+@pytest.mark.slow  # live-paced LSL source (6-26 s); `pytest -m slow`
 def test_two_streams_with_one_name_are_an_error_listing_both_unless_source_id_picks(tmp_path, unique_name,
                                                                                    bundle_dir):
     srate, n = 128.0, 256
@@ -617,6 +649,7 @@ def test_decode_refuses_an_out_name_equal_to_the_eeg_stream(tmp_path, unique_nam
     eeg.close()
 
 
+@pytest.mark.slow  # live-paced LSL source (6-26 s); `pytest -m slow`
 def test_eeg_and_markers_both_on_a_device_clock_keep_their_relative_placement(tmp_path, unique_name):
     """EEG and markers stamped by the same device clock (from 100 s): markers on their samples
     (the Unix-time correction must not move markers that share the EEG's clock)."""
