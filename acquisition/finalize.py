@@ -628,7 +628,21 @@ def recover(partial_dir: Path | str, out: Path | str | None = None, *, overwrite
     return finalize_partial(pdir, out, recovered=True, overwrite=overwrite)
 
 
-def export_recording(fif_path: Path | str, fmt: str, out: Path | str | None = None) -> Path:
+def export_files(fif_path: Path | str, fmt: str, out: Path | str | None = None) -> list[Path]:
+    """The files :func:`export_recording` writes (``.edf``; ``.vhdr`` + ``.vmrk`` + ``.eeg``)."""
+    fmt = fmt.lower()
+    suffix = {"edf": ".edf", "brainvision": ".vhdr"}.get(fmt)
+    if suffix is None:
+        raise RecordingError(f"export format {fmt!r} unknown; expected 'edf' or 'brainvision'")
+    fif_path = Path(fif_path)
+    first = Path(out) if out is not None else fif_path.with_name(_stem(fif_path) + suffix)
+    if fmt == "brainvision":
+        return [first, first.with_suffix(".vmrk"), first.with_suffix(".eeg")]
+    return [first]
+
+
+def export_recording(fif_path: Path | str, fmt: str, out: Path | str | None = None, *,
+                     overwrite: bool = False) -> Path:
     """Export a finished FIF recording to EDF or BrainVision (annotations included).
 
     Parameters
@@ -638,6 +652,8 @@ def export_recording(fif_path: Path | str, fmt: str, out: Path | str | None = No
     fmt : {"edf", "brainvision"}
     out : Path, optional
         Default: ``fif_path`` with ``.edf`` / ``.vhdr``.
+    overwrite : bool
+        Replace existing files (see :func:`export_files`); otherwise they are refused.
 
     Notes
     -----
@@ -648,12 +664,10 @@ def export_recording(fif_path: Path | str, fmt: str, out: Path | str | None = No
     import mne
 
     fmt = fmt.lower()
-    suffix = {"edf": ".edf", "brainvision": ".vhdr"}.get(fmt)
-    if suffix is None:
-        raise RecordingError(f"export format {fmt!r} unknown; expected 'edf' or 'brainvision'")
-    fif_path = Path(fif_path)
-    stem = _stem(fif_path)
-    out = Path(out) if out is not None else fif_path.with_name(stem + suffix)
+    files = export_files(fif_path, fmt, out)
+    if not overwrite:
+        check_outputs_free(dict(enumerate(files)))
+    fif_path, out = Path(fif_path), files[0]
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*naming conventions.*")

@@ -43,7 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from neurodeck.acquisition.finalize import export_recording, sidecar_path
+    from neurodeck.acquisition.finalize import (
+        check_outputs_free,
+        export_files,
+        export_recording,
+        sidecar_path,
+    )
     from neurodeck.acquisition.recorder import Recorder
     from neurodeck.acquisition.streams import resolve_stream
     from neurodeck.app.errors import UserError
@@ -54,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
                                for sid in args.source_id)]
     rec = Recorder(sources, Path(args.out), flush_every=args.flush_every,
                    resolve_timeout=args.resolve_timeout, overwrite=args.overwrite, xdf=args.xdf)
+    if args.format != "fif" and not args.overwrite:  # refused now, not after the recording
+        check_outputs_free(dict(enumerate(export_files(rec.out, args.format))))
     try:
         rec.start()
     except KeyboardInterrupt:
@@ -82,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     counts = ", ".join(f"{name}: {c['written']}" for name, c in rec.counters.items())
     print(f"saved {path} ({counts}); sidecar {sidecar_path(path)}", flush=True)
     if args.format != "fif":
-        exported = export_recording(path, args.format)
+        exported = export_recording(path, args.format, overwrite=args.overwrite)
         print(f"exported {exported}", flush=True)
     return 0
 

@@ -30,5 +30,5 @@ def run(args: argparse.Namespace) -> int:
     path = recover(Path(args.dir), Path(args.out) if args.out else None, overwrite=args.overwrite)
     print(f"recovered {path}", flush=True)
     if args.format != "fif":
-        print(f"exported {export_recording(path, args.format)}", flush=True)
+        print(f"exported {export_recording(path, args.format, overwrite=args.overwrite)}", flush=True)
     return 0

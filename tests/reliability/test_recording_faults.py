@@ -680,3 +680,14 @@ def test_eeg_and_markers_both_on_a_device_clock_keep_their_relative_placement(tm
     assert json.loads(out.with_name("devm_raw.json").read_text())["marker_clock_offsets"] == {}
     eeg.close()
     mk.close()
+
+
+@pytest.mark.parametrize("fmt, existing", [("edf", "exp_raw.edf"), ("brainvision", "exp_raw.vmrk")])
+def test_record_export_refuses_to_overwrite_before_recording(tmp_path, unique_name, fmt, existing):
+    """`record --format edf` replaced an existing exp_raw.edf (a variant of items 5 and 6)."""
+    victim = tmp_path / existing
+    victim.write_bytes(b"precious")
+    err = _one_line_error(_cli("record", "-s", unique_name, "--out", str(tmp_path / "exp_raw.fif"),
+                               "--format", fmt, "--resolve-timeout", "1"))
+    assert existing in err and "already exists" in err
+    assert victim.read_bytes() == b"precious" and not partial_dir_for(tmp_path / "exp_raw.fif").exists()
