@@ -232,7 +232,8 @@ def test_engine_skips_a_backlog_and_first_decides_on_the_newest_window(source):
 @pytest.mark.parametrize("pipeline", ["ts-lr", "psd-lda"])
 def test_engine_decisions_equal_pseudo_online(pipeline, unique_name, tmp_path):
     """Real EEG pushed over LSL: the engine's stream filter (carried state, new samples only)
-    decides exactly what pseudo-online replay (the recording filtered once) decides."""
+    decides exactly what pseudo-online replay (the recording filtered once) decides, including
+    the windows holding NaN samples (invalid in both) and the restart of the filter after them."""
     from neurodeck.decoders.evaluation import pseudo_online
     from neurodeck.decoders.online import OnlineDecoder
     from neurodeck.decoders.onnx import save_bundle
@@ -245,7 +246,8 @@ def test_engine_decisions_equal_pseudo_online(pipeline, unique_name, tmp_path):
                        sfreq=sf, X_check=X[:4])
     dec = OnlineDecoder(path)
     n = int(30 * sf)
-    eeg = runs[0][0][:, :n]
+    eeg = runs[0][0][:, :n].copy()
+    eeg[3, 2000:2005] = np.nan  # NaN samples: invalid windows, then the stream filter restarts
     labels = [c.rstrip(".") for c in ch]
     info = make_stream_info(unique_name, "EEG", ["X1", *labels], sf, fmt="double64",
                             source_id=unique_name, units="microvolts")
@@ -271,7 +273,10 @@ def test_engine_decisions_equal_pseudo_online(pipeline, unique_name, tmp_path):
     assert engine.error is None and engine.stats.skipped_hops == 0
     res = pseudo_online(dec, eeg, sf, ([], []), step_s=hop / sf)
     assert [d.index for d in got] == res.ends.tolist()
-    assert all(d.valid for d in got)
+    W = dec.window_samples
+    holds_nan = (res.ends - W < 2005) & (res.ends > 2000)
+    assert [not d.valid for d in got] == holds_nan.tolist()
+    assert all("NaN" in d.reason for d in got if not d.valid)
     np.testing.assert_allclose(np.stack([d.values for d in got]), res.outputs, atol=1e-10, rtol=0)
 
 
