@@ -26,8 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="source id of the EEG stream (picks one of several with the same name)")
     parser.add_argument("--out-name", default="neurodeck-decisions", metavar="NAME", type=argtypes.name,
                         help="name of the LSL decision stream (default: %(default)s)")
-    parser.add_argument("--hop", type=argtypes.seconds, default=0.0625, metavar="S",
-                        help="seconds between decisions (default: %(default)s)")
+    parser.add_argument("--hop", type=argtypes.seconds, default=None, metavar="S",
+                        help="seconds between decisions (default: 0.0625; a continuous bundle's "
+                        "own hop, its filter's time step)")
     parser.add_argument("--duration", type=argtypes.seconds, default=None, metavar="S",
                         help="stop after S seconds (default: until Ctrl-C)")
     parser.add_argument("--timeout", type=argtypes.seconds, default=10.0, metavar="S",
@@ -68,12 +69,20 @@ def run(args: argparse.Namespace) -> int:
     if not args.model.is_dir():
         raise UserError(f"model {str(args.model)!r} is not a directory; expected a bundle from "
                         "`neurodeck train --out DIR`")
-    if args.hop <= 0:
+    if args.hop is not None and args.hop <= 0:
         raise UserError(f"--hop {args.hop} invalid; expected > 0 seconds")
     if is_continuous_bundle(args.model):  # Kalman / DKF: state + posterior variances per hop
         decoder = ContinuousDecoder(args.model)
+        _ = decoder.window_samples  # a bundle trained on a feature table says it cannot decode
+        step = float(decoder.meta["hop_s"])
+        if args.hop is not None and abs(args.hop - step) > 1e-6:
+            raise UserError(f"--hop {args.hop} differs from the continuous model's hop {step} s "
+                            "(its filter's time step); omit --hop or retrain with --hop "
+                            f"{args.hop}")
+        args.hop = step
     else:
         decoder = OnlineDecoder(args.model)
+        args.hop = 0.0625 if args.hop is None else args.hop
     info = resolve_stream(name=args.stream, source_id=args.source_id,
                           stype=None if args.stream or args.source_id else "EEG",
                           timeout=args.timeout, unique=True)

@@ -181,3 +181,28 @@ def test_classifier_outputs_as_features(cli, recordings, tmp_path):
     window = np.random.default_rng(0).standard_normal((32, dec.window_samples)) * 10
     values = dec.decide(window)
     assert values.shape == (4,) and np.all(np.isfinite(values)) and np.all(values[2:] > 0)
+
+
+def test_decode_refuses_a_table_bundle_and_another_hop(cli, tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 3))
+    Z = np.cumsum(rng.standard_normal((300, 2)), axis=0) * 0.1
+    Z -= np.linspace(0, 1, 300)[:, None] * Z[-1]  # keep it stationary enough for the state model
+    np.save(tmp_path / "x.npy", X + Z @ rng.standard_normal((2, 3)))
+    np.save(tmp_path / "z.npy", Z)
+    r = cli("train", tmp_path / "x.npy", "--target", tmp_path / "z.npy", "--pipeline", "kf",
+            "--out", tmp_path / "t")
+    assert r.returncode == 0, r.stderr
+    for extra, message in (([], "feature table"), (["--hop", "0.5"], "feature table")):
+        r = cli("decode", "--model", tmp_path / "t", "--timeout", "1", *extra)
+        assert r.returncode == 2, r.stdout + r.stderr
+        lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1 and message in lines[0], r.stderr
+    meta = json.loads((tmp_path / "t" / "model.json").read_text())
+    meta["features"] = {"kind": "bandpower", "ch_names": ["C3"], "sfreq": 128.0,
+                        "bands": [[8, 13]], "names": ["C3:8-13"], "window_s": 0.5, "pad_s": 0.5}
+    meta["filter"]["n_features"], meta["filter"]["H"] = 1, meta["filter"]["H"][:1]
+    meta["filter"]["b"], meta["filter"]["R"] = meta["filter"]["b"][:1], [[1.0]]
+    (tmp_path / "t" / "model.json").write_text(json.dumps(meta))
+    r = cli("decode", "--model", tmp_path / "t", "--timeout", "1", "--hop", "0.5")
+    assert r.returncode == 2 and "differs from the continuous model's hop" in r.stderr, r.stderr
