@@ -270,6 +270,12 @@ class _Loaded:
 def _check_meta(meta: dict, pdir: Path) -> None:
     """Raise :class:`RecordingError` when ``meta.json``'s stream list is damaged or tampered with."""
     where = str(pdir / META_FILE)
+    if not isinstance(meta.get("out"), str) or not meta["out"]:
+        raise RecordingError(f"{where!r}: 'out' is {meta.get('out')!r}; expected the output path")
+    for field in ("inlet_counters", "inlet_errors", "lag_min"):  # optional: drop if damaged
+        if field in meta and not isinstance(meta[field], dict):
+            logger.warning("%s: ignoring damaged %r", where, field)
+            del meta[field]
     streams = meta.get("streams")
     if not isinstance(streams, list) or not streams:
         raise RecordingError(f"{where!r}: 'streams' is {streams!r}; expected a non-empty list of streams")

@@ -691,3 +691,28 @@ def test_record_export_refuses_to_overwrite_before_recording(tmp_path, unique_na
                                "--format", fmt, "--resolve-timeout", "1"))
     assert existing in err and "already exists" in err
     assert victim.read_bytes() == b"precious" and not partial_dir_for(tmp_path / "exp_raw.fif").exists()
+
+
+def test_recover_after_a_finalize_killed_half_way_replaces_its_own_unfinished_files(tmp_path, unique_name):
+    """kill -9 during finalize leaves a half-written FIF under the final name; `recover` (no
+    --overwrite) must still finish: the files are its own (meta.json says it was finalizing
+    to that path), while an unrelated existing file is refused (item 6)."""
+    srate, n = 128.0, 256
+    eeg = _counting(unique_name, 2, srate)
+    out = tmp_path / "half_raw.fif"
+    rec = Recorder([unique_name], out, flush_every=0.1).start()
+    push_fast(eeg, _rows(np.arange(n), 2), srate, local_clock())
+    assert wait_until(lambda: rec.counters[unique_name]["written"] == n, 10)
+    time.sleep(0.3)
+    rec.abort()
+    pdir = partial_dir_for(out)
+    meta = json.loads((pdir / "meta.json").read_text())
+    meta["finalizing_to"] = str(out.resolve())  # what finalize writes before its first byte
+    (pdir / "meta.json").write_text(json.dumps(meta))
+    out.write_bytes(b"half a FIF")  # what the kill left
+    out.with_name("half_raw.json").write_text("{")
+    done = _cli("recover", str(pdir))
+    assert done.returncode == 0, done.stderr
+    np.testing.assert_array_equal(_read_fif(out).get_data(picks=["counter"])[0], np.arange(n))
+    assert json.loads(out.with_name("half_raw.json").read_text())["recovered"] is True
+    eeg.close()
