@@ -340,6 +340,10 @@ class VelocityDKF:
             Z = Z[:, None]
         ok = np.isfinite(X).all(axis=1) & np.isfinite(Z).all(axis=1)
         self.dkf.fit(X[ok], Z[ok])
+        # the online step takes f(x), Q(x) from onnxruntime or numpy, whichever is faster here
+        from neurodeck.decoders.dkf.export import select_backend
+
+        self.backend = select_backend(self.dkf, self.dkf.to_onnx(), X[ok][:500], n=100)
         self.dkf.reset()
         self.fitted = True
         return self
