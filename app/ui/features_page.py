@@ -635,6 +635,11 @@ class FeaturesPage(Page):
         self.pair_box.currentIndexChanged.connect(lambda _: self.refresh_map())
         mrow.addWidget(self.pair_box)
         mrow.addStretch(1)
+        self.export_button = QPushButton("Export\u2026")
+        self.export_button.setToolTip("Save the R\u00b2 map shown: CSV (channel x frequency) or "
+                                      "PNG (the picture)")
+        self.export_button.clicked.connect(self._export_dialog)
+        mrow.addWidget(self.export_button)
         ll.addLayout(mrow)
         self.map_view = R2MapView()
         self.map_view.selection_changed.connect(self._on_selection)
@@ -947,6 +952,37 @@ class FeaturesPage(Page):
             size="10pt")
         self._show_specs()
         self.refresh_topomap()
+
+    def _export_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export the R\u00b2 map", "r2-map.csv",
+                                              "CSV table (*.csv);;PNG picture (*.png)")
+        if path:
+            self.export_map(path)
+
+    def export_map(self, path: str | Path) -> Path | None:
+        """Write the map shown: ``.csv`` (a row per channel, a column per frequency) or ``.png``."""
+        if self.current_r2 is None:
+            self.report_error("Compute the maps first.")
+            return None
+        path = Path(path)
+        try:
+            if path.suffix.lower() == ".png":
+                if not self.map_view.glw.grab().save(str(path)):
+                    raise OSError(f"could not write {path}")
+            elif path.suffix.lower() == ".csv":
+                freqs = self.maps.freqs_of(self.kind)
+                lines = ["channel," + ",".join(f"{f:g}" for f in freqs)]
+                lines += [f"{ch}," + ",".join(f"{v:.6g}" for v in row)
+                          for ch, row in zip(self.maps.ch_names, self.current_r2)]
+                path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            else:
+                raise ValueError(f"map file {path.name!r}: expected a .csv or .png name")
+        except (OSError, ValueError) as exc:
+            self.report_error(f"Export: {exc}")
+            return None
+        if self.context is not None:
+            self.context.report_info(f"R\u00b2 map saved to {path}")
+        return path
 
     def freq_index(self) -> int:
         freqs = self.maps.freqs_of(self.kind)

@@ -501,3 +501,30 @@ def test_calibration_pauses_on_signal_loss_and_repeats_the_trial(window, qtbot, 
                 if abs(o - raw.annotations.onset[k]) < 1e-9]
         assert {"left_hand", "right_hand"} & set(same), same
     assert any(d.startswith("stream_lost") or d.startswith("BAD") for d in desc), sorted(set(desc))
+
+
+def test_features_map_export_csv_and_png(qtbot, ctx, asset_edfs, monkeypatch, tmp_path):
+    """Export... writes the map shown: CSV equal to the R2 values, PNG the picture."""
+    from neurodeck.app.ui.features_page import FeaturesPage
+
+    page = _page(qtbot, FeaturesPage, ctx)
+    errors: list[str] = []
+    ctx.error_reported.connect(errors.append)
+    _answer_file_dialogs(monkeypatch, files=[_edf(asset_edfs, "S001R04.edf")])
+    with qtbot.waitSignal(page.maps_ready, timeout=60000):
+        qtbot.mouseClick(page.open_button, LEFT)
+    for name in ("map.csv", "map.png"):
+        monkeypatch.setattr(QFileDialog, "getSaveFileName",
+                            staticmethod(lambda *a, n=name, **k: (str(tmp_path / n), "")))
+        qtbot.mouseClick(page.export_button, LEFT)
+    assert not errors, errors
+    rows = (tmp_path / "map.csv").read_text().splitlines()
+    head = rows[0].split(",")
+    freqs = page.maps.freqs_of("psd")
+    assert head[0] == "channel" and [float(f) for f in head[1:]] == pytest.approx(freqs)
+    assert [r.split(",")[0] for r in rows[1:]] == page.maps.ch_names
+    values = np.array([[float(v) for v in r.split(",")[1:]] for r in rows[1:]])
+    np.testing.assert_allclose(values, page.current_r2, rtol=1e-5, atol=1e-7)
+    png = (tmp_path / "map.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    page.shutdown()
