@@ -216,3 +216,11 @@ def in_file(text: str) -> Path:
         what = "a folder" if path.is_dir() else "not found"
         raise argparse.ArgumentTypeError(f"{text!r} is {what}; expected an existing file")
     return path
+
+
+def n_jobs(text: str) -> int:
+    """Parallel jobs: -1 (every core) or 1..1024."""
+    value = _int(text, "-1 (every core) or 1 to 1024 jobs")
+    if not (value == -1 or 1 <= value <= 1024):
+        raise argparse.ArgumentTypeError(f"{text!r} invalid; expected -1 (every core) or 1 to 1024 jobs")
+    return value

@@ -140,28 +140,27 @@ def record_calibration(session, speed: float, report: Report, on_stage: StageHoo
 
 def train(session, calibration: Path, pipelines: Sequence[str], report: Report):
     """Cross-validate ``pipelines`` on the calibration file, save the best as a bundle."""
-    from neurodeck.app.commands.evaluate import load_dataset
+    from neurodeck.app.workflow.evaluate import load_for
+    from neurodeck.app.workflow.training import fit_bundle, make_config
     from neurodeck.decoders.evaluation import cross_validate_pipelines
-    from neurodeck.decoders.onnx import save_bundle
-    from neurodeck.decoders.pipelines import DecoderConfig
 
-    base = DecoderConfig(pipeline=pipelines[0], band=(8.0, 32.0), tmin=0.5, tmax=2.5, events=EVENTS)
-    X, y, ch_names, sfreq, _ = load_dataset(str(calibration), base)
+    configs = {p: make_config(p, events=EVENTS, band=(8.0, 32.0), tmin=0.5, tmax=2.5)
+               for p in pipelines}
+    trials = load_for(calibration, configs[pipelines[0]])
+    X, y = trials.X, trials.y
     report(f"training: {len(y)} trials ({', '.join(f'{c}: {(y == c).sum()}' for c in np.unique(y))}), "
            f"5-fold CV of {', '.join(pipelines)}")
-    configs = {p: dataclasses.replace(base, pipeline=p) for p in pipelines}
-    pipes = {p: c.build(sfreq, ch_names, seed=42) for p, c in configs.items()}
+    pipes = {p: c.build(trials.sfreq, trials.ch_names, seed=42) for p, c in configs.items()}
     results = [r.as_dict() for r in cross_validate_pipelines(X, y, pipes, cv=5, seed=42,
                                                             dataset="S001 calibration")]
     for r in results:
         report(f"  {r['pipeline']:<10} {r['metric']} {r['score']:.3f} "
                f"(folds {' '.join(f'{s:.2f}' for s in r['fold_scores'])})")
     best = max(results, key=lambda r: r["score"])["pipeline"]
-    model = configs[best].build(sfreq, ch_names, seed=42).fit(X, y)
     out = session.models_dir / best
     best_res = next(r for r in results if r["pipeline"] == best)
-    save_bundle(model, configs[best], out, ch_names=ch_names, sfreq=sfreq, X_check=X[:4],
-                scores={"cv_" + best_res["metric"]: best_res["score"]})
+    fit_bundle(trials, configs[best], out, seed=42, n_check=4,
+               scores={"cv_" + best_res["metric"]: best_res["score"]})
     report(f"best pipeline {best}: bundle saved to {out}")
     return out, results, best
 

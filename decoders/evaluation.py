@@ -26,7 +26,11 @@ logger = logging.getLogger(__name__)
 
 @dataclasses.dataclass
 class CVResult:
-    """One (dataset, pipeline) cross-validation result (``as_dict`` gives the JSON record)."""
+    """One (dataset, pipeline) cross-validation result (``as_dict`` gives the JSON record).
+
+    ``y_pred`` holds the out-of-fold predicted class of every trial (in the order of ``y``) when
+    it was asked for; it is not part of the JSON record.
+    """
 
     dataset: str
     pipeline: str
@@ -43,9 +47,12 @@ class CVResult:
     calib_trials: int | None = None
     n_train: int = 0
     n_test: int = 0
+    y_pred: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        d.pop("y_pred")
+        return d
 
 
 def _scores_for_auc(est, X: np.ndarray) -> np.ndarray:
@@ -60,6 +67,23 @@ def _scores_for_auc(est, X: np.ndarray) -> np.ndarray:
     return np.asarray(est.predict_proba(X))[:, 1]
 
 
+class _FoldScorer:
+    """Scorer for :func:`sklearn.model_selection.cross_validate`: ROC-AUC of ``positive`` (two
+    classes) or accuracy, optionally reporting every scored fold (serial runs only)."""
+
+    def __init__(self, metric: str, positive: Any, on_fold: Callable[[], None] | None = None):
+        self.metric, self.positive, self.on_fold = metric, positive, on_fold
+
+    def __call__(self, est, X: np.ndarray, y: np.ndarray) -> float:
+        if self.metric == "roc_auc":
+            score = roc_auc_score(y == self.positive, _scores_for_auc(est, X))
+        else:
+            score = accuracy_score(y, est.predict(X))
+        if self.on_fold is not None:
+            self.on_fold()
+        return float(score)
+
+
 def cross_validate_pipelines(
     X: np.ndarray,
     y: Sequence[Any],
@@ -68,8 +92,13 @@ def cross_validate_pipelines(
     seed: int = 42,
     dataset: str = "",
     progress: Callable[[str, str, int], None] | None = None,
+    *,
+    n_jobs: int | None = None,
+    predictions: bool = False,
 ) -> list[CVResult]:
     """Shuffled stratified k-fold cross-validation of several pipelines on the same folds.
+
+    Runs :func:`sklearn.model_selection.cross_validate` for every pipeline.
 
     Parameters
     ----------
@@ -87,13 +116,22 @@ def cross_validate_pipelines(
         Name written in the records.
     progress : callable or None
         Called as ``progress(pipeline_name, "fold", fold_index)`` after every fold (e.g. a tqdm
-        update).
+        update; it may raise to cancel). Only with ``n_jobs`` None or 1: folds that run in other
+        processes cannot report back.
+    n_jobs : int or None
+        Folds fitted in parallel (joblib, as ``cross_validate``'s ``n_jobs``). The scores do not
+        depend on it.
+    predictions : bool
+        Also keep the out-of-fold prediction of every trial (``CVResult.y_pred``), from the same
+        fitted folds.
 
     Returns
     -------
     results : list of CVResult
         ROC-AUC for two classes, accuracy otherwise; ``score`` is the mean over folds.
     """
+    from sklearn.model_selection import cross_validate
+
     X = np.asarray(X, dtype=float)
     y = np.asarray(y)
     if X.ndim != 3:
@@ -109,25 +147,25 @@ def cross_validate_pipelines(
         )
     metric = "roc_auc" if len(classes) == 2 else "accuracy"
     folds = list(StratifiedKFold(cv, shuffle=True, random_state=seed).split(X, y))
+    serial = n_jobs is None or n_jobs == 1
     results = []
     for name, pipe in pipelines.items():
-        fold_scores, fit_t, pred_t = [], 0.0, 0.0
-        for k, (tr, te) in enumerate(folds):
-            est = clone(pipe)
-            t0 = time.perf_counter()
-            est.fit(X[tr], y[tr])
-            t1 = time.perf_counter()
-            if metric == "roc_auc":
-                s = _scores_for_auc(est, X[te])
-                score = roc_auc_score(y[te] == classes[1], s)
-            else:
-                score = accuracy_score(y[te], est.predict(X[te]))
-            t2 = time.perf_counter()
-            fit_t += t1 - t0
-            pred_t += t2 - t1
-            fold_scores.append(float(score))
-            if progress is not None:
-                progress(name, "fold", k)
+        done = [0]
+
+        def on_fold(_name=name, _done=done) -> None:
+            progress(_name, "fold", _done[0])
+            _done[0] += 1
+
+        scorer = _FoldScorer(metric, classes[1], on_fold if progress is not None and serial else None)
+        out = cross_validate(pipe, X, y, cv=folds, scoring=scorer, n_jobs=n_jobs,
+                             error_score="raise", return_estimator=predictions,
+                             return_indices=predictions)
+        y_pred = None
+        if predictions:
+            y_pred = np.empty(len(y), dtype=y.dtype)
+            for est, te in zip(out["estimator"], out["indices"]["test"], strict=True):
+                y_pred[te] = est.predict(X[te])
+        fold_scores = [float(s) for s in out["test_score"]]
         results.append(
             CVResult(
                 dataset=dataset,
@@ -136,13 +174,14 @@ def cross_validate_pipelines(
                 score=float(np.mean(fold_scores)),
                 fold_scores=fold_scores,
                 n_trials=len(y),
-                fit_time_s=fit_t,
-                predict_time_s=pred_t,
+                fit_time_s=float(np.sum(out["fit_time"])),
+                predict_time_s=float(np.sum(out["score_time"])),
                 n_classes=len(classes),
                 n_folds=cv,
                 seed=seed,
                 n_train=int(round(np.mean([len(tr) for tr, _ in folds]))),
                 n_test=int(round(np.mean([len(te) for _, te in folds]))),
+                y_pred=y_pred,
             )
         )
         logger.info("%s %s: %s %.3f", dataset, name, metric, results[-1].score)

@@ -4,7 +4,7 @@ Usage::
 
     OMP_NUM_THREADS=1 python scripts/accuracy_leads.py [--data ../shared/data/eegmmidb] [--only NAME ...]
 
-Every variant uses the same data path as ``neurodeck evaluate`` (``load_dataset``: runs 4/8/12,
+Every variant uses the same data path as ``neurodeck evaluate`` (``app.workflow.load_for``: runs 4/8/12,
 T1 = left fist, T2 = right fist, 0.5-2.5 s, 1 s of raw signal in front for the causal 8-32 Hz
 band-pass of ``decoders.epochs.BandPass``, 2 passes) and the same folds
 (``StratifiedKFold(5, shuffle=True, random_state=42)``); it prints ROC-AUC per subject and the
@@ -42,14 +42,14 @@ from sklearn.preprocessing import StandardScaler
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from neurodeck.app.commands.evaluate import load_dataset  # noqa: E402
+from neurodeck.app.workflow import load_for  # noqa: E402
 from neurodeck.decoders.epochs import BandPass  # noqa: E402
 from neurodeck.decoders.features.covariance import AugmentedCovariances  # noqa: E402
 from neurodeck.decoders.pipelines import DecoderConfig, OASCovariances, oas_covariances  # noqa: E402
 
 SFREQ = 160.0
 N_EPOCH = 321  # 0.5-2.5 s at 160 Hz, both ends included
-RUN_TRIALS = 15  # cued trials per run (runs are concatenated in order by load_dataset)
+RUN_TRIALS = 15  # cued trials per run (runs are concatenated in order by load_for)
 
 
 def lda():
@@ -264,8 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     subjects = []
     for s in ("S001", "S002", "S003"):
         spec = ",".join(str(args.data / s / f"{s}R{r:02d}.edf") for r in (4, 8, 12))
-        X, y, *_ = load_dataset(spec, cfg)
-        X2, y2, *_ = load_dataset(spec, cfg2)
+        tr, tr2 = load_for(spec, cfg), load_for(spec, cfg2)
+        X, y, X2, y2 = tr.X, tr.y, tr2.X, tr2.y
         assert (y == y2).all()
         subjects.append((X, bandpass().fit_transform(X), X2, y))
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-from pathlib import Path
 
 from neurodeck.app import argtypes
 from neurodeck.app.commands import _continuous
@@ -80,6 +79,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="recordings of other subjects or sessions to pretrain on (dataset syntax "
                         "as the positional arguments; never the target): pooled with each "
                         "training fold (within) or with the calibration trials (chronological)")
+    parser.add_argument("--n-jobs", type=argtypes.n_jobs, default=1, metavar="N",
+                        help="(dataset, pipeline) pairs evaluated in parallel: worker processes "
+                        "(-1: every core), or jobs on the Dask cluster (1). Same scores for any N")
+    parser.add_argument("--backend", choices=("loky", "dask"), default="loky",
+                        help="where the pairs run: local worker processes (loky, default) or a "
+                        "Dask cluster (needs --scheduler; pip install 'neurodeck[dask]')")
+    parser.add_argument("--scheduler", default=None, type=argtypes.name, metavar="ADDRESS",
+                        help="Dask scheduler address for --backend dask (e.g. tcp://10.0.0.5:8786); "
+                        "the workers need neurodeck installed, the recordings are read here")
     _continuous.add_arguments(parser, evaluate=True)
 
 
@@ -96,66 +104,6 @@ def calib_trials(text: str) -> tuple[int, ...]:
     return ks
 
 
-def load_dataset(spec: str, config, *, reference_filter: bool = False):
-    """Load one dataset (comma-joined recordings) into padded raw windows.
-
-    Returns
-    -------
-    X : ndarray, shape (n_trials, n_channels, window_samples)
-        Microvolts.
-    y : ndarray of str, shape (n_trials,)
-    ch_names : list of str
-    sfreq : float
-    raws : list of (continuous microvolt data (n_channels, n_times), events (onset sample, label))
-
-    With ``reference_filter`` the whole recording is band-passed zero-phase first (MNE's IIR:
-    4th-order Butterworth forward-backward, as MOABB does) and ``config.pad`` should be 0; this
-    reproduces the reference numbers but is not what the online decoder can do.
-    """
-    import numpy as np
-
-    from neurodeck.acquisition.io import get_events, load_recording
-    from neurodeck.app.errors import UserError
-    from neurodeck.decoders.epochs import extract_epochs, pick_indices
-
-    Xs, ys, conts = [], [], []
-    ch_names = sfreq = None
-    for part in [p for p in spec.split(",") if p]:
-        path = Path(part)
-        if not path.exists():
-            raise UserError(f"recording {part!r} not found")
-        raw = load_recording(path)
-        raw.pick("eeg")
-        if reference_filter:
-            raw.filter(config.band[0], config.band[1], method="iir", verbose="error")
-        if sfreq is None:
-            sfreq = float(raw.info["sfreq"])
-            ch_names = list(raw.ch_names)
-            idx = pick_indices(ch_names, config.picks)
-            ch_names = [ch_names[i] for i in idx]
-        elif float(raw.info["sfreq"]) != sfreq:
-            raise UserError(f"{part}: rate {raw.info['sfreq']} Hz differs from {sfreq} Hz of the "
-                            "first recording of this dataset")
-        idx = pick_indices(raw.ch_names, ch_names)
-        data = raw.get_data()[idx] * 1e6  # volts -> microvolts (the LSL convention)
-        events, event_id = get_events(raw, config.event_mapping)
-        names = {v: k for k, v in event_id.items()}
-        onsets = events[:, 0] - raw.first_samp
-        labels = np.array([names[c] for c in events[:, 2]])
-        X, kept = extract_epochs(data, sfreq, onsets, config.tmin, config.tmax, config.pad)
-        Xs.append(X)
-        ys.append(labels[kept])
-        conts.append((data, onsets, labels))
-    X = np.concatenate(Xs)
-    y = np.concatenate(ys)
-    if not len(y):
-        raise UserError(
-            f"{spec}: none of the {sum(len(c[1]) for c in conts)} trials fits in its recording with "
-            f"--tmin {config.tmin:g} --tmax {config.tmax:g} s and {config.pad:g} s of padding "
-            "before; expected a window that ends inside the recordings (a smaller --tmax / --pad)")
-    return X, y, ch_names, sfreq, conts
-
-
 def add_pipeline_files(args) -> None:
     """Register the pipelines of every ``--pipeline-file`` (validated; errors name key and value)."""
     from neurodeck.decoders.pipelines import add_pipeline_specs
@@ -163,11 +111,6 @@ def add_pipeline_files(args) -> None:
     for path in getattr(args, "pipeline_file", None) or []:
         names = add_pipeline_specs(path)
         logger.info("pipelines %s added from %s", names, path)
-
-
-def dataset_name(spec: str) -> str:
-    parts = [Path(p).stem for p in spec.split(",") if p]
-    return "+".join(parts)
 
 
 def _events(args) -> dict[str, str]:
@@ -180,20 +123,14 @@ def _events(args) -> dict[str, str]:
         raise UserError(str(exc)) from None
 
 
-def make_config(args, pipeline: str):
-    from neurodeck.decoders.pipelines import DecoderConfig
+def config_from_args(args: argparse.Namespace, pipeline: str):
+    """The DecoderConfig that the flags shared by ``evaluate`` and ``train`` describe."""
+    from neurodeck.app.workflow.training import make_config
 
     picks = None if not args.picks else tuple(p.strip() for p in args.picks.split(",") if p.strip())
-    return DecoderConfig(
-        pipeline=pipeline,
-        band=tuple(args.band),
-        tmin=args.tmin,
-        tmax=args.tmax,
-        picks=picks,
-        events=_events(args),
-        pad=args.pad,
-        filter_passes=getattr(args, "filter_passes", 2),
-    )
+    return make_config(pipeline, events=_events(args), band=tuple(args.band), tmin=args.tmin,
+                       tmax=args.tmax, picks=picks, pad=args.pad,
+                       filter_passes=getattr(args, "filter_passes", 2))
 
 
 def print_table(results) -> None:
@@ -212,69 +149,20 @@ def print_table(results) -> None:
         print(f"{'mean':<{w}}  " + "  ".join(f"{m:>10.3f}" for m in means))
 
 
-def pseudo_online_loro(args, pipeline: str, ch_names, sfreq: float, spec: str) -> dict | None:
-    """Leave-one-recording-out pseudo-online replay of one pipeline on one dataset.
-
-    For each recording: fit on the others' epochs, save a bundle to a temporary directory, replay
-    the held-out continuous recording through :class:`decoders.online.OnlineDecoder` (batched).
-    Returns per-trial accuracy, median time to decision and speed, pooled over recordings.
-    """
-    import tempfile
-    import time
-
-    import numpy as np
-
-    from neurodeck.decoders.evaluation import pseudo_online
-    from neurodeck.decoders.onnx import save_bundle
-
-    config = make_config(args, pipeline)
-    _, _, _, _, conts = load_dataset(spec, config)
-    if len(conts) < 2:
-        logger.warning("pseudo-online needs >= 2 recordings per dataset; skipped for %s", spec)
-        return None
-    from neurodeck.decoders.epochs import extract_epochs
-
-    per_run = [extract_epochs(d, sfreq, o, config.tmin, config.tmax, config.pad) for d, o, _ in conts]
-    correct, ttd, compute, duration, n_windows = [], [], 0.0, 0.0, 0
-    for k, (data, onsets, labels) in enumerate(conts):
-        Xtr = np.concatenate([per_run[j][0] for j in range(len(conts)) if j != k])
-        ytr = np.concatenate([conts[j][2][per_run[j][1]] for j in range(len(conts)) if j != k])
-        pipe = config.build(sfreq, ch_names, seed=args.seed).fit(Xtr, ytr)
-        with tempfile.TemporaryDirectory() as tmp:
-            save_bundle(pipe, config, tmp, ch_names=ch_names, sfreq=sfreq, X_check=Xtr[:8])
-            t0 = time.process_time()
-            r = pseudo_online(tmp, data, sfreq, (onsets, labels), step_s=args.step,
-                              trial_s=args.trial)
-            compute += time.process_time() - t0
-        correct.append(r.trial_correct)
-        ttd.append(r.time_to_decision)
-        duration += r.duration_s
-        n_windows += len(r.ends)
-    correct_a, ttd_a = np.concatenate(correct), np.concatenate(ttd)
-    return {
-        "scheme": "leave-one-recording-out",
-        "step_s": args.step,
-        "n_trials": int(len(correct_a)),
-        "trial_accuracy": float(correct_a.mean()),
-        "median_time_to_decision_s": float(np.nanmedian(ttd_a)) if np.isfinite(ttd_a).any() else None,
-        "n_windows": n_windows,
-        "cpu_s": compute,
-        "realtime_factor_cpu": duration / max(compute, 1e-9),
-    }
-
-
 def run_transfer(args: argparse.Namespace, names: list[str]) -> int:
     """``--protocol chronological``/``loso``, or ``within`` with ``--sources`` (pooled folds)."""
     import warnings
 
     from neurodeck.app.errors import UserError
+    from neurodeck.app.workflow.datasets import dataset_name
+    from neurodeck.app.workflow.evaluate import load_for
     from neurodeck.decoders.evaluation import (
         cross_validate_with_sources,
         evaluate_chronological,
         evaluate_loso,
     )
 
-    base = make_config(args, names[0])
+    base = config_from_args(args, names[0])
     if args.protocol == "loso" and args.sources:
         raise UserError("--protocol loso uses the positional datasets as each other's sources; "
                         "give --sources with --protocol chronological")
@@ -283,7 +171,8 @@ def run_transfer(args: argparse.Namespace, names: list[str]) -> int:
     for spec in list(args.datasets) + list(args.sources):
         if spec in loaded:
             continue
-        X, y, ch, sf, _ = load_dataset(spec, base)
+        tr = load_for(spec, base)
+        X, y, ch, sf = tr.X, tr.y, tr.ch_names, tr.sfreq
         if ch_names is not None and (ch != ch_names or sf != sfreq):
             raise UserError(f"{spec}: channels/rate ({len(ch)} channels at {sf:g} Hz) differ from "
                             f"the first dataset ({len(ch_names)} at {sfreq:g} Hz); use --picks")
@@ -292,7 +181,7 @@ def run_transfer(args: argparse.Namespace, names: list[str]) -> int:
     overlap = set(args.datasets) & set(args.sources)
     if overlap:
         raise UserError(f"{sorted(overlap)} are both target and source; a target is never a source")
-    pipes = {n: make_config(args, n).build(sfreq, ch_names, seed=args.seed) for n in names}
+    pipes = {n: config_from_args(args, n).build(sfreq, ch_names, seed=args.seed) for n in names}
     results = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
@@ -329,12 +218,10 @@ def run_transfer(args: argparse.Namespace, names: list[str]) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    import warnings
-
     from tqdm import tqdm
 
     from neurodeck.app.errors import UserError
-    from neurodeck.decoders.evaluation import cross_validate_pipelines
+    from neurodeck.app.workflow.evaluate import evaluate
     from neurodeck.decoders.pipelines import PIPELINES, STEPS
 
     add_pipeline_files(args)
@@ -372,46 +259,20 @@ def run(args: argparse.Namespace) -> int:
         if args.pseudo_online:
             raise UserError("--reference-filter cannot be combined with --pseudo-online (the "
                             "zero-phase whole-recording filter does not exist online)")
-        args.pad = 0.0
-    base = make_config(args, names[0])
-    results = []
+    if args.backend == "dask" and not args.scheduler:
+        raise UserError("--backend dask needs --scheduler ADDRESS (e.g. tcp://10.0.0.5:8786)")
+    base = config_from_args(args, names[0])
     bar = tqdm(total=len(args.datasets) * len(names) * args.cv, unit="fold",
                disable=args.no_progress, desc="evaluate")
-    for spec in args.datasets:
-        X, y, ch_names, sfreq, _ = load_dataset(spec, base, reference_filter=args.reference_filter)
-        name = dataset_name(spec)
-        pipes = {n: make_config(args, n).build(sfreq, ch_names, seed=args.seed) for n in names}
-        if args.reference_filter:
-            for n, p in list(pipes.items()):
-                if "bandpass" in p.named_steps:
-                    p.set_params(bandpass="passthrough")
-                else:  # the filter bank filters inside the pipeline: no reference equivalent
-                    raise UserError(f"--reference-filter does not apply to {n!r} (it filters its "
-                                    "own sub-bands)")
 
-        def progress(pipe, what, k, _name=name):
-            bar.set_postfix_str(f"{_name} {pipe}")
-            bar.update(1)
+    def progress(dataset: str, pipeline: str, folds: int) -> None:
+        bar.set_postfix_str(f"{dataset} {pipeline}")
+        bar.update(folds)
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            res = cross_validate_pipelines(X, y, pipes, cv=args.cv, seed=args.seed, dataset=name,
-                                           progress=progress)
-        po = {}
-        if args.pseudo_online:
-            for n in names:
-                po[n] = pseudo_online_loro(args, n, ch_names, sfreq, spec)
-                bar.set_postfix_str(f"{name} {n} pseudo-online")
-        for r in res:
-            d = r.as_dict()
-            if r.pipeline in po:
-                d["pseudo_online"] = po[r.pipeline]
-            d.update(files=[p for p in spec.split(",") if p], sfreq=sfreq, n_channels=len(ch_names),
-                     band=list(base.band), tmin=base.tmin, tmax=base.tmax, pad=base.pad,
-                     filter="zero-phase IIR on the whole recording (reference)" if args.reference_filter
-                     else f"causal 4th-order Butterworth x{base.filter_passes} per padded window "
-                     "(as online)")
-            results.append(d)
+    results = evaluate(args.datasets, names, base, cv=args.cv, seed=args.seed,
+                       reference_filter=args.reference_filter, pseudo_online=args.pseudo_online,
+                       step_s=args.step, trial_s=args.trial, n_jobs=args.n_jobs,
+                       backend=args.backend, scheduler=args.scheduler, progress=progress)
     bar.close()
     print_table(results)
     if args.pseudo_online:

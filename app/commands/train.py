@@ -36,21 +36,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import time
     import warnings
 
     import numpy as np
     from tqdm import tqdm
 
-    from neurodeck.app.commands.evaluate import (
-        add_pipeline_files,
-        dataset_name,
-        load_dataset,
-        make_config,
-    )
+    from neurodeck.app.commands.evaluate import add_pipeline_files, config_from_args
     from neurodeck.app.errors import UserError
+    from neurodeck.app.workflow.datasets import dataset_name, dataset_paths
+    from neurodeck.app.workflow.evaluate import load_for
+    from neurodeck.app.workflow.training import fit_bundle
     from neurodeck.decoders.evaluation import cross_validate_pipelines, pseudo_online
-    from neurodeck.decoders.onnx import save_bundle
     from neurodeck.decoders.pipelines import PIPELINES
 
     add_pipeline_files(args)
@@ -61,44 +57,31 @@ def run(args: argparse.Namespace) -> int:
     if len(args.datasets) != 1:
         # several positional datasets: train on all of them together
         logger.info("training on %d datasets together", len(args.datasets))
-    config = make_config(args, args.pipeline)
+    config = config_from_args(args, args.pipeline)
     if args.population:
         return run_population(args, config)
-    Xs, ys, conts = [], [], []
-    ch_names = sfreq = None
-    for spec in args.datasets:
-        X, y, ch, sf, cont = load_dataset(spec, config)
-        if ch_names is not None and (ch != ch_names or sf != sfreq):
-            raise UserError(f"{spec}: channels/rate differ from the first dataset")
-        ch_names, sfreq = ch, sf
-        Xs.append(X)
-        ys.append(y)
-        conts += cont
-    X, y = np.concatenate(Xs), np.concatenate(ys)
+    trials = load_for([p for s in args.datasets for p in dataset_paths(s)], config)
+    X, y, ch_names, sfreq = trials.X, trials.y, trials.ch_names, trials.sfreq
     counts = ", ".join(f"{c}: {n}" for c, n in zip(*np.unique(y, return_counts=True), strict=True))
     print(f"{len(y)} trials ({counts}), {len(ch_names)} channels at {sfreq:g} Hz")
     scores: dict = {"n_trials": int(len(y)), "datasets": [dataset_name(s) for s in args.datasets]}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        if args.cv and args.cv >= 2:
-            bar = tqdm(total=args.cv, unit="fold", desc=f"cv {args.pipeline}", disable=args.no_progress)
+    if args.cv and args.cv >= 2:
+        bar = tqdm(total=args.cv, unit="fold", desc=f"cv {args.pipeline}", disable=args.no_progress)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
             res = cross_validate_pipelines(
                 X, y, {args.pipeline: config.build(sfreq, ch_names, seed=args.seed)}, cv=args.cv,
                 seed=args.seed, progress=lambda *a: bar.update(1))[0]
-            bar.close()
-            scores.update(cv_metric=res.metric, cv_score=res.score, cv_fold_scores=res.fold_scores,
-                          cv_folds=args.cv, seed=args.seed)
-            print(f"{args.pipeline}: {args.cv}-fold {res.metric} {res.score:.3f}")
-        t0 = time.perf_counter()
-        pipe = config.build(sfreq, ch_names, seed=args.seed).fit(X, y)
-        scores["fit_time_s"] = time.perf_counter() - t0
-        scores["train_score"] = float(pipe.score(X, y))
-        path = save_bundle(pipe, config, args.out, ch_names=ch_names, sfreq=sfreq, X_check=X,
-                           scores=scores)
+        bar.close()
+        scores.update(cv_metric=res.metric, cv_score=res.score, cv_fold_scores=res.fold_scores,
+                      cv_folds=args.cv, seed=args.seed)
+        print(f"{args.pipeline}: {args.cv}-fold {res.metric} {res.score:.3f}")
+    path, _, scores = fit_bundle(trials, config, args.out, seed=args.seed, scores=scores,
+                                 n_check=None)
     print(f"model bundle written to {path} (training accuracy {scores['train_score']:.3f})")
     if args.pseudo_online:
-        for data, onsets, labels in conts:
-            r = pseudo_online(path, data, sfreq, (onsets, labels))
+        for run in trials.runs:
+            r = pseudo_online(path, run.data, sfreq, (run.onsets, run.labels))
             s = r.summary()
             print(f"pseudo-online: {s['n_trials']} trials, accuracy {s['trial_accuracy']:.3f}, "
                   f"median time to decision {s['median_time_to_decision_s']} s, "
@@ -113,8 +96,9 @@ def run_population(args: argparse.Namespace, config) -> int:
 
     import numpy as np
 
-    from neurodeck.app.commands.evaluate import dataset_name, load_dataset
     from neurodeck.app.errors import UserError
+    from neurodeck.app.workflow.datasets import dataset_name
+    from neurodeck.app.workflow.evaluate import load_for
     from neurodeck.decoders.evaluation import evaluate_loso
     from neurodeck.decoders.onnx import save_bundle
     from neurodeck.decoders.transfer import fit_pooled, recentering_steps
@@ -125,7 +109,8 @@ def run_population(args: argparse.Namespace, config) -> int:
         raise UserError("--population cannot be combined with --pseudo-online")
     parts, ch_names, sfreq = {}, None, None
     for spec in args.datasets:
-        X, y, ch, sf, _ = load_dataset(spec, config)
+        tr = load_for(spec, config)
+        X, y, ch, sf = tr.X, tr.y, tr.ch_names, tr.sfreq
         if ch_names is not None and (ch != ch_names or sf != sfreq):
             raise UserError(f"{spec}: channels/rate ({len(ch)} channels at {sf:g} Hz) differ from "
                             f"the first dataset ({len(ch_names)} at {sfreq:g} Hz); use --picks")

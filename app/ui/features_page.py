@@ -7,14 +7,13 @@ the R² at the chosen frequency. Clicking a cell of the map toggles that feature
 a rectangle; "Top N" takes the best features. The selection (``"C4:13-16"`` specs) goes to the
 Train page (``context.feature_selection`` and the session's ``[features]`` section).
 
-The Qt-free part (:func:`default_mapping`, :func:`load_trials`, :func:`compute_feature_maps`,
-:func:`cells_to_specs`) is reused by the Train page and the screenshots script.
+Loading the trials and computing the maps is :mod:`app.workflow` (:func:`load_trials`,
+:func:`compute_feature_maps`); :func:`cells_to_specs` turns the cells clicked here into specs.
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -38,259 +37,22 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from neurodeck.app.events import DEFAULT_EVENTS, parse_events, parse_mapping_text
+from neurodeck.app.errors import UserError
+from neurodeck.app.events import parse_mapping_text
 from neurodeck.app.ui.widgets import Page, big_button
 from neurodeck.app.ui.workers import JobRunner
+from neurodeck.app.workflow.datasets import Trials, default_mapping, load_trials
+from neurodeck.app.workflow.features import (
+    FeatureMaps,
+    clean_name,
+    compute_feature_maps,
+    montage_name,
+)
 
 logger = logging.getLogger(__name__)
 
-#: Motor-imagery class names of :mod:`acquisition.markers` that the page recognises as cues.
-MI_CLASSES = ("left_hand", "right_hand", "feet", "tongue")
-#: EEGMMIDB imagery runs: T1 = left fist, T2 = right fist.
-EEGMMIDB_MAPPING = parse_events(DEFAULT_EVENTS)
-
 
 # ------------------------------------------------------------------------------- Qt-free part
-_CANONICAL: dict[str, str] | None = None
-
-
-def _montage_name() -> str:
-    import mne
-
-    kinds = mne.channels.get_builtin_montages()
-    return "colin27_1005" if "colin27_1005" in kinds else "standard_1005"
-
-
-def clean_name(name: str) -> str:
-    """Display name of a channel: trailing dots removed, 10-05 capitalisation (``"Fc3."`` -> ``"FC3"``)."""
-    global _CANONICAL
-    n = str(name).strip().rstrip(".")
-    if _CANONICAL is None:
-        try:
-            import mne
-
-            names = mne.channels.make_standard_montage(_montage_name()).ch_names
-            _CANONICAL = {c.casefold(): c for c in names}
-        except Exception:  # no montage data: keep the names as they are
-            _CANONICAL = {}
-    return _CANONICAL.get(n.casefold(), n)
-
-
-def default_mapping(labels: Sequence[str]) -> dict[str, str]:
-    """Annotation -> class mapping guessed from the labels present in a recording.
-
-    EEGMMIDB's ``T1``/``T2`` map to left/right hand; otherwise every motor-imagery class name of
-    the marker vocabulary that is present maps to itself.
-
-    Raises
-    ------
-    ValueError
-        When fewer than two classes are found (the message lists the labels present).
-    """
-    present = {str(x) for x in labels}
-    if {"T1", "T2"} <= present:
-        return dict(EEGMMIDB_MAPPING)
-    out = {c: c for c in MI_CLASSES if c in present}
-    if len(out) < 2:
-        raise ValueError(
-            f"found no two motor-imagery cue classes among the labels {sorted(present)}; expected "
-            f"T1/T2 (EEGMMIDB) or two of {list(MI_CLASSES)}"
-        )
-    return out
-
-
-@dataclasses.dataclass
-class Trials:
-    """Cue-locked windows of one or more recordings, in microvolts.
-
-    Attributes
-    ----------
-    X : ndarray, shape (n_trials, n_channels, n_pad + n_times)
-        Raw (unfiltered) padded windows ``[tmin - pad, tmax]`` after each cue.
-    y : ndarray of str, shape (n_trials,)
-    base : ndarray, shape (n_trials, n_channels, n_times)
-        Pre-cue baseline windows ``[-(tmax - tmin), 0]`` (same length as the task part).
-    ch_names : list of str
-        As in the file (``C3..``); :func:`clean_name` for display.
-    sfreq : float
-    mapping : dict
-        Annotation -> class used.
-    tmin, tmax, pad : float
-    sources : list of str
-    """
-
-    X: np.ndarray
-    y: np.ndarray
-    base: np.ndarray
-    ch_names: list[str]
-    sfreq: float
-    mapping: dict[str, str]
-    tmin: float
-    tmax: float
-    pad: float
-    sources: list[str]
-
-    @property
-    def task(self) -> np.ndarray:
-        """The task part of each window (padding dropped), shape (n_trials, n_channels, n_times)."""
-        from neurodeck.decoders.epochs import n_samples
-
-        return self.X[..., n_samples(self.pad, self.sfreq):]
-
-    @property
-    def labels(self) -> list[str]:
-        return sorted(set(self.y.tolist()))
-
-
-def load_trials(paths: Sequence[str | Path], mapping: Mapping[str, str] | None = None, *,
-                tmin: float = 0.5, tmax: float = 2.5, pad: float = 1.0) -> Trials:
-    """Load recordings and cut cue-locked padded windows (microvolts) plus baselines.
-
-    Parameters
-    ----------
-    paths : sequence of path
-        Recordings (any format :func:`acquisition.io.load_recording` reads); same channels and
-        rate in all.
-    mapping : mapping or None
-        Annotation -> class; None: :func:`default_mapping` of the first file.
-    tmin, tmax : float
-        Task window after the cue, seconds (``tmax`` included).
-    pad : float
-        Filter padding before ``tmin`` (see :mod:`decoders.epochs`).
-
-    Returns
-    -------
-    trials : Trials
-    """
-    from neurodeck.acquisition.io import get_events, load_recording
-    from neurodeck.app.protocol import drop_interrupted
-    from neurodeck.decoders.epochs import extract_epochs
-
-    paths = [Path(p) for p in paths]
-    if not paths:
-        raise ValueError("no recording given; expected at least one file")
-    Xs, ys, bases = [], [], []
-    ch_names: list[str] | None = None
-    sfreq: float | None = None
-    for path in paths:
-        raw = load_recording(path)
-        raw.pick("eeg")
-        if mapping is None:
-            mapping = default_mapping(raw.annotations.description)
-        if ch_names is None:
-            ch_names, sfreq = list(raw.ch_names), float(raw.info["sfreq"])
-        elif list(raw.ch_names) != ch_names or float(raw.info["sfreq"]) != sfreq:
-            raise ValueError(
-                f"{path.name} has {len(raw.ch_names)} channels at {raw.info['sfreq']:g} Hz; expected "
-                f"the {len(ch_names)} channels at {sfreq:g} Hz of {paths[0].name}"
-            )
-        events, event_id = get_events(raw, mapping)
-        events = drop_interrupted(raw, events)  # trials cut by a signal loss (repeated)
-        names = {code: name for name, code in event_id.items()}
-        data = raw.get_data() * 1e6  # volts -> microvolts (the decoders' unit)
-        onsets = events[:, 0] - raw.first_samp
-        X, kept = extract_epochs(data, sfreq, onsets, tmin, tmax, pad)
-        L = tmax - tmin
-        B, kept_b = extract_epochs(data, sfreq, onsets, -L, 0.0, 0.0)
-        both = np.intersect1d(kept, kept_b)
-        X = X[np.searchsorted(kept, both)]
-        B = B[np.searchsorted(kept_b, both)]
-        Xs.append(X)
-        bases.append(B)
-        ys.append(np.array([names[c] for c in events[both, 2]]))
-    X = np.concatenate(Xs)
-    y = np.concatenate(ys)
-    if len(set(y.tolist())) < 2:
-        raise ValueError(f"the recordings hold trials of one class only ({sorted(set(y))}); need two")
-    return Trials(X, y, np.concatenate(bases), ch_names, float(sfreq), dict(mapping), float(tmin),
-                  float(tmax), float(pad), [str(p) for p in paths])
-
-
-@dataclasses.dataclass
-class FeatureMaps:
-    """Spectral features of :class:`Trials`.
-
-    Attributes
-    ----------
-    freqs : ndarray, shape (n_freqs,)
-    psd : ndarray, shape (n_trials, n_channels, n_freqs)
-        Welch PSD of the task windows, dB re 1 uV^2/Hz.
-    base_psd : ndarray, shape (n_channels, n_freqs)
-        Mean linear power of the baselines (for ERD/ERS).
-    ns : ndarray, shape (n_trials, n_channels, n_ns_freqs)
-        Imaginary-coherence node strength.
-    ns_freqs : ndarray, shape (n_ns_freqs,)
-    y : ndarray of str
-    ch_names : list of str
-    """
-
-    freqs: np.ndarray
-    psd: np.ndarray
-    base_psd: np.ndarray
-    ns: np.ndarray
-    ns_freqs: np.ndarray
-    y: np.ndarray
-    ch_names: list[str]
-
-    @property
-    def labels(self) -> list[str]:
-        return sorted(set(self.y.tolist()))
-
-    def class_mean_db(self, label: str) -> np.ndarray:
-        """Mean PSD (dB) over the trials of ``label``, shape (n_channels, n_freqs)."""
-        return self.psd[self.y == label].mean(axis=0)
-
-    def erds(self, label: str) -> np.ndarray:
-        """ERD/ERS in % of the baseline power: ``100 (P - R) / R``, shape (n_channels, n_freqs).
-
-        Negative values are a desynchronisation (power drop during imagery).
-        """
-        power = (10.0 ** (self.psd[self.y == label] / 10.0)).mean(axis=0)
-        return 100.0 * (power - self.base_psd) / self.base_psd
-
-    def r2(self, kind: str = "psd", pair: tuple[str, str] | None = None) -> np.ndarray:
-        """Signed R² map, shape (n_channels, n_freqs); positive: larger for ``pair[1]``."""
-        from neurodeck.decoders.selection import r2_map
-
-        F = self.psd if kind == "psd" else self.ns
-        labels = self.labels
-        a, b = pair if pair is not None else (labels[0], labels[1])
-        keep = (self.y == a) | (self.y == b)
-        return r2_map(F[keep], self.y[keep], positive=b)
-
-    def freqs_of(self, kind: str) -> np.ndarray:
-        return self.freqs if kind == "psd" else self.ns_freqs
-
-
-def compute_feature_maps(trials: Trials, band: tuple[float, float] = (4.0, 40.0),
-                         progress=None) -> FeatureMaps:
-    """PSD (Welch, dB), baseline power and node strength of the trials.
-
-    ``progress(done, total, text)`` is called between the stages if given.
-    """
-    from neurodeck.decoders.features.connectivity import NodeStrength
-    from neurodeck.decoders.features.psd import PSD
-
-    fmin, fmax = band
-    X = trials.task - trials.task.mean(axis=-1, keepdims=True)
-    B = trials.base - trials.base.mean(axis=-1, keepdims=True)
-    if progress:
-        progress(0, 3, "power spectra")
-    psd_est = PSD(sfreq=trials.sfreq, fmin=fmin, fmax=fmax, method="welch", log=True).fit(X)
-    F = psd_est.transform(X)
-    if progress:
-        progress(1, 3, "baseline spectra")
-    base = 10.0 ** (psd_est.transform(B) / 10.0)
-    if progress:
-        progress(2, 3, "connectivity (imaginary coherence)")
-    ns_est = NodeStrength(sfreq=trials.sfreq, fmin=fmin, fmax=fmax, kind="imcoh").fit(X)
-    NS = ns_est.transform(X)
-    if progress:
-        progress(3, 3, "done")
-    return FeatureMaps(psd_est.freqs_, F, base.mean(axis=0), NS, ns_est.freqs_, trials.y,
-                       [clean_name(c) for c in trials.ch_names])
-
-
 def cells_to_specs(cells: Sequence[tuple[int, int]], ch_names: Sequence[str],
                    freqs: Sequence[float]) -> list[str]:
     """(channel, frequency-bin) cells as selection specs, runs of adjacent bins merged.
@@ -501,7 +263,7 @@ class TopomapCanvas(QWidget):
         if self._info is not None and self._info_names == names:
             return self._info
         info = mne.create_info(names, sfreq, "eeg")
-        montage = mne.channels.make_standard_montage(_montage_name())
+        montage = mne.channels.make_standard_montage(montage_name())
         try:
             info.set_montage(montage, match_case=False, on_missing="ignore")
         except Exception as exc:  # names that are no 10-05 positions
@@ -791,7 +553,7 @@ class FeaturesPage(Page):
             if not guess:
                 try:
                     guess = default_mapping(list(counts))
-                except ValueError:
+                except UserError:
                     guess = {}
             dlg = self.marker_dialog = MarkerMappingDialog(counts, guess, self)
             dlg.accepted.connect(lambda: self.mapping_edit.setText(format_mapping(dlg.mapping())))
@@ -829,7 +591,7 @@ class FeaturesPage(Page):
 
         def work(task):
             task.progress(0, 4, "loading")
-            trials = load_trials(paths, mapping, tmin=tmin, tmax=tmax)
+            trials = load_trials(paths, mapping, tmin=tmin, tmax=tmax, baseline=True)
             task.check()
 
             def prog(d, t, text):

@@ -94,10 +94,17 @@ def fit_cursor_dkf(model_dir: str | Path, recording: str | Path, dims: int = 1,
     The intended velocity of a window is that of the cue whose trial contains the window's
     signal part (left -1, right +1, feet up), 0 outside trials.
     """
-    from neurodeck.app.ui.replay_page import evaluate_recording
+    from neurodeck.app.ui.workers import Cancelled
+    from neurodeck.app.workflow.replay import evaluate_recording
+
+    def report(done: int, total: int, text: str) -> None:
+        if cancelled is not None and cancelled():
+            raise Cancelled("cancelled")
+        if progress is not None:
+            progress(done, total, text)
 
     out = evaluate_recording(model_dir, recording, trial_s=trial_s, step_s=step_s,
-                             progress=progress, cancelled=cancelled)
+                             progress=report)
     res, sfreq, dec = out["result"], out["sfreq"], out["decoder"]
     sig = dec.window_samples - dec.pad_samples
     starts = res.ends - sig

@@ -6,16 +6,14 @@ them), so the signal view, the calibration and the Online page see it exactly li
 amplifier. Speed, loop, pause/resume and the position are controlled here.
 
 *Pseudo-online evaluation* slides the saved model over the whole recording window by window
-(:func:`decoders.evaluation.pseudo_online`, the same decoder the live engine uses) in a QThread
+(:func:`app.workflow.evaluate_recording`, the same decoder the live engine uses) in a QThread
 with a progress bar, and shows the trial accuracy, time to decision, real-time factor and the
 decoder output over time with the cues.
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pyqtgraph as pg
 from PyQt6.QtCore import Qt, QTimer, pyqtSignal
@@ -36,65 +34,12 @@ from PyQt6.QtWidgets import (
 )
 
 from neurodeck.app.ui.widgets import Page, StateBadge, big_button
-from neurodeck.app.ui.workers import Cancelled, JobRunner, TaskHandle
+from neurodeck.app.ui.workers import JobRunner, TaskHandle
+from neurodeck.app.workflow.replay import evaluate_recording
 
 logger = logging.getLogger(__name__)
 
 RECORDING_FILTER = "Recordings (*.fif *.edf *.bdf *.gdf *.vhdr *.xdf *.xdfz);;All files (*)"
-
-
-# ------------------------------------------------------------------------------- Qt-free part
-def evaluate_recording(model_dir: str | Path, path: str | Path, *, step_s: float = 0.0625,
-                       trial_s: float = 4.0, progress: Callable[[int, int, str], None] | None = None,
-                       cancelled: Callable[[], bool] | None = None) -> dict[str, Any]:
-    """Pseudo-online evaluation of a bundle on a recording.
-
-    Returns
-    -------
-    out : dict
-        ``result`` (:class:`decoders.evaluation.PseudoOnlineResult`), ``summary`` (its dict),
-        ``onsets`` (samples), ``labels`` (class per cue), ``sfreq``, ``model`` (pipeline name),
-        ``decoder`` (the loaded :class:`decoders.online.OnlineDecoder`).
-    """
-    from neurodeck.acquisition.io import get_events, load_recording
-    from neurodeck.decoders.epochs import n_samples, pick_indices
-    from neurodeck.decoders.evaluation import pseudo_online
-    from neurodeck.decoders.online import OnlineDecoder
-
-    dec = OnlineDecoder(Path(model_dir))
-    meta = dec.bundle.meta
-    if progress:
-        progress(0, 1, "loading the recording")
-    raw = load_recording(path)
-    sfreq = float(raw.info["sfreq"])
-    if abs(sfreq - dec.sfreq) > 1e-6 * sfreq:
-        raise ValueError(f"{Path(path).name} is sampled at {sfreq:g} Hz; the model expects "
-                         f"{dec.sfreq:g} Hz")
-    idx = pick_indices(raw.ch_names, dec.ch_names)
-    scale = 1e6 if meta.get("unit", "microvolts") == "microvolts" else 1.0
-    data = raw.get_data(picks=idx.tolist()) * scale
-    mapping = (meta.get("config") or {}).get("events") or {c: c for c in dec.labels}
-    events, event_id = get_events(raw, mapping)
-    names = {code: name for name, code in event_id.items()}
-    onsets = events[:, 0] - raw.first_samp
-    labels = [names[c] for c in events[:, 2]]
-    window = dec.window_samples
-    step = max(1, n_samples(step_s, sfreq))
-    total = max(1, (data.shape[1] - window) // step + 1)
-
-    def report(done: int) -> None:
-        if cancelled is not None and cancelled():
-            raise Cancelled("cancelled")
-        if progress:
-            progress(done, total, f"decoding window {done:,} of {total:,}")
-
-    # the decoder itself (not a fitted pipeline): pseudo_online then takes the filter padding
-    # from the bundle, exactly as the live engine does
-    res = pseudo_online(dec, data, sfreq, (onsets, labels), step_s=step_s, trial_s=trial_s,
-                        batch=256, progress=report)
-    return {"result": res, "summary": res.summary(), "onsets": onsets, "labels": labels,
-            "sfreq": sfreq, "model": meta.get("pipeline", Path(model_dir).name),
-            "file": Path(path).name, "decoder": dec}
 
 
 # ------------------------------------------------------------------------------- the page
@@ -334,8 +279,11 @@ class ReplayPage(Page):
         step, trial_s = self.step.value(), self.trial_s.value()
 
         def work(task: TaskHandle) -> dict:
-            return evaluate_recording(model, rec, step_s=step, trial_s=trial_s,
-                                      progress=task.progress, cancelled=lambda: task.cancelled)
+            def progress(done: int, total: int, text: str) -> None:
+                task.check()  # raises Cancelled once the user cancelled
+                task.progress(done, total, text)
+
+            return evaluate_recording(model, rec, step_s=step, trial_s=trial_s, progress=progress)
 
         self.results_label.setText("")
         return self.jobs.start(work, on_done=self._on_eval, on_error=self._on_eval_error,

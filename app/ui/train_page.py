@@ -1,7 +1,8 @@
 """Train page: cross-validate decoding pipelines, compare them, save a model bundle, write a report.
 
-The recordings are the session's calibration runs (or files opened here). Cross-validation runs
-:func:`decoders.evaluation.cross_validate_pipelines` in a QThread with a progress bar; the table
+The recordings are the session's calibration runs (or files opened here). The work is
+:mod:`app.workflow` (:func:`run_cross_validation`, :func:`fit_and_save`, :func:`write_report`),
+run in a QThread with a progress bar; the table
 compares mean score, standard deviation over folds and fit time; the confusion matrix is that of
 the selected pipeline (out-of-fold predictions on the same folds). "Save model" fits the chosen
 pipeline on all trials and writes an ONNX + JSON bundle into the session's ``models/``; "Export
@@ -13,11 +14,9 @@ The feature selection made on the Features page (``context.feature_selection``) 
 """
 from __future__ import annotations
 
-import dataclasses
 import datetime as _dt
-import html
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -45,278 +44,24 @@ from PyQt6.QtWidgets import (
 )
 
 from neurodeck.app.events import parse_mapping_text
-from neurodeck.app.ui.features_page import Trials, load_trials
 from neurodeck.app.ui.widgets import Page, big_button
 from neurodeck.app.ui.workers import Cancelled, JobRunner, TaskHandle
+from neurodeck.app.workflow.datasets import load_trials
+from neurodeck.app.workflow.report import write_report
+from neurodeck.app.workflow.training import (
+    SPECTRAL,
+    TrainResult,
+    chance_note,
+    confusion,
+    fit_and_save,
+    honest_best,
+    run_cross_validation,
+)
 
 logger = logging.getLogger(__name__)
 
 #: Pipelines ticked by default (fast and good on EEGMMIDB).
 DEFAULT_PIPELINES = ("psd-lda", "csp-lda", "mdm", "ts-lr")
-#: Steps whose ``freqs_`` a user selection refers to.
-_SPECTRAL = {"psd-lda": ("psd", "psd"), "coh-lda": ("coh", "ns")}
-
-
-# ------------------------------------------------------------------------------- Qt-free part
-@dataclasses.dataclass
-class TrainResult:
-    """Cross-validation of several pipelines on one dataset.
-
-    Attributes
-    ----------
-    results : list of decoders.evaluation.CVResult
-    configs : dict of str to DecoderConfig
-        The exact configuration of each pipeline (selection overrides included).
-    trials : Trials
-    confusion : dict of str to (labels, matrix)
-        Out-of-fold confusion matrices (rows: true class, columns: predicted) computed so far.
-    """
-
-    results: list
-    configs: dict
-    trials: Trials
-    cv: int
-    seed: int
-    confusion: dict = dataclasses.field(default_factory=dict)
-    dropped: list = dataclasses.field(default_factory=list)
-    notes: list = dataclasses.field(default_factory=list)
-
-    def best(self) -> str:
-        return max(self.results, key=lambda r: r.score).pipeline
-
-    def result(self, name: str):
-        return next(r for r in self.results if r.pipeline == name)
-
-
-def honest_best(result: TrainResult) -> str:
-    """Best pipeline whose score is not optimistic (``result.optimistic``: feature selection made
-    on all trials); the best of all if every one is."""
-    leaky = getattr(result, "optimistic", set())
-    honest = [r for r in result.results if r.pipeline not in leaky] or result.results
-    return max(honest, key=lambda r: r.score).pipeline
-
-
-def chance_note(y: Sequence, metric: str) -> str:
-    """Chance level of a score on ``y`` and the accuracy a classifier must beat (binomial,
-    p < 0.05, Combrisson & Jerbi 2015)."""
-    from scipy.stats import binom
-
-    n, k = len(y), max(1, len(set(map(str, y))))
-    threshold = binom.ppf(0.95, n, 1.0 / k) / n if n else float("nan")
-    chance = "0.50 (ROC AUC)" if metric == "roc_auc" else f"{1.0 / k:.2f}"
-    return (f"Chance: {chance}; with {n} trials an accuracy above {threshold:.2f} is better than "
-            "chance (p < 0.05).")
-
-
-def make_config(name: str, trials: Trials, band: tuple[float, float],
-                selection: Sequence[str] | None = None, dropped: list[str] | None = None):
-    """DecoderConfig for ``name`` on ``trials``; a user selection becomes overrides of the selector.
-
-    The selector needs the frequency grid of its spectral step to read ``"C4:13-16"``: it is
-    taken from the step fitted on one window. Selected items outside that grid (the Features
-    page shows a wider band than the pipelines use) are left out and appended to ``dropped``;
-    if none is left, the pipeline keeps its own top-10 selection.
-    """
-    from neurodeck.decoders.errors import DecoderError
-    from neurodeck.decoders.pipelines import DecoderConfig
-    from neurodeck.decoders.selection import parse_selection
-
-    cfg = DecoderConfig(pipeline=name, band=band, tmin=trials.tmin, tmax=trials.tmax,
-                        events=trials.mapping, pad=trials.pad)
-    if selection and name in _SPECTRAL:
-        step, _ = _SPECTRAL[name]
-        pipe = cfg.build(trials.sfreq, trials.ch_names)
-        pipe[:2].fit(trials.X[:2])
-        freqs = [float(f) for f in pipe.named_steps[step].freqs_]
-        keep = []
-        for item in selection:
-            try:
-                parse_selection([item], trials.ch_names, freqs)
-            except DecoderError:
-                if dropped is not None:
-                    dropped.append(f"{name}: {item}")
-                continue
-            keep.append(str(item))
-        if keep:
-            cfg = dataclasses.replace(cfg, overrides=(("select__selection", keep),
-                                                      ("select__freqs", freqs)))
-    return cfg
-
-
-def run_cross_validation(trials: Trials, names: Sequence[str], *, band=(8.0, 32.0), cv: int = 5,
-                         seed: int = 42, selection: dict | None = None,
-                         progress: Callable[[int, int, str], None] | None = None) -> TrainResult:
-    """Cross-validate the named pipelines on the same shuffled stratified folds."""
-    from neurodeck.decoders.evaluation import cross_validate_pipelines
-
-    if not names:
-        raise ValueError("no pipeline chosen; tick at least one")
-    selection = selection or {}
-    configs = {}
-    dropped: list[str] = []
-    for n in names:
-        kind = _SPECTRAL.get(n, (None, None))[1]
-        configs[n] = make_config(n, trials, band, selection.get(kind) if kind else None, dropped)
-    _, counts = np.unique(trials.y, return_counts=True)
-    if counts.min() < 3:
-        raise ValueError(f"a class has only {counts.min()} usable trial(s); cross-validation needs "
-                         "at least 3 per class (record more trials)")
-    notes = []
-    if counts.min() < cv:
-        notes.append(f"{cv} folds asked, {counts.min()} used (the smallest class has "
-                     f"{counts.min()} trials)")
-        cv = int(counts.min())
-    total = len(names) * cv
-    done = [0]
-
-    def step(name: str, what: str, k: int) -> None:
-        done[0] += 1
-        if progress is not None:
-            progress(done[0], total, f"{name}: fold {k + 1}/{cv} done")
-
-    results = []
-    for n in names:
-        pipe = configs[n].build(trials.sfreq, trials.ch_names, seed=seed)
-        if progress is not None:
-            progress(done[0], total, f"{n}: fitting fold 1/{cv}")
-        results += cross_validate_pipelines(trials.X, trials.y, {n: pipe}, cv=cv, seed=seed,
-                                            dataset=", ".join(Path(s).name for s in trials.sources),
-                                            progress=step)
-    return TrainResult(results, configs, trials, cv, seed, dropped=dropped, notes=notes)
-
-
-def confusion(result: TrainResult, name: str) -> tuple[list[str], np.ndarray]:
-    """Out-of-fold confusion matrix of ``name`` on the folds of the cross-validation."""
-    from sklearn.metrics import confusion_matrix
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
-
-    tr = result.trials
-    pipe = result.configs[name].build(tr.sfreq, tr.ch_names, seed=result.seed)
-    folds = StratifiedKFold(result.cv, shuffle=True, random_state=result.seed)
-    pred = cross_val_predict(pipe, tr.X, tr.y, cv=folds)
-    labels = tr.labels
-    return labels, confusion_matrix(tr.y, pred, labels=labels)
-
-
-def fit_and_save(result: TrainResult, name: str, out_dir: Path) -> Path:
-    """Fit ``name`` on every trial and write the bundle (ONNX + JSON) into ``out_dir``."""
-    from neurodeck.decoders.onnx import save_bundle
-
-    tr = result.trials
-    cfg = result.configs[name]
-    pipe = cfg.build(tr.sfreq, tr.ch_names, seed=result.seed).fit(tr.X, tr.y)
-    r = result.result(name)
-    scores = {"metric": r.metric, "cv_score": r.score, "fold_scores": r.fold_scores,
-              "n_trials": r.n_trials, "n_folds": r.n_folds, "seed": r.seed,
-              "recordings": [Path(s).name for s in tr.sources]}
-    if name in result.confusion:
-        labels, cm = result.confusion[name]
-        scores["confusion"] = {"labels": labels, "matrix": cm.tolist()}
-    return save_bundle(pipe, cfg, out_dir, ch_names=tr.ch_names, sfreq=tr.sfreq,
-                       X_check=tr.X[: min(8, len(tr.X))], scores=scores)
-
-
-def _r2_figure(r2: np.ndarray, freqs: np.ndarray, ch_names: Sequence[str], title: str):
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(8, 9), dpi=90)
-    ax = fig.add_subplot(111)
-    lim = float(np.max(np.abs(r2))) or 1e-3
-    im = ax.imshow(r2, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest",
-                   extent=(freqs[0] - 0.5, freqs[-1] + 0.5, len(ch_names) - 0.5, -0.5))
-    ax.set_yticks(range(len(ch_names)))
-    ax.set_yticklabels(ch_names, fontsize=6)
-    ax.set_xlabel("frequency (Hz)")
-    ax.set_title(title)
-    fig.colorbar(im, ax=ax, label="signed R\u00b2")
-    fig.tight_layout()
-    return fig
-
-
-def _spectra_figure(maps, channels: Sequence[str]):
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(9, 3.2), dpi=90)
-    chans = [c for c in channels if c in maps.ch_names] or maps.ch_names[:3]
-    for k, ch in enumerate(chans):
-        ax = fig.add_subplot(1, len(chans), k + 1)
-        i = maps.ch_names.index(ch)
-        for lab in maps.labels:
-            ax.plot(maps.freqs, maps.erds(lab)[i], label=lab)
-        ax.axhline(0, color="0.5", lw=0.8)
-        ax.set_title(ch)
-        ax.set_xlabel("Hz")
-        if k == 0:
-            ax.set_ylabel("ERD/ERS (%)")
-            ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
-def _confusion_figure(labels: Sequence[str], cm: np.ndarray, title: str):
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(4, 3.6), dpi=90)
-    ax = fig.add_subplot(111)
-    ax.imshow(cm, cmap="Blues")
-    for i in range(cm.shape[0]):
-        for j in range(cm.shape[1]):
-            ax.text(j, i, str(cm[i, j]), ha="center", va="center",
-                    color="white" if cm[i, j] > cm.max() / 2 else "black")
-    ax.set_xticks(range(len(labels)), labels, rotation=20)
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title)
-    fig.tight_layout()
-    return fig
-
-
-def scores_html(result: TrainResult) -> str:
-    rows = []
-    for r in sorted(result.results, key=lambda r: -r.score):
-        rows.append(f"<tr><td>{html.escape(r.pipeline)}</td><td>{r.score:.3f}</td>"
-                    f"<td>{np.std(r.fold_scores):.3f}</td><td>{r.fit_time_s:.2f}</td>"
-                    f"<td>{r.n_trials}</td><td>{r.n_folds}</td></tr>")
-    metric = result.results[0].metric if result.results else ""
-    return (f"<table class='table table-sm'><tr><th>pipeline</th><th>{metric}</th><th>std</th>"
-            "<th>fit time (s, all folds)</th><th>trials</th><th>folds</th></tr>" + "".join(rows)
-            + "</table>")
-
-
-def write_report(result: TrainResult, path: Path, maps=None, subject: str = "") -> Path:
-    """HTML calibration report (mne.Report): R² maps, ERD/ERS spectra, scores, confusion."""
-    import mne
-
-    from neurodeck.app.ui.features_page import compute_feature_maps
-
-    if maps is None:
-        maps = compute_feature_maps(result.trials)
-    report = mne.Report(title=f"neurodeck calibration report {subject}".strip(), verbose="error")
-    tr = result.trials
-    counts = ", ".join(f"{int(np.sum(tr.y == lab))} {lab}" for lab in tr.labels)
-    report.add_html(
-        f"<p>Recordings: {html.escape(', '.join(Path(s).name for s in tr.sources))}<br>"
-        f"Trials: {counts}; {len(tr.ch_names)} channels at {tr.sfreq:g} Hz; window "
-        f"{tr.tmin:g}-{tr.tmax:g} s after the cue; {result.cv}-fold shuffled stratified CV "
-        f"(seed {result.seed}).<br>Created {_dt.datetime.now():%Y-%m-%d %H:%M}.</p>",
-        title="Data", section="Summary")
-    report.add_html(scores_html(result), title="Cross-validation scores", section="Summary")
-    report.add_figure(_r2_figure(maps.r2("psd"), maps.freqs, maps.ch_names, "R\u00b2 map, PSD"),
-                      title="R\u00b2 map (PSD)", section="Features")
-    report.add_figure(_r2_figure(maps.r2("ns"), maps.ns_freqs, maps.ch_names,
-                                 "R\u00b2 map, node strength (imag. coherence)"),
-                      title="R\u00b2 map (connectivity node strength)", section="Features")
-    report.add_figure(_spectra_figure(maps, ["C3", "Cz", "C4"]), title="ERD/ERS",
-                      section="Features")
-    for name, (labels, cm) in result.confusion.items():
-        report.add_figure(_confusion_figure(labels, cm, name), title=f"Confusion matrix: {name}",
-                          section="Scores")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    report.save(str(path), open_browser=False, overwrite=True, verbose="error")
-    return path
-
-
 # ------------------------------------------------------------------------------- the page
 class TrainPage(Page):
     """Choose pipelines, cross-validate them in the background, compare, save, report."""
@@ -591,11 +336,11 @@ class TrainPage(Page):
         self._update_labels()
         key = self.inputs_key()
         # a Features page selection was made on all trials: those scores are optimistic
-        leaky = {n for n in names if n in _SPECTRAL and selection.get(_SPECTRAL[n][1])}
+        leaky = {n for n in names if n in SPECTRAL and selection.get(SPECTRAL[n][1])}
 
         def work(task: TaskHandle) -> TrainResult:
             task.progress(0, 1, "loading recordings")
-            trials = load_trials(recs, mapping, tmin=tmin, tmax=tmax)
+            trials = load_trials(recs, mapping, tmin=tmin, tmax=tmax, baseline=True)
             task.check()
 
             def prog(done, total, text):

@@ -78,8 +78,7 @@ def _gc_on_the_gui_thread(qapp):
 @pytest.fixture(scope="session")
 def bundle_dir(tmp_path_factory, asset_edfs):
     """A csp-lda bundle trained once on S001 runs 4 and 8 (run 12 stays unseen)."""
-    from neurodeck.app.ui.features_page import load_trials
-    from neurodeck.app.ui.train_page import fit_and_save, run_cross_validation
+    from neurodeck.app.workflow import fit_and_save, load_trials, run_cross_validation
 
     trials = load_trials([p for p in asset_edfs if p.name in ("S001R04.edf", "S001R08.edf")])
     res = run_cross_validation(trials, ["csp-lda"], cv=3)

@@ -12,8 +12,8 @@ from neurodeck.acquisition.inlet import Inlet, MarkerInlet
 from neurodeck.acquisition.markers import name_of
 from neurodeck.acquisition.recorder import Recorder
 from neurodeck.acquisition.simulator import Simulator, SimulatorConfig, run_duration
-from neurodeck.app.commands.evaluate import load_dataset
 from neurodeck.app.engine import OnlineEngine
+from neurodeck.app.workflow import load_for
 from neurodeck.decoders.evaluation import score_trials
 from neurodeck.decoders.online import OnlineDecoder
 from neurodeck.decoders.onnx import save_bundle
@@ -45,7 +45,8 @@ def test_simulated_session_calibrate_train_and_decode_live(tmp_path, unique_name
     # 2. training on the recorded file, saved as an ONNX + JSON bundle
     config = DecoderConfig(pipeline="ts-lr", band=(8.0, 30.0), tmin=0.5, tmax=2.5,
                            events={c: c for c in CLASSES})
-    X, y, ch_names, sfreq, _ = load_dataset(str(out), config)
+    tr = load_for(str(out), config)
+    X, y, ch_names, sfreq = tr.X, tr.y, tr.ch_names, tr.sfreq
     assert sorted(np.unique(y).tolist()) == list(CLASSES) and len(y) == 24
     model = config.build(sfreq, ch_names).fit(X, y)
     bundle = save_bundle(model, config, tmp_path / "model", ch_names=ch_names, sfreq=sfreq,

@@ -12,8 +12,10 @@ from PyQt6.QtCore import QEvent, QPointF, Qt  # noqa: E402
 from PyQt6.QtGui import QMouseEvent  # noqa: E402
 from PyQt6.QtWidgets import QApplication  # noqa: E402
 
-from neurodeck.app.ui.features_page import FeaturesPage, cells_to_specs, default_mapping  # noqa: E402
+from neurodeck.app.errors import UserError  # noqa: E402
+from neurodeck.app.ui.features_page import FeaturesPage, cells_to_specs  # noqa: E402
 from neurodeck.app.ui.qt_models import AppContext  # noqa: E402
+from neurodeck.app.workflow import default_mapping  # noqa: E402
 from neurodeck.decoders.selection import parse_selection  # noqa: E402
 
 
@@ -27,7 +29,7 @@ def test_cells_to_specs_roundtrip():
     assert default_mapping(["T0", "T1", "T2"]) == {"T1": "left_hand", "T2": "right_hand"}
     assert default_mapping(["left_hand", "right_hand", "fixation"]) == {
         "left_hand": "left_hand", "right_hand": "right_hand"}
-    with pytest.raises(ValueError, match="no two motor-imagery"):
+    with pytest.raises(UserError, match="no two motor-imagery"):
         default_mapping(["T0", "left_hand"])
 
 

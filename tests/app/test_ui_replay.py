@@ -9,7 +9,8 @@ import pytest
 pytest.importorskip("pytestqt")
 
 from neurodeck.app.ui.qt_models import AppContext  # noqa: E402
-from neurodeck.app.ui.replay_page import ReplayPage, evaluate_recording  # noqa: E402
+from neurodeck.app.ui.replay_page import ReplayPage  # noqa: E402
+from neurodeck.app.workflow import evaluate_recording  # noqa: E402
 
 
 @pytest.fixture

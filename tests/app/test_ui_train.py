@@ -115,10 +115,9 @@ def test_selection_restored_from_a_reopened_session(page, session_root):
 
 
 def test_folds_capped_by_the_smallest_class(asset_edfs):
-    from neurodeck.app.ui.features_page import load_trials
-    from neurodeck.app.ui.train_page import run_cross_validation
+    from neurodeck.app.workflow import load_trials, run_cross_validation
 
-    tr = load_trials(asset_edfs[:1])
+    tr = load_trials(asset_edfs[:1], baseline=True)
     keep = np.r_[np.flatnonzero(tr.y == "left_hand")[:5], np.flatnonzero(tr.y == "right_hand")[:3]]
     tr.X, tr.y, tr.base = tr.X[keep], tr.y[keep], tr.base[keep]
     res = run_cross_validation(tr, ["csp-lda"], cv=5)

@@ -1,0 +1,243 @@
+"""Decoder configurations, cross-validation of pipelines on trials, training and saving bundles.
+
+Used by ``neurodeck train``, the Train page and the demo (``neurodeck evaluate`` compares
+datasets x pipelines in parallel with :func:`app.workflow.evaluate.evaluate`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from neurodeck.app.workflow.datasets import Trials
+
+logger = logging.getLogger(__name__)
+
+#: Pipelines whose selector reads a user selection: name -> (spectral step, feature map kind).
+SPECTRAL = {"psd-lda": ("psd", "psd"), "coh-lda": ("coh", "ns")}
+
+
+def make_config(pipeline: str, *, events: Mapping[str, str], band: tuple[float, float] = (8.0, 32.0),
+                tmin: float = 0.5, tmax: float = 2.5, pad: float = 1.0,
+                picks: Sequence[str] | None = None, filter_passes: int = 2,
+                selection: Sequence[str] | None = None, trials: Trials | None = None,
+                dropped: list[str] | None = None):
+    """The :class:`decoders.pipelines.DecoderConfig` of ``pipeline``.
+
+    A user selection of features (``"C4:13-16"`` specs, for ``psd-lda`` / ``coh-lda``) becomes
+    overrides of the selector. The selector needs the frequency grid of its spectral step to read
+    the specs: it is taken from the step fitted on two windows of ``trials``. Selected items
+    outside that grid (the Features page shows a wider band than the pipelines use) are left out
+    and appended to ``dropped``; if none is left, the pipeline keeps its own top-10 selection.
+    """
+    from neurodeck.decoders.errors import DecoderError
+    from neurodeck.decoders.pipelines import DecoderConfig
+    from neurodeck.decoders.selection import parse_selection
+
+    cfg = DecoderConfig(pipeline=pipeline, band=tuple(band), tmin=tmin, tmax=tmax,
+                        picks=None if picks is None else tuple(picks), events=dict(events),
+                        pad=pad, filter_passes=filter_passes)
+    if selection and pipeline in SPECTRAL:
+        if trials is None:
+            raise ValueError("a feature selection needs the trials (for the frequency grid)")
+        step, _ = SPECTRAL[pipeline]
+        pipe = cfg.build(trials.sfreq, trials.ch_names)
+        pipe[:2].fit(trials.X[:2])
+        freqs = [float(f) for f in pipe.named_steps[step].freqs_]
+        keep = []
+        for item in selection:
+            try:
+                parse_selection([item], trials.ch_names, freqs)
+            except DecoderError:
+                if dropped is not None:
+                    dropped.append(f"{pipeline}: {item}")
+                continue
+            keep.append(str(item))
+        if keep:
+            cfg = dataclasses.replace(cfg, overrides=(("select__selection", keep),
+                                                      ("select__freqs", freqs)))
+    return cfg
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """Cross-validation of several pipelines on one dataset.
+
+    Attributes
+    ----------
+    results : list of decoders.evaluation.CVResult
+        With the out-of-fold predictions (``y_pred``).
+    configs : dict of str to DecoderConfig
+        The exact configuration of each pipeline (selection overrides included).
+    trials : Trials
+    confusion : dict of str to (labels, matrix)
+        Out-of-fold confusion matrices (rows: true class, columns: predicted) asked for so far.
+    """
+
+    results: list
+    configs: dict
+    trials: Trials
+    cv: int
+    seed: int
+    confusion: dict = dataclasses.field(default_factory=dict)
+    dropped: list = dataclasses.field(default_factory=list)
+    notes: list = dataclasses.field(default_factory=list)
+
+    def best(self) -> str:
+        return max(self.results, key=lambda r: r.score).pipeline
+
+    def result(self, name: str):
+        return next(r for r in self.results if r.pipeline == name)
+
+
+def honest_best(result: TrainResult) -> str:
+    """Best pipeline whose score is not optimistic (``result.optimistic``: feature selection made
+    on all trials); the best of all if every one is."""
+    leaky = getattr(result, "optimistic", set())
+    honest = [r for r in result.results if r.pipeline not in leaky] or result.results
+    return max(honest, key=lambda r: r.score).pipeline
+
+
+def chance_note(y: Sequence, metric: str) -> str:
+    """Chance level of a score on ``y`` and the accuracy a classifier must beat (binomial,
+    p < 0.05, Combrisson & Jerbi 2015)."""
+    from scipy.stats import binom
+
+    n, k = len(y), max(1, len(set(map(str, y))))
+    threshold = binom.ppf(0.95, n, 1.0 / k) / n if n else float("nan")
+    chance = "0.50 (ROC AUC)" if metric == "roc_auc" else f"{1.0 / k:.2f}"
+    return (f"Chance: {chance}; with {n} trials an accuracy above {threshold:.2f} is better than "
+            "chance (p < 0.05).")
+
+
+def run_cross_validation(trials: Trials, names: Sequence[str], *, band=(8.0, 32.0), cv: int = 5,
+                         seed: int = 42, selection: dict | None = None,
+                         progress: Callable[[int, int, str], None] | None = None) -> TrainResult:
+    """Cross-validate the named pipelines on the same shuffled stratified folds.
+
+    ``selection`` maps a feature-map kind (``"psd"``, ``"ns"``) to selection specs (see
+    :func:`make_config`). Fewer folds than ``cv`` are used when the smallest class has fewer
+    trials (said in ``notes``). ``progress(done, total, text)`` is called after every fold and
+    may raise to cancel.
+    """
+    from neurodeck.decoders.evaluation import cross_validate_pipelines
+
+    if not names:
+        raise ValueError("no pipeline chosen; tick at least one")
+    selection = selection or {}
+    configs = {}
+    dropped: list[str] = []
+    for n in names:
+        kind = SPECTRAL.get(n, (None, None))[1]
+        configs[n] = make_config(n, events=trials.mapping, band=band, tmin=trials.tmin,
+                                 tmax=trials.tmax, pad=trials.pad,
+                                 selection=selection.get(kind) if kind else None, trials=trials,
+                                 dropped=dropped)
+    _, counts = np.unique(trials.y, return_counts=True)
+    if counts.min() < 3:
+        raise ValueError(f"a class has only {counts.min()} usable trial(s); cross-validation needs "
+                         "at least 3 per class (record more trials)")
+    notes = []
+    if counts.min() < cv:
+        notes.append(f"{cv} folds asked, {counts.min()} used (the smallest class has "
+                     f"{counts.min()} trials)")
+        cv = int(counts.min())
+    total = len(names) * cv
+    done = [0]
+
+    def step(name: str, what: str, k: int) -> None:
+        done[0] += 1
+        if progress is not None:
+            progress(done[0], total, f"{name}: fold {k + 1}/{cv} done")
+
+    results = []
+    for n in names:
+        pipe = configs[n].build(trials.sfreq, trials.ch_names, seed=seed)
+        if progress is not None:
+            progress(done[0], total, f"{n}: fitting fold 1/{cv}")
+        results += cross_validate_pipelines(trials.X, trials.y, {n: pipe}, cv=cv, seed=seed,
+                                            dataset=", ".join(Path(s).name for s in trials.sources),
+                                            progress=step, predictions=True)
+    return TrainResult(results, configs, trials, cv, seed, dropped=dropped, notes=notes)
+
+
+def confusion(result: TrainResult, name: str) -> tuple[list[str], np.ndarray]:
+    """Out-of-fold confusion matrix of ``name`` on the folds of the cross-validation.
+
+    From the predictions of the cross-validation's own fitted folds (no refit).
+    """
+    from sklearn.metrics import confusion_matrix
+
+    tr = result.trials
+    r = result.result(name)
+    if r.y_pred is None:  # a result made without predictions: refit on the same folds
+        from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+        pipe = result.configs[name].build(tr.sfreq, tr.ch_names, seed=result.seed)
+        folds = StratifiedKFold(result.cv, shuffle=True, random_state=result.seed)
+        r.y_pred = cross_val_predict(pipe, tr.X, tr.y, cv=folds)
+    labels = tr.labels
+    return labels, confusion_matrix(tr.y, r.y_pred, labels=labels)
+
+
+def fit_bundle(trials: Trials, config, out_dir: str | Path, *, seed: int = 42,
+               scores: dict | None = None, n_check: int | None = 8) -> tuple[Path, Any, dict]:
+    """Fit ``config``'s pipeline on every trial and write its bundle (ONNX + JSON sidecar).
+
+    Parameters
+    ----------
+    trials : Trials
+    config : DecoderConfig
+    out_dir : path
+        Bundle directory (created; its model files are overwritten).
+    seed : int
+    scores : dict or None
+        Cross-validation scores etc. to record; ``fit_time_s`` and ``train_score`` (accuracy on
+        the training trials) are added.
+    n_check : int or None
+        Training windows on which the ONNX head is checked against scikit-learn (None: all).
+
+    Returns
+    -------
+    path : Path
+        The bundle directory.
+    pipeline : sklearn Pipeline
+        The fitted pipeline.
+    scores : dict
+        What was recorded.
+    """
+    from neurodeck.decoders.onnx import save_bundle
+
+    scores = dict(scores or {})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        t0 = time.perf_counter()
+        pipe = config.build(trials.sfreq, trials.ch_names, seed=seed).fit(trials.X, trials.y)
+        scores["fit_time_s"] = time.perf_counter() - t0
+        scores["train_score"] = float(pipe.score(trials.X, trials.y))
+        X_check = trials.X if n_check is None else trials.X[: min(n_check, len(trials.X))]
+        path = save_bundle(pipe, config, out_dir, ch_names=trials.ch_names, sfreq=trials.sfreq,
+                           X_check=X_check, scores=scores)
+    return Path(path), pipe, scores
+
+
+def fit_and_save(result: TrainResult, name: str, out_dir: Path) -> Path:
+    """Fit ``name`` of a cross-validation on every trial and write the bundle into ``out_dir``.
+
+    The bundle records the cross-validation scores (and the confusion matrix if computed).
+    """
+    tr = result.trials
+    r = result.result(name)
+    scores = {"metric": r.metric, "cv_score": r.score, "fold_scores": r.fold_scores,
+              "n_trials": r.n_trials, "n_folds": r.n_folds, "seed": r.seed,
+              "recordings": [Path(s).name for s in tr.sources]}
+    if name in result.confusion:
+        labels, cm = result.confusion[name]
+        scores["confusion"] = {"labels": labels, "matrix": cm.tolist()}
+    return fit_bundle(tr, result.configs[name], out_dir, seed=result.seed, scores=scores)[0]
