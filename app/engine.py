@@ -161,7 +161,7 @@ class OnlineEngine:
     max_lag_hops : int
         How far behind the engine may fall before it skips to the newest window.
     keep_stats : int
-        How many recent per-stage timings to keep.
+        How many recent per-stage timings to keep (the oldest half is dropped when full).
     quality : acquisition.quality.QualityConfig or None
         Thresholds of the per-window check of the model channels (NaN/Inf, flat, saturated,
         absurd amplitude); ``None`` checks only for NaN/Inf.
@@ -430,7 +430,10 @@ class OnlineEngine:
         st = self.stats
         st.decisions += 1
         st.invalid += 0 if valid else 1
-        if len(st.read_s) < self.keep_stats:
+        if len(st.read_s) >= self.keep_stats:  # keep the recent ones: drop the oldest half
+            for kept in (st.read_s, st.decide_s, st.publish_s, st.latency_s):
+                del kept[: max(1, self.keep_stats // 2)]
+        if self.keep_stats > 0:
             st.read_s.append(t1 - t0)
             st.decide_s.append(t2 - t1)
             st.publish_s.append(t3 - t2)

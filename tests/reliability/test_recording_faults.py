@@ -716,3 +716,30 @@ def test_recover_after_a_finalize_killed_half_way_replaces_its_own_unfinished_fi
     np.testing.assert_array_equal(_read_fif(out).get_data(picks=["counter"])[0], np.arange(n))
     assert json.loads(out.with_name("half_raw.json").read_text())["recovered"] is True
     eeg.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# decode's latency figures are the recent ones
+# ---------------------------------------------------------------------------------------------
+def test_engine_latency_statistics_follow_the_recent_decisions(unique_name):
+    """keep_stats decisions in, the statistics froze (decode's "recent" latency after 100,000)."""
+    from neurodeck.app.engine import OnlineEngine
+    from tests.app.test_engine import LABELS, SRATE, CounterDecoder, _push
+
+    outlet = DataOutlet(make_stream_info(unique_name, "EEG", LABELS, SRATE, fmt="double64",
+                                         source_id=unique_name))
+    inlet = Inlet(unique_name, buffer_seconds=10).start()
+    engine = OnlineEngine(CounterDecoder(), inlet, hop_s=32 / SRATE, out_name=None, keep_stats=8)
+    got = []
+    engine.add_decision_listener(got.append)
+    engine.start()
+    n_total = int(SRATE * 2)
+    _push(outlet, n_total, 16)
+    assert wait_until(lambda: got and got[-1].index == n_total, 10)
+    engine.stop()
+    inlet.stop()
+    lat = engine.stats.latency_s
+    assert len(got) > 8 and 4 <= len(lat) <= 8
+    assert lat == [d.latency for d in got[-len(lat):]]  # the newest decisions, not the first 8
+    assert len(engine.stats.read_s) == len(lat)
+    outlet.close()
