@@ -53,6 +53,7 @@ def test_every_public_name_is_the_object_of_its_module_and_needs_no_qt():
         neurodeck.nope  # noqa: B018
 
 
+@pytest.mark.slow  # 17-24 s measured on the loaded 2-core machine (pip wheel of a source copy)
 def test_wheel_installs_everything_under_neurodeck(tmp_path):
     """``pip wheel`` of the project: every file is ``neurodeck/...`` (no top-level app, decoders)."""
     src = tmp_path / "src"

@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pylsl
+import pytest
 
 from neurodeck.acquisition.inlet import Inlet, MarkerInlet
 from neurodeck.acquisition.markers import name_of
@@ -30,6 +31,7 @@ def _wait(sim: Simulator, timeout: float) -> None:
     assert sim.finished, "simulator did not finish in time"
 
 
+@pytest.mark.slow  # the default run does the same session through the public API: test_tutorial.py
 def test_simulated_session_calibrate_train_and_decode_live(tmp_path, unique_name):
     base = SimulatorConfig(n_channels=16, srate=256.0, name=unique_name, trials_per_class=12,
                            seed=5, classes=CLASSES)
