@@ -48,6 +48,9 @@ class CVResult:
     n_train: int = 0
     n_test: int = 0
     y_pred: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
+    #: chronological/loso: accuracy of the decisions (argmax of the outputs, what the live
+    #: decoder would say) on the test trials; ROC-AUC ignores a constant bias, accuracy does not.
+    accuracy: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -618,18 +621,19 @@ def evaluate_chronological(
                 proba = predict_proba_adaptive(est, X[test])
             else:
                 proba = np.asarray(est.predict_proba(X[test]))
+            acc = accuracy_score(y[test], np.asarray(est.classes_)[proba.argmax(axis=1)])
             if metric == "roc_auc":
                 pos = list(est.classes_).index(classes[1])
                 score = roc_auc_score(y[test] == classes[1], proba[:, pos])
             else:
-                score = accuracy_score(y[test], np.asarray(est.classes_)[proba.argmax(axis=1)])
+                score = acc
             t2 = time.perf_counter()
             results.append(CVResult(
                 dataset=dataset, pipeline=name, metric=metric, score=float(score),
                 fold_scores=[float(score)], n_trials=len(y), fit_time_s=t1 - t0,
                 predict_time_s=t2 - t1, n_classes=len(classes), n_folds=1, seed=seed,
                 protocol=protocol, calib_trials=int(k), n_train=len(calib) + n_src,
-                n_test=len(test),
+                n_test=len(test), accuracy=float(acc),
             ))
             logger.info("%s %s %s K=%d: %s %.3f", protocol, dataset, name, k, metric, score)
             if progress is not None:
