@@ -397,7 +397,9 @@ class CalibratePage(Page):
             self._show_pause(f"Paused: {why}. The interrupted trial is marked bad and repeated; "
                              "the run resumes by itself when the signal is back (still recording).",
                              "Paused \u2014 waiting for the signal")
-            self.report_error(f"Calibration paused: {why}; it resumes when the signal is back.")
+            # a note, not a banner error: the banner would still say "paused" after the resume
+            self.context.report_info(f"Calibration paused: {why}; it resumes when the signal "
+                                     "is back.")
         elif action == "resumed":
             self._set_state("running")
             self._show_pause(f"Signal back: resumed. Recording into {self.recording_path.name}",
@@ -452,8 +454,9 @@ class CalibratePage(Page):
         if self.runner is None:
             return
         if self.state == "paused" and self.guard.holding:
-            self.report_error("The calibration waits for the EEG signal: it resumes by itself when "
-                              "the stream is back (or abort with Esc).")
+            # a note: an error banner would outlive the wait
+            self.context.report_info("The calibration waits for the EEG signal: it resumes by "
+                                     "itself when the stream is back (or abort with Esc).")
             return
         if self.state == "running":
             self.runner.pause()

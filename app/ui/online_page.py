@@ -786,7 +786,7 @@ class OnlinePage(Page):
         if runner is None or runner.protocol.phase is Phase.IDLE:
             return
         if self.guard.holding:
-            self.report_error("The run waits for the EEG signal: it resumes by itself.")
+            self.context.report_info("The run waits for the EEG signal: it resumes by itself.")
         elif runner.protocol.phase is Phase.PAUSED:
             runner.resume()
         elif runner.protocol.running:
@@ -826,8 +826,8 @@ class OnlinePage(Page):
             self._drop_interrupted()
             if screen is not None:
                 screen.pause_text = "Paused \u2014 waiting for the signal"
-            self.report_error(f"Online run paused: the EEG stream is {state}; the interrupted "
-                              "trial is repeated when the signal is back.")
+            self.context.report_info(f"Online run paused: the EEG stream is {state}; the "
+                                     "interrupted trial is repeated when the signal is back.")
         elif action == "resumed":
             if screen is not None:
                 screen.pause_text = "Paused"
