@@ -155,7 +155,7 @@ def run_transfer(args: argparse.Namespace, names: list[str]) -> int:
 
     from neurodeck.app.errors import UserError
     from neurodeck.app.workflow.datasets import dataset_name
-    from neurodeck.app.workflow.evaluate import load_for
+    from neurodeck.app.workflow.evaluate import load_datasets
     from neurodeck.decoders.evaluation import (
         cross_validate_with_sources,
         evaluate_chronological,
@@ -166,18 +166,10 @@ def run_transfer(args: argparse.Namespace, names: list[str]) -> int:
     if args.protocol == "loso" and args.sources:
         raise UserError("--protocol loso uses the positional datasets as each other's sources; "
                         "give --sources with --protocol chronological")
-    loaded = {}
-    ch_names = sfreq = None
-    for spec in list(args.datasets) + list(args.sources):
-        if spec in loaded:
-            continue
-        tr = load_for(spec, base)
-        X, y, ch, sf = tr.X, tr.y, tr.ch_names, tr.sfreq
-        if ch_names is not None and (ch != ch_names or sf != sfreq):
-            raise UserError(f"{spec}: channels/rate ({len(ch)} channels at {sf:g} Hz) differ from "
-                            f"the first dataset ({len(ch_names)} at {sfreq:g} Hz); use --picks")
-        ch_names, sfreq = ch, sf
-        loaded[spec] = (X, y)
+    trials = load_datasets(list(args.datasets) + list(args.sources), base)
+    loaded = {spec: (tr.X, tr.y) for spec, tr in trials.items()}
+    first = next(iter(trials.values()))
+    ch_names, sfreq = first.ch_names, first.sfreq
     overlap = set(args.datasets) & set(args.sources)
     if overlap:
         raise UserError(f"{sorted(overlap)} are both target and source; a target is never a source")

@@ -98,7 +98,7 @@ def run_population(args: argparse.Namespace, config) -> int:
 
     from neurodeck.app.errors import UserError
     from neurodeck.app.workflow.datasets import dataset_name
-    from neurodeck.app.workflow.evaluate import load_for
+    from neurodeck.app.workflow.evaluate import load_datasets
     from neurodeck.decoders.evaluation import evaluate_loso
     from neurodeck.decoders.onnx import save_bundle
     from neurodeck.decoders.transfer import fit_pooled, recentering_steps
@@ -107,15 +107,10 @@ def run_population(args: argparse.Namespace, config) -> int:
         raise UserError(f"--population needs at least 2 datasets (one per subject), got {len(args.datasets)}")
     if args.pseudo_online:
         raise UserError("--population cannot be combined with --pseudo-online")
-    parts, ch_names, sfreq = {}, None, None
-    for spec in args.datasets:
-        tr = load_for(spec, config)
-        X, y, ch, sf = tr.X, tr.y, tr.ch_names, tr.sfreq
-        if ch_names is not None and (ch != ch_names or sf != sfreq):
-            raise UserError(f"{spec}: channels/rate ({len(ch)} channels at {sf:g} Hz) differ from "
-                            f"the first dataset ({len(ch_names)} at {sfreq:g} Hz); use --picks")
-        ch_names, sfreq = ch, sf
-        parts[dataset_name(spec)] = (X, y)
+    trials = load_datasets(args.datasets, config)
+    parts = {dataset_name(spec): (tr.X, tr.y) for spec, tr in trials.items()}
+    first = next(iter(trials.values()))
+    ch_names, sfreq = first.ch_names, first.sfreq
     pipe = config.build(sfreq, ch_names, seed=args.seed)
     if not recentering_steps(pipe):
         logger.warning("pipeline %s has no recentering step: the subjects are pooled as they are",

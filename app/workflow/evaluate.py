@@ -48,6 +48,29 @@ def load_for(spec: str | Path | Sequence[str | Path], config, *,
                        zero_phase_band=tuple(config.band) if reference_filter else None)
 
 
+def load_datasets(specs: Sequence[str], config) -> dict[str, Trials]:
+    """Datasets used together (subjects or sessions pooled, sources and targets): each loaded
+    once with :func:`load_for`, in order, keyed by its spec.
+
+    Raises
+    ------
+    UserError
+        A dataset's channels or rate differ from the first one's.
+    """
+    out: dict[str, Trials] = {}
+    for spec in specs:
+        if spec in out:
+            continue
+        tr = load_for(spec, config)
+        first = next(iter(out.values()), tr)
+        if tr.ch_names != first.ch_names or tr.sfreq != first.sfreq:
+            raise UserError(f"{spec}: channels/rate ({len(tr.ch_names)} channels at {tr.sfreq:g} Hz) "
+                            f"differ from the first dataset ({len(first.ch_names)} at "
+                            f"{first.sfreq:g} Hz); use --picks")
+        out[spec] = tr
+    return out
+
+
 def _one_thread():
     from threadpoolctl import threadpool_limits
 
