@@ -105,6 +105,7 @@ def record_calibration(session, speed: float, report: Report, on_stage: StageHoo
     from neurodeck.acquisition.io import load_recording
     from neurodeck.acquisition.player import Player
     from neurodeck.acquisition.recorder import Recorder
+    from neurodeck.acquisition.streams import resolve_stream
 
     raws = [load_recording(_asset(name)) for name in CALIBRATION_RUNS]
     raw = mne.concatenate_raws(raws) if len(raws) > 1 else raws[0]
@@ -119,10 +120,14 @@ def record_calibration(session, speed: float, report: Report, on_stage: StageHoo
     # sits connected but idle (and says the stream stalled or was lost) while another connects.
     # The recorder drains and stops while the replay's streams are still there: the planned end
     # of a calibration is not a lost stream (no "stream_lost" annotation in the recording).
+    # Our own replay's streams are resolved by source id: given names, the recorder would wait
+    # for other streams of the same name (0.5 s each), and the window's viewer, connected at the
+    # "calibration" stage, would sit idle long enough to call the stream lost.
+    sources = [resolve_stream(source_id=sid, timeout=5.0) for sid in player.source_ids]
     ended = False
     try:
         _stage(on_stage, "calibration", eeg=player.eeg_name, markers=list(player.marker_names))
-        with Recorder([player.eeg_name, *player.marker_names], out,
+        with Recorder(sources, out,
                       drain_quiet=REPLAY_DRAIN_QUIET_S) as recorder:
             player.start()
             while not player.wait(1.0):
