@@ -20,107 +20,76 @@ logger = logging.getLogger(__name__)
 MAX_SECONDS = 7 * 24 * 3600.0
 
 
-def _float(text: str, expected: str) -> float:
+def _float(text: str, expected: str, ok) -> float:
+    """``float(text)``, finite and ``ok(value)``; else an error quoting ``text`` and ``expected``."""
     try:
         value = float(text)
     except (TypeError, ValueError):
         raise argparse.ArgumentTypeError(f"{text!r} is not a number; expected {expected}") from None
-    if not math.isfinite(value):
+    if not (math.isfinite(value) and ok(value)):
         raise argparse.ArgumentTypeError(f"{text!r} invalid; expected {expected}")
     return value
 
 
-def _int(text: str, expected: str) -> int:
+def _int(text: str, expected: str, ok) -> int:
+    """``int(text)`` with ``ok(value)``; else an error quoting ``text`` and ``expected``."""
     try:
-        return int(text)
+        value = int(text)
     except (TypeError, ValueError):
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer; expected {expected}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"{text!r} invalid; expected {expected}")
+    return value
 
 
 def seconds(text: str) -> float:
     """A duration in seconds: finite, > 0, at most :data:`MAX_SECONDS`."""
-    expected = f"seconds > 0 and <= {MAX_SECONDS:g}"
-    value = _float(text, expected)
-    if not 0 < value <= MAX_SECONDS:
-        raise argparse.ArgumentTypeError(f"{text!r} invalid; expected {expected}")
-    return value
+    return _float(text, f"seconds > 0 and <= {MAX_SECONDS:g}", lambda v: 0 < v <= MAX_SECONDS)
 
 
 def seconds_or_zero(text: str) -> float:
     """A duration in seconds that may be 0: finite, >= 0, at most :data:`MAX_SECONDS`."""
-    expected = f"seconds >= 0 and <= {MAX_SECONDS:g}"
-    value = _float(text, expected)
-    if not 0 <= value <= MAX_SECONDS:
-        raise argparse.ArgumentTypeError(f"{text!r} invalid; expected {expected}")
-    return value
+    return _float(text, f"seconds >= 0 and <= {MAX_SECONDS:g}", lambda v: 0 <= v <= MAX_SECONDS)
 
 
 def offset_seconds(text: str) -> float:
     """A time relative to an event (may be negative), |t| <= 60 s."""
-    expected = "seconds between -60 and 60"
-    value = _float(text, expected)
-    if not -60 <= value <= 60:
-        raise argparse.ArgumentTypeError(f"{text!r} invalid; expected {expected}")
-    return value
+    return _float(text, "seconds between -60 and 60", lambda v: -60 <= v <= 60)
 
 
 def pad_seconds(text: str) -> float:
     """Filter padding before a window: 0 to 60 s."""
-    expected = "seconds between 0 and 60"
-    value = _float(text, expected)
-    if not 0 <= value <= 60:
-        raise argparse.ArgumentTypeError(f"{text!r} invalid; expected {expected}")
-    return value
+    return _float(text, "seconds between 0 and 60", lambda v: 0 <= v <= 60)
 
 
 def hertz(text: str) -> float:
     """A frequency or rate in Hz: finite, > 0, at most 1 MHz."""
-    expected = "Hz > 0 and <= 1e6"
-    value = _float(text, expected)
-    if not 0 < value <= 1e6:
-        raise argparse.ArgumentTypeError(f"{text!r} invalid; expected {expected}")
-    return value
+    return _float(text, "Hz > 0 and <= 1e6", lambda v: 0 < v <= 1e6)
 
 
 def speed(text: str) -> float:
     """A replay speed factor: > 0, at most 1000."""
-    expected = "a factor > 0 and <= 1000"
-    value = _float(text, expected)
-    if not 0 < value <= 1000:
-        raise argparse.ArgumentTypeError(f"{text!r} invalid; expected {expected}")
-    return value
+    return _float(text, "a factor > 0 and <= 1000", lambda v: 0 < v <= 1000)
 
 
 def positive_int(text: str) -> int:
     """An integer >= 1 (at most 1e6)."""
-    value = _int(text, "an integer >= 1")
-    if not 1 <= value <= 1_000_000:
-        raise argparse.ArgumentTypeError(f"{text!r} invalid; expected an integer >= 1 and <= 1000000")
-    return value
+    return _int(text, "an integer >= 1 and <= 1000000", lambda v: 1 <= v <= 1_000_000)
 
 
 def folds(text: str) -> int:
     """Cross-validation folds: 0 (none) or 2..100."""
-    value = _int(text, "0 (no cross-validation) or 2 to 100 folds")
-    if not (value == 0 or 2 <= value <= 100):
-        raise argparse.ArgumentTypeError(f"{text!r} invalid; expected 0 (no cross-validation) or 2 to 100 folds")
-    return value
+    return _int(text, "0 (no cross-validation) or 2 to 100 folds", lambda v: v == 0 or 2 <= v <= 100)
 
 
 def cv_folds(text: str) -> int:
     """Cross-validation folds where a score is required: 2..100."""
-    value = _int(text, "2 to 100 folds")
-    if not 2 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"{text!r} invalid; expected 2 to 100 folds")
-    return value
+    return _int(text, "2 to 100 folds", lambda v: 2 <= v <= 100)
 
 
 def seed(text: str) -> int:
     """A random seed: 0 <= n < 2**32 (what numpy accepts)."""
-    value = _int(text, "an integer seed from 0 to 4294967295")
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"{text!r} invalid; expected an integer seed from 0 to 4294967295")
-    return value
+    return _int(text, "an integer seed from 0 to 4294967295", lambda v: 0 <= v < 2**32)
 
 
 def name(text: str) -> str:
@@ -220,7 +189,4 @@ def in_file(text: str) -> Path:
 
 def n_jobs(text: str) -> int:
     """Parallel jobs: -1 (every core) or 1..1024."""
-    value = _int(text, "-1 (every core) or 1 to 1024 jobs")
-    if not (value == -1 or 1 <= value <= 1024):
-        raise argparse.ArgumentTypeError(f"{text!r} invalid; expected -1 (every core) or 1 to 1024 jobs")
-    return value
+    return _int(text, "-1 (every core) or 1 to 1024 jobs", lambda v: v == -1 or 1 <= v <= 1024)
