@@ -496,10 +496,16 @@ def _write_outputs(pdir: Path, loaded: Any, out: Path, files: dict[str, Path], w
             )
             measured = _measured_rate(ts, float(s["srate"]))
             entry["measured_srate"] = measured
-            if measured is not None and abs(measured / float(s["srate"]) - 1) > RATE_TOLERANCE:
+            # a replay declares its speed: its stamps then run that many times faster than srate
+            speed = float(s.get("replay_speed") or 1.0)
+            if speed != 1.0:
+                entry["replay_speed"] = speed
+            expected = float(s["srate"]) * speed
+            if measured is not None and abs(measured / expected - 1) > RATE_TOLERANCE:
+                replay = f" (a {speed:g}x replay: {expected:g} Hz expected)" if speed != 1.0 else ""
                 notes.append(
-                    f"stream {s['name']!r} claims {float(s['srate']):g} Hz but its timestamps say "
-                    f"{measured:.2f} Hz; the {'FIF' if key == pkey else 'file'} is labelled "
+                    f"stream {s['name']!r} claims {float(s['srate']):g} Hz{replay} but its timestamps "
+                    f"say {measured:.2f} Hz; the {'FIF' if key == pkey else 'file'} is labelled "
                     f"{float(s['srate']):g} Hz: check the amplifier's rate setting")
             if key == pkey:
                 entry["file"] = out.name

@@ -38,6 +38,7 @@ def make_stream_info(
     units: Sequence[str] | str | None = None,
     ch_types: Sequence[str] | str | None = None,
     manufacturer: str = "neurodeck",
+    replay_speed: float = 1.0,
 ) -> pylsl.StreamInfo:
     """Build a ``pylsl.StreamInfo`` with one ``<channel>`` entry per label.
 
@@ -54,6 +55,10 @@ def make_stream_info(
     units, ch_types : str or sequence of str, optional
         Per-channel unit (e.g. ``"microvolts"``) and type (e.g. ``"EEG"``); a single string applies
         to all channels.
+    replay_speed : float
+        A replay faster or slower than real time declares its factor here
+        (``desc/acquisition/replay_speed``): its timestamps then advance ``replay_speed`` times
+        faster than ``srate`` says, and a recorder must not take that for a wrong rate.
     """
     labels = [str(lab) for lab in labels]
     if not name:
@@ -76,7 +81,10 @@ def make_stream_info(
             ch.append_child_value("unit", unit)
         if ctype:
             ch.append_child_value("type", ctype)
-    info.desc().append_child("acquisition").append_child_value("manufacturer", manufacturer)
+    acq = info.desc().append_child("acquisition")
+    acq.append_child_value("manufacturer", manufacturer)
+    if replay_speed != 1.0:
+        acq.append_child_value("replay_speed", repr(float(replay_speed)))
     return info
 
 

@@ -203,7 +203,8 @@ class Player:
         uid = f"neurodeck-player:{name}"
         self.source_ids = [uid, f"{uid}-markers"]
         self.eeg_name = name
-        info = make_stream_info(name, "EEG", raw.ch_names, sfreq, source_id=uid, units=units, ch_types=types)
+        info = make_stream_info(name, "EEG", raw.ch_names, sfreq, source_id=uid, units=units,
+                                ch_types=types, replay_speed=self.speed)
         self.duration_s = raw.n_times / sfreq
 
         def fetch(start: int, stop: int) -> np.ndarray:
@@ -268,7 +269,7 @@ class Player:
                 raise RecordingError(f"{path}: stream {s.name!r} has channel format {s.fmt!r}; cannot replay it")
             info = make_stream_info(
                 out_name, s.type or "unknown", s.labels, s.srate, fmt=fmt, source_id=uid,
-                units=s.units, ch_types=s.ch_types,
+                units=s.units, ch_types=s.ch_types, replay_speed=self.speed,
             )
             times = np.asarray(s.timestamps, dtype=np.float64) - first
             if s.is_string:

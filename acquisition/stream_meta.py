@@ -42,6 +42,19 @@ def _channel_types_from_info(info: Any, n_channels: int) -> list[str]:
     return types
 
 
+def _replay_speed_from_info(info: Any) -> float:
+    """``desc/acquisition/replay_speed`` of a full ``pylsl.StreamInfo`` (1.0 when absent)."""
+    try:
+        text = info.desc().child("acquisition").child_value("replay_speed")
+    except Exception:  # a foreign StreamInfo-like object without a desc
+        return 1.0
+    try:
+        speed = float(text)
+    except (TypeError, ValueError):
+        return 1.0
+    return speed if np.isfinite(speed) and speed > 0 else 1.0
+
+
 def describe(description: Any, info: Any = None) -> dict:
     """Plain-JSON dict of a stream description (``StreamDescription`` or dict).
 
@@ -80,6 +93,9 @@ def describe(description: Any, info: Any = None) -> dict:
     if not types and info is not None:
         types = _channel_types_from_info(info, n)
     out["types"] = [str(t or "") for t in (types or [])] or [""] * n
+    speed = d.get("replay_speed")
+    out["replay_speed"] = float(speed) if speed else (
+        _replay_speed_from_info(info) if info is not None else 1.0)
     for key in ("labels", "units", "types"):
         vals = out[key]
         if len(vals) != n:

@@ -508,3 +508,33 @@ def test_recover_command_line(tmp_path, cli):
     assert _read_fif(out).n_times == 300 and out.with_name("cmd_raw.vhdr").exists()
     proc = cli("recover", tmp_path / "nope.partial")
     assert proc.returncode == 2 and "nope.partial" in proc.stderr, proc.stderr
+
+
+def test_recording_our_fast_replay_is_not_a_wrong_rate(tmp_path, unique_name):
+    """A replay declares its speed; the recorder expects stamps that much faster (no false alarm).
+
+    At 8x the stamps say 1280 Hz for a 160 Hz stream: before the declaration, finalize warned
+    "claims 160 Hz but its timestamps say 1280 Hz ... check the amplifier's rate setting" (seen in
+    the README's demo). A stream that does not declare a speed is still checked against srate.
+    """
+    from neurodeck.acquisition.player import Player
+    from neurodeck.acquisition.streams import resolve_stream
+
+    speed, n = 8.0, 3840  # 24 s at 160 Hz: 3 s of stamps at 8x (the rate is measured over >= 2 s)
+    raw = mne.io.RawArray(np.tile(np.arange(n) * 1e-6, (2, 1)),
+                          mne.create_info(["C3", "C4"], 160.0, "eeg"), verbose=False)
+    out = tmp_path / f"replay{speed:g}_raw.fif"
+    player = Player(raw, speed=speed, name=unique_name)
+    rec = Recorder([resolve_stream(source_id=player.source_ids[0], timeout=5.0)], out,
+                   drain_quiet=0.3).start()
+    player.start()
+    assert player.wait(30.0)
+    rec.stop()
+    player.stop()
+    side = json.loads(out.with_name(out.name.replace(".fif", ".json")).read_text())
+    entry = side["streams"][0]
+    assert entry["count"] == n
+    assert entry["measured_srate"] == pytest.approx(160.0 * speed, rel=0.01)
+    assert entry.get("replay_speed", 1.0) == speed
+    assert not any("claims" in w for w in side.get("warnings", [])), side.get("warnings")
+    assert _read_fif(out).info["sfreq"] == 160.0
