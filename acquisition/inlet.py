@@ -679,7 +679,8 @@ class Inlet(_BaseInlet):
             if lead > LEAD_REPORT_S and c.stamp_lead_s <= LEAD_REPORT_S:
                 logger.warning(
                     "inlet %r: timestamps run %.1f ms ahead of their arrival (the source stamps "
-                    "ahead of time, e.g. a chunk's last sample with a future time); decision "
+                    "ahead of time, e.g. a chunk's last sample with a future time, or liblsl's "
+                    "clock offset to the source is off, as on a heavily loaded machine); decision "
                     "latency is measured from stamps corrected by the largest lead seen",
                     self._description.name, lead * 1e3,
                 )
