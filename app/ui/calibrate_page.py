@@ -45,7 +45,7 @@ from neurodeck.app.protocol import (
     SimulatorCueSink,
 )
 from neurodeck.app.ui.cue_display import CLASS_TEXT, CueDisplay
-from neurodeck.app.ui.participant import ParticipantScreen, ScreenChooser, shared_screen
+from neurodeck.app.ui.participant import ParticipantScreen, ScreenChooser, open_shared_screen
 from neurodeck.app.ui.qt_models import ProtocolRunner, error_text
 from neurodeck.app.ui.widgets import Page, big_button
 
@@ -571,22 +571,13 @@ class CalibratePage(Page):
 
     def show_fullscreen(self) -> None:
         """Open the participant screen on the chosen monitor, showing the current phase."""
-        screen = shared_screen(self.context)
-        if self.fullscreen is None:
-            self.fullscreen = screen
-            screen.closed.connect(self._participant_closed)
+        screen = open_shared_screen(self, "fullscreen", self.context, self.screen_box)
         d = self.cue_display
         screen.cues.phase, screen.cues.class_name = d.phase, d.class_name
         screen.cues.trial, screen.cues.n_trials = d.trial, d.n_trials
         screen.pause_text = d.pause_text
-        self.screen_box.refresh()
         screen.show_cues()
         screen.show_on(self.screen_box.currentIndex())
-
-    def _participant_closed(self) -> None:
-        if self.fullscreen is not None:
-            self.fullscreen.closed.disconnect(self._participant_closed)
-        self.fullscreen = None
 
     # ------------------------------------------------------------------ page API
     def busy_reason(self) -> str | None:

@@ -67,7 +67,12 @@ from neurodeck.app.protocol import (
     SimulatorCueSink,
 )
 from neurodeck.app.ui.feedback import CursorView, GrazBar
-from neurodeck.app.ui.participant import ParticipantScreen, ScreenChooser, shared_screen
+from neurodeck.app.ui.participant import (
+    ParticipantScreen,
+    ScreenChooser,
+    open_shared_screen,
+    shared_screen,
+)
 from neurodeck.app.ui.qt_models import ProtocolRunner, error_text
 from neurodeck.app.ui.widgets import Page, StateBadge, big_button
 from neurodeck.app.ui.workers import JobRunner
@@ -705,18 +710,9 @@ class OnlinePage(Page):
     # ------------------------------------------------------------------ participant screen
     def show_participant(self) -> None:
         """Open the participant screen (cue + feedback bar) on the chosen monitor."""
-        screen = shared_screen(self.context)
-        if self.participant is None:
-            self.participant = screen
-            screen.closed.connect(self._participant_closed)
-        self.screen_box.refresh()
+        screen = open_shared_screen(self, "participant", self.context, self.screen_box)
         self._mirror()
         screen.show_on(self.screen_box.currentIndex())
-
-    def _participant_closed(self) -> None:
-        if self.participant is not None:
-            self.participant.closed.disconnect(self._participant_closed)
-        self.participant = None
 
     def _mirror(self) -> None:
         """The participant sees what the operator's Graz bar shows (no numbers)."""

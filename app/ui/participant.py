@@ -139,3 +139,22 @@ def shared_screen(context) -> ParticipantScreen:
         if context is not None:
             context.participant_screen = screen
     return screen
+
+
+def open_shared_screen(owner: object, attr: str, context, chooser: ScreenChooser) -> ParticipantScreen:
+    """The shared participant screen for a page, kept on ``owner.<attr>`` until it is closed.
+
+    The page fills the screen (cues or feedback) and then calls
+    ``screen.show_on(chooser.currentIndex())``; the monitor list is refreshed here.
+    """
+    screen = shared_screen(context)
+    if getattr(owner, attr) is None:
+        setattr(owner, attr, screen)
+
+        def closed() -> None:
+            screen.closed.disconnect(closed)
+            setattr(owner, attr, None)
+
+        screen.closed.connect(closed)
+    chooser.refresh()
+    return screen
