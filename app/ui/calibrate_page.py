@@ -357,6 +357,7 @@ class CalibratePage(Page):
         proto = CalibrationProtocol(cfg, clock=self.clock)
         self._marker_sink = MarkerSink(outlet)
         proto.add_listener(self._marker_sink)
+        proto.add_listener(self.context.streams.post_markers)  # drawn on the Connect page's traces
         sim = self.context.streams.simulator
         if sim is not None:
             proto.add_listener(SimulatorCueSink(sim, cfg))

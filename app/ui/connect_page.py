@@ -158,6 +158,7 @@ class ConnectPage(Page):
 
         if context is not None:
             sm = context.streams
+            sm.marker_posted.connect(self.signal_view.add_marker)
             sm.connection_changed.connect(self._on_connection)
             sm.busy_changed.connect(self._on_busy)
         # the list follows the network while the page is shown (streams come and go)
@@ -353,6 +354,7 @@ class ConnectPage(Page):
         sm = self.context.streams
         inlet = sm.inlet
         self.signal_view.set_inlet(inlet)
+        self.signal_view.set_marker_inlet(sm.marker_inlet)
         self.spectrum_view.set_inlet(inlet)
         if inlet is None:
             self.source_label.setText("Nothing connected yet.")

@@ -114,6 +114,9 @@ class StreamModel(QObject):
         ``"simulator"``, ``"replay"``, ``"lsl"`` or ``""``.
     busy_changed(bool)
         A connect / start is in progress.
+    marker_posted(float, str)
+        A marker the app itself sent (LSL time, marker name), e.g. a calibration cue: the
+        signal view draws it on the traces.
     error(str)
     """
 
@@ -122,6 +125,7 @@ class StreamModel(QObject):
     counters_changed = pyqtSignal(object)
     source_changed = pyqtSignal(str)
     busy_changed = pyqtSignal(bool)
+    marker_posted = pyqtSignal(float, str)
     error = pyqtSignal(str)
 
     def __init__(self, background: Background, parent: QObject | None = None, poll_ms: int = 250):
@@ -166,6 +170,12 @@ class StreamModel(QObject):
     @property
     def marker_description(self) -> Any:
         return None if self.marker_inlet is None else self.marker_inlet.description
+
+    def post_markers(self, event: Any) -> None:
+        """Protocol listener: announce the markers of a :class:`app.protocol.ProtocolEvent`
+        (sent by the app itself) with :attr:`marker_posted`."""
+        for name in event.markers:
+            self.marker_posted.emit(float(event.time), str(name))
 
     def hold(self, key: str, reason: str) -> None:
         """Keep the current source while ``reason`` holds (e.g. a calibration is recording it)."""

@@ -13,6 +13,12 @@ Design (the fast pyqtgraph way):
 :meth:`SignalView.frame_stats` reports frames drawn, frames per second and the time spent per
 frame, for the benchmark. Bad channels (flat, saturated, noisy by line-noise ratio or amplitude)
 are re-assessed every second and flagged next to their labels (and drawn in red).
+
+Rows: the channels shown are paged ("Rows": fit the height, 8 ... 64, all) with a scroll bar (and
+the mouse wheel) to move through them; only the rows on screen are drawn, every one with its name
+in a font scaled to the row height. Markers (an LSL marker inlet's, and the app's own cues through
+:meth:`SignalView.add_marker`) are drawn as OpenViBE does: a vertical line with the marker's name
+at its time, scrolling with the traces.
 """
 from __future__ import annotations
 
@@ -24,8 +30,8 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtCore import Qt, QTimer, pyqtSignal
-from PyQt6.QtGui import QAction
+from PyQt6.QtCore import QEvent, QObject, Qt, QTimer, pyqtSignal
+from PyQt6.QtGui import QAction, QFont
 from PyQt6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -34,6 +40,7 @@ from PyQt6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMenu,
+    QScrollBar,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -45,6 +52,15 @@ logger = logging.getLogger(__name__)
 SCALES_UV = (5, 10, 20, 50, 100, 200, 500, 1000, 5000)
 SPANS_S = (2, 5, 10, 20, 30)
 MOTOR_PREFIXES = ("FC", "C", "CP")
+#: "Rows" choices: 0 = as many as fit at MIN_ROW_PX each, -1 = all selected channels
+ROWS_CHOICES = (0, 8, 16, 32, 64, -1)
+#: smallest row height (px) the "fit" choice allows: a readable channel name per row
+MIN_ROW_PX = 14
+#: pixels of the plot that are not rows (bottom axis, margins)
+PLOT_MARGIN_PX = 40
+#: markers kept for drawing (the oldest go first)
+MAX_MARKERS = 2000
+MARKER_COLORS = ("#1565c0", "#2e7d32", "#ef6c00", "#6a1b9a", "#00838f", "#ad1457", "#5d4037")
 
 
 # ---------------------------------------------------------------------- pure helpers
@@ -136,6 +152,22 @@ def bad_channel_flags(data: np.ndarray, srate: float, line_hz: float = 50.0) -> 
     return out
 
 
+def marker_text(label: str) -> str:
+    """What a marker line says: the marker's name (GDF code strings such as ``"769"`` become
+    ``"left_hand"``), other labels unchanged."""
+    from neurodeck.acquisition.markers import name_of
+
+    try:
+        return name_of(label)
+    except Exception:  # a label that is no code: shown as sent
+        return str(label)
+
+
+def marker_color(text: str) -> str:
+    """A stable colour per marker name (the same class has the same colour on every run)."""
+    return MARKER_COLORS[sum(text.encode()) % len(MARKER_COLORS)]
+
+
 def channel_labels(desc: Any) -> list[str]:
     labels = list(getattr(desc, "labels", ()) or ())
     n = int(getattr(desc, "n_channels", len(labels)) or len(labels))
@@ -164,7 +196,15 @@ class SignalView(QWidget):
         self.labels: list[str] = []
         self.flags: list[str] = []
         self.selected: list[int] = []
+        #: the channel indices drawn now: the page of ``selected`` on screen
+        self.shown: list[int] = []
         self.curves: list[pg.PlotCurveItem] = []
+        #: ``(lsl_time, label)`` of markers, appended from any thread (deque appends are atomic)
+        self.markers: collections.deque[tuple[float, str]] = collections.deque(maxlen=MAX_MARKERS)
+        self._marker_lines: list[pg.InfiniteLine] = []
+        self._marker_inlet: Any = None
+        self._t_newest: float | None = None
+        self._redraw = False
         self.frames = 0
         self._frame_ms: collections.deque[float] = collections.deque(maxlen=300)
         self._frame_at: collections.deque[float] = collections.deque(maxlen=300)
@@ -250,6 +290,17 @@ class SignalView(QWidget):
         self.channel_menu = QMenu(self)
         self.channels_button.setMenu(self.channel_menu)
         bar.addWidget(self.channels_button)
+        bar.addWidget(QLabel("Rows"))
+        self.rows_box = QComboBox()
+        self.rows_box.setToolTip("Channels on screen at once; scroll (wheel or the bar at the "
+                                 "right) to see the others")
+        for r in ROWS_CHOICES:
+            self.rows_box.addItem({0: "fit", -1: "all"}.get(r, str(r)), r)
+        self._select_data(self.rows_box, int(prefs.get("rows", 0)))
+        self.rows_box.currentIndexChanged.connect(self._layout_curves)
+        bar.addWidget(self.rows_box)
+        self.rows_label = QLabel("")
+        bar.addWidget(self.rows_label)
         bar.addStretch(1)
         self.fps_label = QLabel("")
         self.fps_label.setStyleSheet("color: #607d8b;")
@@ -277,7 +328,17 @@ class SignalView(QWidget):
         self.empty_text.setPos(-5, 0.5)
         self.plot.setXRange(-10, 0, padding=0)
         self.plot.setYRange(0, 1)
-        lay.addWidget(self.plot, 1)
+        self.scroll = QScrollBar(Qt.Orientation.Vertical)
+        self.scroll.setToolTip("Scroll through the channels")
+        self.scroll.setRange(0, 0)
+        self.scroll.valueChanged.connect(self._layout_curves)
+        self.scroll.hide()
+        plot_row = QHBoxLayout()
+        plot_row.setSpacing(0)
+        plot_row.addWidget(self.plot, 1)
+        plot_row.addWidget(self.scroll)
+        lay.addLayout(plot_row, 1)
+        self.plot.viewport().installEventFilter(self)
 
     @staticmethod
     def _select_data(box: QComboBox, value: Any) -> None:
@@ -304,6 +365,7 @@ class SignalView(QWidget):
             "lowpass_hz": self.lp_box.value(),
             "notch_hz": float(self.notch_box.currentData()),
             "car": self.car_box.isChecked(),
+            "rows": int(self.rows_box.currentData()),
         }
 
     def set_selected(self, indices: list[int]) -> None:
@@ -325,9 +387,12 @@ class SignalView(QWidget):
             self.plot.removeItem(c)
         self.curves = []
         self.channel_menu.clear()
+        self.markers.clear()
+        self._t_newest = None
+        self._place_markers()
         if inlet is None:
             self._timer.stop()
-            self.labels, self.flags, self.selected = [], [], []
+            self.labels, self.flags, self.selected, self.shown = [], [], [], []
             self.empty_text.setText("No stream connected")
             self.empty_text.show()
             self._update_ticks()
@@ -376,25 +441,69 @@ class SignalView(QWidget):
         (sel.add if on else sel.discard)(i)
         self.set_selected(sorted(sel))
 
-    def _layout_curves(self) -> None:
-        shown = set(self.selected)
-        for i, c in enumerate(self.curves):
-            c.setVisible(i in shown)
+    def rows_per_page(self) -> int:
+        """How many of the selected channels are on screen at once (the "Rows" choice)."""
         n = max(1, len(self.selected))
-        self.plot.setYRange(-0.7, n - 0.3, padding=0)
+        choice = int(self.rows_box.currentData())
+        if choice == 0:  # fit: rows of at least MIN_ROW_PX, so every name is readable
+            choice = max(1, int((self.plot.height() - PLOT_MARGIN_PX) // MIN_ROW_PX))
+        return n if choice < 0 else max(1, min(n, choice))
+
+    def _layout_curves(self, *_: Any) -> None:
+        """Page the selected channels: the rows on screen are ``selected[first:first + rows]``."""
+        n = len(self.selected)
+        per = self.rows_per_page()
+        first = min(self.scroll.value(), max(0, n - per))
+        self.scroll.blockSignals(True)
+        self.scroll.setRange(0, max(0, n - per))
+        self.scroll.setPageStep(per)
+        self.scroll.setValue(first)
+        self.scroll.blockSignals(False)
+        self.scroll.setVisible(n > per)
+        self.shown = self.selected[first:first + per]
+        on_screen = set(self.shown)
+        for i, c in enumerate(self.curves):
+            c.setVisible(i in on_screen)
+        self.rows_label.setText(f"{first + 1}\u2013{first + len(self.shown)} of {n}"
+                                if n > per else "")
+        self.plot.setYRange(-0.7, max(1, len(self.shown)) - 0.3, padding=0)
+        self._redraw = True
         self._update_ticks()
+
+    def scroll_rows(self, rows: int) -> None:
+        """Move the page by ``rows`` channels (negative: up)."""
+        self.scroll.setValue(self.scroll.value() + int(rows))
+
+    def eventFilter(self, obj: QObject, ev: QEvent) -> bool:  # noqa: N802 (Qt name)
+        if ev.type() == QEvent.Type.Wheel and self.scroll.isVisible():
+            steps = ev.angleDelta().y() / 120.0
+            self.scroll_rows(-round(steps * max(1, self.scroll.pageStep() // 4)))
+            return True
+        return super().eventFilter(obj, ev)
+
+    def resizeEvent(self, ev) -> None:  # noqa: N802 (Qt name)
+        super().resizeEvent(ev)
+        if self.labels:
+            self._layout_curves()
 
     def _update_ticks(self) -> None:
         ax = self.plot.getAxis("left")
-        n = len(self.selected)
+        n = len(self.shown)
         ticks = []
-        for row, i in enumerate(self.selected):
+        for row, i in enumerate(self.shown):
             flag = self.flags[i] if i < len(self.flags) else ""
             text = f"{self.labels[i]}  \u26a0{flag}" if flag else self.labels[i]
             ticks.append((n - 1 - row, text))
-        # show every label when they fit; otherwise every k-th (flags always)
-        height = max(1, self.plot.height())
-        step = max(1, math.ceil(n * 14 / max(height - 40, 50)))
+        # the font follows the row height (7-12 px); every label when they fit (always with
+        # "fit" rows), otherwise every k-th (flags always)
+        rows_px = max(self.plot.height() - PLOT_MARGIN_PX, 50)
+        px = int(max(7, min(12, 0.8 * rows_px / max(n, 1))))
+        if px != getattr(self, "_tick_px", None):
+            self._tick_px = px
+            font = QFont(self.font())
+            font.setPixelSize(px)
+            ax.setTickFont(font)
+        step = max(1, math.ceil(n * (px + 1) / rows_px))
         flagged = [r for r, t in enumerate(ticks) if "\u26a0" in t[1]]
         keep = set(flagged)
         for r in range(0, n, step):
@@ -402,6 +511,66 @@ class SignalView(QWidget):
                 keep.add(r)
         ax.setTicks([[ticks[r] for r in sorted(keep)], []])
         self.plot.setLabel("left", f"{self.scale_uv:g} \u00b5V / channel")
+        self._redraw = True
+
+    # ------------------------------------------------------------------ markers
+    def set_marker_inlet(self, inlet: Any) -> None:
+        """Draw the markers of this :class:`acquisition.inlet.MarkerInlet` (None: stop)."""
+        if self._marker_inlet is not None:
+            try:
+                self._marker_inlet.remove_marker_listener(self.add_marker)
+            except ValueError:  # already gone
+                pass
+        self._marker_inlet = inlet
+        if inlet is not None:
+            inlet.add_marker_listener(self.add_marker)
+
+    def add_marker(self, timestamp: float, label: str) -> None:
+        """Draw a marker at LSL time ``timestamp`` (any thread; drawn with the next frame)."""
+        self.markers.append((float(timestamp), str(label)))
+
+    def _place_markers(self) -> None:
+        """Put one vertical line per marker in the span at ``timestamp - newest sample``."""
+        t_new = self._t_newest
+        span = self.span_s
+        todo: list[tuple[float, str]] = []
+        if t_new is not None:
+            # the x axis puts sample n_seen - 1 at -1/srate; markers newer than the newest
+            # sample wait (off the right edge) for their samples
+            x0 = t_new + 1.0 / self.srate
+            while self.markers and self.markers[0][0] < x0 - 31.0:  # beyond any span: forget
+                self.markers.popleft()
+            todo = [(t - x0, lab) for t, lab in list(self.markers) if -span <= t - x0 <= 0.0]
+        lines = self._marker_lines
+        while len(lines) < len(todo):
+            line = pg.InfiniteLine(angle=90, movable=False, label="",
+                                   labelOpts={"position": 0.97, "anchors": [(0, 0), (0, 0)],
+                                              "fill": (255, 255, 255, 210)})
+            line.setZValue(10)
+            self.plot.addItem(line)
+            line._marker = None
+            lines.append(line)
+        for k, line in enumerate(lines):
+            if k >= len(todo):
+                if line.isVisible():
+                    line.hide()
+                continue
+            x, lab = todo[k]
+            text = marker_text(lab)
+            if line._marker != (text, k % 4):
+                line._marker = (text, k % 4)
+                color = marker_color(text)
+                line.setPen(pg.mkPen(color, width=1.5))
+                line.label.setFormat(text.replace("{", "{{").replace("}", "}}"))
+                line.label.setColor(color)
+                line.label.setPosition(0.97 - 0.06 * (k % 4))  # neighbours' names do not overlap
+            line.setPos(x)
+            line.show()
+
+    def marker_positions(self) -> list[tuple[float, str]]:
+        """``(x in seconds on the time axis, name)`` of the marker lines on screen."""
+        return [(float(ln.value()), ln.label.toPlainText()) for ln in self._marker_lines
+                if ln.isVisible()]
 
     # ------------------------------------------------------------------ processing
     def _reset(self, *_: Any) -> None:
@@ -451,7 +620,9 @@ class SignalView(QWidget):
         start = max(self._n_seen, n_written - span_n - int(self.srate), n_written - buf.capacity + 1)
         if n_written <= start:
             return False
-        data, _ = buf.read(start, n_written)
+        data, ts = buf.read(start, n_written)
+        if len(ts):
+            self._t_newest = float(ts[-1])
         y = self._process(data)
         if y.shape[1] > span_n:
             y = y[:, -span_n:]
@@ -467,11 +638,13 @@ class SignalView(QWidget):
             return
         t0 = time.perf_counter()
         try:
-            if not self._pull_new():
+            if not self._pull_new() and not self._redraw:
                 return
             if not self.isVisible():  # another page is shown: keep the filters current, skip painting
                 return
+            self._redraw = False
             self._draw()
+            self._place_markers()
             now = time.monotonic()
             if now - self._last_flags_at >= 1.0:
                 self._last_flags_at = now
@@ -495,8 +668,9 @@ class SignalView(QWidget):
         Bins of ``factor`` samples are aligned to absolute sample indices and kept (min, max) in
         a ring, so a frame recomputes ~1 bin per channel instead of the whole span.
         """
-        assert self._ring is not None
-        sel = self.selected
+        if self._ring is None:
+            return
+        sel = self.shown
         if not sel:
             return
         n_ch, span_n = self._ring.shape
