@@ -1,8 +1,9 @@
 """Train page: cross-validate decoding pipelines, compare them, save a model bundle, write a report.
 
 The recordings are the session's calibration runs (or files opened here). The work is
-:mod:`app.workflow` (:func:`run_cross_validation`, :func:`fit_and_save`, :func:`write_report`),
-run in a QThread with a progress bar; the table
+:mod:`app.workflow` (:func:`cross_validate_recordings`, :func:`fit_and_save`,
+:func:`write_report`), run in a child process (the GUI stays responsive even where LAPACK holds
+the GIL) with a progress bar; the table
 compares mean score, standard deviation over folds and fit time; the confusion matrix is that of
 the selected pipeline (out-of-fold predictions on the same folds). "Save model" fits the chosen
 pipeline on all trials and writes an ONNX + JSON bundle into the session's ``models/``; "Export
@@ -45,17 +46,15 @@ from PyQt6.QtWidgets import (
 
 from neurodeck.app.events import parse_mapping_text
 from neurodeck.app.ui.widgets import Page, big_button
-from neurodeck.app.ui.workers import Cancelled, JobRunner, TaskHandle
-from neurodeck.app.workflow.datasets import load_trials
+from neurodeck.app.ui.workers import JobRunner, TaskHandle
 from neurodeck.app.workflow.report import write_report
 from neurodeck.app.workflow.training import (
-    SPECTRAL,
     TrainResult,
     chance_note,
     confusion,
+    cross_validate_recordings,
     fit_and_save,
     honest_best,
-    run_cross_validation,
 )
 
 logger = logging.getLogger(__name__)
@@ -335,26 +334,12 @@ class TrainPage(Page):
         cv, selection = self.folds.value(), self.selection()
         self._update_labels()
         key = self.inputs_key()
-        # a Features page selection was made on all trials: those scores are optimistic
-        leaky = {n for n in names if n in SPECTRAL and selection.get(SPECTRAL[n][1])}
 
         def work(task: TaskHandle) -> TrainResult:
-            task.progress(0, 1, "loading recordings")
-            trials = load_trials(recs, mapping, tmin=tmin, tmax=tmax, baseline=True)
-            task.check()
-
-            def prog(done, total, text):
-                if task.cancelled:
-                    raise Cancelled("cancelled")
-                task.progress(done, total, text)
-
-            result = run_cross_validation(trials, names, band=band, cv=cv, selection=selection,
-                                          progress=prog)
-            result.optimistic = leaky
-            best = honest_best(result)
-            task.progress(1, 1, f"confusion matrix of {best}")
-            result.confusion[best] = confusion(result, best)
-            return result
+            # a child process: pyriemann's LAPACK calls hold the GIL for seconds (issue 11)
+            return task.run_in_process(cross_validate_recordings, recs, names, mapping=mapping,
+                                       tmin=tmin, tmax=tmax, band=band, cv=cv,
+                                       selection=selection, with_progress=True)
 
         self.status.setText("")
         return self.jobs.start(work, on_done=lambda res: self._on_result(res, key),
@@ -392,7 +377,7 @@ class TrainPage(Page):
             return
         self.result = result
         self._result_key = self.inputs_key() if key is None else key
-        leaky = getattr(result, "optimistic", set())
+        leaky = result.optimistic
         # honest scores first, best first; optimistic ones (selection on all trials) after them
         res = sorted(result.results, key=lambda r: (r.pipeline in leaky, -r.score))
         self.table.setRowCount(len(res))
@@ -516,7 +501,7 @@ class TrainPage(Page):
 
         def work(task):
             task.progress(0, 0, f"fitting {name} on all trials and exporting to ONNX")
-            return fit_and_save(result, name, out)
+            return task.run_in_process(fit_and_save, result, name, out)
 
         def done(path):
             self._job_done(f"Saved {name}.")
@@ -544,7 +529,7 @@ class TrainPage(Page):
 
         def work(task):
             task.progress(0, 0, "writing the HTML report")
-            return write_report(result, out, subject=subject)
+            return task.run_in_process(write_report, result, out, subject=subject)
 
         def done(p):
             self._job_done("Report written.")

@@ -5,6 +5,10 @@ function reports progress (``task.progress(done, total, text)``) and checks for 
 (``task.cancelled``). The result (or the exception, as one readable line) comes back on the GUI
 thread.
 
+Work that holds the GIL (LAPACK inside pyriemann, MNE) would still freeze the GUI from a thread:
+such a job calls :meth:`TaskHandle.run_in_process`, which runs a workflow function in a spawned
+child process and relays its progress; cancel terminates that process.
+
 There is one way to run work off the GUI thread: :class:`app.ui.qt_models.Background` (a joined
 worker thread per call, results delivered on the GUI thread through queued signals).
 :class:`JobRunner` is what a page owns on top of it: one job at a time, progress, cancellation,
@@ -20,11 +24,11 @@ from typing import Any
 
 from PyQt6.QtCore import QObject, pyqtSignal
 
+# Cancelled: raised inside a job by TaskHandle.check once cancellation was asked for
+from neurodeck.app.workflow.isolated import Cancelled, run_isolated
+
 logger = logging.getLogger(__name__)
 
-
-class Cancelled(Exception):
-    """Raised inside a job by :meth:`TaskHandle.check` once cancellation was asked for."""
 
 
 class TaskHandle:
@@ -49,6 +53,17 @@ class TaskHandle:
     def progress(self, done: int, total: int, text: str = "") -> None:
         """Report ``done`` of ``total`` steps (thread-safe; delivered on the GUI thread)."""
         self._emit(int(done), int(total), str(text))
+
+    def run_in_process(self, fn: Callable[..., Any], *args: Any, with_progress: bool = False,
+                       **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` in a child process (:func:`app.workflow.isolated.run_isolated`).
+
+        For work that holds the GIL (LAPACK in pyriemann, MNE): the GUI thread keeps running.
+        ``with_progress``: ``fn`` gets a ``progress(done, total, text)`` keyword argument whose
+        reports reach :meth:`progress`. Cancelling the job terminates the process at once.
+        """
+        return run_isolated(fn, *args, progress=self.progress if with_progress else None,
+                            cancelled=lambda: self.cancelled, **kwargs)
 
 
 class JobRunner(QObject):

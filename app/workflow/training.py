@@ -78,6 +78,9 @@ class TrainResult:
     trials : Trials
     confusion : dict of str to (labels, matrix)
         Out-of-fold confusion matrices (rows: true class, columns: predicted) asked for so far.
+    optimistic : set of str
+        Pipelines whose score is optimistic (a feature selection made on all trials): never
+        ranked best by :func:`honest_best`.
     """
 
     results: list
@@ -88,6 +91,7 @@ class TrainResult:
     confusion: dict = dataclasses.field(default_factory=dict)
     dropped: list = dataclasses.field(default_factory=list)
     notes: list = dataclasses.field(default_factory=list)
+    optimistic: set = dataclasses.field(default_factory=set)
 
     def best(self) -> str:
         return max(self.results, key=lambda r: r.score).pipeline
@@ -99,7 +103,7 @@ class TrainResult:
 def honest_best(result: TrainResult) -> str:
     """Best pipeline whose score is not optimistic (``result.optimistic``: feature selection made
     on all trials); the best of all if every one is."""
-    leaky = getattr(result, "optimistic", set())
+    leaky = result.optimistic
     honest = [r for r in result.results if r.pipeline not in leaky] or result.results
     return max(honest, key=lambda r: r.score).pipeline
 
@@ -165,6 +169,34 @@ def run_cross_validation(trials: Trials, names: Sequence[str], *, band=(8.0, 32.
                                             dataset=", ".join(Path(s).name for s in trials.sources),
                                             progress=step, predictions=True)
     return TrainResult(results, configs, trials, cv, seed, dropped=dropped, notes=notes)
+
+
+def cross_validate_recordings(paths: Sequence[str | Path], names: Sequence[str], *,
+                              mapping: Mapping[str, str] | None = None, tmin: float = 0.5,
+                              tmax: float = 2.5, band=(8.0, 32.0), cv: int = 5, seed: int = 42,
+                              selection: dict | None = None,
+                              progress: Callable[[int, int, str], None] | None = None
+                              ) -> TrainResult:
+    """Load recordings, cross-validate the named pipelines, and add the best one's confusion.
+
+    What the Train page runs (in a child process, :func:`app.workflow.isolated.run_isolated`).
+    Pipelines whose selector reads ``selection`` (chosen on these same trials) are marked
+    ``optimistic`` and the confusion matrix is that of :func:`honest_best`.
+    """
+    from neurodeck.app.workflow.datasets import load_trials
+
+    if progress is not None:
+        progress(0, 1, "loading recordings")
+    trials = load_trials(paths, mapping, tmin=tmin, tmax=tmax, baseline=True)
+    selection = selection or {}
+    result = run_cross_validation(trials, names, band=band, cv=cv, seed=seed, selection=selection,
+                                  progress=progress)
+    result.optimistic = {n for n in names if n in SPECTRAL and selection.get(SPECTRAL[n][1])}
+    best = honest_best(result)
+    if progress is not None:
+        progress(1, 1, f"confusion matrix of {best}")
+    result.confusion[best] = confusion(result, best)
+    return result
 
 
 def confusion(result: TrainResult, name: str) -> tuple[list[str], np.ndarray]:

@@ -139,3 +139,67 @@ def test_train_page_errors_are_shown(page, qtbot, asset_edfs):
     page.run_cv()
     qtbot.waitUntil(lambda: len(errors) == 3, timeout=30000)
     assert errors[-1].startswith("Train: ") and "T9" in errors[-1]
+
+
+def _tick_recorder():
+    """A 10 ms GUI timer and the gaps (ms) between its ticks: how long the event loop stalled."""
+    from PyQt6.QtCore import QElapsedTimer, QTimer
+
+    gaps: list[float] = []
+    clock, timer = QElapsedTimer(), QTimer()
+    timer.setInterval(10)
+
+    def tick():
+        gaps.append(clock.nsecsElapsed() / 1e6)
+        clock.restart()
+
+    timer.timeout.connect(tick)
+    clock.start()
+    timer.start()
+    return timer, gaps
+
+
+def test_cv_click_keeps_the_event_loop_running(page, qtbot, asset_edfs):
+    """Issue 11: fgmdm's cross-validation froze the window for up to 10.6 s (LAPACK holding the
+    GIL in the worker thread); it now runs in a child process and the GUI keeps ticking."""
+    import multiprocessing
+
+    from neurodeck.app.workflow.training import cross_validate_recordings
+
+    errors = []
+    page.context.error_reported.connect(errors.append)
+    runs = [p for p in asset_edfs if p.name in ("S001R04.edf", "S001R08.edf")]
+    page.set_paths(runs)
+    page.set_pipelines(["fgmdm", "csp-lda"])
+    page.folds.setValue(3)
+    timer, gaps = _tick_recorder()
+    with qtbot.waitSignal(page.cv_finished, timeout=300000):
+        qtbot.mouseClick(page.run_button, Qt.MouseButton.LeftButton)
+    timer.stop()
+    assert not errors, errors
+    assert len(gaps) > 20 and max(gaps) < 1000, f"longest event-loop stall {max(gaps):.0f} ms"
+    assert not multiprocessing.active_children()
+    # the table shows what the workflow function computes (here, in this process)
+    ref = cross_validate_recordings(runs, ["fgmdm", "csp-lda"], cv=3)
+    shown = {page.table.item(i, 0).data(Qt.ItemDataRole.UserRole):
+             (page.table.item(i, 1).text(), page.table.item(i, 3).text()) for i in range(2)}
+    assert shown == {r.pipeline: (f"{r.score:.3f}", " ".join(f"{x:.2f}" for x in r.fold_scores))
+                     for r in ref.results}
+    best = page.best_pipeline()
+    assert np.array_equal(page.result.confusion[best][1], ref.confusion[best][1])
+
+
+def test_cancel_stops_the_cv_process(page, qtbot, asset_edfs):
+    import multiprocessing
+
+    page.set_paths(asset_edfs[:2])
+    page.set_pipelines(["fgmdm"])
+    qtbot.mouseClick(page.run_button, Qt.MouseButton.LeftButton)
+    # cancel while the child process computes the first fold
+    qtbot.waitUntil(lambda: "fgmdm: fitting fold 1" in page.status.text(), timeout=60000)
+    assert len(multiprocessing.active_children()) == 1 and page.cancel_button.isEnabled()
+    qtbot.mouseClick(page.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not page.jobs.busy, timeout=30000)
+    assert page.status.text() == "Cancelled." and page.result is None
+    assert not multiprocessing.active_children()
+    assert page.run_button.isEnabled() and not page.save_button.isEnabled()
