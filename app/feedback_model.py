@@ -4,6 +4,8 @@
   constant in seconds, invalid decisions hold the last value).
 * :func:`bar_value` turns class probabilities into the signed Graz-bar value in [-1, 1]
   (negative: the first class, e.g. left hand; positive: the second).
+* :func:`class_bars` and :func:`class_directions`: the N-class bar (three or more classes), one
+  bar per class pointing in that class's direction, its length the evidence above chance.
 * :class:`CursorTask` is a 1-D or 2-D cursor-to-target task: targets, hits, misses (wrong target),
   time-outs and time to target. It is driven by a velocity (classifier output or DKF estimate).
 * :class:`VelocityDKF` wraps :class:`decoders.dkf.DiscriminativeKalmanFilter` to map classifier
@@ -36,6 +38,8 @@ __all__ = [
     "TrialResult",
     "VelocityDKF",
     "bar_value",
+    "class_bars",
+    "class_directions",
     "velocity_from_probs",
 ]
 
@@ -129,11 +133,61 @@ def bar_value(probs: Sequence[float] | np.ndarray, labels: Sequence[str],
     return float(np.clip(p[pos] - p[neg], -1.0, 1.0))
 
 
+#: direction (degrees counter-clockwise from "right") of each class on the N-class bar, as the
+#: Graz cues point: left hand left, right hand right, feet down, tongue (or rest) up
+CLASS_DIRECTIONS = {"left_hand": 180.0, "right_hand": 0.0, "feet": 270.0, "tongue": 90.0,
+                    "rest": 90.0}
+
+
+def class_directions(labels: Sequence[str]) -> np.ndarray:
+    """Direction of each class's bar, degrees counter-clockwise from the right.
+
+    The Graz directions of :data:`CLASS_DIRECTIONS` when every label has one and no two share
+    it; otherwise (any other vocabulary, e.g. ``a``, ``b``, ``c``) evenly spaced, the first class
+    to the left, then clockwise.
+
+    Returns
+    -------
+    degrees : ndarray, shape (n_classes,)
+    """
+    labels = [str(lab) for lab in labels]
+    known = [CLASS_DIRECTIONS.get(lab) for lab in labels]
+    if None not in known and len(set(known)) == len(known):
+        return np.array(known, dtype=float)
+    n = len(labels)
+    return (180.0 - 360.0 * np.arange(n) / max(n, 1)) % 360.0
+
+
+def class_bars(probs: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Length of each class's bar in [0, 1]: its probability above chance, ``(p - 1/N) / (1 - 1/N)``.
+
+    At chance every bar is empty; a certain class fills its bar. With two classes the filled bar
+    is exactly the Graz bar's ``|p(positive) - p(negative)|`` on the winning side.
+
+    Parameters
+    ----------
+    probs : array-like, shape (n_classes,)
+        Class probabilities (n_classes >= 2).
+
+    Returns
+    -------
+    lengths : ndarray, shape (n_classes,)
+        NaN everywhere if ``probs`` holds NaN (an invalid decision: no bar).
+    """
+    p = np.asarray(probs, dtype=float).ravel()
+    if p.size < 2:
+        raise ValueError(f"{p.size} probabilities; expected one per class, at least 2")
+    if not np.isfinite(p).all():
+        return np.full(p.size, np.nan)
+    chance = 1.0 / p.size
+    return np.clip((p - chance) / (1.0 - chance), 0.0, 1.0)
+
+
 def velocity_from_probs(probs: Sequence[float] | np.ndarray, labels: Sequence[str],
                         dims: int = 1) -> np.ndarray:
     """Cursor velocity direction (unit scale) from class probabilities.
 
-    1-D: ``[p(second) - p(first)]``. 2-D: x from ``right_hand - left_hand`` and y from
+    1-D: ``[p(right_hand) - p(left_hand)]`` (without those: ``[p(second) - p(first)]``). 2-D: x from ``right_hand - left_hand`` and y from
     ``feet - rest`` (up = feet) when those labels exist, else x from the first two classes
     and y = 0.
 
@@ -143,8 +197,10 @@ def velocity_from_probs(probs: Sequence[float] | np.ndarray, labels: Sequence[st
     """
     labels = [str(lab) for lab in labels]
     p = np.asarray(probs, dtype=float).ravel()
-    if dims == 1:
-        return np.array([bar_value(p, labels)])
+    if dims == 1:  # left and right hand wherever they are among the classes
+        sides = ("left_hand", "right_hand") if {"left_hand", "right_hand"} <= set(labels) \
+            else (None, None)
+        return np.array([bar_value(p, labels, *sides)])
     out = np.zeros(2)
     if "left_hand" in labels and "right_hand" in labels:
         out[0] = p[labels.index("right_hand")] - p[labels.index("left_hand")]

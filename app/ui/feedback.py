@@ -1,4 +1,4 @@
-"""Feedback widgets of the Online page: the Graz bar and the cursor task view.
+"""Feedback widgets of the Online page: the Graz bar (two or N classes) and the cursor task view.
 
 Both are plain painted QWidgets (no logic): the Online page feeds them values computed by
 :mod:`app.feedback_model`.
@@ -10,13 +10,26 @@ from collections.abc import Sequence
 
 import numpy as np
 from PyQt6.QtCore import QPointF, QRectF, Qt
-from PyQt6.QtGui import QBrush, QColor, QFont, QPainter, QPainterPath, QPen, QPolygonF
+from PyQt6.QtGui import (
+    QBrush,
+    QColor,
+    QFont,
+    QFontMetricsF,
+    QPainter,
+    QPainterPath,
+    QPen,
+    QPolygonF,
+)
 from PyQt6.QtWidgets import QSizePolicy, QWidget
+
+from neurodeck.app.feedback_model import bar_value, class_bars, class_directions
 
 CUE_COLOUR = QColor("#ffb300")
 BAR_NEG = QColor("#1565c0")
 BAR_POS = QColor("#c62828")
 BACKGROUND = QColor("#263238")
+#: bar colour of each class on the N-class bar (by output index)
+CLASS_COLOURS = ("#1e88e5", "#e53935", "#43a047", "#8e24aa", "#fb8c00", "#00acc1")
 
 
 def _pretty(label: str) -> str:
@@ -24,10 +37,14 @@ def _pretty(label: str) -> str:
 
 
 class GrazBar(QWidget):
-    """Horizontal feedback bar from the centre: left for the first class, right for the second.
+    """The Graz feedback bar: two classes on one horizontal bar, three or more on one bar each.
 
-    ``set_value(v)`` with ``v`` in [-1, 1] (NaN hides the bar); ``set_cue(label)`` draws the
-    cue arrow towards that class's side (None: fixation cross only).
+    Two classes: ``set_value(v)`` with ``v`` in [-1, 1] (NaN hides the bar), left for the first
+    class, right for the second. Any number of classes: :meth:`set_classes` then
+    :meth:`set_probs` with the class probabilities; with three or more classes every class has
+    a bar pointing in its direction (:func:`app.feedback_model.class_directions`) whose length is
+    its evidence above chance (:func:`app.feedback_model.class_bars`), and the winning class is
+    drawn highlighted. ``set_cue(label)`` marks the cued class (None: fixation cross only).
     """
 
     def __init__(self, parent: QWidget | None = None):
@@ -36,6 +53,10 @@ class GrazBar(QWidget):
         self.negative = "left_hand"
         self.positive = "right_hand"
         self.cue: str | None = None
+        #: every class in the decoder's output order (three or more: one bar per class)
+        self.classes: list[str] = []
+        #: class probabilities of the last :meth:`set_probs` (None: no bar)
+        self.probs: np.ndarray | None = None
         #: write the output value under the bar (the operator's view; not the participant's)
         self.show_numbers = True
         #: size of labels and arrow (2-3 on the participant screen, readable at 2 m)
@@ -43,8 +64,48 @@ class GrazBar(QWidget):
         self.setMinimumSize(360, 220)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
+    @property
+    def multi(self) -> bool:
+        """True when the bar shows three or more classes (one bar each)."""
+        return len(self.classes) >= 3
+
+    @property
+    def winner(self) -> str | None:
+        """The class the bar currently favours (None: no bar or a tie at zero)."""
+        if self.multi:
+            if self.probs is None or not np.isfinite(self.probs).all():
+                return None
+            return self.classes[int(np.argmax(self.probs))]
+        if not math.isfinite(self.value) or self.value == 0:
+            return None
+        return self.positive if self.value > 0 else self.negative
+
     def set_labels(self, negative: str, positive: str) -> None:
         self.negative, self.positive = str(negative), str(positive)
+        self.update()
+
+    def set_classes(self, labels: Sequence[str], negative: str | None = None,
+                    positive: str | None = None) -> None:
+        """The decoder's classes (output order); two classes also name the bar's two sides."""
+        self.classes = [str(lab) for lab in labels]
+        if len(self.classes) == 2:
+            self.set_labels(negative or self.classes[0], positive or self.classes[1])
+        self.probs = None
+        self.value = float("nan")
+        self.update()
+
+    def set_probs(self, probs: Sequence[float] | np.ndarray | None) -> None:
+        """Class probabilities in the order of :attr:`classes` (None or NaN hides the bar)."""
+        if probs is None:
+            self.probs, self.value = None, float("nan")
+        else:
+            p = np.asarray(probs, dtype=float).ravel()
+            if p.size != len(self.classes):
+                raise ValueError(f"{p.size} probabilities for classes {self.classes}; "
+                                 "expected one per class")
+            self.probs = p
+            self.value = float("nan") if self.multi else bar_value(
+                p, self.classes, self.negative, self.positive)
         self.update()
 
     def set_value(self, value: float) -> None:
@@ -55,11 +116,26 @@ class GrazBar(QWidget):
         self.cue = label
         self.update()
 
+    def copy_from(self, other: GrazBar) -> None:
+        """Show what ``other`` shows (the participant screen mirrors the operator's bar)."""
+        self.classes = list(other.classes)
+        self.negative, self.positive = other.negative, other.positive
+        self.probs = None if other.probs is None else other.probs.copy()
+        self.value, self.cue = other.value, other.cue
+        self.update()
+
     def paintEvent(self, ev) -> None:  # noqa: N802 (Qt name)
         p = QPainter(self)
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
-        w, h = self.width(), self.height()
         p.fillRect(self.rect(), BACKGROUND)
+        if self.multi:
+            self._paint_multi(p)
+        else:
+            self._paint_two(p)
+        p.end()
+
+    def _paint_two(self, p: QPainter) -> None:
+        w, h = self.width(), self.height()
         cx, cy = w / 2, h / 2
         half = w * 0.42
         bar_h = max(16.0, h * 0.16)
@@ -109,7 +185,83 @@ class GrazBar(QWidget):
         if math.isfinite(self.value) and self.show_numbers:
             p.drawText(QRectF(cx - 80, ty + 28, 160, 30), Qt.AlignmentFlag.AlignHCenter,
                        f"{self.value:+.2f}")
-        p.end()
+
+    def _paint_multi(self, p: QPainter) -> None:
+        w, h = self.width(), self.height()
+        cx, cy = w / 2, h / 2
+        k = self.text_scale
+        f = QFont()
+        f.setPointSizeF(max(9.0, min(14.0 * k, h / 20)))
+        p.setFont(f)
+        fm = p.fontMetrics()
+        text_h = fm.height() * 1.2
+        bold = QFont(f)
+        bold.setBold(True)
+        texts = [_pretty(lab) + (" 0.00" if self.show_numbers else "") for lab in self.classes]
+        text_w = max(QFontMetricsF(bold).horizontalAdvance(t) for t in texts) + 12
+        bar_h = max(14.0, min(w, h) * 0.09)
+        # each bar ends on an ellipse inside the widget, with room for the cue's arrow head and,
+        # above and below, for a label beyond the end (sideways bars have theirs underneath)
+        a = max(40.0, w / 2 - bar_h - 16)
+        b = max(40.0, h / 2 - text_h - bar_h - 16)
+        angles = class_directions(self.classes)
+        bars = class_bars(self.probs) if self.probs is not None else \
+            np.full(len(self.classes), np.nan)
+        winner = self.winner
+        for i, (lab, ang) in enumerate(zip(self.classes, angles)):
+            th = math.radians(ang)
+            c, s = math.cos(th), math.sin(th)
+            length = a * b / math.hypot(b * c, a * s) - bar_h * 0.6
+            p.save()
+            p.translate(cx, cy)
+            p.rotate(-ang)  # Qt's y axis points down: counter-clockwise is a negative angle
+            start = bar_h * 0.9  # the fixation cross stays clear
+            if math.isfinite(bars[i]) and bars[i] > 0:
+                p.setPen(Qt.PenStyle.NoPen)
+                colour = QColor(CLASS_COLOURS[i % len(CLASS_COLOURS)])
+                if lab != winner:
+                    colour.setAlpha(130)
+                p.setBrush(colour)
+                p.drawRect(QRectF(start, -bar_h / 2, bars[i] * (length - start), bar_h))
+            cued = lab == self.cue
+            pen = QPen(CUE_COLOUR if cued else (QColor("white") if lab == winner
+                                                 else QColor("#546e7a")),
+                       (4.0 * k if cued else 2.5 if lab == winner else 1.5))
+            p.setPen(pen)
+            p.setBrush(Qt.BrushStyle.NoBrush)
+            p.drawRect(QRectF(start, -bar_h / 2, length - start, bar_h))
+            if cued:  # the cue: an arrow head past the end of its bar
+                p.setPen(Qt.PenStyle.NoPen)
+                p.setBrush(CUE_COLOUR)
+                tip = length + 0.8 * bar_h
+                p.drawPolygon(QPolygonF([QPointF(tip, 0.0), QPointF(length + 0.1 * bar_h, -bar_h),
+                                         QPointF(length + 0.1 * bar_h, bar_h)]))
+            p.restore()
+            # the label, upright: under the outer end of a sideways bar, else past the arrow head
+            box = QRectF(0, 0, text_w, text_h)
+            if abs(c) >= 0.7:
+                ex, ey = cx + length * c, cy - length * s
+                box.moveTop(ey + bar_h + 4)
+                if c < 0:
+                    box.moveLeft(ex)
+                else:
+                    box.moveRight(ex)
+                align = Qt.AlignmentFlag.AlignLeft if c < 0 else Qt.AlignmentFlag.AlignRight
+            else:
+                r = length + 1.0 * bar_h
+                box.moveCenter(QPointF(cx + r * c + c * text_w / 2, cy - r * s - s * text_h / 2))
+                align = Qt.AlignmentFlag.AlignCenter
+            p.setFont(bold if lab == winner else f)
+            p.setPen(QColor("white") if lab == winner else QColor("#b0bec5"))
+            text = _pretty(lab)
+            if self.show_numbers and self.probs is not None and np.isfinite(self.probs[i]):
+                text += f" {self.probs[i]:.2f}"
+            p.drawText(box, align | Qt.AlignmentFlag.AlignTop, text)
+        # fixation cross
+        p.setPen(QPen(QColor("white"), 3))
+        arm = bar_h * 0.7
+        p.drawLine(QPointF(cx - arm, cy), QPointF(cx + arm, cy))
+        p.drawLine(QPointF(cx, cy - arm), QPointF(cx, cy + arm))
 
 
 class CursorView(QWidget):

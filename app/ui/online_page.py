@@ -53,7 +53,6 @@ from neurodeck.app.feedback_model import (
     CursorTask,
     OutputSmoother,
     VelocityDKF,
-    bar_value,
     cue_velocity,
     velocity_from_probs,
 )
@@ -423,7 +422,7 @@ class OnlinePage(Page):
             labels = decoder.labels
             neg, pos = ("left_hand", "right_hand") if {"left_hand", "right_hand"} <= set(labels) \
                 else (labels[0], labels[1])
-            self.graz.set_labels(neg, pos)
+            self.graz.set_classes(labels, neg, pos)  # three or more classes: one bar each
             self._setup_prob_plot()
             self.reset_cursor()
             self._update_buttons()
@@ -723,8 +722,7 @@ class OnlinePage(Page):
                 Phase.PAUSED, Phase.FINISHED, Phase.ABORTED):
             self.participant.on_event(ev)  # pause (and why) or the end, as in a calibration
             return
-        self.participant.set_feedback_labels(self.graz.negative, self.graz.positive)
-        self.participant.show_feedback(self.graz.value, self.graz.cue)
+        self.participant.show_feedback(self.graz)
 
     # ------------------------------------------------------------------ cued runs
     def _prepare_cued_run(self) -> str | None:
@@ -768,7 +766,7 @@ class OnlinePage(Page):
             self.graz.set_cue(ev.class_name)
         else:
             self.graz.set_cue(None)
-            self.graz.set_value(math.nan)
+            self.graz.set_probs(None)
         self._mirror()
 
     def _on_cued_finished(self, how: str) -> None:
@@ -864,7 +862,6 @@ class OnlinePage(Page):
         if self.engine is None or run != self._run_id:
             return
         self.decisions.append(d)
-        labels = self.decoder.labels
         t = d.timestamp * self.time_scale
         dt = 0.0 if self._last_t is None else max(0.0, t - self._last_t)
         self._last_t = t
@@ -872,10 +869,9 @@ class OnlinePage(Page):
             self.n_valid += 1
         sm = self.smoother.update(d.values, t)
         if sm is not None:
-            value = bar_value(sm, labels, self.graz.negative, self.graz.positive)
-            if self.runner is not None and self._phase is not Phase.IMAGERY:
-                value = math.nan  # a cued run gives feedback during imagery only
-            self.graz.set_value(value)
+            # a cued run gives feedback during imagery only
+            imagery = self.runner is None or self._phase is Phase.IMAGERY
+            self.graz.set_probs(sm if imagery else None)
             self._history.append((t, sm))
         if self.scorer is not None:
             ended = self.scorer.on_decision(d.values, t)

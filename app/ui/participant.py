@@ -117,14 +117,11 @@ class ParticipantScreen(QWidget):
         self.cues.pause_text = str(text)
         self.cues.update()
 
-    def set_feedback_labels(self, negative: str, positive: str) -> None:
-        self.bar.set_labels(negative, positive)
-
-    def show_feedback(self, value: float, cue: str | None = None) -> None:
-        """Online feedback: the Graz bar (``value`` in [-1, 1], NaN hides it) and the cue arrow."""
+    def show_feedback(self, bar: GrazBar) -> None:
+        """Online feedback: what the operator's Graz bar ``bar`` shows (two or N classes, the cue),
+        without its numbers."""
         self._stack.setCurrentWidget(self.bar)
-        self.bar.set_cue(cue)
-        self.bar.set_value(value)
+        self.bar.copy_from(bar)
 
     def closeEvent(self, ev) -> None:  # noqa: N802 (Qt name)
         self.closed.emit()

@@ -13,6 +13,8 @@ from neurodeck.app.feedback_model import (
     OutputSmoother,
     VelocityDKF,
     bar_value,
+    class_bars,
+    class_directions,
     cue_velocity,
     velocity_from_probs,
 )
@@ -51,6 +53,26 @@ def test_bar_value_and_velocity():
     v = velocity_from_probs([0.1, 0.6, 0.3], ["feet", "left_hand", "right_hand"], dims=2)
     assert v == pytest.approx([-0.3, 0.1])
     assert velocity_from_probs([0.25, 0.75], labels, dims=1) == pytest.approx([0.5])
+    # 1-D with three classes: left and right hand by name, not the first two outputs
+    assert velocity_from_probs([0.1, 0.6, 0.3], ["feet", "left_hand", "right_hand"],
+                               dims=1) == pytest.approx([-0.3])
+
+
+def test_class_bars_and_directions_of_the_n_class_bar():
+    # evidence above chance: empty at chance, full when certain, the two-class bar exactly
+    assert class_bars([1 / 3, 1 / 3, 1 / 3]) == pytest.approx([0, 0, 0])
+    assert class_bars([0.0, 1.0, 0.0]) == pytest.approx([0, 1, 0])
+    assert class_bars([0.2, 0.3, 0.5]) == pytest.approx([0, 0, 0.25])
+    assert class_bars([0.1, 0.9])[1] == pytest.approx(bar_value([0.1, 0.9], ["a", "b"]))
+    assert np.isnan(class_bars([np.nan, 0.5, 0.5])).all()
+    with pytest.raises(ValueError, match="at least 2"):
+        class_bars([1.0])
+    # Graz directions by name (feet down, as the cue arrow), any other vocabulary evenly spaced
+    assert class_directions(["feet", "left_hand", "right_hand"]).tolist() == [270, 180, 0]
+    assert class_directions(["left_hand", "right_hand", "tongue", "feet"]).tolist() == \
+        [180, 0, 90, 270]
+    assert class_directions(["a", "b", "c"]) == pytest.approx([180, 60, 300])
+    assert class_directions(["tongue", "rest", "feet"]) == pytest.approx([180, 60, 300])
 
 
 def test_cursor_task_1d_hit_miss_timeout():
