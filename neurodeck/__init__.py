@@ -36,6 +36,9 @@ run_cross_validation, TrainResult
 evaluate
     Datasets x pipelines cross-validation (and pseudo-online replay), in parallel with joblib
     (``n_jobs``) or on a Dask cluster [``app.workflow``].
+evaluate_transfer
+    Pipelines on new users with other subjects' data: chronological calibration of K trials
+    per class, leave-one-subject-out, or pooled folds [``app.workflow``].
 
 Training and model bundles
 --------------------------
@@ -43,6 +46,9 @@ fit_and_save
     Fit a cross-validated pipeline on every trial and save its bundle [``app.workflow``].
 fit_bundle
     Fit a :class:`DecoderConfig` on trials and save its bundle [``app.workflow``].
+train_population
+    One model from several subjects, each re-centred, whose reference adapts to a new user;
+    saved as a bundle [``app.workflow``].
 save_bundle
     Save a fitted scikit-learn pipeline as a bundle: ONNX + JSON sidecar, never a pickle
     [``decoders.onnx``].
@@ -102,6 +108,8 @@ _API: dict[str, str] = {
     "evaluate": "neurodeck.app.workflow",
     "fit_and_save": "neurodeck.app.workflow",
     "fit_bundle": "neurodeck.app.workflow",
+    "evaluate_transfer": "neurodeck.app.workflow",
+    "train_population": "neurodeck.app.workflow",
     "save_bundle": "neurodeck.decoders.onnx",
     "load_bundle": "neurodeck.decoders.onnx",
     "ModelBundle": "neurodeck.decoders.onnx",

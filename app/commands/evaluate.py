@@ -151,62 +151,23 @@ def print_table(results) -> None:
 
 def run_transfer(args: argparse.Namespace, names: list[str]) -> int:
     """``--protocol chronological``/``loso``, or ``within`` with ``--sources`` (pooled folds)."""
-    import warnings
+    from neurodeck.app.workflow.transfer import evaluate_transfer
 
-    from neurodeck.app.errors import UserError
-    from neurodeck.app.workflow.datasets import dataset_name
-    from neurodeck.app.workflow.evaluate import load_datasets
-    from neurodeck.decoders.evaluation import (
-        cross_validate_with_sources,
-        evaluate_chronological,
-        evaluate_loso,
-    )
-
-    base = config_from_args(args, names[0])
-    if args.protocol == "loso" and args.sources:
-        raise UserError("--protocol loso uses the positional datasets as each other's sources; "
-                        "give --sources with --protocol chronological")
-    trials = load_datasets(list(args.datasets) + list(args.sources), base)
-    loaded = {spec: (tr.X, tr.y) for spec, tr in trials.items()}
-    first = next(iter(trials.values()))
-    ch_names, sfreq = first.ch_names, first.sfreq
-    overlap = set(args.datasets) & set(args.sources)
-    if overlap:
-        raise UserError(f"{sorted(overlap)} are both target and source; a target is never a source")
-    pipes = {n: config_from_args(args, n).build(sfreq, ch_names, seed=args.seed) for n in names}
-    results = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        if args.protocol == "within":
-            res = []
-            for spec in args.datasets:
-                res += cross_validate_with_sources(*loaded[spec], pipes,
-                                                   [loaded[s] for s in args.sources], cv=args.cv,
-                                                   seed=args.seed, dataset=dataset_name(spec))
-        elif args.protocol == "loso":
-            res = evaluate_loso({dataset_name(s): loaded[s] for s in args.datasets}, pipes,
-                                args.calib_trials, seed=args.seed)
-        else:
-            sources = [loaded[s] for s in args.sources]
-            res = []
-            for spec in args.datasets:
-                res += evaluate_chronological(*loaded[spec], pipes, args.calib_trials,
-                                              sources=sources, dataset=dataset_name(spec),
-                                              seed=args.seed)
-    for r in res:
-        d = r.as_dict()
-        d.update(sources=[dataset_name(s) for s in args.sources] if args.protocol != "loso" else
-                 [dataset_name(s) for s in args.datasets if dataset_name(s) != r.dataset],
-                 sfreq=sfreq, n_channels=len(ch_names), band=list(base.band), tmin=base.tmin,
-                 tmax=base.tmax, pad=base.pad)
-        results.append(d)
+    results = evaluate_transfer(args.datasets, names, config_from_args(args, names[0]),
+                                protocol=args.protocol, sources=args.sources,
+                                calib_trials=args.calib_trials, cv=args.cv, seed=args.seed)
     print_table([{**d, "pipeline": d["pipeline"] if d["calib_trials"] is None else
                   f"{d['pipeline']} K={d['calib_trials']}"} for d in results])
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"results": results}, indent=2))
-        print(f"results written to {args.json}")
+    write_json(args.json, results)
     return 0
+
+
+def write_json(path, results: list[dict]) -> None:
+    """``--json OUT``: the result rows as ``{"results": [...]}`` (nothing when OUT is None)."""
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"results": results}, indent=2))
+        print(f"results written to {path}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -276,8 +237,5 @@ def run(args: argparse.Namespace) -> int:
                 ttd = p["median_time_to_decision_s"]
                 print(f"  {d['dataset']} {d['pipeline']}: {p['trial_accuracy']:.3f}, "
                       f"{'-' if ttd is None else f'{ttd:.2f} s'}, {p['realtime_factor_cpu']:.0f}x")
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"results": results}, indent=2))
-        print(f"results written to {args.json}")
+    write_json(args.json, results)
     return 0

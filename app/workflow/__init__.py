@@ -6,6 +6,8 @@
   bundles.
 - :mod:`.evaluate`: datasets x pipelines cross-validation (and pseudo-online replay), in
   parallel with joblib (local processes or a Dask cluster).
+- :mod:`.transfer`: decoding for a new user from other subjects (chronological / leave-one-
+  subject-out protocols with sources, population models).
 - :mod:`.report`: the HTML calibration report.
 - :mod:`.replay`: pseudo-online evaluation of a saved bundle on a recording.
 - :mod:`.continuous`: continuous decoding (recordings + a target -> Kalman / DKF bundles).
@@ -35,7 +37,9 @@ from neurodeck.app.workflow.training import (
     fit_bundle,
     make_config,
     run_cross_validation,
+    train,
 )
+from neurodeck.app.workflow.transfer import evaluate_transfer, train_population
 
 __all__ = [
     "EEGMMIDB_MAPPING",
@@ -51,6 +55,7 @@ __all__ = [
     "default_mapping",
     "evaluate",
     "evaluate_recording",
+    "evaluate_transfer",
     "fit_and_save",
     "fit_bundle",
     "load_for",
@@ -58,5 +63,7 @@ __all__ = [
     "make_config",
     "pseudo_online_loro",
     "run_cross_validation",
+    "train",
+    "train_population",
     "write_report",
 ]

@@ -273,3 +273,81 @@ def fit_and_save(result: TrainResult, name: str, out_dir: Path) -> Path:
         labels, cm = result.confusion[name]
         scores["confusion"] = {"labels": labels, "matrix": cm.tolist()}
     return fit_bundle(tr, result.configs[name], out_dir, seed=result.seed, scores=scores)[0]
+
+
+@dataclasses.dataclass
+class Trained:
+    """What :func:`train` made.
+
+    Attributes
+    ----------
+    path : Path
+        The bundle directory.
+    scores : dict
+        What the bundle records (cross-validation, ``fit_time_s``, ``train_score``).
+    trials : Trials
+        The training trials.
+    pseudo_online : list of dict
+        One :meth:`PseudoOnlineResult.summary` per training recording, if asked (optimistic:
+        the model saw these trials).
+    """
+
+    path: Path
+    scores: dict
+    trials: Trials
+    pseudo_online: list = dataclasses.field(default_factory=list)
+
+
+def train(datasets: Sequence[str], config, out_dir: str | Path, *, cv: int = 5, seed: int = 42,
+          pseudo_online: bool = False, report: Callable[[str], None] | None = None,
+          progress: Callable[[], None] | None = None) -> Trained:
+    """Fit ``config``'s pipeline on all trials of ``datasets`` together and save its bundle.
+
+    Parameters
+    ----------
+    datasets : sequence of str
+        Each a recording or recordings joined by commas; all are pooled.
+    config : DecoderConfig
+    out_dir : path
+        Bundle directory to write (ONNX + JSON sidecar).
+    cv : int
+        ``>= 2``: first score shuffled stratified ``cv``-fold cross-validation and store it.
+    seed : int
+    pseudo_online : bool
+        Also replay each training recording through the saved bundle.
+    report : callable or None
+        ``report(line)``: the data, the scores and the replays as they come.
+    progress : callable or None
+        Called after each cross-validation fold.
+    """
+    from neurodeck.app.workflow.datasets import dataset_name, dataset_paths
+    from neurodeck.app.workflow.evaluate import load_for
+    from neurodeck.decoders.evaluation import cross_validate_pipelines
+    from neurodeck.decoders.evaluation import pseudo_online as replay
+
+    say = report or logger.info
+    trials = load_for([p for s in datasets for p in dataset_paths(s)], config)
+    X, y = trials.X, trials.y
+    counts = ", ".join(f"{c}: {n}" for c, n in zip(*np.unique(y, return_counts=True), strict=True))
+    say(f"{len(y)} trials ({counts}), {len(trials.ch_names)} channels at {trials.sfreq:g} Hz")
+    scores: dict = {"n_trials": int(len(y)), "datasets": [dataset_name(s) for s in datasets]}
+    if cv and cv >= 2:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            res = cross_validate_pipelines(
+                X, y, {config.pipeline: config.build(trials.sfreq, trials.ch_names, seed=seed)},
+                cv=cv, seed=seed, progress=None if progress is None else lambda *a: progress())[0]
+        scores.update(cv_metric=res.metric, cv_score=res.score, cv_fold_scores=res.fold_scores,
+                      cv_folds=cv, seed=seed)
+        say(f"{config.pipeline}: {cv}-fold {res.metric} {res.score:.3f}")
+    path, _, scores = fit_bundle(trials, config, out_dir, seed=seed, scores=scores, n_check=None)
+    say(f"model bundle written to {path} (training accuracy {scores['train_score']:.3f})")
+    out = Trained(path, scores, trials)
+    if pseudo_online:
+        for run in trials.runs:
+            s = replay(path, run.data, trials.sfreq, (run.onsets, run.labels)).summary()
+            out.pseudo_online.append(s)
+            say(f"pseudo-online: {s['n_trials']} trials, accuracy {s['trial_accuracy']:.3f}, "
+                f"median time to decision {s['median_time_to_decision_s']} s, "
+                f"{s['realtime_factor']:.0f}x real time")
+    return out

@@ -73,3 +73,20 @@ def test_evaluate_parallel_flags_refuse_bad_values(asset_edfs, flags, message):
     proc = _evaluate([str(asset_edfs[0]), "--pipelines", "mdm", *flags], timeout=120)
     assert proc.returncode == 2
     assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_transfer_protocols_are_scriptable_without_the_cli(asset_edfs):
+    """``neurodeck.evaluate_transfer``: the rows `evaluate --protocol ... --json` writes."""
+    import neurodeck as nd
+
+    a = ",".join(str(p) for p in asset_edfs[:2])
+    b = str(asset_edfs[2])
+    picks = ("FC3", "FC1", "FC2", "FC4", "C3", "C1", "Cz", "C2", "C4", "CP3", "CPz", "CP4")
+    cfg = nd.make_config("ts-lr", events={"T1": "left_hand", "T2": "right_hand"}, picks=picks)
+    (r,) = nd.evaluate_transfer([b], ["ts-lr"], cfg, sources=[a], calib_trials=[5])
+    assert (r["protocol"], r["calib_trials"], r["n_train"], r["n_test"]) == ("chronological", 5, 30 + 10, 5)
+    assert r["sources"] == ["S001R04+S001R08"] and r["n_channels"] == len(picks) and 0 <= r["score"] <= 1
+    with pytest.raises(UserError, match="loso uses the positional datasets"):
+        nd.evaluate_transfer([a, b], ["ts-lr"], cfg, protocol="loso", sources=[a])
+    with pytest.raises(UserError, match="protocol 'kfold' unknown"):
+        nd.evaluate_transfer([b], ["ts-lr"], cfg, protocol="kfold")
