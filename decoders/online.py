@@ -349,14 +349,22 @@ def _block_covariances(y: np.ndarray, ends: np.ndarray, n: int, hop: int) -> np.
     q, r = divmod(n, hop)
     b_lo, b_hi = int(ends.min()) // hop - q, int(ends.max()) // hop
     Yb = y[:, b_lo * hop:b_hi * hop].reshape(len(y), b_hi - b_lo, hop)
-    G = np.einsum("cbt,dbt->bcd", Yb, Yb)  # (n_blocks, ch, ch), each block once
-    s = Yb.sum(axis=2).T  # (n_blocks, ch)
+    Yb = np.ascontiguousarray(Yb.transpose(1, 0, 2))  # (n_blocks, ch, hop)
+    G = Yb @ Yb.transpose(0, 2, 1)  # (n_blocks, ch, ch), each block once
+    s = Yb.sum(axis=2)  # (n_blocks, ch)
     first = ends // hop - q - b_lo  # first whole block of each window
-    S = np.zeros((len(ends), len(y), len(y)))
-    m = np.zeros((len(ends), len(y)))
-    for k in range(q):
-        S += G[first + k]
-        m += s[first + k]
+    # sums over q consecutive blocks as differences of running sums (over this batch's blocks
+    # only, so rounding stays at the scale of a few hundred blocks: ~1e-14 relative)
+    bad = ~np.isfinite(s.sum(axis=1) + G.sum(axis=(1, 2)))  # only in windows not decided here
+    G[bad], s[bad] = 0.0, 0.0  # (kept out of the running sums, which would carry NaN/Inf on)
+    Gc = np.empty((len(G) + 1, *G.shape[1:]))
+    Gc[0] = 0.0
+    for b in range(len(G)):  # ~15x faster than np.cumsum along the first axis here
+        np.add(Gc[b], G[b], out=Gc[b + 1])
+    sc = np.zeros((len(s) + 1, len(y)))
+    np.cumsum(s, axis=0, out=sc[1:])
+    S = Gc[first + q] - Gc[first]
+    m = sc[first + q] - sc[first]
     if r:
         idx = (ends - n)[:, None] + np.arange(r)[None, :]
         Xr = y[:, idx].transpose(1, 0, 2)  # (n_windows, ch, r)
