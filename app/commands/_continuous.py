@@ -38,28 +38,17 @@ def add_arguments(parser: argparse.ArgumentParser, *, evaluate: bool = False) ->
 
 
 def _load(args: argparse.Namespace, specs):
-    from neurodeck.app.workflow.continuous import load_continuous
+    from neurodeck.app.workflow.continuous import load_many
 
     picks = [p.strip() for p in args.picks.split(",")] if args.picks else None
-    return [load_continuous(s, args.target, picks=picks, bands=args.bands, window_s=args.window,
-                            pad_s=args.pad, hop_s=args.hop, classifier=args.features_from)
-            for s in specs]
-
-
-def _check_pipelines(names) -> None:
-    from neurodeck.app.errors import UserError
-    from neurodeck.decoders.continuous import PIPELINES
-
-    unknown = [n for n in names if n not in PIPELINES]
-    if unknown:
-        raise UserError(f"unknown continuous pipelines {unknown}; expected some of "
-                        f"{sorted(PIPELINES)}")
+    return load_many(specs, args.target, picks=picks, bands=args.bands, window_s=args.window,
+                     pad_s=args.pad, hop_s=args.hop, classifier=args.features_from)
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from neurodeck.app.workflow.continuous import train_continuous
+    from neurodeck.app.workflow.continuous import check_pipelines, train_continuous
 
-    _check_pipelines([args.pipeline])
+    check_pipelines([args.pipeline])
     datas = _load(args, args.datasets)
     d0 = datas[0]
     print(f"{sum(int(d.valid.sum()) for d in datas)} hops of {len(d0.stage.names)} features "
@@ -75,10 +64,9 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from neurodeck.app.workflow.continuous import evaluate_continuous
+    from neurodeck.app.workflow.continuous import check_pipelines, evaluate_continuous
 
-    names = [p.strip() for p in args.pipelines.split(",") if p.strip()]
-    _check_pipelines(names)
+    names = check_pipelines(args.pipelines)
     datas = _load(args, args.datasets)
     test = _load(args, args.test) if args.test else None
     rows = evaluate_continuous(datas, names, split=args.split, test_hops=args.test_hops,

@@ -46,7 +46,9 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "ContinuousData",
     "parse_bands",
+    "check_pipelines",
     "load_continuous",
+    "load_many",
     "fit_filter",
     "train_continuous",
     "evaluate_continuous",
@@ -98,6 +100,26 @@ def parse_bands(text: str | Sequence[Sequence[float]] | None) -> tuple[tuple[flo
             raise UserError(f"band {part!r} invalid; expected 0 < LOW < HIGH")
         out.append((lo, hi))
     return tuple(out)
+
+
+def check_pipelines(names: str | Sequence[str]) -> list[str]:
+    """Continuous pipeline names (``"dkf,kf"`` or a list), each checked against the known ones.
+
+    Raises
+    ------
+    UserError
+        An unknown name (the message lists the known ones).
+    """
+    from neurodeck.decoders.continuous import PIPELINES
+
+    if isinstance(names, str):
+        names = names.split(",")
+    out = [str(n).strip() for n in names if str(n).strip()]
+    unknown = [n for n in out if n not in PIPELINES]
+    if unknown:
+        raise UserError(f"unknown continuous pipelines {unknown}; expected some of "
+                        f"{sorted(PIPELINES)}")
+    return out
 
 
 def _read_table(path: Path) -> tuple[np.ndarray, list[str] | None]:
@@ -294,6 +316,11 @@ def load_continuous(
     info = {"sfreq": sfreq, "target_unit": tunit, "n_windows": int(len(X)),
             "n_valid": int(valid.sum())}
     return ContinuousData(X, Z, valid, list(tnames), stage, hop / sfreq, path.name, info)
+
+
+def load_many(specs: Sequence[str | Path], target: str, **kwargs: Any) -> list[ContinuousData]:
+    """:func:`load_continuous` of each dataset with the same target and feature options."""
+    return [load_continuous(str(s), target, **kwargs) for s in specs]
 
 
 def fit_filter(pipeline: str, X: np.ndarray, Z: np.ndarray, seed: int = 42) -> Any:
