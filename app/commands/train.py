@@ -22,6 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="bundle directory to write (model.onnx + model.json)")
     parser.add_argument("--cv", type=argtypes.folds, default=5,
                         help="folds of the cross-validation score stored in the bundle (0: none)")
+    parser.add_argument("--report", type=argtypes.out_file, metavar="FILE.html",
+                        help="also write the HTML calibration report of the cross-validation (the "
+                        "Train page's report: per-fold scores, confusion matrix, R\u00b2 maps, "
+                        "ERD/ERS); needs --cv >= 2")
     parser.add_argument("--population", action="store_true",
                         help="a population model: each positional dataset is one subject (or "
                         "session), re-centred by its own reference before pooling (use a pipeline "
@@ -53,6 +57,11 @@ def run(args: argparse.Namespace) -> int:
         # several positional datasets: train on all of them together
         logger.info("training on %d datasets together", len(args.datasets))
     config = config_from_args(args, args.pipeline)
+    if args.report is not None and (args.population or not args.cv or args.cv < 2):
+        raise UserError("--report needs a cross-validation (--cv >= 2) and no --population; "
+                        f"got --cv {args.cv}{' --population' if args.population else ''}")
+    if args.report is not None and args.report.suffix.lower() not in (".html", ".htm"):
+        raise UserError(f"--report {str(args.report)!r}: expected an .html file name")
     if args.population:
         if args.pseudo_online:
             raise UserError("--population cannot be combined with --pseudo-online")
@@ -74,5 +83,6 @@ def run(args: argparse.Namespace) -> int:
         print(line, flush=True)
 
     train(args.datasets, config, args.out, cv=args.cv, seed=args.seed,
-          pseudo_online=args.pseudo_online, report=report, progress=progress)
+          pseudo_online=args.pseudo_online, report=report, progress=progress,
+          report_html=args.report)
     return 0

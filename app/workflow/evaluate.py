@@ -37,15 +37,17 @@ def _files(spec: str | Path | Sequence[str | Path]) -> list[str]:
 
 
 def load_for(spec: str | Path | Sequence[str | Path], config, *,
-             reference_filter: bool = False) -> Trials:
+             reference_filter: bool = False, baseline: bool = False) -> Trials:
     """:func:`load_trials` with the events, window, padding and channels of a DecoderConfig.
 
     ``reference_filter``: band-pass each whole recording zero-phase in ``config.band`` first (use
-    a config with ``pad=0``; see :func:`load_trials`).
+    a config with ``pad=0``; see :func:`load_trials`). ``baseline``: also the pre-cue windows
+    (for the feature maps of a report).
     """
     return load_trials(spec, config.event_mapping, tmin=config.tmin, tmax=config.tmax,
                        pad=config.pad, picks=config.picks,
-                       zero_phase_band=tuple(config.band) if reference_filter else None)
+                       zero_phase_band=tuple(config.band) if reference_filter else None,
+                       baseline=baseline)
 
 
 def load_datasets(specs: Sequence[str], config) -> dict[str, Trials]:

@@ -75,16 +75,21 @@ def scores_html(result: TrainResult) -> str:
     rows = []
     for r in sorted(result.results, key=lambda r: -r.score):
         rows.append(f"<tr><td>{html.escape(r.pipeline)}</td><td>{r.score:.3f}</td>"
-                    f"<td>{np.std(r.fold_scores):.3f}</td><td>{r.fit_time_s:.2f}</td>"
+                    f"<td>{np.std(r.fold_scores):.3f}</td>"
+                    f"<td>{' '.join(f'{x:.3f}' for x in r.fold_scores)}</td><td>{r.fit_time_s:.2f}</td>"
                     f"<td>{r.n_trials}</td><td>{r.n_folds}</td></tr>")
     metric = result.results[0].metric if result.results else ""
     return (f"<table class='table table-sm'><tr><th>pipeline</th><th>{metric}</th><th>std</th>"
-            "<th>fit time (s, all folds)</th><th>trials</th><th>folds</th></tr>" + "".join(rows)
+            "<th>per fold</th><th>fit time (s, all folds)</th><th>trials</th><th>folds</th></tr>" + "".join(rows)
             + "</table>")
 
 
 def write_report(result: TrainResult, path: Path, maps=None, subject: str = "") -> Path:
-    """HTML calibration report (mne.Report): R² maps, ERD/ERS spectra, scores, confusion."""
+    """HTML calibration report (mne.Report): R² maps, ERD/ERS spectra, scores, confusion.
+
+    The one report of ``neurodeck train --report`` and the Train page's "Export HTML report".
+    ``result.trials`` must hold baselines (``load_trials(..., baseline=True)``).
+    """
     import mne
 
     if maps is None:

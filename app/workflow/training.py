@@ -130,8 +130,6 @@ def run_cross_validation(trials: Trials, names: Sequence[str], *, band=(8.0, 32.
     trials (said in ``notes``). ``progress(done, total, text)`` is called after every fold and
     may raise to cancel.
     """
-    from neurodeck.decoders.evaluation import cross_validate_pipelines
-
     if not names:
         raise ValueError("no pipeline chosen; tick at least one")
     selection = selection or {}
@@ -143,6 +141,28 @@ def run_cross_validation(trials: Trials, names: Sequence[str], *, band=(8.0, 32.
                                  tmax=trials.tmax, pad=trials.pad,
                                  selection=selection.get(kind) if kind else None, trials=trials,
                                  dropped=dropped)
+    result = cross_validate_configs(trials, configs, cv=cv, seed=seed, progress=progress)
+    result.dropped = dropped
+    return result
+
+
+def cross_validate_configs(trials: Trials, configs: Mapping[str, Any], *, cv: int = 5,
+                           seed: int = 42,
+                           progress: Callable[[int, int, str], None] | None = None) -> TrainResult:
+    """Cross-validate decoder configurations (name -> DecoderConfig) on the same shuffled
+    stratified folds, with out-of-fold predictions (for confusion matrices).
+
+    Fewer folds than ``cv`` are used when the smallest class has fewer trials (said in
+    ``notes``). ``progress(done, total, text)`` is called after every fold and may raise to cancel.
+
+    Raises
+    ------
+    ValueError
+        A class has fewer than 3 trials.
+    """
+    from neurodeck.decoders.evaluation import cross_validate_pipelines
+
+    names = list(configs)
     _, counts = np.unique(trials.y, return_counts=True)
     if counts.min() < 3:
         raise ValueError(f"a class has only {counts.min()} usable trial(s); cross-validation needs "
@@ -168,7 +188,7 @@ def run_cross_validation(trials: Trials, names: Sequence[str], *, band=(8.0, 32.
         results += cross_validate_pipelines(trials.X, trials.y, {n: pipe}, cv=cv, seed=seed,
                                             dataset=", ".join(Path(s).name for s in trials.sources),
                                             progress=step, predictions=True)
-    return TrainResult(results, configs, trials, cv, seed, dropped=dropped, notes=notes)
+    return TrainResult(results, dict(configs), trials, cv, seed, notes=notes)
 
 
 def cross_validate_recordings(paths: Sequence[str | Path], names: Sequence[str], *,
@@ -300,7 +320,8 @@ class Trained:
 
 def train(datasets: Sequence[str], config, out_dir: str | Path, *, cv: int = 5, seed: int = 42,
           pseudo_online: bool = False, report: Callable[[str], None] | None = None,
-          progress: Callable[[], None] | None = None) -> Trained:
+          progress: Callable[[], None] | None = None,
+          report_html: str | Path | None = None) -> Trained:
     """Fit ``config``'s pipeline on all trials of ``datasets`` together and save its bundle.
 
     Parameters
@@ -319,27 +340,47 @@ def train(datasets: Sequence[str], config, out_dir: str | Path, *, cv: int = 5, 
         ``report(line)``: the data, the scores and the replays as they come.
     progress : callable or None
         Called after each cross-validation fold.
+    report_html : path or None
+        Also write the HTML calibration report of the cross-validation there (the Train page's
+        report, :func:`app.workflow.report.write_report`); needs ``cv >= 2``.
     """
     from neurodeck.app.workflow.datasets import dataset_name, dataset_paths
     from neurodeck.app.workflow.evaluate import load_for
-    from neurodeck.decoders.evaluation import cross_validate_pipelines
+    from neurodeck.app.workflow.report import write_report
     from neurodeck.decoders.evaluation import pseudo_online as replay
 
+    if report_html is not None and not (cv and cv >= 2):
+        raise ValueError(f"an HTML report needs a cross-validation (cv >= 2), got cv={cv}")
     say = report or logger.info
-    trials = load_for([p for s in datasets for p in dataset_paths(s)], config)
-    X, y = trials.X, trials.y
+    trials = load_for([p for s in datasets for p in dataset_paths(s)], config,
+                      baseline=report_html is not None)
+    y = trials.y
     counts = ", ".join(f"{c}: {n}" for c, n in zip(*np.unique(y, return_counts=True), strict=True))
     say(f"{len(y)} trials ({counts}), {len(trials.ch_names)} channels at {trials.sfreq:g} Hz")
     scores: dict = {"n_trials": int(len(y)), "datasets": [dataset_name(s) for s in datasets]}
     if cv and cv >= 2:
+        folds_done = [0]
+
+        def fold(done: int, total: int, text: str) -> None:
+            if progress is not None and done > folds_done[0]:
+                folds_done[0] = done
+                progress()
+
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
-            res = cross_validate_pipelines(
-                X, y, {config.pipeline: config.build(trials.sfreq, trials.ch_names, seed=seed)},
-                cv=cv, seed=seed, progress=None if progress is None else lambda *a: progress())[0]
+            result = cross_validate_configs(trials, {config.pipeline: config}, cv=cv, seed=seed,
+                                            progress=fold)
+        res = result.results[0]
         scores.update(cv_metric=res.metric, cv_score=res.score, cv_fold_scores=res.fold_scores,
-                      cv_folds=cv, seed=seed)
-        say(f"{config.pipeline}: {cv}-fold {res.metric} {res.score:.3f}")
+                      cv_folds=result.cv, seed=seed)
+        for note in result.notes:
+            say(f"note: {note}")
+        say(f"{config.pipeline}: {result.cv}-fold {res.metric} {res.score:.3f}")
+        if report_html is not None:
+            result.confusion[config.pipeline] = confusion(result, config.pipeline)
+            write_report(result, Path(report_html),
+                         subject=", ".join(dataset_name(s) for s in datasets))
+            say(f"report written to {report_html}")
     path, _, scores = fit_bundle(trials, config, out_dir, seed=seed, scores=scores, n_check=None)
     say(f"model bundle written to {path} (training accuracy {scores['train_score']:.3f})")
     out = Trained(path, scores, trials)

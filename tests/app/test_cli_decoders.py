@@ -132,3 +132,40 @@ def test_train_population_writes_an_adaptive_bundle(asset_edfs, tmp_path, cli):
     assert np.isfinite(out).all() and rc.n_seen_ == 10 and rc.drift() > 0
     p = cli("train", a, "--population", "--out", tmp_path / "x", "--no-progress")
     assert p.returncode == 2 and "--population needs at least 2 datasets" in p.stderr
+
+
+def test_train_report_is_the_train_page_report(asset_edfs, tmp_path, cli):
+    """`train --report` writes the HTML report of the Train page (workflow.report.write_report):
+    per-fold scores as the page computes them, the pipeline, the confusion matrix, the R² maps."""
+    import html
+    import re
+
+    from neurodeck.app.workflow.training import cross_validate_recordings
+
+    runs = [p for p in asset_edfs if p.name in ("S001R04.edf", "S001R08.edf")]
+    out = tmp_path / "rep" / "calibration.html"
+    proc = cli("train", ",".join(map(str, runs)), "--pipeline", "csp-lda", "--cv", "3",
+               "--out", tmp_path / "m", "--report", out, "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    assert f"report written to {out}" in proc.stdout
+    text = html.unescape(out.read_text())
+    page = cross_validate_recordings(runs, ["csp-lda"], cv=3)  # what the Train page shows
+    r = page.results[0]
+    row = re.search(r"<tr><td>csp-lda</td><td>([0-9.]+)</td><td>[0-9.]+</td><td>([0-9. ]+)</td>",
+                    text)
+    assert row is not None, "no csp-lda row in the scores table"
+    assert row.group(1) == f"{r.score:.3f}"
+    assert row.group(2).split() == [f"{x:.3f}" for x in r.fold_scores]
+    assert "per fold" in text and "Confusion matrix: csp-lda" in text and "R\u00b2 map (PSD)" in text
+    assert "S001R04.edf, S001R08.edf" in text and "3-fold shuffled stratified CV" in text
+    # the bundle records the same folds
+    meta = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert meta["training_scores"]["cv_fold_scores"] == r.fold_scores
+
+    for args, expected in [(["--cv", "0", "--report", out], "needs a cross-validation"),
+                           (["--report", tmp_path / "r.txt"], "expected an .html file name")]:
+        proc = cli("train", str(runs[0]), "--pipeline", "csp-lda", "--out", tmp_path / "x",
+                   *args, "--no-progress")
+        assert proc.returncode == 2 and expected in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "x").exists() and not (tmp_path / "r.txt").exists()
