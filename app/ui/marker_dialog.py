@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import (
@@ -74,3 +75,60 @@ class MarkerMappingDialog(QDialog):
             self.error_label.setText(f"{n} class named; name at least two classes.")
             return
         self.accept()
+
+
+def offer_markers(page, paths: Sequence[str | Path], current: Mapping[str, str] | None,
+                  apply: Callable[[dict[str, str]], None], button=None) -> None:
+    """Read the markers of ``paths`` off the GUI thread, then open :class:`MarkerMappingDialog`.
+
+    Parameters
+    ----------
+    page : app.ui.widgets.Page
+        Parent of the dialog; its ``context.background`` reads the files and its
+        ``report_error`` shows failures. ``page.marker_dialog`` holds the open dialog.
+    paths : sequence of path
+    current : dict or None
+        The mapping shown now (pre-fills the dialog); None or empty: guessed from the markers
+        (:func:`app.workflow.datasets.default_mapping`) where possible.
+    apply : callable
+        ``apply(mapping)`` once the user accepts the dialog.
+    button : QPushButton or None
+        Disabled while the files are read.
+    """
+    from neurodeck.app.errors import UserError
+    from neurodeck.app.events import markers_in
+    from neurodeck.app.workflow.datasets import default_mapping
+
+    paths = list(paths)
+    if button is not None:
+        button.setEnabled(False)
+
+    def show(counts) -> None:
+        if button is not None:
+            button.setEnabled(True)
+        if not counts:
+            page.report_error("The chosen recordings hold no markers.")
+            return
+        guess = dict(current or {})
+        if not guess:
+            try:
+                guess = default_mapping(list(counts))
+            except UserError:
+                guess = {}
+        dlg = page.marker_dialog = MarkerMappingDialog(counts, guess, page)
+        dlg.accepted.connect(lambda: apply(dlg.mapping()))
+        dlg.open()  # window-modal, does not block the event loop
+
+    def failed(exc) -> None:
+        if button is not None:
+            button.setEnabled(True)
+        page.report_error(f"Could not read the markers: {exc}")
+
+    context = getattr(page, "context", None)
+    if context is None:  # a page without an app context (scripts): read here
+        try:
+            show(markers_in(paths))
+        except Exception as exc:  # noqa: BLE001 - shown, not raised into Qt
+            failed(exc)
+        return
+    context.background.run(lambda: markers_in(paths), show, failed, name="markers")

@@ -44,7 +44,8 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from neurodeck.app.events import parse_mapping_text
+from neurodeck.app.events import format_mapping, parse_mapping_text
+from neurodeck.app.ui.marker_dialog import offer_markers
 from neurodeck.app.ui.widgets import Page, big_button
 from neurodeck.app.ui.workers import JobRunner, TaskHandle
 from neurodeck.app.workflow.report import write_report
@@ -122,8 +123,16 @@ class TrainPage(Page):
         g.addWidget(open_b, 0, 3)
         self.mapping_edit = QLineEdit()
         self.mapping_edit.setPlaceholderText("auto (T1=left_hand, T2=right_hand or cue names)")
+        self.mapping_edit.setToolTip("Marker -> class, e.g. T1=left_hand, T2=right_hand; markers "
+                                     "with commas: separate the items with ';'")
+        self.marker_dialog = None  # the last "Markers..." dialog
+        self.markers_button = QPushButton("Markers\u2026")
+        self.markers_button.setToolTip("List the markers in the recordings and map them to "
+                                       "classes (two or more)")
+        self.markers_button.clicked.connect(lambda: self.choose_markers())
         g.addWidget(QLabel("Events"), 1, 0)
-        g.addWidget(self.mapping_edit, 1, 1, 1, 3)
+        g.addWidget(self.mapping_edit, 1, 1, 1, 2)
+        g.addWidget(self.markers_button, 1, 3)
         self.tmin, self.tmax = QDoubleSpinBox(), QDoubleSpinBox()
         for box, v in ((self.tmin, 0.5), (self.tmax, 2.5)):
             box.setRange(-1.0, 10.0)
@@ -313,6 +322,21 @@ class TrainPage(Page):
 
     def mapping(self) -> dict[str, str] | None:
         return parse_mapping_text(self.mapping_edit.text())
+
+    def choose_markers(self) -> None:
+        """Offer the markers of the recordings shown to map to classes (the Events field)."""
+        recs = self.recordings()
+        if not recs:
+            self.report_error("No recording to read markers from: record a calibration or open "
+                              "a file.")
+            return
+        try:
+            current = self.mapping()
+        except ValueError:
+            current = None
+        offer_markers(self, recs, current,
+                      lambda mapping: self.mapping_edit.setText(format_mapping(mapping)),
+                      button=self.markers_button)
 
     # ------------------------------------------------------------------ cross-validation
     def run_cv(self) -> bool:

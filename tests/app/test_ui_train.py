@@ -203,3 +203,71 @@ def test_cancel_stops_the_cv_process(page, qtbot, asset_edfs):
     assert page.status.text() == "Cancelled." and page.result is None
     assert not multiprocessing.active_children()
     assert page.run_button.isEnabled() and not page.save_button.isEnabled()
+
+
+def _edit_class(qtbot, dlg, marker, text):
+    """Click the marker's Class cell, F2, type the class, Return (as a user edits a table)."""
+    from PyQt6.QtWidgets import QLineEdit
+
+    row = next(r for r in range(dlg.table.rowCount()) if dlg.table.item(r, 0).text() == marker)
+    rect = dlg.table.visualItemRect(dlg.table.item(row, 2))
+    qtbot.mouseClick(dlg.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    qtbot.keyClick(dlg.table, Qt.Key.Key_F2)
+    editor = next(e for e in dlg.table.findChildren(QLineEdit) if e.isVisible())
+    editor.selectAll()
+    qtbot.keyClicks(editor, text)
+    qtbot.keyClick(editor, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: dlg.table.item(row, 2).text() == text, timeout=5000)
+
+
+def test_markers_button_maps_three_classes_then_trains(page, qtbot, shared_data, session_root):
+    """Issue 12: another lab's XDF files (string markers with commas, 3 classes): Markers...
+    offers what the files hold, the mapping typed there trains and saves a 3-class model."""
+    from PyQt6.QtWidgets import QDialogButtonBox
+
+    from neurodeck.decoders.onnx import load_bundle
+
+    errors = []
+    page.context.error_reported.connect(errors.append)
+    page.context.set_session(Session.create(session_root, "P001", "T1"))
+    runs = [shared_data / f"xdf/bci-essentials/sub-P001_ses-S001_task-T1_run-00{r}_eeg.xdf"
+            for r in (1, 2)]
+    page.set_paths(runs)
+    qtbot.mouseClick(page.markers_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.marker_dialog is not None and page.marker_dialog.isVisible(),
+                    timeout=60000)
+    assert page.markers_button.isEnabled()
+    dlg = page.marker_dialog
+    counts = {dlg.table.item(r, 0).text(): int(dlg.table.item(r, 1).text())
+              for r in range(dlg.table.rowCount())}
+    assert counts["switch,3,0,2"] == 48 and counts["switch,3,2,2"] == 30
+    for k in range(3):
+        _edit_class(qtbot, dlg, f"switch,3,{k},2", f"class_{k}")
+    qtbot.mouseClick(dlg.buttons.button(QDialogButtonBox.StandardButton.Ok),
+                     Qt.MouseButton.LeftButton)
+    assert not dlg.isVisible()
+    assert page.mapping() == {f"switch,3,{k},2": f"class_{k}" for k in range(3)}
+    from PyQt6.QtCore import QPoint
+    from PyQt6.QtWidgets import QScrollArea
+
+    scroll = page.findChildren(QScrollArea)[0]
+    for name, cb in page.checks.items():  # untick all, tick mdm and csp-lda, as a user does
+        if cb.isChecked() != (name in ("mdm", "csp-lda")):
+            scroll.ensureWidgetVisible(cb)
+            qtbot.mouseClick(cb, Qt.MouseButton.LeftButton, pos=QPoint(8, cb.height() // 2))
+    assert page.selected_pipelines() == ["csp-lda", "mdm"]
+    with qtbot.waitSignal(page.cv_finished, timeout=300000):
+        qtbot.mouseClick(page.run_button, Qt.MouseButton.LeftButton)
+    assert not errors, errors
+    tr = page.result.trials
+    assert tr.labels == ["class_0", "class_1", "class_2"]
+    n = {lab: int(np.sum(tr.y == lab)) for lab in tr.labels}
+    assert n["class_0"] == counts["switch,3,0,2"] and n["class_2"] == counts["switch,3,2,2"]
+    assert page.table.horizontalHeaderItem(1).text() == "accuracy"
+    assert "Chance: 0.33" in page.status.text()
+    assert page.cm_table.rowCount() == page.cm_table.columnCount() == 3
+    assert sum(int(page.cm_table.item(i, j).text()) for i in range(3) for j in range(3)) == len(tr.y)
+    with qtbot.waitSignal(page.model_saved, timeout=120000):
+        qtbot.mouseClick(page.save_button, Qt.MouseButton.LeftButton)
+    assert load_bundle(page.last_model).classes == ["class_0", "class_1", "class_2"]
+    assert not errors, errors
