@@ -476,6 +476,7 @@ class QualityScreen:
         self.cfg, self.window, self.hop = config, int(window), int(hop)
         self.scale = np.asarray(to_uv, dtype=float)
         self.volt = np.isfinite(self.scale) & (self.scale > 0)
+        self.scale_v = self.scale[self.volt]
         self.nb = self.window // self.hop
         n = len(self.scale)
         self._ids = np.full(self.nb, -1)
@@ -514,22 +515,24 @@ class QualityScreen:
                 self._ids[k] = b
         r = W - self.nb * hop  # leading samples before the first whole block
         allst = np.concatenate([self._block(window[:, :r])[None], self._stats]) if r else self._stats
-        if allst[:, 0].any():
+        tot = allst[:, :3].sum(axis=0)  # bad, s1, s2 per channel
+        if tot[0].any():
             return False  # NaN/Inf (or overflow): check_window says which and where
-        mx, mn = allst[:, 3].max(axis=0), allst[:, 4].min(axis=0)
-        n_hi = np.where(allst[:, 3] == mx, allst[:, 5], 0).sum(axis=0)
-        n_lo = np.where(allst[:, 4] == mn, allst[:, 6], 0).sum(axis=0)
-        mean = allst[:, 1].sum(axis=0) / W
-        var = allst[:, 2].sum(axis=0) / W - mean * mean
+        ext = np.stack([allst[:, 3].max(axis=0), allst[:, 4].min(axis=0)])  # (2, n)
+        n_ext = ((allst[:, 3:5] == ext) * allst[:, 5:7]).sum(axis=0)  # samples at max, min
         v = self.volt
         if not v.any():
             return True
-        sc, m = self.scale[v], self.MARGIN
-        std_uv = np.sqrt(np.maximum(var[v], 0.0)) * sc
-        peak_uv = np.maximum(mx[v] - mean[v], mean[v] - mn[v]) * sc
+        if not v.all():
+            tot, ext, n_ext = tot[:, v], ext[:, v], n_ext[:, v]
+        mean = tot[1] / W
+        var = tot[2] / W - mean * mean
+        sc, m = self.scale_v, self.MARGIN
+        std_uv = np.sqrt(np.maximum(var, 0.0)) * sc
+        peak_uv = np.maximum(ext[0] - mean, mean - ext[1]) * sc
         return bool(
-            np.all(var[v] > 4 * (4e-8 * mean[v]) ** 2)  # check_window's "constant" guard
+            np.all(var > 4 * (4e-8 * mean) ** 2)  # check_window's "constant" guard
             and np.all(std_uv > self.cfg.flat_std * (1 + m))
             and np.all(peak_uv < self.cfg.max_amplitude * (1 - m))
-            and np.all(n_hi[v] < self.need) and np.all(n_lo[v] < self.need)
+            and np.all(n_ext < self.need)
         )

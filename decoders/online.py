@@ -43,6 +43,11 @@ from neurodeck.decoders.errors import ChannelMismatchError, DecoderError
 
 logger = logging.getLogger(__name__)
 
+try:  # the routine behind scipy.signal.sosfilt (same numbers, no argument checks)
+    from scipy.signal._sosfilt import _sosfilt
+except ImportError:  # pragma: no cover - another scipy layout: the public function
+    _sosfilt = None
+
 
 class OnlineDecoder:
     """Decide on the latest window(s) with a model bundle.
@@ -389,8 +394,9 @@ class _CachedTangentSpace:
         self.ts = ts
         self.cm12 = invsqrtm(np.asarray(ts.reference_, dtype=float))
         n = self.cm12.shape[0]
-        self.iu = np.triu_indices(n)
-        self.coeffs = np.where(self.iu[0] == self.iu[1], 1.0, np.sqrt(2.0))
+        iu = np.triu_indices(n)
+        self.flat = iu[0] * n + iu[1]  # upper triangle, row by row, of a flattened matrix
+        self.coeffs = np.where(iu[0] == iu[1], 1.0, np.sqrt(2.0))
 
     @staticmethod
     def applies(step) -> bool:
@@ -404,7 +410,9 @@ class _CachedTangentSpace:
         M = self.cm12 @ C @ self.cm12
         w, V = np.linalg.eigh(M)
         L = (V * np.log(w)[:, None, :]) @ np.swapaxes(V, -1, -2)
-        return self.coeffs * L[:, self.iu[0], self.iu[1]]
+        T = L.reshape(len(L), -1)[:, self.flat]
+        T *= self.coeffs
+        return T
 
 
 def _only_selected_channels(sub, rest: list) -> tuple:
@@ -515,7 +523,8 @@ class DecoderStream:
         self.n_sig = decoder.window_samples - p.n_pad
         n_f = len(decoder.ch_names) if p.sub is None else len(p.sub)
         self._ring = np.zeros((n_f, 2 * self.n_sig))
-        self._zi: np.ndarray | None = None
+        self._sos = np.ascontiguousarray(p.sos, dtype=np.float64)
+        self._zi: np.ndarray | None = None  # (n_f, n_sections, 2): scipy's internal layout
         self.end: int | None = None
         self._q, self._r = divmod(self.n_sig, self.hop)
         self._blocks = p.covariance_first and self._q >= 1
@@ -531,7 +540,8 @@ class DecoderStream:
     def reset(self, window: np.ndarray, end: int) -> None:
         """Start the filter on a raw padded window ``(n_model_channels, window_samples)``."""
         x = window if self._p.sub is None else window[self._p.sub]
-        y, self._zi = causal_filter(np.asarray(x, dtype=float), self._p.sos)
+        y, zi = causal_filter(np.asarray(x, dtype=float), self._p.sos)
+        self._zi = np.ascontiguousarray(zi.transpose(1, 0, 2))
         self.end = int(end) - x.shape[1]
         if self._blocks:
             self._ids[:] = -1
@@ -540,7 +550,13 @@ class DecoderStream:
     def push(self, new: np.ndarray) -> None:
         """Filter the raw samples ``(n_model_channels, n_new)`` that follow :attr:`end`."""
         x = new if self._p.sub is None else new[self._p.sub]
-        y, self._zi = causal_filter(np.asarray(x, dtype=float), self._p.sos, self._zi)
+        if _sosfilt is None:
+            y, zf = causal_filter(np.asarray(x, dtype=float), self._sos,
+                                  self._zi.transpose(1, 0, 2))
+            self._zi = np.ascontiguousarray(zf.transpose(1, 0, 2))
+        else:  # causal_filter's C routine without its per-call checks (~45 us a hop)
+            y = np.array(x, dtype=np.float64, order="C")
+            _sosfilt(self._sos, y, self._zi)  # in place, the state too
         self._store(y)
 
     def _store(self, y: np.ndarray) -> None:
