@@ -3,7 +3,10 @@
 :class:`Inlet` reads one numeric stream (EEG, EMG, decisions, ...). A single background thread
 pulls with ``pull_chunk(timeout=0.0, dest_obj=<preallocated array>)`` (no per-sample Python
 objects), writes every chunk to a :class:`~acquisition.buffer.RingBuffer` and hands it to the
-chunk listeners (the recorder writes every sample through those). :class:`MarkerInlet` reads
+chunk listeners (the recorder writes every sample through those). The pull blocks inside liblsl
+until the first sample arrives (at most ``poll_interval`` s) and then takes everything already
+there: the thread wakes when data come, not on a polling clock (a 1 ms poll
+cost ~1000 wakeups/s and up to 1 ms of delay; see benchmarks/acquisition_vs_mnelsl.py). :class:`MarkerInlet` reads
 string (or integer) event streams and queues ``(timestamp, label)`` pairs.
 
 Timestamps
@@ -149,7 +152,7 @@ class _BaseInlet:
         reresolve_interval: float = 0.5,
         switch_after: float = 2.0,
         recovered_hold: float = 1.0,
-        poll_interval: float = 0.001,
+        poll_interval: float = 0.02,
         processing_flags: int = pylsl.proc_clocksync,
         max_buflen: int = 360,
     ):
@@ -403,7 +406,8 @@ class _BaseInlet:
                     self._on_idle(now)
                     if self._state is StreamState.LOST:
                         self._maybe_reresolve(now)
-                    self._stop_evt.wait(self.poll_interval)
+                    if self._inlet is None:  # otherwise the pull itself waited for data
+                        self._stop_evt.wait(self.poll_interval)
             self._on_stopping()
         except Exception as exc:  # noqa: BLE001 - surfaced through .error and the log
             self._error = exc
@@ -445,7 +449,6 @@ class _BaseInlet:
         now = time.monotonic()
         self._go_lost(now)
         _dispose(self._take_inlet())
-        self._stop_evt.wait(self.poll_interval * 10)
 
     def _maybe_reresolve(self, now: float) -> None:
         """While LOST: look for an outlet with our name and adopt it (see module docstring)."""
@@ -534,7 +537,9 @@ class Inlet(_BaseInlet):
         Force monotonically increasing timestamps (liblsl ``proc_monotonize``).
     **kwargs
         ``resolve_timeout``, ``follow_name``, ``reresolve_interval``, ``switch_after``,
-        ``recovered_hold``, ``poll_interval``: see the module docstring.
+        ``recovered_hold``: see the module docstring. ``poll_interval``: longest wait (s) of one
+        pull for data (data wake the thread at once; this paces the state checks while none
+        come, and the retries while no outlet is open).
 
     Notes
     -----
@@ -652,12 +657,18 @@ class Inlet(_BaseInlet):
         if inlet is None:  # lost for good; wait for a re-resolve
             return 0
         scratch = self._scratch
-        data, ts = inlet.pull_chunk(
-            timeout=0.0, max_samples=self._max_chunk_eff, dest_obj=scratch, as_numpy=True
-        )
-        n = len(ts)
-        if n == 0:
+        # wait (inside liblsl, GIL released) for one sample, then take what is already there
+        _, ts = inlet.pull_chunk(timeout=self.poll_interval, max_samples=1, dest_obj=scratch,
+                                 as_numpy=True)
+        if len(ts) == 0:
             return 0
+        if len(scratch) > 1:
+            _, more = inlet.pull_chunk(timeout=0.0, max_samples=len(scratch) - 1,
+                                       dest_obj=scratch[1:], as_numpy=True)
+            if len(more):
+                ts = np.concatenate((ts, more))
+        n = len(ts)
+        data = scratch[:n]
         if self._description.srate > 0 and not self._stamps_as_sent:
             data, ts = self._repair_timestamps(data, ts)
             if len(ts) == 0:
@@ -923,7 +934,10 @@ class MarkerInlet(_BaseInlet):
         inlet = self._inlet
         if inlet is None:
             return 0
-        samples, ts = inlet.pull_chunk(timeout=0.0, max_samples=self.max_chunk)
+        samples, ts = inlet.pull_chunk(timeout=self.poll_interval, max_samples=1)
+        if ts and self.max_chunk > 1:  # woken by one marker: take the others already there
+            more, more_ts = inlet.pull_chunk(timeout=0.0, max_samples=self.max_chunk - 1)
+            samples, ts = samples + more, ts + more_ts
         n = len(ts)
         if n == 0:
             return 0

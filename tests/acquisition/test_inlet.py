@@ -461,3 +461,29 @@ def test_timestamps_deduced_from_zero_after_a_connection_are_repaired(unique_nam
     np.testing.assert_allclose(ts, t_real + (np.arange(12) - 5) / 100.0, atol=1e-3)
     np.testing.assert_allclose(got.timestamps(), ts)
     assert counters.timestamps_repaired == 5 and counters.gaps == 0
+
+
+def test_pull_thread_wakes_on_data_not_on_its_poll_clock(unique_name):
+    """A sample (or marker) is delivered as soon as it arrives, however long the pull thread's
+    longest wait (``poll_interval``) is: it waits inside liblsl for data instead of sleeping
+    between polls (a 1 ms poll cost ~1000 wakeups/s and up to 1 ms of delay). Before, a sample
+    pushed while the thread slept came only after the whole ``poll_interval``."""
+    from neurodeck.acquisition.outlet import DecisionOutlet
+
+    out = DecisionOutlet(unique_name, ["left", "right"], source_id=unique_name)
+    markers = MarkerOutlet(unique_name + "-m", source_id=unique_name + "-m")
+    inlet = Inlet(unique_name, stall_after=5.0, lost_after=10.0, poll_interval=3.0)
+    minlet = MarkerInlet(unique_name + "-m", poll_interval=3.0)
+    try:
+        with inlet, minlet:
+            assert out.wait_for_consumers(5) and markers.wait_for_consumers(5)
+            time.sleep(0.3)  # both threads are in their first (empty) wait
+            out.push([0.25, 0.75], timestamp=pylsl.local_clock())
+            markers.push("cue, left")
+            assert inlet.wait_for_samples(1, 1.5), "sample not delivered within 1.5 s"
+            assert minlet.wait_for_markers(1, 1.5), "marker not delivered within 1.5 s"
+            assert [m[1] for m in minlet.drain()] == ["cue, left"]
+    finally:
+        out.close()
+        markers.close()
+    np.testing.assert_allclose(inlet.latest(1)[0][:, 0], [0.25, 0.75], atol=1e-6)
