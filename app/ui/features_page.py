@@ -6,6 +6,10 @@ spectra of a channel, the ERD/ERS (% power change from the pre-cue baseline), th
 the R² at the chosen frequency. Clicking a cell of the map toggles that feature, dragging selects
 a rectangle; "Top N" takes the best features. The selection (``"C4:13-16"`` specs) goes to the
 Train page (``context.feature_selection`` and the session's ``[features]`` section).
+The spectrum row chooses the estimator as HappyFeat does: Welch (window length, overlap; 1/window
+Hz bins) or Burg (autoregressive: model order, window, overlap, frequency grid step) and the band
+of the maps; non-default settings go with the selection (``"spectrum"``: ``"method=burg"``...), so
+Train's ``psd-lda`` and the bundle it saves (thus the online decoder) use the same spectrum.
 
 Loading the trials and computing the maps is :mod:`app.workflow` (:func:`load_trials`,
 :func:`compute_feature_maps`); :func:`cells_to_specs` turns the cells clicked here into specs.
@@ -44,6 +48,7 @@ from neurodeck.app.ui.workers import JobRunner
 from neurodeck.app.workflow.datasets import Trials, default_mapping, load_trials
 from neurodeck.app.workflow.features import (
     FeatureMaps,
+    SpectrumSettings,
     clean_name,
     compute_feature_maps,
     montage_name,
@@ -366,6 +371,7 @@ class FeaturesPage(Page):
         src2.addStretch(1)
         src2.addWidget(self.compute_button)
         self.body.addLayout(src2)
+        self.body.addLayout(self._build_spectrum_row())
         row2 = QHBoxLayout()
         row2.addWidget(self.files_label, 1)
         self.progress = QProgressBar()
@@ -488,6 +494,90 @@ class FeaturesPage(Page):
             context.session_changed.connect(lambda s: self._update_files_label())
         self._update_files_label()
 
+    def _build_spectrum_row(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Spectrum"))
+        self.method_box = QComboBox()
+        self.method_box.addItem("Welch", "welch")
+        self.method_box.addItem("Burg (AR)", "burg")
+        self.method_box.setToolTip("Welch: averaged periodograms of windows; Burg: spectrum of an "
+                                   "autoregressive model fitted on short windows (as OpenViBE / "
+                                   "HappyFeat)")
+        row.addWidget(self.method_box)
+
+        def spin(label, lo, hi, step, decimals, suffix, tip):
+            box = QDoubleSpinBox()
+            box.setMaximumWidth(84)  # the row fits a 1280 px window
+            box.setRange(lo, hi)
+            box.setSingleStep(step)
+            box.setDecimals(decimals)
+            box.setSuffix(suffix)
+            box.setToolTip(tip)
+            row.addWidget(QLabel(label))
+            row.addWidget(box)
+            return box
+
+        self.win_box = spin("window", 0.05, 10.0, 0.05, 2, " s", "Welch segment / Burg window length")
+        self.overlap_box = spin("overlap", 0.0, 95.0, 5.0, 0, " %", "Share of a window that the "
+                                "next one overlaps")
+        self.order_box = QSpinBox()
+        self.order_box.setRange(1, 200)
+        self.order_box.setToolTip("Burg: order of the autoregressive model")
+        self.order_box.setMaximumWidth(60)
+        row.addWidget(QLabel("AR order"))
+        row.addWidget(self.order_box)
+        self.res_box = spin("resolution", 0.1, 10.0, 0.1, 2, " Hz", "Frequency step of the map "
+                            "(Welch: 1 / window; Burg: the grid the AR spectrum is evaluated on)")
+        self.fmin_box = spin("band", 0.0, 200.0, 1.0, 1, " Hz", "Frequencies shown in the maps")
+        self.fmax_box = QDoubleSpinBox()
+        self.fmax_box.setRange(1.0, 500.0)
+        self.fmax_box.setDecimals(1)
+        self.fmax_box.setSuffix(" Hz")
+        self.fmax_box.setMaximumWidth(84)
+        row.addWidget(QLabel("\u2013"))
+        row.addWidget(self.fmax_box)
+        self.fmin_box.setValue(4.0)
+        self.fmax_box.setValue(40.0)
+        row.addStretch(1)
+        self.set_spectrum(SpectrumSettings())
+        self.method_box.currentIndexChanged.connect(self._on_method)
+        self.win_box.valueChanged.connect(self._sync_spectrum_widgets)
+        return row
+
+    def _on_method(self) -> None:
+        """A new method starts from its usual settings (Burg: HappyFeat's order 19, 0.25 s)."""
+        method = self.method_box.currentData()
+        if method == "burg":
+            self.set_spectrum(SpectrumSettings("burg", window_s=0.25, overlap=0.75))
+        else:
+            self.set_spectrum(SpectrumSettings())
+
+    def set_spectrum(self, settings: SpectrumSettings) -> None:
+        """Show ``settings`` in the spectrum row."""
+        self.method_box.blockSignals(True)
+        self.method_box.setCurrentIndex(self.method_box.findData(settings.method))
+        self.method_box.blockSignals(False)
+        self.win_box.setValue(settings.window_s)
+        self.overlap_box.setValue(100.0 * settings.overlap)
+        self.order_box.setValue(settings.order)
+        self.res_box.setValue(settings.resolution_hz)
+        self._sync_spectrum_widgets()
+
+    def _sync_spectrum_widgets(self) -> None:
+        burg = self.method_box.currentData() == "burg"
+        self.order_box.setEnabled(burg)
+        self.res_box.setEnabled(burg)
+        if not burg:  # Welch's bins are 1 / window apart: shown, not chosen
+            self.res_box.setValue(1.0 / max(self.win_box.value(), 1e-3))
+
+    def spectrum_settings(self) -> SpectrumSettings:
+        """The spectrum row as :class:`SpectrumSettings` (raises ValueError on a bad value)."""
+        return SpectrumSettings(method=self.method_box.currentData(),
+                                window_s=round(self.win_box.value(), 4),
+                                overlap=round(self.overlap_box.value() / 100.0, 4),
+                                order=self.order_box.value(),
+                                resolution_hz=round(self.res_box.value(), 4))
+
     # ------------------------------------------------------------------ sources
     def session_recordings(self) -> list[Path]:
         s = getattr(self.context, "session", None)
@@ -588,6 +678,19 @@ class FeaturesPage(Page):
         if not tmax > tmin:
             self.report_error(f"window end {tmax:g} s must be after its start {tmin:g} s")
             return False
+        try:
+            spectrum = self.spectrum_settings()
+        except ValueError as exc:
+            self.report_error(f"Spectrum settings: {exc}")
+            return False
+        band = (self.fmin_box.value(), self.fmax_box.value())
+        if not band[1] > band[0]:
+            self.report_error(f"band end {band[1]:g} Hz must be above its start {band[0]:g} Hz")
+            return False
+        if spectrum.window_s > tmax - tmin + 1e-9:
+            self.report_error(f"Spectrum window {spectrum.window_s:g} s is longer than the trial "
+                              f"window {tmax - tmin:g} s; expected at most {tmax - tmin:g} s")
+            return False
 
         def work(task):
             task.progress(0, 4, "loading")
@@ -598,7 +701,7 @@ class FeaturesPage(Page):
                 task.check()
                 task.progress(1 + d, 1 + t, text)
 
-            maps = compute_feature_maps(trials, progress=prog)
+            maps = compute_feature_maps(trials, band=band, progress=prog, spectrum=spectrum)
             return trials, maps
 
         self._update_files_label()
@@ -683,7 +786,8 @@ class FeaturesPage(Page):
         self.channel_box.blockSignals(False)
         self.refresh_map()
         self.refresh_spectra()
-        if old is not None:  # the Train page sees the carried selection, not the old one
+        if old is not None or maps.spectrum != SpectrumSettings():
+            # the Train page sees the carried selection and the spectrum of these maps
             self._publish_selection()
         if getattr(self, "_top_after", False):
             self._top_after = False
@@ -808,20 +912,28 @@ class FeaturesPage(Page):
         """Hand both selections to the Train page and the session."""
         specs = self.selection()
         if self.context is not None:
-            self.context.feature_selection = {k: self.selection(k) for k in ("psd", "ns")}
+            self.context.feature_selection = {k: self.selection(k) for k in ("psd", "ns", "spectrum")}
             s = getattr(self.context, "session", None)
             if s is not None:
                 try:
                     s.set_section("features", {"psd": self.selection("psd"),
                                                "ns": self.selection("ns"),
+                                               "spectrum": self.selection("spectrum"),
                                                "recordings": [str(p) for p in self.paths]})
                 except Exception as exc:  # a full disk must not break selecting
                     self.report_error(f"Could not save the selection in the session: {exc}")
         self.selection_changed.emit(specs)
 
     def selection(self, kind: str | None = None) -> list[str]:
-        """Selected features of ``kind`` (``"psd"`` or ``"ns"``; default the shown map) as specs."""
+        """Selected features of ``kind`` (``"psd"`` or ``"ns"``; default the shown map) as specs.
+
+        ``"spectrum"``: the spectrum settings of the maps shown (:meth:`SpectrumSettings.to_specs`),
+        empty for the default Welch (what the pipelines do by themselves).
+        """
         kind = kind or self.kind
+        if kind == "spectrum":
+            sp = self.maps.spectrum if self.maps is not None else SpectrumSettings()
+            return [] if sp == SpectrumSettings() else sp.to_specs()
         if self.maps is None or not self._selections[kind]:
             return []
         return cells_to_specs(sorted(self._selections[kind]), self.maps.ch_names,

@@ -15,6 +15,94 @@ logger = logging.getLogger(__name__)
 
 _CANONICAL: dict[str, str] | None = None
 
+#: Spectral estimators of :class:`SpectrumSettings` (:class:`decoders.features.psd.PSD` methods).
+SPECTRUM_METHODS = ("welch", "burg")
+
+
+@dataclasses.dataclass(frozen=True)
+class SpectrumSettings:
+    """How power spectra are estimated, as HappyFeat offers: Welch or Burg (autoregressive).
+
+    The Features page computes its maps with these settings, and they go with its selection to
+    the Train page (:meth:`to_specs`, ``"method=burg"`` strings), where they become the ``psd``
+    step of ``psd-lda`` (:meth:`psd_params`): the saved bundle, hence the online decoder, uses
+    the same spectrum.
+
+    Parameters
+    ----------
+    method : {"welch", "burg"}
+    window_s : float
+        Welch segment length, or Burg window length, in seconds. Welch's frequency resolution is
+        ``1 / window_s``.
+    overlap : float
+        Fraction of a window shared with the next one, in [0, 0.95].
+    order : int
+        Burg: order of the autoregressive model (HappyFeat's default 19).
+    resolution_hz : float
+        Burg: step of the frequency grid the AR spectrum is evaluated on (Hz).
+    """
+
+    method: str = "welch"
+    window_s: float = 1.0
+    overlap: float = 0.5
+    order: int = 19
+    resolution_hz: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.method not in SPECTRUM_METHODS:
+            raise ValueError(f"spectrum method {self.method!r} unknown; expected one of "
+                             f"{list(SPECTRUM_METHODS)}")
+        for name, lo, hi in (("window_s", 0.01, 60.0), ("overlap", 0.0, 0.95),
+                             ("resolution_hz", 0.01, 100.0)):
+            v = getattr(self, name)
+            if not isinstance(v, int | float) or not lo <= float(v) <= hi:
+                raise ValueError(f"spectrum {name}={v!r}; expected a number in [{lo:g}, {hi:g}]")
+        if isinstance(self.order, bool) or not isinstance(self.order, int) or not 1 <= self.order <= 200:
+            raise ValueError(f"spectrum order={self.order!r}; expected an integer in [1, 200]")
+
+    def psd_params(self, sfreq: float) -> dict:
+        """Keyword arguments of :class:`decoders.features.psd.PSD` at ``sfreq`` Hz."""
+        if self.method == "welch":
+            nper = max(2, int(round(self.window_s * sfreq)))
+            return {"method": "welch", "nperseg": nper,
+                    "noverlap": min(nper - 1, int(round(self.overlap * nper)))}
+        return {"method": "burg", "order": int(self.order), "win_s": float(self.window_s),
+                "step_s": float(self.window_s) * (1.0 - float(self.overlap)),
+                "nfreqs": int(round(sfreq / 2.0 / self.resolution_hz)) + 1}
+
+    def to_specs(self) -> list[str]:
+        """``["method=burg", "window_s=0.25", ...]``: the settings as selection-style strings."""
+        keys = ("method", "window_s", "overlap") + (("order", "resolution_hz")
+                                                    if self.method == "burg" else ())
+        return [f"{k}={getattr(self, k):g}" if k != "method" else f"method={self.method}"
+                for k in keys]
+
+    @classmethod
+    def from_specs(cls, specs) -> SpectrumSettings:
+        """Inverse of :meth:`to_specs` (raises ValueError naming a bad item)."""
+        kw: dict = {}
+        types = {"method": str, "window_s": float, "overlap": float, "order": int,
+                 "resolution_hz": float}
+        for item in specs:
+            key, sep, value = str(item).partition("=")
+            key = key.strip()
+            if not sep or key not in types:
+                raise ValueError(f"spectrum setting {item!r} unknown; expected key=value with key "
+                                 f"one of {list(types)}")
+            try:
+                kw[key] = types[key](value.strip())
+            except ValueError:
+                raise ValueError(f"spectrum setting {item!r}: {value.strip()!r} is not a "
+                                 f"{types[key].__name__}") from None
+        return cls(**kw)
+
+    def describe(self, sfreq: float | None = None) -> str:
+        """One line for the user, e.g. ``"Burg AR(19), 0.25 s windows, 75 % overlap, 1 Hz grid"``."""
+        common = f"{self.window_s:g} s windows, {100 * self.overlap:g} % overlap"
+        if self.method == "welch":
+            return f"Welch, {common}, {1.0 / self.window_s:g} Hz bins"
+        return f"Burg AR({self.order}), {common}, {self.resolution_hz:g} Hz grid"
+
 
 def montage_name() -> str:
     """The built-in MNE montage that names and places our channels (colin27 10-05 if present)."""
@@ -47,7 +135,7 @@ class FeatureMaps:
     ----------
     freqs : ndarray, shape (n_freqs,)
     psd : ndarray, shape (n_trials, n_channels, n_freqs)
-        Welch PSD of the task windows, dB re 1 uV^2/Hz.
+        PSD of the task windows (Welch or Burg: ``spectrum``), dB re 1 uV^2/Hz.
     base_psd : ndarray, shape (n_channels, n_freqs)
         Mean linear power of the baselines (for ERD/ERS).
     ns : ndarray, shape (n_trials, n_channels, n_ns_freqs)
@@ -64,6 +152,7 @@ class FeatureMaps:
     ns_freqs: np.ndarray
     y: np.ndarray
     ch_names: list[str]
+    spectrum: SpectrumSettings = dataclasses.field(default_factory=SpectrumSettings)
 
     @property
     def labels(self) -> list[str]:
@@ -96,12 +185,13 @@ class FeatureMaps:
 
 
 def compute_feature_maps(trials: Trials, band: tuple[float, float] = (4.0, 40.0),
-                         progress=None) -> FeatureMaps:
-    """PSD (Welch, dB), baseline power and node strength of the trials.
+                         progress=None, spectrum: SpectrumSettings | None = None) -> FeatureMaps:
+    """PSD (Welch or Burg as ``spectrum`` says, dB), baseline power and node strength of the trials.
 
     ``trials`` must hold baselines (:func:`load_trials` with ``baseline=True``).
     ``progress(done, total, text)`` is called between the stages if given.
     """
+    spectrum = spectrum or SpectrumSettings()
     if trials.base is None:
         raise ValueError("the trials hold no baselines; load them with baseline=True")
     from neurodeck.decoders.features.connectivity import NodeStrength
@@ -112,7 +202,8 @@ def compute_feature_maps(trials: Trials, band: tuple[float, float] = (4.0, 40.0)
     B = trials.base - trials.base.mean(axis=-1, keepdims=True)
     if progress:
         progress(0, 3, "power spectra")
-    psd_est = PSD(sfreq=trials.sfreq, fmin=fmin, fmax=fmax, method="welch", log=True).fit(X)
+    psd_est = PSD(sfreq=trials.sfreq, fmin=fmin, fmax=fmax, log=True,
+                  **spectrum.psd_params(trials.sfreq)).fit(X)
     F = psd_est.transform(X)
     if progress:
         progress(1, 3, "baseline spectra")
@@ -124,4 +215,4 @@ def compute_feature_maps(trials: Trials, band: tuple[float, float] = (4.0, 40.0)
     if progress:
         progress(3, 3, "done")
     return FeatureMaps(psd_est.freqs_, F, base.mean(axis=0), NS, ns_est.freqs_, trials.y,
-                       [clean_name(c) for c in trials.ch_names])
+                       [clean_name(c) for c in trials.ch_names], spectrum)

@@ -27,8 +27,11 @@ def make_config(pipeline: str, *, events: Mapping[str, str], band: tuple[float, 
                 tmin: float = 0.5, tmax: float = 2.5, pad: float = 1.0,
                 picks: Sequence[str] | None = None, filter_passes: int = 2,
                 selection: Sequence[str] | None = None, trials: Trials | None = None,
-                dropped: list[str] | None = None):
+                dropped: list[str] | None = None, spectrum=None):
     """The :class:`decoders.pipelines.DecoderConfig` of ``pipeline``.
+
+    ``spectrum`` (:class:`app.workflow.features.SpectrumSettings`, the Features page's Welch or
+    Burg settings) sets the ``psd`` step of ``psd-lda`` (overrides, so the bundle keeps them).
 
     A user selection of features (``"C4:13-16"`` specs, for ``psd-lda`` / ``coh-lda``) becomes
     overrides of the selector. The selector needs the frequency grid of its spectral step to read
@@ -43,6 +46,11 @@ def make_config(pipeline: str, *, events: Mapping[str, str], band: tuple[float, 
     cfg = DecoderConfig(pipeline=pipeline, band=tuple(band), tmin=tmin, tmax=tmax,
                         picks=None if picks is None else tuple(picks), events=dict(events),
                         pad=pad, filter_passes=filter_passes)
+    if spectrum is not None and SPECTRAL.get(pipeline, ("",))[0] == "psd":
+        if trials is None:
+            raise ValueError("spectrum settings need the trials (for the sampling rate)")
+        cfg = dataclasses.replace(cfg, overrides=tuple(
+            (f"psd__{k}", v) for k, v in spectrum.psd_params(trials.sfreq).items()))
     if selection and pipeline in SPECTRAL:
         if trials is None:
             raise ValueError("a feature selection needs the trials (for the frequency grid)")
@@ -60,8 +68,8 @@ def make_config(pipeline: str, *, events: Mapping[str, str], band: tuple[float, 
                 continue
             keep.append(str(item))
         if keep:
-            cfg = dataclasses.replace(cfg, overrides=(("select__selection", keep),
-                                                      ("select__freqs", freqs)))
+            cfg = dataclasses.replace(cfg, overrides=cfg.overrides + (("select__selection", keep),
+                                                                      ("select__freqs", freqs)))
     return cfg
 
 
@@ -126,13 +134,18 @@ def run_cross_validation(trials: Trials, names: Sequence[str], *, band=(8.0, 32.
     """Cross-validate the named pipelines on the same shuffled stratified folds.
 
     ``selection`` maps a feature-map kind (``"psd"``, ``"ns"``) to selection specs (see
-    :func:`make_config`). Fewer folds than ``cv`` are used when the smallest class has fewer
-    trials (said in ``notes``). ``progress(done, total, text)`` is called after every fold and
-    may raise to cancel.
+    :func:`make_config`), and ``"spectrum"`` to the Features page's spectrum settings
+    (:meth:`app.workflow.features.SpectrumSettings.to_specs`) for ``psd-lda``. Fewer folds than
+    ``cv`` are used when the smallest class has fewer trials (said in ``notes``).
+    ``progress(done, total, text)`` is called after every fold and may raise to cancel.
     """
     if not names:
         raise ValueError("no pipeline chosen; tick at least one")
+    from neurodeck.app.workflow.features import SpectrumSettings
+
     selection = selection or {}
+    spectrum = (SpectrumSettings.from_specs(selection["spectrum"]) if selection.get("spectrum")
+                else None)
     configs = {}
     dropped: list[str] = []
     for n in names:
@@ -140,7 +153,7 @@ def run_cross_validation(trials: Trials, names: Sequence[str], *, band=(8.0, 32.
         configs[n] = make_config(n, events=trials.mapping, band=band, tmin=trials.tmin,
                                  tmax=trials.tmax, pad=trials.pad,
                                  selection=selection.get(kind) if kind else None, trials=trials,
-                                 dropped=dropped)
+                                 dropped=dropped, spectrum=spectrum)
     result = cross_validate_configs(trials, configs, cv=cv, seed=seed, progress=progress)
     result.dropped = dropped
     return result
