@@ -329,16 +329,23 @@ class StreamModel(QObject):
 
     def connect_streams(self, eeg: Any, markers: Any = None,
                         on_done: Callable[[Any], None] | None = None) -> None:
-        """Connect to existing LSL streams (StreamDescription, StreamInfo or name)."""
+        """Connect to existing LSL streams (StreamDescription, StreamInfo or name).
+
+        Streams picked from a list (StreamDescription with a source id) are looked up again by
+        source id for :data:`LISTED_LOOKUP_S` first: one that has gone fails at once with a
+        clear message instead of after the inlet's 5 s resolve.
+        """
 
         def work():
-            inlet = self._open_inlet(eeg)
+            eeg_info = still_listed(eeg)
+            marker_info = None if markers is None else still_listed(markers)
+            inlet = self._open_inlet(eeg_info)
             marker = None
-            if markers is not None:
+            if marker_info is not None:
                 from neurodeck.acquisition.inlet import MarkerInlet
 
                 try:
-                    marker = MarkerInlet(markers).start()
+                    marker = MarkerInlet(marker_info).start()
                 except BaseException:
                     inlet.stop()
                     raise
@@ -425,6 +432,34 @@ class StreamModel(QObject):
         self._closed = True
         self._timer.stop()
         self.disconnect()
+
+
+#: How long a stream picked from the list is looked up again by source id before connecting.
+LISTED_LOOKUP_S = 1.0
+
+
+def still_listed(stream: Any) -> Any:
+    """The LSL stream info of a listed stream (``StreamDescription`` with a source id), looked
+    up again by name and source id; other sources are returned as they are.
+
+    Raises
+    ------
+    StreamNotFoundError
+        The stream did not answer within :data:`LISTED_LOOKUP_S` (it has gone).
+    """
+    from neurodeck.acquisition.errors import StreamNotFoundError
+    from neurodeck.acquisition.streams import StreamDescription, find_streams
+
+    if not isinstance(stream, StreamDescription) or not stream.source_id:
+        return stream
+    found = find_streams(name=stream.name, source_id=stream.source_id, timeout=LISTED_LOOKUP_S,
+                         minimum=1)
+    if not found:
+        raise StreamNotFoundError(
+            f"stream {stream.name!r} (source id {stream.source_id!r}) is no longer on the network "
+            f"(no answer within {LISTED_LOOKUP_S:g} s); the list was refreshed: choose a stream "
+            "that is there, or start its source again")
+    return found[0]
 
 
 def sim_stream_name(sim: Any, default: str) -> str:

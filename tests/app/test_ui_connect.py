@@ -277,3 +277,39 @@ def test_incremental_bins_equal_full_downsampling(qtbot):
         np.testing.assert_allclose(y, expected, rtol=1e-6, atol=1e-9)
         assert x[-1] <= 0 and x[0] >= -10.0 - f / 256
     assert view.frames == 60
+
+
+def test_connect_on_a_stale_entry_fails_fast_and_says_why(window, qtbot, unique_name):
+    """A listed stream that has gone: Connect fails within the 1 s source-id lookup (not the
+    inlet's 5 s resolve + 1 s listing, ~6 s before), names the stream, and the list drops it."""
+    from PyQt6.QtCore import Qt
+
+    from neurodeck.acquisition.simulator import Simulator, SimulatorConfig
+
+    page = window.pages["connect"]
+    sim = Simulator(SimulatorConfig(n_channels=4, srate=128, name=unique_name, schedule="external"),
+                    source_id=unique_name)
+    sim.start()
+    try:
+        qtbot.waitUntil(lambda: page.refresh_button.isEnabled(), timeout=15000)
+        with qtbot.waitSignal(page.streams_listed, timeout=15000):
+            qtbot.mouseClick(page.refresh_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: any(d.name == unique_name for d in page.streams), timeout=15000)
+        page.auto_refresh.stop()  # the list stays as the user saw it
+        row = next(r for r, d in enumerate(page.streams) if d.name == unique_name)
+        rect = page.table.visualItemRect(page.table.item(row, 0))
+        qtbot.mouseClick(page.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+        assert page.eeg_box.currentData().name == unique_name
+    finally:
+        sim.stop()
+    sm = window.context.streams
+    qtbot.mouseClick(page.connect_button, Qt.MouseButton.LeftButton)  # the stream is gone
+    assert sm.busy
+    qtbot.waitUntil(lambda: not sm.busy, timeout=4500)
+    assert sm.inlet is None
+    msg = window.banner.message
+    assert f"stream {unique_name!r} (source id {unique_name!r}) is no longer on the network" in msg
+    qtbot.waitUntil(lambda: "Not connected" in page.source_label.text(), timeout=3000)
+    assert page.connect_button.isEnabled() or page.eeg_box.count() == 0
+    qtbot.waitUntil(lambda: page.streams_listed and not any(d.name == unique_name
+                                                            for d in page.streams), timeout=15000)
