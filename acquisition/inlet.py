@@ -68,8 +68,41 @@ logger = logging.getLogger(__name__)
 
 #: A stamp lead (s) larger than this is reported (smaller ones are clock-sync jitter).
 LEAD_REPORT_S = 0.002
+#: A stamp lead is reported only after every chunk for this long (s) and ...
+LEAD_PERSIST_S = 0.3
+#: ... at least this many chunks in a row arrived ahead of their stamps.
+LEAD_PERSIST_CHUNKS = 5
 #: Seconds between two reads of liblsl's clock offset (``Inlet.clock_offset``).
 CLOCK_EVERY_S = 5.0
+#: Clock offsets kept to measure their spread (``Inlet.clock_uncertainty``).
+CLOCK_HISTORY = 6
+
+_TIME_CORRECTION_EX = None
+
+
+def _time_correction_ex(inlet: pylsl.StreamInlet, timeout: float = 0.0) -> tuple[float, float]:
+    """liblsl's clock offset of ``inlet``'s source and its uncertainty, seconds.
+
+    The uncertainty is half the round-trip time of the probe the estimate came from
+    (``lsl_time_correction_ex``; pylsl exposes only the offset): the true offset lies within it.
+    Raises pylsl's TimeoutError (no estimate yet) or LostError.
+    """
+    global _TIME_CORRECTION_EX
+    import ctypes
+
+    from pylsl.lib import lib
+    from pylsl.util import handle_error
+
+    if _TIME_CORRECTION_EX is None:
+        proto = ctypes.CFUNCTYPE(ctypes.c_double, ctypes.c_void_p, ctypes.POINTER(ctypes.c_double),
+                                 ctypes.POINTER(ctypes.c_double), ctypes.c_double,
+                                 ctypes.POINTER(ctypes.c_int32))
+        _TIME_CORRECTION_EX = proto(("lsl_time_correction_ex", lib))
+    remote, unc, ec = ctypes.c_double(), ctypes.c_double(), ctypes.c_int32()
+    offset = _TIME_CORRECTION_EX(inlet.obj, ctypes.byref(remote), ctypes.byref(unc), timeout,
+                                 ctypes.byref(ec))
+    handle_error(ec.value)
+    return float(offset), float(unc.value)
 
 ChunkListener = Callable[[np.ndarray, np.ndarray], None]
 StateListener = Callable[["StreamState", "StreamState"], None]
@@ -112,10 +145,15 @@ class InletCounters:
         trustworthy one (see :meth:`Inlet._repair_timestamps`).
     stamp_lead_s : float
         Largest amount (s) by which a chunk's last timestamp was *ahead* of the moment it was
-        received on this machine's clock (0 when never): a source that stamps ahead of time,
-        e.g. MNE-LSL's player stamps each chunk's last sample one chunk into the future. No
-        sample can arrive before it was measured, so this is a stamping error; the online engine
-        measures decision latency from stamps corrected by it (see :attr:`Inlet.stamp_lead`).
+        received on this machine's clock, once such a lead is established (0 until then): a
+        source that stamps ahead of time, e.g. MNE-LSL's player stamps each chunk's last sample
+        one chunk into the future. No sample can arrive before it was measured, so this is a
+        stamping error; the online engine measures decision latency from stamps corrected by it
+        (see :attr:`Inlet.stamp_lead`). Established means: every chunk for ``LEAD_PERSIST_S`` s
+        and ``LEAD_PERSIST_CHUNKS`` chunks in a row arrived ahead of its stamp, by more than
+        ``LEAD_REPORT_S`` plus the clock-offset uncertainty (:attr:`Inlet.clock_uncertainty`).
+        A lead within that uncertainty is liblsl's clock offset misestimated (on a loaded
+        machine the offset probes' round trips grow), not the source's stamping.
     """
 
     samples_received: int = 0
@@ -186,6 +224,9 @@ class _BaseInlet:
         #: machine's clock; what LabRecorder stores as ClockOffset), read every few seconds while
         #: data flows; None before the first estimate.
         self.clock_offset: float | None = None
+        #: (local time, offset, uncertainty) of the latest clock-offset reads
+        self._clock_history: collections.deque[tuple[float, float, float]] = collections.deque(
+            maxlen=CLOCK_HISTORY)
         self._next_clock = 0.0
         self._error: BaseException | None = None
         self._cond = threading.Condition()
@@ -419,11 +460,30 @@ class _BaseInlet:
         if now < self._next_clock or self._inlet is None:
             return
         self._next_clock = now + CLOCK_EVERY_S
+        if self._sample_clock() is None:
+            self._next_clock = now + 0.5
+
+    def _sample_clock(self) -> tuple[float, float] | None:
+        """Read liblsl's clock offset and its uncertainty now (history, :attr:`clock_offset`)."""
         try:
-            self.clock_offset = float(self._inlet.time_correction(timeout=0.0))
+            offset, unc = _time_correction_ex(self._inlet, 0.0)
         except Exception as exc:  # noqa: BLE001 - no estimate yet (timeout) or a lost stream
             logger.debug("%s inlet: no clock offset yet (%s)", self._kind, exc)
-            self._next_clock = now + 0.5
+            return None
+        self.clock_offset = offset
+        self._clock_history.append((pylsl.local_clock(), offset, unc))
+        return offset, unc
+
+    @property
+    def clock_uncertainty(self) -> float | None:
+        """Seconds the clock offset may be off: liblsl's own uncertainty of its latest estimate
+        (half the probe's round trip), or the spread of the last ``CLOCK_HISTORY`` estimates if
+        larger; None before the first estimate."""
+        hist = list(self._clock_history)
+        if not hist:
+            return None
+        offsets = [h[1] for h in hist]
+        return max(hist[-1][2], max(offsets) - min(offsets))
 
     def _on_data(self, now: float) -> None:
         state = self._state
@@ -504,6 +564,7 @@ class _BaseInlet:
     def _on_switched(self) -> None:
         """Hook after adopting a new outlet."""
         self.clock_offset = None  # a new source, its own clock
+        self._clock_history.clear()
         self._next_clock = 0.0
 
     def _check_compatible(self, old: StreamDescription, new: StreamDescription) -> None:
@@ -592,6 +653,8 @@ class Inlet(_BaseInlet):
         self._last_ts: float | None = None
         self._staged: tuple[np.ndarray, np.ndarray] | None = None
         self._stamps_as_sent = False  # this connection's stamps are not on our clock: no repair
+        self._ahead: list | None = None
+        self._lead_doubted = False
         super().__init__(source, processing_flags=flags, **kwargs)
 
     # ------------------------------------------------------------------ setup
@@ -684,18 +747,47 @@ class Inlet(_BaseInlet):
 
     def _check_lead(self, last_ts: float) -> None:
         """Track how far a chunk's last stamp is ahead of its receipt (see ``stamp_lead_s``)."""
-        lead = last_ts - pylsl.local_clock()
+        now = pylsl.local_clock()
+        lead = last_ts - now
         c = self._counters
-        if lead > c.stamp_lead_s:
-            if lead > LEAD_REPORT_S and c.stamp_lead_s <= LEAD_REPORT_S:
-                logger.warning(
-                    "inlet %r: timestamps run %.1f ms ahead of their arrival (the source stamps "
-                    "ahead of time, e.g. a chunk's last sample with a future time, or liblsl's "
-                    "clock offset to the source is off, as on a heavily loaded machine); decision "
-                    "latency is measured from stamps corrected by the largest lead seen",
-                    self._description.name, lead * 1e3,
+        if lead <= LEAD_REPORT_S:  # arrived after its stamp: any run of leads ends
+            self._ahead = None
+            return
+        if c.stamp_lead_s > 0.0:  # established: latency is corrected by the largest lead
+            c.stamp_lead_s = max(c.stamp_lead_s, lead)
+            return
+        run = self._ahead
+        if run is None:
+            run = self._ahead = [now, 0, lead, lead]  # since, chunks, smallest, largest lead
+        run[1] += 1
+        run[2], run[3] = min(run[2], lead), max(run[3], lead)
+        if run[1] < LEAD_PERSIST_CHUNKS or now - run[0] < LEAD_PERSIST_S:
+            return
+        self._sample_clock()
+        unc = self.clock_uncertainty
+        if unc is None:  # no clock estimate yet: wait for one (a few seconds at most)
+            if now - run[0] < 5.0:
+                return
+            unc = 0.0
+        if run[2] <= LEAD_REPORT_S + unc:
+            if not self._lead_doubted:
+                self._lead_doubted = True
+                logger.info(
+                    "inlet %r: timestamps ran %.1f-%.1f ms ahead of their arrival for %.1f s, "
+                    "within liblsl's clock-offset uncertainty (%.1f ms; a loaded machine?): not "
+                    "taken as a stamping error", self._description.name, run[2] * 1e3,
+                    run[3] * 1e3, now - run[0], unc * 1e3,
                 )
-            c.stamp_lead_s = lead
+            self._ahead = None  # judge the next run afresh (with the clock's next estimate)
+            return
+        c.stamp_lead_s = run[3]
+        logger.warning(
+            "inlet %r: timestamps run %.1f-%.1f ms ahead of their arrival (%d chunks in a row, "
+            "clock-offset uncertainty %.1f ms): the source stamps ahead of time, e.g. a chunk's "
+            "last sample with a future time; decision latency is measured from stamps corrected "
+            "by the largest lead seen",
+            self._description.name, run[2] * 1e3, run[3] * 1e3, run[1], unc * 1e3,
+        )
 
     def _repair_timestamps(self, data: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Fix timestamps liblsl deduced from zero right after a (re)connection.
@@ -816,12 +908,15 @@ class Inlet(_BaseInlet):
         self._flush_held()
         self._stamps_as_sent = False
         self._counters.stamp_lead_s = 0.0  # a new source: its own stamping
+        self._ahead = None
         super()._on_switched()
 
     def start(self) -> Inlet:
         self._last_ts = None
         self._staged = None
         self._stamps_as_sent = False
+        self._ahead: list | None = None  # the current run of chunks ahead of their stamps
+        self._lead_doubted = False  # a run within the clock's uncertainty was logged
         return super().start()
 
 
