@@ -6,7 +6,13 @@
 does not take FIF for EEG), with
 
 * ``events.tsv`` from the recording's annotations (every marker, whatever its vocabulary, under
-  ``trial_type``; stream loss/recovery too);
+  ``trial_type``; stream loss/recovery too), each written by :func:`marker_to_bids`:
+  mne-bids >= 0.18 reads every "digit,digit" of a TSV cell as a decimal comma (``switch,3,0,2``
+  came back as ``switch,3.0,2``, a plausible but different marker), so a comma between two
+  digits is written ``%2C``, a ``%`` as ``%25`` (and tabs, line breaks, leading or trailing
+  blanks and ``n/a``, which mne-bids would strip or drop, percent-encoded too): mne-bids reads
+  the text back unchanged and :func:`marker_from_bids` (``urllib.parse.unquote``) gives the exact
+  marker. ``events.json`` says so under ``trial_type``;
 * ``channels.tsv`` with each channel's type, unit and status (bad channels from the recording);
 * ``eeg.json`` with the line frequency (the ``line_freq`` argument) and the recording's device
   stream name.
@@ -15,8 +21,10 @@ Subject, session and task names become BIDS labels (letters and digits only).
 """
 from __future__ import annotations
 
+import json
 import logging
 import re
+import urllib.parse
 import warnings
 from pathlib import Path
 
@@ -25,6 +33,39 @@ from neurodeck.app.errors import UserError
 logger = logging.getLogger(__name__)
 
 _RUN_RE = re.compile(r"^(?P<kind>.+?)-run(?P<run>\d+)_raw\.fif$")
+#: what mne-bids' TSV reader would change in a cell: a comma between digits (its decimal-comma
+#: rule, a superset of it), tabs and line breaks (TSV structure)
+_UNSAFE = re.compile(r"(?<=\d),(?=\d)|[\t\n\r]")
+_TRIAL_TYPE_NOTE = (
+    "The marker as received, percent-encoded where mne-bids' TSV reader would change it: '%' is "
+    "written %25, a comma between two digits %2C (mne-bids >= 0.18 reads 'digit,digit' as a "
+    "decimal comma), tabs and line breaks, leading or trailing blanks and the text 'n/a' are "
+    "percent-encoded; urllib.parse.unquote(trial_type) gives the exact marker.")
+
+
+def _pct(text: str) -> str:
+    return urllib.parse.quote(text, safe="")
+
+
+def marker_to_bids(marker: str) -> str:
+    """The ``trial_type`` text of a marker: mne-bids reads it back unchanged, and
+    :func:`marker_from_bids` turns it back into exactly ``marker`` (see the module docstring).
+
+    >>> marker_to_bids("switch,3,0,2"), marker_to_bids("left hand")
+    ('switch,3%2C0%2C2', 'left hand')
+    """
+    if marker == "n/a":
+        return "n%2Fa"
+    text = _UNSAFE.sub(lambda m: _pct(m.group()), marker.replace("%", "%25"))
+    i, j = len(text) - len(text.lstrip()), len(text.rstrip())  # blanks mne-bids would strip
+    if j <= i:
+        return "".join(map(_pct, text))
+    return "".join(map(_pct, text[:i])) + text[i:j] + "".join(map(_pct, text[j:]))
+
+
+def marker_from_bids(text: str) -> str:
+    """The exact marker of a ``trial_type`` written by :func:`marker_to_bids`."""
+    return urllib.parse.unquote(text)
 
 
 def bids_label(text: str, what: str = "label") -> str:
@@ -73,6 +114,7 @@ def export_session(session_dir: str | Path, out_dir: str | Path, *, line_freq: f
         Not a session, no finished recording, or a file that exists (without ``overwrite``).
     """
     import mne
+    import numpy as np
     from mne_bids import BIDSPath, make_dataset_description, write_raw_bids
 
     from neurodeck.app.session import Session
@@ -95,6 +137,9 @@ def export_session(session_dir: str | Path, out_dir: str | Path, *, line_freq: f
             warnings.filterwarnings("ignore", message=".*naming conventions.*")
             raw = mne.io.read_raw_fif(path, preload=True, verbose="error")
         raw.info["line_freq"] = line_freq
+        ann = raw.annotations.copy()  # a new array: the old one has fixed-width strings
+        ann.description = np.array([marker_to_bids(d) for d in ann.description], dtype=str)
+        raw.set_annotations(ann)
         bp = BIDSPath(subject=sub, session=ses, task=task, run=run, datatype="eeg", root=root)
         if bp.fpath.with_suffix(".vhdr").exists() and not overwrite:
             raise UserError(f"{bp.fpath.with_suffix('.vhdr')} exists; pass --overwrite to replace it")
@@ -102,6 +147,17 @@ def export_session(session_dir: str | Path, out_dir: str | Path, *, line_freq: f
             warnings.simplefilter("ignore")  # mne-bids' notes on converting FIF to BrainVision
             out = write_raw_bids(raw, bp, format="BrainVision", allow_preload=True,
                                  overwrite=overwrite, verbose="error")
+        _note_trial_type(out.copy().update(suffix="events", extension=".json"))
         written.append(out.fpath)
         logger.info("%s -> %s", path.name, out.fpath)
     return written
+
+
+def _note_trial_type(events_json) -> None:
+    """Describe the ``trial_type`` encoding in the recording's events.json."""
+    path = Path(events_json.fpath)
+    meta = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    entry = meta.get("trial_type") if isinstance(meta.get("trial_type"), dict) else {}
+    entry["Description"] = _TRIAL_TYPE_NOTE
+    meta["trial_type"] = entry
+    path.write_text(json.dumps(meta, indent=4, ensure_ascii=False) + "\n", encoding="utf-8")

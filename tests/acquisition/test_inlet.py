@@ -529,7 +529,7 @@ def test_a_source_stamping_200_ms_ahead_is_reported(unique_name, caplog):
 
 
 def test_lead_spikes_of_single_chunks_are_not_a_stamping_error(unique_name, caplog):
-    """A source that stamps correctly, with every 4th chunk's stamp 105 ms late-looking ahead
+    """A source that stamps correctly, except every 4th chunk stamped 105 ms ahead
     (what a noisy clock offset on a machine at load ~40 made of a correct source): before, the
     first spike was reported ("105 ms ahead") and latency was "corrected" by it."""
     outlet, start = _stamped_source(unique_name, lambda k: 0.105 if k % 4 == 1 else 0.0)
