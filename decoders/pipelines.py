@@ -397,9 +397,11 @@ STEPS: dict[str, StepKind] = {
     "augmented_covariance": StepKind("acm", _acm_step, _same("order", "lag", "estimator"),
                                      doc="augmented (delay-embedded) covariance; order/lag int or 'auto'"),
     "recentering": StepKind(
-        "recentering", lambda ctx, **kw: _recentering(**kw), {"adapt": None, "memory": None},
+        "recentering", lambda ctx, **kw: _recentering(**kw),
+        {"adapt": None, "memory": None, "target_weight": None},
         doc="re-centre covariances by the subject's Riemannian mean (Zanini 2018); adapt = true: "
-        "the reference follows the incoming windows online (memory 0: cumulative)"),
+        "the reference follows the incoming windows online (memory 0: cumulative); target_weight "
+        "= 'half': with sources, the user's own trials weigh as much as all the sources'"),
     "csp": StepKind("csp", lambda ctx, **kw: CSP(**{"nfilter": 8, "log": True, **kw}),
                     _same("nfilter", "metric", "log"), doc="common spatial patterns"),
     "tangent_space": StepKind("ts", lambda ctx, **kw: TangentSpace(**{"metric": "riemann", **kw}),

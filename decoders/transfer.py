@@ -37,6 +37,9 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["Recentering", "fit_pooled", "recenter", "running_reference", "transform_steps"]
 
+#: Values of :attr:`Recentering.target_weight`.
+TARGET_WEIGHTS = ("trial", "half")
+
 
 def _check_spd(X: Any, where: str = "X") -> np.ndarray:
     X = np.asarray(X, dtype=float)
@@ -124,6 +127,11 @@ class Recentering(TransformerMixin, BaseEstimator):
     memory : int
         0: the reference is the cumulative running mean of everything seen; > 0: exponential
         forgetting over about ``memory`` windows.
+    target_weight : {"trial", "half"}
+        How :func:`fit_pooled` weights the new user's own labelled trials against the sources'
+        when the pipeline is trained on several subjects: ``"trial"``, every trial the same;
+        ``"half"``, the target's trials together weigh as much as all the sources' trials
+        (``sample_weight`` of the classifier; training only, decoding is unchanged).
 
     Attributes
     ----------
@@ -144,15 +152,18 @@ class Recentering(TransformerMixin, BaseEstimator):
     ``groups`` the training matrices are one subject: the reference is their mean.
     """
 
-    def __init__(self, adapt: bool = True, memory: int = 0) -> None:
+    def __init__(self, adapt: bool = True, memory: int = 0, target_weight: str = "trial") -> None:
         self.adapt = adapt
         self.memory = memory
+        self.target_weight = target_weight
 
     def _check_params(self) -> None:
         if not isinstance(self.adapt, bool | np.bool_):
             raise DecoderError(f"adapt={self.adapt!r}; expected true or false")
         if isinstance(self.memory, bool) or not isinstance(self.memory, int | np.integer) or self.memory < 0:
             raise DecoderError(f"memory={self.memory!r}; expected an integer >= 0 (0: cumulative mean)")
+        if self.target_weight not in TARGET_WEIGHTS:
+            raise DecoderError(f"target_weight={self.target_weight!r}; expected one of {list(TARGET_WEIGHTS)}")
 
     def _fit(self, X, groups, target) -> np.ndarray:
         self._check_params()
@@ -289,6 +300,9 @@ def fit_pooled(
     target : int or None
         Index in ``parts`` of the new user's calibration trials: their reference is kept for
         decoding. None: the reference starts empty and adapts from the first window.
+        With ``target_weight="half"`` in the :class:`Recentering` step, the target's trials
+        get the weight ``n_sources / n_target`` each (sources 1) through the classifier's
+        ``sample_weight``.
 
     Returns
     -------
@@ -301,10 +315,16 @@ def fit_pooled(
     y = np.concatenate([y for _, _, y in keep])
     groups = np.concatenate([np.full(len(y_), i) for i, _, y_ in keep])
     params = {}
-    for name, _ in recentering_steps(pipeline):
+    has_target = target is not None and any(i == target for i, _, _ in keep)
+    for name, step in recentering_steps(pipeline):
         params[f"{name}__groups"] = groups
-        params[f"{name}__target"] = target if target is not None and any(
-            i == target for i, _, _ in keep) else None
+        params[f"{name}__target"] = target if has_target else None
+        step._check_params()
+        if step.target_weight == "half" and has_target and len(keep) > 1:
+            n_tgt = int(np.sum(groups == target))
+            w = np.ones(len(y))
+            w[groups == target] = (len(y) - n_tgt) / n_tgt
+            params[f"{pipeline.steps[-1][0]}__sample_weight"] = w
     return pipeline.fit(X, y, **params)
 
 

@@ -113,6 +113,33 @@ def test_other_subjects_decode_a_new_one_without_labels():
         evaluate_chronological(X, y, {"default": aligned}, [0])
 
 
+def test_target_weight_half_gives_the_users_trials_the_weight_of_all_the_sources():
+    """fit_pooled with target_weight='half' == the same pipeline fitted with sample weights
+    n_sources / n_target on the target's trials; without target trials nothing is weighted."""
+    from sklearn.base import clone
+
+    from neurodeck.decoders.transfer import fit_pooled
+
+    subj = _subjects(n_subjects=3)
+    ch = [f"E{i}" for i in range(6)]
+    pipe = make_pipeline("default", SF, ch, recentering__target_weight="half")
+    parts = [subj[1], subj[2], (subj[0][0][:10], subj[0][1][:10])]
+    got = fit_pooled(clone(pipe), parts, target=2)
+    X = np.concatenate([p[0] for p in parts])
+    y = np.concatenate([p[1] for p in parts])
+    groups = np.repeat([0, 1, 2], [40, 40, 10])
+    w = np.where(groups == 2, 80 / 10, 1.0)
+    want = clone(pipe).fit(X, y, recentering__groups=groups, recentering__target=2, lr__sample_weight=w)
+    np.testing.assert_allclose(got[-1].coef_, want[-1].coef_, rtol=1e-6)
+    plain = fit_pooled(make_pipeline("default", SF, ch), parts, target=2)
+    assert np.abs(plain[-1].coef_ - got[-1].coef_).max() > 1e-3
+    # K = 0 (no target trials): identical to every trial weighing the same
+    pop = fit_pooled(clone(pipe), parts[:2])
+    np.testing.assert_allclose(pop[-1].coef_, fit_pooled(make_pipeline("default", SF, ch), parts[:2])[-1].coef_)
+    with pytest.raises(DecoderError, match="target_weight='both'; expected one of"):
+        fit_pooled(make_pipeline("default", SF, ch, recentering__target_weight="both"), parts, target=2)
+
+
 def test_chronological_split_calibrates_on_the_first_k_of_each_class():
     y = np.array(list("aabababbbaab"))
     calib, test = chronological_split(y, 2)
@@ -139,7 +166,7 @@ def test_pseudo_online_equals_live_for_the_adaptive_decoder(tmp_path):
     path = save_bundle(pipe, cfg, tmp_path / "m", ch_names=ch, sfreq=SF, X_check=subj[1][0][:8])
     meta = json.loads((path / "model.json").read_text())
     rc = next(s for s in meta["feature_steps"] if s["class"].endswith("Recentering"))
-    assert rc["params"] == {"adapt": True, "memory": 0} and rc["state"]["n_seen_"] == 0
+    assert rc["params"] == {"adapt": True, "memory": 0, "target_weight": "trial"} and rc["state"]["n_seen_"] == 0
     X = subj[0][0]
     batch = OnlineDecoder(path).decide_batch(X)
     one_by_one = OnlineDecoder(path)
