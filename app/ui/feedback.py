@@ -294,6 +294,12 @@ class CursorView(QWidget):
         self.flash = flash
         self.update()
 
+    def copy_from(self, other: CursorView) -> None:
+        """Show what ``other`` shows (the participant screen mirrors the operator's task)."""
+        self.targets, self.dims, self.radius = other.targets, other.dims, other.radius
+        self.target_names = list(other.target_names)
+        self.set_state(other.position.copy(), other.target, other.flash)
+
     def _to_px(self, xy: Sequence[float]) -> QPointF:
         w, h = self.width(), self.height()
         s = 0.45 * (min(w, h) if self.dims == 2 else w)

@@ -118,7 +118,31 @@ def fit_cursor_dkf(model_dir: str | Path, recording: str | Path, dims: int = 1,
         cue[inside] = lab
     Z = cue_velocity(list(cue), dims=dims)
     dkf = VelocityDKF(random_state=0).fit(res.outputs, Z)
-    return dkf, {"n_steps": len(Z), "file": Path(recording).name}
+    ok = np.isfinite(res.outputs).all(axis=1)
+    return dkf, {"n_steps": len(Z), "file": Path(recording).name, "model": str(model_dir),
+                 "dims": dims, "step_s": step_s, "X_timing": res.outputs[ok][:500]}
+
+
+def save_cursor_dkf(dkf: VelocityDKF, info: dict, out: str | Path) -> Path:
+    """Save a cursor DKF fitted by :func:`fit_cursor_dkf` as a continuous bundle.
+
+    Its features are the classifier's outputs (the classifier bundle is copied into it), its
+    targets ``vx`` (and ``vy`` in 2-D), its hop the step it was fitted at; the Online page (and
+    ``neurodeck decode``) load it like any continuous bundle.
+    """
+    from neurodeck.decoders.continuous import FeatureStage, save_continuous_bundle
+    from neurodeck.decoders.online import OnlineDecoder
+
+    clf = OnlineDecoder(info["model"])
+    meta = clf.bundle.meta
+    stage = FeatureStage("classifier", tuple(clf.ch_names), clf.sfreq,
+                         float(meta.get("window_s", 2.0)), float(meta.get("pad_s", 0.0)),
+                         names=tuple(clf.labels))
+    return save_continuous_bundle(
+        dkf.dkf, out, pipeline="dkf", stage=stage, targets=["vx", "vy"][: info["dims"]],
+        hop_s=float(info["step_s"]), classifier=info["model"], X_timing=info.get("X_timing"),
+        scores={"fitted_on": info["file"], "n_rows": int(info["n_steps"]),
+                "source": "Online page cursor DKF (classifier outputs)"})
 
 
 # ------------------------------------------------------------------------------- bridges
@@ -143,6 +167,7 @@ class OnlinePage(Page):
     run_stopped = pyqtSignal()
     trial_scored = pyqtSignal(object)
     dkf_ready = pyqtSignal()
+    dkf_saved = pyqtSignal(str)
 
     def __init__(self, context=None, parent: QWidget | None = None):
         super().__init__(context, parent)
@@ -157,6 +182,9 @@ class OnlinePage(Page):
         self.smoother = OutputSmoother(0.5)
         self.task: CursorTask | None = None
         self.dkf: VelocityDKF | None = None
+        self._dkf_info: dict | None = None
+        #: (stream time, velocity) that moved the cursor at each step of the task
+        self.cursor_trace: deque = deque(maxlen=20000)
         self.decisions: list = []
         self.n_valid = 0
         self._run_id = 0
@@ -305,10 +333,15 @@ class OnlinePage(Page):
         self.fit_dkf_button = QPushButton("Fit DKF\u2026")
         self.fit_dkf_button.setToolTip("Fit the DKF on the model's outputs over a cued recording")
         self.fit_dkf_button.clicked.connect(lambda: self.fit_dkf())
+        self.save_dkf_button = QPushButton("Save DKF\u2026")
+        self.save_dkf_button.setToolTip("Save the fitted DKF as a continuous model bundle (load it "
+                                        "here later, or run it with `neurodeck decode`)")
+        self.save_dkf_button.clicked.connect(lambda: self.save_dkf())
         crow.addWidget(self.dims_box)
         crow.addWidget(QLabel("driven by"))
         crow.addWidget(self.driver_box)
         crow.addWidget(self.fit_dkf_button)
+        crow.addWidget(self.save_dkf_button)
         crow.addWidget(QLabel("speed"))
         crow.addWidget(self.speed)
         crow.addStretch(1)
@@ -318,6 +351,7 @@ class OnlinePage(Page):
         self.cursor_label = QLabel("")
         cl.addWidget(self.cursor_label)
         self.tabs.addTab(cw, "Cursor task")
+        self.tabs.currentChanged.connect(lambda _i: self._mirror())
         split.addWidget(self.tabs)
 
         sw = QWidget()
@@ -402,27 +436,21 @@ class OnlinePage(Page):
         path = Path(path)
 
         def work(task):
+            from neurodeck.decoders.continuous import ContinuousDecoder, is_continuous_bundle
             from neurodeck.decoders.online import OnlineDecoder
 
-            return OnlineDecoder(path)
+            if not is_continuous_bundle(path):
+                return OnlineDecoder(path)
+            decoder = ContinuousDecoder(path)
+            _ = decoder.window_samples  # one trained on a feature table says it cannot decode
+            return decoder
 
         def done(decoder):
             self.decoder, self.model_path = decoder, path
-            self.dkf = None
-            meta = decoder.bundle.meta
-            sc = meta.get("training_scores") or {}
-            score = sc.get("cv_score")
-            self.model_info.setText(
-                f"{meta.get('pipeline', '?')} \u00b7 classes {', '.join(decoder.labels)} \u00b7 "
-                f"{len(decoder.ch_names)} ch @ {decoder.sfreq:g} Hz \u00b7 window "
-                f"{meta.get('window_s', float('nan')):g} s (+{meta.get('pad_s', 0):g} s padding)"
-                + (f" \u00b7 CV {sc.get('metric', 'score')} {score:.3f}" if score is not None else ""))
+            self.dkf = self._dkf_info = None
+            self._show_model_kind()
             self.refresh_models()
             self.model_box.setCurrentIndex(self.model_box.findData(str(path)))
-            labels = decoder.labels
-            neg, pos = ("left_hand", "right_hand") if {"left_hand", "right_hand"} <= set(labels) \
-                else (labels[0], labels[1])
-            self.graz.set_classes(labels, neg, pos)  # three or more classes: one bar each
             self._setup_prob_plot()
             self.reset_cursor()
             self._update_buttons()
@@ -431,11 +459,65 @@ class OnlinePage(Page):
         return self.jobs.start(work, on_done=done, name="load-model",
                                on_error=lambda m: self.report_error(f"Loading the model: {m}"))
 
+    @property
+    def continuous(self) -> bool:
+        """True when the loaded model is a continuous (Kalman / DKF) bundle: it drives the cursor."""
+        return self.decoder is not None and self.decoder.bundle.meta.get("kind") == "continuous"
+
+    def _show_model_kind(self) -> None:
+        """Model line, hop, driver and feedback of the loaded model: a classifier (Graz bar of its
+        classes) or a continuous model (its own hop; it drives the cursor)."""
+        cont = self.continuous
+        i = self.driver_box.findData("model")
+        if cont and i < 0:
+            self.driver_box.addItem("continuous model (its filtered state)", "model")
+        elif not cont and i >= 0:
+            self.driver_box.removeItem(i)
+        self.driver_box.setCurrentIndex(self.driver_box.findData("model" if cont else "classifier"))
+        self.driver_box.setEnabled(not cont)
+        self.hop.setEnabled(not cont)
+        self.cued.setEnabled(not cont)
+        dec = self.decoder
+        meta = dec.bundle.meta
+        if not cont:
+            sc = meta.get("training_scores") or {}
+            score = sc.get("cv_score")
+            self.model_info.setText(
+                f"{meta.get('pipeline', '?')} \u00b7 classes {', '.join(dec.labels)} \u00b7 "
+                f"{len(dec.ch_names)} ch @ {dec.sfreq:g} Hz \u00b7 window "
+                f"{meta.get('window_s', float('nan')):g} s (+{meta.get('pad_s', 0):g} s padding)"
+                + (f" \u00b7 CV {sc.get('metric', 'score')} {score:.3f}" if score is not None
+                   else ""))
+            labels = dec.labels
+            neg, pos = ("left_hand", "right_hand") if {"left_hand", "right_hand"} <= set(labels) \
+                else (labels[0], labels[1])
+            self.graz.set_classes(labels, neg, pos)  # three or more classes: one bar each
+            return
+        self.hop.setValue(float(meta["hop_s"]))  # the filter's time step
+        self.cued.setChecked(False)
+        self.dims_box.setCurrentIndex(self.dims_box.findData(min(2, len(dec.targets))))
+        sc = meta.get("scores") or {}
+        corr = sc.get("train_corr")
+        self.model_info.setText(
+            f"{meta.get('pipeline', '?')} (continuous) \u00b7 state {', '.join(dec.targets)} "
+            f"\u00b7 {dec.stage.kind} features of {len(dec.ch_names)} ch @ {dec.sfreq:g} Hz "
+            f"\u00b7 hop {meta['hop_s']:g} s \u00b7 f(x), Q(x) on {meta.get('backend', '?')}"
+            + (f" \u00b7 training corr {corr:.2f}" if corr is not None else ""))
+        self.graz.set_classes([])
+        self.tabs.setCurrentIndex(1)  # the cursor task
+
     def _setup_prob_plot(self) -> None:
         self.prob_plot.clear()
         self.prob_curves = []
         colours = ["#1565c0", "#c62828", "#2e7d32", "#6a1b9a"]
-        for k, lab in enumerate(self.decoder.labels):
+        shown = self.decoder.targets if self.continuous else self.decoder.labels
+        if self.continuous:
+            self.prob_plot.enableAutoRange(axis="y")
+            self.prob_plot.setLabel("left", "state (filtered)")
+        else:
+            self.prob_plot.setYRange(0, 1)
+            self.prob_plot.setLabel("left", "p (smoothed)")
+        for k, lab in enumerate(shown):
             self.prob_curves.append(self.prob_plot.plot(pen=pg.mkPen(colours[k % 4], width=2),
                                                         name=lab))
 
@@ -459,12 +541,39 @@ class OnlinePage(Page):
         self.cursor_label.setText(
             f"Cursor: {s['hits']} hits, {s['misses']} misses, {s['timeouts']} time-outs"
             + (f" \u00b7 mean time to target {ttt:.2f} s" if math.isfinite(ttt) else "")
-            + ("" if self.dkf is None else " \u00b7 DKF fitted"))
+            + ("" if self.dkf is None else " \u00b7 DKF fitted")
+            + (" \u00b7 velocity " + ", ".join(f"{x:+.2f}" for x in self.cursor_trace[-1][1])
+               if self.cursor_trace else ""))
+
+    def save_dkf(self, out: str | Path | None = None) -> bool:
+        """Save the fitted cursor DKF as a continuous bundle (background); it is listed as a model."""
+        if self.dkf is None or self._dkf_info is None:
+            self.report_error("Fit the DKF first (\u201cFit DKF\u2026\u201d).")
+            return False
+        if out is None:
+            s = getattr(self.context, "session", None)
+            base = s.models_dir if s is not None else Path.home()
+            out = QFileDialog.getExistingDirectory(self, "Folder for the DKF bundle", str(base))
+            if not out:
+                return False
+            out = Path(out) / f"cursor-dkf-{Path(self._dkf_info['model']).name}"
+        dkf, info = self.dkf, dict(self._dkf_info)
+
+        def done(path):
+            self.refresh_models()
+            if self.model_box.findData(str(path)) < 0:
+                self.model_box.addItem(Path(path).name, str(path))
+            self.context.report_info(f"DKF saved as a continuous model bundle: {path}")
+            self.dkf_saved.emit(str(path))
+
+        return self.jobs.start(lambda task: save_cursor_dkf(dkf, info, out), on_done=done,
+                               name="save-dkf",
+                               on_error=lambda m: self.report_error(f"Saving the DKF: {m}"))
 
     def fit_dkf(self, recording: str | Path | None = None, step_s: float | None = None) -> bool:
         """Fit the cursor DKF on the model's outputs over a cued recording (background)."""
-        if self.decoder is None:
-            self.report_error("Load a model first.")
+        if self.decoder is None or self.continuous:
+            self.report_error("Load a classifier model first: the DKF is fitted on its outputs.")
             return False
         if recording is None:
             s = getattr(self.context, "session", None)
@@ -487,8 +596,10 @@ class OnlinePage(Page):
 
         def done(res):
             self.dkf, info = res
+            self._dkf_info = info
             self.driver_box.setCurrentIndex(self.driver_box.findData("dkf"))
             self._update_cursor_label()
+            self._update_buttons()
             if self.context is not None:
                 self.context.report_info(f"DKF fitted on {info['n_steps']:,} windows of {info['file']}")
             self.dkf_ready.emit()
@@ -523,7 +634,8 @@ class OnlinePage(Page):
         self.stop_button.setEnabled(running)
         self.load_button.setEnabled(not running and not self.jobs.busy)
         self.fit_dkf_button.setEnabled(not running and self.decoder is not None
-                                       and not self.jobs.busy)
+                                       and not self.continuous and not self.jobs.busy)
+        self.save_dkf_button.setEnabled(self.dkf is not None and not self.jobs.busy)
 
     @property
     def time_scale(self) -> float:
@@ -572,21 +684,27 @@ class OnlinePage(Page):
         sfreq = self.decoder.sfreq
         # decisions count once the window's signal part (after the filter padding) is after the cue
         signal = self.decoder.window_samples - self.decoder.pad_samples
-        self.scorer = CuedRunScorer(self.decoder.labels, events, sfreq=sfreq,
-                                    trial_s=self.trial_len.value(), start_s=signal / sfreq)
+        self.scorer = None if self.continuous else CuedRunScorer(
+            self.decoder.labels, events, sfreq=sfreq, trial_s=self.trial_len.value(),
+            start_s=signal / sfreq)
+        if self.continuous:
+            self.decoder.reset()  # the filter starts from its stationary prior
         self.smoother = OutputSmoother(self.tau.value())
         self.decisions = []
         self.n_valid = 0
         self._history.clear()
+        self.cursor_trace.clear()
         self._last_t = None
         self.trials_table.setRowCount(0)
-        cued = self.cued.isChecked()
-        self.summary_label.setText("Waiting for cues\u2026" if sm.marker_inlet is not None or cued
-                                   else "No marker stream: feedback only, no scoring.")
+        cued = self.cued.isChecked() and not self.continuous
+        self.summary_label.setText(
+            "Continuous model: the cursor follows its decoded state (no cued scoring)."
+            if self.continuous else "Waiting for cues\u2026" if sm.marker_inlet is not None or cued
+            else "No marker stream: feedback only, no scoring.")
         self.reset_cursor()
         if self.dkf is not None:
             self.dkf.reset()
-        if sm.marker_inlet is not None and not cued:
+        if sm.marker_inlet is not None and not cued and not self.continuous:
             self._marker_inlet = sm.marker_inlet
 
             def on_marker(ts: float, label: str, run=run) -> None:
@@ -714,8 +832,11 @@ class OnlinePage(Page):
         screen.show_on(self.screen_box.currentIndex())
 
     def _mirror(self) -> None:
-        """The participant sees what the operator's Graz bar shows (no numbers)."""
+        """The participant sees the operator's Graz bar (no numbers) or cursor task."""
         if self.participant is None:
+            return
+        if self.tabs.currentIndex() == 1:  # the cursor task, as the operator sees it
+            self.participant.show_cursor(self.cursor_view)
             return
         ev = self._last_event
         if self.runner is not None and ev is not None and ev.phase in (
@@ -867,6 +988,13 @@ class OnlinePage(Page):
         self._last_t = t
         if d.valid:
             self.n_valid += 1
+        if self.continuous:  # the filtered state drives the cursor; no bar, no scoring
+            n = len(self.decoder.targets)
+            if d.valid:
+                self._history.append((t, np.asarray(d.values[:n], dtype=float)))
+            self._step_cursor(d, None, t, dt)
+            self._mirror()
+            return
         sm = self.smoother.update(d.values, t)
         if sm is not None:
             # a cued run gives feedback during imagery only
@@ -880,8 +1008,8 @@ class OnlinePage(Page):
                 self._show_summary()
             if self.runner is None:
                 self.graz.set_cue(self.scorer.current_label)
-        self._mirror()
         self._step_cursor(d, sm, t, dt)
+        self._mirror()
 
     def _step_cursor(self, d, smoothed, t: float, dt: float) -> None:
         task = self.task
@@ -897,12 +1025,18 @@ class OnlinePage(Page):
             self.cursor_view.set_state(task.position, None, flash)
             return
         dims = task.config.dims
-        if self.driver_box.currentData() == "dkf" and self.dkf is not None:
+        if self.continuous:  # the model's state (vx, vy): missing axes 0, extra ones unused
+            v = np.zeros(dims)
+            k = min(dims, len(self.decoder.targets))
+            v[:k] = d.values[:k] if d.valid else np.nan
+        elif self.driver_box.currentData() == "dkf" and self.dkf is not None:
             v = self.dkf.step(d.values) if d.valid else np.full(dims, np.nan)
         elif smoothed is not None and d.valid:
             v = velocity_from_probs(smoothed, self.decoder.labels, dims)
         else:
             v = np.full(dims, np.nan)
+        if np.isfinite(v).all():
+            self.cursor_trace.append((t, np.asarray(v, dtype=float)))
         res = task.step(v, dt)
         if res is not None:
             self._flash = (res.target if res.outcome != "miss" else res.reached, res.outcome)
@@ -954,6 +1088,7 @@ class OnlinePage(Page):
             for k, c in enumerate(self.prob_curves):
                 c.setData(t - t[-1], P[:, k])
             self.prob_plot.setXRange(-10, 0)
+        self._update_cursor_label()
         if self.scorer is not None and self._last_t is not None:
             ended = self.scorer.advance(self._last_t)
             if ended is not None:

@@ -2,7 +2,8 @@
 feedback only (no operator controls, no numbers), full screen on a chosen monitor.
 
 Calibration drives it with protocol events (:meth:`ParticipantScreen.on_event`); online runs with
-the feedback bar (:meth:`ParticipantScreen.show_feedback`). One monitor works too: F11 toggles full
+the feedback bar (:meth:`ParticipantScreen.show_feedback`) or the cursor task
+(:meth:`ParticipantScreen.show_cursor`). One monitor works too: F11 toggles full
 screen, Esc leaves it (the operator window stays behind, Alt+Tab returns to it).
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ from PyQt6.QtWidgets import QApplication, QComboBox, QStackedLayout, QWidget
 
 from neurodeck.app.protocol import ProtocolEvent
 from neurodeck.app.ui.cue_display import CueDisplay
-from neurodeck.app.ui.feedback import GrazBar
+from neurodeck.app.ui.feedback import CursorView, GrazBar
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +67,10 @@ class ParticipantScreen(QWidget):
         self.bar = GrazBar()
         self.bar.show_numbers = False  # the participant sees the bar, not the value
         self.bar.text_scale = 2.5
+        self.cursor = CursorView()
         self._stack.addWidget(self.cues)
         self._stack.addWidget(self.bar)
+        self._stack.addWidget(self.cursor)
         for key, slot in (("F11", self.toggle_fullscreen),
                           ("Escape", lambda: self.showNormal() if self.isFullScreen() else None)):
             QShortcut(QKeySequence(key), self, activated=slot)
@@ -122,6 +125,11 @@ class ParticipantScreen(QWidget):
         without its numbers."""
         self._stack.setCurrentWidget(self.bar)
         self.bar.copy_from(bar)
+
+    def show_cursor(self, view: CursorView) -> None:
+        """Online cursor task: what the operator's cursor view ``view`` shows."""
+        self._stack.setCurrentWidget(self.cursor)
+        self.cursor.copy_from(view)
 
     def closeEvent(self, ev) -> None:  # noqa: N802 (Qt name)
         self.closed.emit()

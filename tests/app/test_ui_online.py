@@ -1,16 +1,27 @@
-"""Online page: a saved bundle decodes a Player replaying a real EEGMMIDB run (loopback LSL)."""
+"""Online page: a saved bundle decodes a Player replaying a real EEGMMIDB run (loopback LSL);
+three-class feedback in a cued run on the live simulator; a continuous (DKF) bundle drives the
+cursor on the simulator's continuous mode."""
 from __future__ import annotations
 
+import os
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 pytest.importorskip("pytestqt")
 
+from PyQt6.QtCore import QPoint, Qt, QTimer  # noqa: E402
+from PyQt6.QtWidgets import QFileDialog  # noqa: E402
+
+from neurodeck.app.protocol import Phase, ProtocolConfig  # noqa: E402
 from neurodeck.app.session import Session  # noqa: E402
 from neurodeck.app.ui.online_page import OnlinePage  # noqa: E402
 from neurodeck.app.ui.qt_models import AppContext  # noqa: E402
+from tests.app.test_continuous_cli import write_recording  # noqa: E402
+
+LEFT = Qt.MouseButton.LeftButton
 
 
 @pytest.fixture
@@ -24,11 +35,23 @@ def page(qtbot):
     yield p
     p.shutdown()
     assert p.engine is None and not p.jobs.busy
+    if getattr(ctx, "participant_screen", None) is not None:
+        ctx.participant_screen.close()
     ctx.shutdown()
     left = [t for t in threading.enumerate() if t not in before and t.is_alive()
             and not isinstance(t, threading._DummyThread)
-            and t.name.startswith(("neurodeck", "player", "inlet", "recorder"))]
+            and t.name.startswith(("neurodeck", "player", "inlet", "recorder", "simulator"))
+            and "cleanup" not in t.name]  # liblsl resolvers are dropped on a fire-and-forget thread
     assert not left, left
+
+
+def _browse(page, qtbot, monkeypatch, folder) -> None:
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory",
+                        staticmethod(lambda *a, **k: str(folder)))
+    browse = next(b for b in page.findChildren(type(page.load_button))
+                  if b.text().startswith("Browse"))
+    with qtbot.waitSignal(page.model_loaded, timeout=60000):
+        qtbot.mouseClick(browse, LEFT)
 
 
 def _replay(page, qtbot, edf, speed):
@@ -106,7 +129,8 @@ def test_online_run_decodes_scores_publishes_and_records(page, qtbot, asset_edfs
     assert not errors, errors
 
 
-def test_online_cursor_with_dkf_and_errors(page, qtbot, asset_edfs, bundle_dir):
+def test_online_cursor_with_dkf_and_errors(page, qtbot, asset_edfs, bundle_dir, tmp_path,
+                                           monkeypatch):
     errors = []
     page.context.error_reported.connect(errors.append)
     assert not page.start()
@@ -120,9 +144,26 @@ def test_online_cursor_with_dkf_and_errors(page, qtbot, asset_edfs, bundle_dir):
     with qtbot.waitSignal(page.dkf_ready, timeout=60000):
         assert page.fit_dkf(run08, step_s=0.25)
     assert page.dkf is not None and page.driver_box.currentData() == "dkf"
+    # today's classifier-output DKF saved as a continuous bundle by a click, loaded back
+    from neurodeck.decoders.continuous import ContinuousDecoder
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory",
+                        staticmethod(lambda *a, **k: str(folder)))
+    with qtbot.waitSignal(page.dkf_saved, timeout=60000) as saved:
+        qtbot.mouseClick(page.save_dkf_button, LEFT)
+    path = saved.args[0]
+    assert path == str(folder / f"cursor-dkf-{bundle_dir.name}")
+    assert page.model_box.findData(path) >= 0
+    X = np.random.default_rng(0).dirichlet([1.0, 1.0], size=30)  # classifier outputs
+    page.dkf.reset()
+    expect = np.array([page.dkf.dkf.step(x) for x in X])
+    got = ContinuousDecoder(path).decide_sequence(X)
+    np.testing.assert_allclose(got[:, 0], expect[:, 0], rtol=1e-4, atol=1e-6)  # same filter
     page.tabs.setCurrentIndex(1)
     run12 = next(p for p in asset_edfs if p.name == "S001R12.edf")
-    _replay(page, qtbot, run12, speed=10.0)
+    _replay(page, qtbot, run12, speed=5.0)
     assert page.start()
     # cues start cursor trials; each ends as a hit, a miss or a time-out when the next cue comes
     qtbot.waitUntil(lambda: len(page.task.trials) >= 2, timeout=30000)
@@ -131,6 +172,14 @@ def test_online_cursor_with_dkf_and_errors(page, qtbot, asset_edfs, bundle_dir):
         assert tr.outcome in ("hit", "miss", "timeout")
         assert tr.target in (0, 1)
     assert "Cursor:" in page.cursor_label.text()
+    # the saved bundle drives the cursor on the same stream
+    with qtbot.waitSignal(page.model_loaded, timeout=30000):
+        page.load_model(path)
+    assert page.continuous and page.decoder.targets == ["vx"] and page.hop.value() == 0.25
+    assert page.dims_box.currentData() == 1 and not page.fit_dkf_button.isEnabled()
+    assert page.start()
+    qtbot.waitUntil(lambda: len(page.cursor_trace) >= 10, timeout=30000)
+    page.stop()
     # without a stream there is nothing to start
     page.context.streams.disconnect()
     assert not page.start_button.isEnabled()
@@ -151,3 +200,152 @@ def test_model_refused_on_a_stream_without_its_channels(page, qtbot, bundle_dir)
     assert page.engine is None and page.start_button.isEnabled()
     assert errors[-1].startswith("Could not start decoding: model channels missing from the stream")
     assert "'Iz..'" in errors[-1]  # the 8-channel simulator has C3, Cz, C4, ... but no Iz
+
+
+# ------------------------------------------------------------------------------ 3 classes (issue 12)
+CLASSES = ("left_hand", "right_hand", "feet")
+SIM = {"n_channels": 16, "srate": 128.0}
+FAST = ProtocolConfig(classes=CLASSES, trials_per_class=2, fixation_s=0.5, cue_s=0.5,
+                      imagery_s=3.5, rest_min_s=0.5, rest_max_s=0.8, lead_in_s=0.5, beep=False,
+                      seed=4)
+
+
+@pytest.fixture(scope="module")
+def bundle3(tmp_path_factory):
+    """A ts-lr bundle trained on a simulated 3-class calibration (12 trials per class)."""
+    from neurodeck.acquisition.simulator import SimulatorConfig, simulate_raw
+    from neurodeck.app.workflow import fit_bundle, load_trials, make_config
+
+    d = tmp_path_factory.mktemp("three")
+    raw = simulate_raw(SimulatorConfig(classes=CLASSES, trials_per_class=12, seed=11, **SIM))
+    raw.save(d / "calibration_raw.fif", verbose="error")
+    events = {c: c for c in CLASSES}
+    trials = load_trials(d / "calibration_raw.fif", events)
+    path, _, scores = fit_bundle(trials, make_config("ts-lr", events=events), d / "ts-lr")
+    assert scores["train_score"] > 0.9
+    return path
+
+
+def test_three_class_cued_run_shows_the_winning_class_on_both_screens(page, qtbot, bundle3,
+                                                                      monkeypatch):
+    errors: list[str] = []
+    page.context.error_reported.connect(errors.append)
+    page.context.settings.protocol = FAST.to_dict()
+    _browse(page, qtbot, monkeypatch, bundle3)
+    assert sorted(page.decoder.labels) == sorted(CLASSES)
+    assert page.graz.multi and page.graz.classes == page.decoder.labels
+    sm = page.context.streams
+    with qtbot.waitSignal(sm.connection_changed, timeout=20000):
+        sm.start_simulator(classes=CLASSES, seed=12, **SIM)  # a live LSL source
+    qtbot.mouseClick(page.cued, LEFT, pos=QPoint(8, page.cued.height() // 2))
+    assert page.cued.isChecked()
+    page.cued_trials.setValue(FAST.trials_per_class)
+    qtbot.mouseClick(page.participant_button, LEFT)
+    screen = page.context.participant_screen
+
+    seen: list[tuple[int, str, str, str, str | None]] = []
+
+    def sample() -> None:  # what both screens show during the imagery of each trial
+        r = page.runner
+        if r is None or r.protocol.phase is not Phase.IMAGERY or page.graz.winner is None:
+            return
+        probs = page._history[-1][1]  # the smoothed probabilities the bar was given
+        best = page.decoder.labels[int(np.argmax(probs))]
+        seen.append((r.protocol.trial, page.graz.cue, page.graz.winner, best, screen.bar.winner))
+
+    timer = QTimer()
+    timer.timeout.connect(sample)
+    timer.start(40)
+    shots = os.environ.get("NEURODECK_SCREENSHOTS")
+    page.resize(1280, 800)
+    with qtbot.waitSignal(page.run_started, timeout=20000):
+        qtbot.mouseClick(page.start_button, LEFT)
+    if shots:  # docs/screenshots: late in an imagery period, on both screens
+        qtbot.waitUntil(lambda: len({s[0] for s in seen}) >= 2 and seen[-1][2] == seen[-1][1]
+                        and page.runner.protocol.phase is Phase.IMAGERY
+                        and page.graz.probs.max() > 0.6, timeout=60000)
+        page.grab().save(str(Path(shots) / "05c-online-3class.png"))
+        screen.showNormal()
+        screen.resize(1280, 800)
+        qtbot.wait(100)
+        screen.grab().save(str(Path(shots) / "05d-participant-online-3class.png"))
+    with qtbot.waitSignal(page.run_stopped, timeout=120000):
+        pass  # the cued run ends by itself
+    timer.stop()
+    assert not errors, errors
+    s = page.scorer.summary()
+    assert s.n_trials == 6 and page.trials_table.rowCount() == 6, s
+    # the bar's winner is the class of the largest smoothed probability, on both screens
+    assert len(seen) > 50
+    assert all(w == best == shown for _, _, w, best, shown in seen)
+    # and at the end of each imagery period it is mostly the cued class (chance: 1 in 3)
+    last = {trial: (cue, w) for trial, cue, w, _, _ in seen}
+    assert {cue for cue, _ in last.values()} == set(CLASSES)
+    hits = sum(cue == w for cue, w in last.values())
+    assert hits >= 4, last
+    print(f"3-class cued run: {hits}/6 imagery periods end on the cued class; "
+          f"{s.line()}; {len(seen)} samples of both screens")
+    assert len({w for _, w in last.values()}) >= 2  # not one class all the time
+
+
+# ------------------------------------------------------------------------------ continuous (issue 15)
+@pytest.mark.slow  # 30 s of live decoding; the default run loads and runs a DKF bundle above
+def test_continuous_bundle_moves_the_cursor_with_the_decoded_velocity(page, qtbot, cli, tmp_path,
+                                                                     monkeypatch):
+    import pylsl
+
+    rec = write_recording(tmp_path, "simA", seed=1, seconds=120.0)
+    bundle = tmp_path / "dkf"
+    r = cli("train", rec, "--pipeline", "dkf", "--target", "*-truth", "--picks", "C3,Cz,C4",
+            "--window", "0.5", "--hop", "0.125", "--out", bundle)
+    assert r.returncode == 0, r.stderr
+    errors: list[str] = []
+    page.context.error_reported.connect(errors.append)
+    _browse(page, qtbot, monkeypatch, bundle)
+    assert page.continuous and page.decoder.targets == ["vx", "vy"]
+    assert "dkf (continuous)" in page.model_info.text()
+    assert page.hop.value() == 0.125 and not page.hop.isEnabled()  # the filter's time step
+    assert page.driver_box.currentData() == "model" and page.dims_box.currentData() == 2
+    assert page.tabs.currentIndex() == 1 and not page.cued.isEnabled()
+
+    sm = page.context.streams
+    with qtbot.waitSignal(sm.connection_changed, timeout=20000):
+        sm.start_simulator(n_channels=32, srate=128.0, mode="continuous", seed=3)
+    truth_name = f"{sm.simulator.config.name}-truth"
+    infos = pylsl.resolve_byprop("name", truth_name, timeout=10.0)
+    assert infos, f"no {truth_name} stream"
+    truth = pylsl.StreamInlet(infos[0], max_buflen=120)
+    truth.open_stream(timeout=5.0)
+    qtbot.mouseClick(page.participant_button, LEFT)
+    screen = page.context.participant_screen
+    with qtbot.waitSignal(page.run_started, timeout=20000):
+        qtbot.mouseClick(page.start_button, LEFT)
+    moved = []
+    qtbot.waitUntil(lambda: moved.append(page.cursor_view.position.copy()) or
+                    len(page.cursor_trace) >= 240, timeout=90000)
+    # the participant sees the operator's cursor task
+    assert screen._stack.currentWidget() is screen.cursor
+    np.testing.assert_array_equal(screen.cursor.position, page.cursor_view.position)
+    np.testing.assert_array_equal(screen.cursor.targets, page.cursor_view.targets)
+    with qtbot.waitSignal(page.run_stopped, timeout=10000):
+        qtbot.mouseClick(page.stop_button, LEFT)
+    assert not errors, errors
+    t = np.array([c[0] for c in page.cursor_trace])
+    samples, stamps = [], []
+    for _ in range(100):  # the truth stream goes on: read it up to the last cursor step
+        chunk, ts = truth.pull_chunk(timeout=0.5, max_samples=4096)
+        samples += chunk
+        stamps += ts
+        if stamps and stamps[-1] >= t[-1]:
+            break
+    z, tz = np.asarray(samples), np.asarray(stamps)
+    v = np.array([c[1] for c in page.cursor_trace])
+    assert tz[0] <= t[0] and t[-1] <= tz[-1]
+    # the cursor moved (not stuck at the centre) ...
+    pos = np.array(moved)
+    assert np.ptp(pos[:, 0]) > 0.2 and np.ptp(pos[:, 1]) > 0.2
+    # ... with the velocity of the model's state, which follows the truth stream
+    corr = [np.corrcoef(v[:, k], np.interp(t, tz, z[:, k]))[0, 1] for k in range(2)]
+    print(f"continuous cursor: {len(t)} steps, corr with truth vx {corr[0]:.2f}, "
+          f"vy {corr[1]:.2f}; training corr {page.decoder.meta['scores']['train_corr']:.2f}")
+    assert min(corr) > 0.2, corr
