@@ -1,13 +1,13 @@
 """Threaded LSL inlets: numeric streams into a ring buffer, marker streams into a queue.
 
 :class:`Inlet` reads one numeric stream (EEG, EMG, decisions, ...). A single background thread
-pulls with ``pull_chunk(timeout=0.0, dest_obj=<preallocated array>)`` (no per-sample Python
-objects), writes every chunk to a :class:`~acquisition.buffer.RingBuffer` and hands it to the
-chunk listeners (the recorder writes every sample through those). The pull blocks inside liblsl
-until the first sample arrives (at most ``poll_interval`` s) and then takes everything already
-there: the thread wakes when data come, not on a polling clock (a 1 ms poll
-cost ~1000 wakeups/s and up to 1 ms of delay; see benchmarks/acquisition_vs_mnelsl.py). :class:`MarkerInlet` reads
-string (or integer) event streams and queues ``(timestamp, label)`` pairs.
+pulls with ``pull_chunk(dest_obj=<preallocated array>)`` (no per-sample Python objects), writes
+every chunk to a :class:`~acquisition.buffer.RingBuffer` and hands it to the chunk listeners (the
+recorder writes every sample through those). The pull waits inside liblsl for the first sample
+(at most ``poll_interval`` s), then takes what is already there (``timeout=0.0``): the thread
+wakes when data come, not on a polling clock (a 1 ms poll cost ~1000 wakeups/s and up to 1 ms of
+delay; see benchmarks/acquisition_vs_mnelsl.py). :class:`MarkerInlet` reads string (or integer)
+event streams and queues ``(timestamp, label)`` pairs.
 
 Timestamps
     liblsl maps every timestamp to *this* machine's :func:`pylsl.local_clock` (processing flag
