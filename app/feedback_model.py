@@ -10,6 +10,9 @@
   time-outs and time to target. It is driven by a velocity (classifier output or DKF estimate).
 * :class:`VelocityDKF` wraps :class:`decoders.dkf.DiscriminativeKalmanFilter` to map classifier
   outputs to a smooth cursor velocity, fitted on (output, intended velocity) pairs.
+* :func:`adaptation_state` reads the unsupervised online adaptation of a model (the re-centering
+  reference of the ``default`` pipeline, :class:`decoders.transfer.Recentering`): on or off, and
+  how far the reference has moved (Riemannian distance).
 * :class:`CuedRunScorer` scores a cued online run from the marker and decision streams (both on
   the LSL clock): per-trial predicted class, correctness and time to decision, and a summary,
   with the one trial rule of :func:`decoders.evaluation.score_trial` (what offline evaluation
@@ -30,6 +33,7 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "AdaptationState",
     "CuedRunScorer",
     "CursorConfig",
     "CursorTask",
@@ -37,6 +41,7 @@ __all__ = [
     "RunSummary",
     "TrialResult",
     "VelocityDKF",
+    "adaptation_state",
     "bar_value",
     "class_bars",
     "class_directions",
@@ -429,6 +434,74 @@ def cue_velocity(labels_at: Sequence[str | None], dims: int = 1) -> np.ndarray:
     Z = np.array([table.get(str(lab), (0.0, 0.0)) if lab is not None else (0.0, 0.0)
                   for lab in labels_at], dtype=float).reshape(-1, 2)
     return Z[:, :dims]
+
+
+# ---------------------------------------------------------------------------------- adaptation
+@dataclasses.dataclass(frozen=True)
+class AdaptationState:
+    """Where a model's unsupervised online adaptation stands.
+
+    Attributes
+    ----------
+    adapting : bool
+        The reference follows the incoming windows (the model's rule; off: it stays fixed).
+    drift : float
+        Riemannian distance of the current reference from the model's own (its training mean, or
+        identity for a population model that starts empty).
+    moved : float
+        Riemannian distance from the reference at the start of this run (NaN without one).
+    n_seen : int
+        Windows (and calibration trials) averaged into the reference.
+    """
+
+    adapting: bool
+    drift: float
+    moved: float
+    n_seen: int
+
+    def line(self) -> str:
+        if not self.adapting:
+            return (f"Adaptation: off (this model's rule) \u00b7 reference fixed, {self.drift:.3f} "
+                    "from the model's own")
+        return (f"Adaptation: on \u00b7 reference moved {self.drift:.3f} from the model's "
+                "(Riemannian distance)" + (f", {self.moved:.3f} this run"
+                                          if math.isfinite(self.moved) else "")
+                + f" \u00b7 {self.n_seen:,} windows seen")
+
+
+def adaptation_state(bundle: Any, since: np.ndarray | None = None) -> AdaptationState | None:
+    """The online adaptation of a classifier bundle's feature steps (None: it has none).
+
+    Parameters
+    ----------
+    bundle : decoders.onnx.ModelBundle
+        Its ``features`` are read, never changed (the live engine updates them).
+    since : ndarray, shape (n_channels, n_channels) or None
+        A reference to measure :attr:`AdaptationState.moved` from (e.g. the one at the start).
+    """
+    from pyriemann.geometry.distance import distance_riemann
+
+    st = _adaptive_step(bundle)
+    if st is None:
+        return None
+    ref = st.reference_  # swapped, never written in place, by the decoding thread: one read
+    moved = float("nan") if since is None else float(distance_riemann(since, ref))
+    return AdaptationState(bool(st.adapt), float(distance_riemann(st.origin_, ref)), moved,
+                           int(st.n_seen_))
+
+
+def adaptation_reference(bundle: Any) -> np.ndarray | None:
+    """A copy of the current adaptation reference (None: no adaptive step)."""
+    st = _adaptive_step(bundle)
+    return None if st is None else np.array(st.reference_, copy=True)
+
+
+def _adaptive_step(bundle: Any) -> Any:
+    """The first re-centering step (:class:`decoders.transfer.Recentering`) of a bundle, or None."""
+    for _, st in getattr(bundle, "features", ()):
+        if hasattr(st, "drift") and hasattr(st, "reference_"):
+            return st
+    return None
 
 
 # ---------------------------------------------------------------------------------- cued runs

@@ -53,6 +53,8 @@ from neurodeck.app.feedback_model import (
     CursorTask,
     OutputSmoother,
     VelocityDKF,
+    adaptation_reference,
+    adaptation_state,
     cue_velocity,
     velocity_from_probs,
 )
@@ -183,6 +185,10 @@ class OnlinePage(Page):
         self.task: CursorTask | None = None
         self.dkf: VelocityDKF | None = None
         self._dkf_info: dict | None = None
+        #: the adaptation reference when the run started (None: the model does not adapt)
+        self._ref0: np.ndarray | None = None
+        #: the last adaptation state shown (None: the model does not adapt)
+        self.adaptation = None
         #: (stream time, velocity) that moved the cursor at each step of the task
         self.cursor_trace: deque = deque(maxlen=20000)
         self.decisions: list = []
@@ -221,6 +227,12 @@ class OnlinePage(Page):
         ml.addWidget(browse, 0, 2)
         ml.addWidget(self.load_button, 0, 3)
         ml.addWidget(self.model_info, 1, 0, 1, 4)
+        self.adapt_label = QLabel("")
+        self.adapt_label.setWordWrap(True)
+        self.adapt_label.setToolTip("Unsupervised online adaptation: the re-centering reference "
+                                    "(a running Riemannian mean of the incoming windows, no labels) "
+                                    "and how far it has moved from the model's own")
+        ml.addWidget(self.adapt_label, 2, 0, 1, 4)
         ml.setColumnStretch(0, 1)
         top.addWidget(mbox, 3)
 
@@ -449,6 +461,8 @@ class OnlinePage(Page):
             self.decoder, self.model_path = decoder, path
             self.dkf = self._dkf_info = None
             self._show_model_kind()
+            self._ref0 = None
+            self._show_adaptation()
             self.refresh_models()
             self.model_box.setCurrentIndex(self.model_box.findData(str(path)))
             self._setup_prob_plot()
@@ -505,6 +519,17 @@ class OnlinePage(Page):
             + (f" \u00b7 training corr {corr:.2f}" if corr is not None else ""))
         self.graz.set_classes([])
         self.tabs.setCurrentIndex(1)  # the cursor task
+
+    def _show_adaptation(self) -> None:
+        """The model's unsupervised adaptation: on/off and how far its reference has moved."""
+        state = None if self.decoder is None or self.continuous else \
+            adaptation_state(self.decoder.bundle, self._ref0)
+        self.adaptation = state
+        self.adapt_label.setText("" if self.decoder is None or self.continuous else
+                                 "Adaptation: none (this model has no adaptive step)"
+                                 if state is None else state.line())
+        self.adapt_label.setStyleSheet("color: #2e7d32;" if state is not None and state.adapting
+                                       else "color: #37474f;")
 
     def _setup_prob_plot(self) -> None:
         self.prob_plot.clear()
@@ -689,6 +714,8 @@ class OnlinePage(Page):
             start_s=signal / sfreq)
         if self.continuous:
             self.decoder.reset()  # the filter starts from its stationary prior
+        else:
+            self._ref0 = adaptation_reference(self.decoder.bundle)
         self.smoother = OutputSmoother(self.tau.value())
         self.decisions = []
         self.n_valid = 0
@@ -1089,6 +1116,7 @@ class OnlinePage(Page):
                 c.setData(t - t[-1], P[:, k])
             self.prob_plot.setXRange(-10, 0)
         self._update_cursor_label()
+        self._show_adaptation()
         if self.scorer is not None and self._last_t is not None:
             ended = self.scorer.advance(self._last_t)
             if ended is not None:

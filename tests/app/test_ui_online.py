@@ -349,3 +349,43 @@ def test_continuous_bundle_moves_the_cursor_with_the_decoded_velocity(page, qtbo
     print(f"continuous cursor: {len(t)} steps, corr with truth vx {corr[0]:.2f}, "
           f"vy {corr[1]:.2f}; training corr {page.decoder.meta['scores']['train_corr']:.2f}")
     assert min(corr) > 0.2, corr
+
+
+# ------------------------------------------------------------------------------ adaptation (issue 14)
+def test_adaptation_state_of_the_population_model_updates_live(page, qtbot, asset_edfs,
+                                                               bundle_dir, monkeypatch):
+    """The shipped population model (`default`: re-centering adapted online) on a replay of a
+    subject: the page says adaptation is on and how far the reference has moved, live."""
+    from neurodeck.app.feedback_model import adaptation_state
+
+    _browse(page, qtbot, monkeypatch, bundle_dir)  # a csp-lda model has no adaptive step
+    assert page.adapt_label.text() == "Adaptation: none (this model has no adaptive step)"
+    population = Path(__file__).resolve().parents[2] / "assets" / "population" / "eegmmidb-default"
+    _browse(page, qtbot, monkeypatch, population)
+    assert page.adaptation is not None and page.adaptation.adapting
+    assert page.adaptation.n_seen == 0 and page.adaptation.drift == 0.0  # starts empty
+    assert page.adapt_label.text().startswith("Adaptation: on \u00b7 reference moved 0.000")
+    _replay(page, qtbot, next(p for p in asset_edfs if p.name == "S001R12.edf"), speed=4.0)
+    with qtbot.waitSignal(page.run_started, timeout=10000):
+        qtbot.mouseClick(page.start_button, LEFT)
+    seen = []
+
+    def shown(n: int) -> bool:  # what the label said, once n windows have been averaged
+        st = page.adaptation
+        if st is not None and st.n_seen >= n:
+            seen.append((st, page.adapt_label.text()))
+            return True
+        return False
+
+    qtbot.waitUntil(lambda: shown(20), timeout=30000)
+    qtbot.waitUntil(lambda: shown(seen[0][0].n_seen + 40), timeout=30000)
+    with qtbot.waitSignal(page.run_stopped, timeout=10000):
+        qtbot.mouseClick(page.stop_button, LEFT)
+    (a, text_a), (b, text_b) = seen
+    assert text_a == a.line() and text_b == b.line()
+    assert "windows seen" in text_b and f"{b.n_seen:,} windows" in text_b
+    # the reference moves away from the (empty) start, as windows of the new subject arrive
+    assert 0 < a.drift and 0 < b.drift and b.drift == pytest.approx(b.moved)
+    assert b.n_seen > a.n_seen and b.drift != a.drift
+    final = adaptation_state(page.decoder.bundle)
+    assert final.n_seen == page.last_stats.decisions - page.last_stats.invalid
