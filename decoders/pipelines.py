@@ -120,21 +120,39 @@ def oas_shrink(emp: np.ndarray, n_t: int) -> np.ndarray:
     -------
     covs : ndarray, shape (n_epochs, n_channels, n_channels)
     """
-    n_ch = emp.shape[-1]
-    if n_ch == 1:
+    if emp.shape[-1] == 1:
         return emp
+    shrink, mu = oas_coefficients(emp, n_t)
+    covs = (1.0 - shrink)[:, None, None] * emp
+    diag = np.einsum("eii->ei", covs)  # a writable view of the diagonals
+    diag += (shrink * mu)[:, None]
+    return covs
+
+
+def oas_coefficients(emp: np.ndarray, n_t: int) -> tuple[np.ndarray, np.ndarray]:
+    """Shrinkage and target scale of :func:`oas_shrink`: ``(1 - shrink) * emp + shrink * mu * I``.
+
+    Parameters
+    ----------
+    emp : ndarray, shape (n_epochs, n_channels, n_channels)
+    n_t : int
+
+    Returns
+    -------
+    shrink, mu : ndarray, shape (n_epochs,)
+    """
+    n_ch = emp.shape[-1]
     # einsum: no temporary of the batch's size (5x faster on a pseudo-online batch)
     alpha = np.einsum("eij,eij->e", emp, emp) / (n_ch * n_ch)
     mu = np.einsum("eii->e", emp) / n_ch
+    if n_ch == 1:
+        return np.zeros_like(mu), mu
     num = alpha + mu**2
     den = (n_t + 1) * (alpha - mu**2 / n_ch)
     zero = den == 0
     shrink = np.minimum(num / np.where(zero, 1.0, den), 1.0)
     shrink[zero] = 1.0
-    covs = (1.0 - shrink)[:, None, None] * emp
-    diag = np.einsum("eii->ei", covs)  # a writable view of the diagonals
-    diag += (shrink * mu)[:, None]
-    return covs
+    return shrink, mu
 
 
 class OASCovariances(TransformerMixin, BaseEstimator):

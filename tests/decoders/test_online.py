@@ -94,6 +94,25 @@ def test_pseudo_online_is_the_live_stream_and_close_to_per_window(trained):
         assert len(dec._plan.sub) < len(dec.ch_names)
 
 
+def test_stream_running_sums_forget_an_artifact_exactly(trained):
+    """The live stream keeps running sums of its hop blocks' Grams (whitened too, for ts-lr);
+    rounding left by a 1000x artifact block is re-summed away within a window: afterwards the
+    stream equals the replay to 1e-14 (without the re-sum: 1.3e-11 for the rest of the run)."""
+    _, dec = trained
+    if not dec._plan or not dec._plan.covariance_first:
+        pytest.skip("no block covariances in this pipeline")
+    assert dec._plan.whitening is not None  # ts-lr: the tangent space's whitening is folded in
+    _, _, ch, sf, runs = load_s001()
+    data = runs[0][0][:, : int(60 * sf)].copy()
+    data[:, 1600:1632] *= 1e3
+    ends, out = dec.replay(data, 20, batch=64)  # the artifact's last window is #82 (batch 1)
+    live = _stream_decisions(dec, data, 20, ends, chunks=37)
+    np.testing.assert_allclose(live, out, atol=1e-8, rtol=0)
+    later = np.arange(len(ends)) >= 128  # replay batches that never summed the artifact
+    assert (ends[later] - dec.window_samples > 1632 + dec.window_samples).all() and later.sum() > 200
+    np.testing.assert_allclose(live[later], out[later], atol=1e-14, rtol=0)
+
+
 def test_nan_window_is_invalid_not_garbage(trained):
     X, *_ = load_s001()
     _, dec = trained
