@@ -8,7 +8,8 @@ Uses the demo recording shipped in ``assets/eegmmidb`` (S001 runs 4/8/12, left/r
 imagery): the Features page analyses all three runs, the Train page cross-validates pipelines on
 runs 4 and 8 and saves the best model, the Replay page evaluates it pseudo-online on the unseen
 run 12 and then plays run 12 as LSL, and the Online page decodes that replay live (Graz bar and
-cursor task). Writes ``03-features-eegmmidb.png`` ... ``06-replay-eegmmidb.png``. Settings and
+cursor task); the Train page also draws the learning curve beside the shipped population model
+(``04b-train-learning-curve.png``). Writes ``03-features-eegmmidb.png`` ... ``06-replay-eegmmidb.png``. Settings and
 the session go to a temporary folder.
 """
 from __future__ import annotations
@@ -77,6 +78,13 @@ def main(argv: list[str] | None = None) -> int:
     wait_for(app, lambda: train.last_report is not None and not train.jobs.busy, 120, "the report")
     pump(app, 0.5)
     shoot("04-train-eegmmidb")
+    # the learning curve of the best pipeline beside the shipped population model, fine-tuned
+    train.population_check.setChecked(True)
+    train.run_curve()
+    wait_for(app, lambda: train.curve is not None and not train.jobs.busy, 600, "the curve")
+    pump(app, 0.5)
+    shoot("04b-train-learning-curve")
+    train.tabs.setCurrentIndex(0)
 
     # --- replay: pseudo-online on unseen run 12, then play it as LSL for the online page
     replay = win.show_page("replay")

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pyqtgraph as pg
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtGui import QColor
 from PyQt6.QtWidgets import (
@@ -40,6 +41,7 @@ from PyQt6.QtWidgets import (
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -48,6 +50,12 @@ from neurodeck.app.events import format_mapping, parse_mapping_text
 from neurodeck.app.ui.marker_dialog import offer_markers
 from neurodeck.app.ui.widgets import Page, big_button
 from neurodeck.app.ui.workers import JobRunner, TaskHandle
+from neurodeck.app.workflow.population import (
+    default_population,
+    fine_tune_population,
+    learning_curve,
+    recommend,
+)
 from neurodeck.app.workflow.report import write_report
 from neurodeck.app.workflow.training import (
     TrainResult,
@@ -71,6 +79,7 @@ class TrainPage(Page):
                 "best one (or the one you choose) as a model for the Online page.")
 
     cv_finished = pyqtSignal()
+    curve_finished = pyqtSignal()
     confusion_ready = pyqtSignal(str)
     model_saved = pyqtSignal(str)
     report_saved = pyqtSignal(str)
@@ -164,7 +173,23 @@ class TrainPage(Page):
         self.selection_label.setWordWrap(True)
         self.selection_label.setStyleSheet("color: #455a64;")
         g.addWidget(self.selection_label, 6, 0, 1, 4)
-        g.setRowStretch(7, 1)
+        # --- a population model to start from (issue 14)
+        self.population_check = QCheckBox("Start from a population model:")
+        self.population_check.setToolTip(
+            "A model trained on other people (re-centred per person). Fine-tuning it with this "
+            "session's trials starts its reference from them; its classifier stays the "
+            "population's. The learning curve then compares it with training from scratch.")
+        self.population_path = default_population()
+        self.population_label = QLabel(self.population_path.name)
+        self.population_label.setToolTip(str(self.population_path))
+        self.population_button = QPushButton("Choose\u2026")
+        self.population_button.setToolTip("Choose a population model folder (model.onnx + "
+                                          "model.json, from `neurodeck train --population`)")
+        self.population_button.clicked.connect(lambda: self._choose_population())
+        g.addWidget(self.population_check, 7, 0, 1, 2)
+        g.addWidget(self.population_label, 7, 2)
+        g.addWidget(self.population_button, 7, 3)
+        g.setRowStretch(8, 1)
         top.addWidget(sbox, 2)
         self.body.addLayout(top, 2)
 
@@ -177,7 +202,14 @@ class TrainPage(Page):
         self.progress = QProgressBar()
         self.progress.setFormat("%p%")
         self.status = QLabel("")
+        self.curve_button = QPushButton("Learning curve")
+        self.curve_button.setToolTip(
+            "Score vs calibration trials per class on these recordings, in time order: the first "
+            "K trials of each class calibrate, every later trial tests (the selected pipeline "
+            "from scratch, and the population model fine-tuned if chosen)")
+        self.curve_button.clicked.connect(lambda: self.run_curve())
         run.addWidget(self.run_button)
+        run.addWidget(self.curve_button)
         run.addWidget(self.cancel_button)
         run.addWidget(self.progress, 1)
         run.addWidget(self.status, 1)
@@ -200,8 +232,9 @@ class TrainPage(Page):
         self.table.verticalHeader().setVisible(False)
         self.table.itemSelectionChanged.connect(self._on_row)
         bottom.addWidget(self.table, 3)
-        cbox = QGroupBox("Confusion matrix (out-of-fold)")
+        cbox = QWidget()
         cl = QVBoxLayout(cbox)
+        cl.setContentsMargins(4, 4, 4, 4)
         self.cm_title = QLabel("")
         self.cm_table = QTableWidget(0, 0)
         self.cm_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -209,7 +242,28 @@ class TrainPage(Page):
         self.cm_table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         cl.addWidget(self.cm_title)
         cl.addWidget(self.cm_table, 1)
-        bottom.addWidget(cbox, 2)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(cbox, "Confusion matrix (out-of-fold)")
+        curve_tab = QWidget()
+        kl = QVBoxLayout(curve_tab)
+        kl.setContentsMargins(4, 4, 4, 4)
+        self.curve_plot = pg.PlotWidget(background="w")
+        self.curve_plot.setMinimumHeight(150)
+        self.curve_plot.setLabel("left", "score on later trials")
+        self.curve_plot.showGrid(x=True, y=True, alpha=0.3)
+        self.curve_plot.setYRange(0.2, 1.15)  # the legend sits above 1.0, the chance line below
+        self.curve_plot.addLegend(offset=(10, 2), colCount=2)
+        self.curve_items: dict[str, pg.PlotDataItem] = {}
+        self.recommend_label = QLabel("")
+        self.recommend_label.setWordWrap(True)
+        self.recommend_label.setStyleSheet("font-size: 9pt;")
+        kl.addWidget(self.curve_plot, 1)
+        kl.addWidget(self.recommend_label)
+        self.tabs.addTab(curve_tab, "Learning curve")
+        bottom.addWidget(self.tabs, 2)
+        #: the last learning curve (app.workflow.population.LearningCurve) and its inputs
+        self.curve = None
+        self._curve_key: tuple | None = None
         self.body.addLayout(bottom, 2)
 
         save = QHBoxLayout()
@@ -220,7 +274,13 @@ class TrainPage(Page):
         self.saved_label = QLabel("")
         self.saved_label.setWordWrap(True)
         self.saved_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.save_population_button = QPushButton("Save fine-tuned population model")
+        self.save_population_button.setToolTip(
+            "The population model with its reference started from every trial of these "
+            "recordings, saved into the session's models")
+        self.save_population_button.clicked.connect(lambda: self.save_population())
         save.addWidget(self.save_button)
+        save.addWidget(self.save_population_button)
         save.addWidget(self.report_button)
         save.addWidget(self.saved_label, 1)
         self.body.addLayout(save)
@@ -234,6 +294,7 @@ class TrainPage(Page):
             box.valueChanged.connect(lambda _v: self._drop_stale_result())
         self.mapping_edit.textChanged.connect(lambda _t: self._drop_stale_result())
         self.use_selection.toggled.connect(lambda _b: self._update_labels())
+        self.population_check.toggled.connect(lambda _b: self._on_busy(self.jobs.busy))
         self._on_busy(False)
         self._update_labels()
 
@@ -289,6 +350,9 @@ class TrainPage(Page):
 
     def _drop_stale_result(self) -> None:
         """Forget a result computed on other recordings or settings than those now shown."""
+        if self.curve is not None and self._curve_key != self.curve_inputs():
+            self.curve, self._curve_key = None, None
+            self._draw_curve()
         if self.result is None or self._result_key == self.inputs_key():
             return
         self.result, self._result_key = None, None
@@ -377,7 +441,9 @@ class TrainPage(Page):
 
     def _on_busy(self, busy: bool) -> None:
         self.run_button.setEnabled(not busy)
-        self.cancel_button.setEnabled(busy and self.jobs.name == "train-cv")
+        self.curve_button.setEnabled(not busy)
+        self.save_population_button.setEnabled(not busy and self.population_check.isChecked())
+        self.cancel_button.setEnabled(busy and self.jobs.name in ("train-cv", "learning-curve"))
         has = self.result is not None and not busy
         self.save_button.setEnabled(has)
         self.report_button.setEnabled(has)
@@ -564,6 +630,148 @@ class TrainPage(Page):
             self.report_saved.emit(str(p))
 
         return self.jobs.start(work, on_done=done, on_error=self._on_error, name="report")
+
+    # ------------------------------------------------------------------ population model
+    def _choose_population(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Population model folder",
+                                                str(self.population_path.parent))
+        if path:
+            self.set_population(path)
+
+    def set_population(self, path: str | Path) -> None:
+        """Use the population model in ``path`` (checked when used: a banner says what is wrong)."""
+        self.population_path = Path(path)
+        self.population_label.setText(self.population_path.name)
+        self.population_label.setToolTip(str(self.population_path))
+        self.population_check.setChecked(True)
+        self._drop_stale_result()
+
+    def population(self) -> Path | None:
+        return self.population_path if self.population_check.isChecked() else None
+
+    def curve_pipeline(self) -> str | None:
+        """The pipeline of the learning curve: the selected row, else the first ticked one."""
+        if self.result is not None:
+            return self.current_pipeline()
+        names = self.selected_pipelines()
+        return names[0] if names else None
+
+    def curve_inputs(self) -> tuple:
+        """What a learning curve depends on (besides what the cross-validation does)."""
+        pop = self.population()
+        return self.inputs_key()[:6] + (self.curve_pipeline(), None if pop is None else str(pop))
+
+    # ------------------------------------------------------------------ learning curve
+    def run_curve(self) -> bool:
+        """Score vs calibration trials per class, in a child process; drawn in the page."""
+        recs, name = self.recordings(), self.curve_pipeline()
+        if not recs:
+            self.report_error("No recording to train on: record a calibration or open a file.")
+            return False
+        if name is None:
+            self.report_error("Tick a pipeline (or select a row) for the learning curve.")
+            return False
+        try:
+            mapping = self.mapping()
+        except ValueError as exc:
+            self.report_error(str(exc))
+            return False
+        key = self.curve_inputs()
+        kwargs = dict(mapping=mapping, tmin=self.tmin.value(), tmax=self.tmax.value(),
+                      band=(self.fmin.value(), self.fmax.value()), population=self.population())
+
+        def work(task: TaskHandle):
+            return task.run_in_process(learning_curve, recs, name, with_progress=True, **kwargs)
+
+        def done(curve) -> None:
+            if key != self.curve_inputs():
+                self.status.setText("The recordings or settings changed during the learning "
+                                    "curve: its result was dropped; run it again.")
+                return
+            self.curve, self._curve_key = curve, key
+            self._draw_curve()
+            self._job_done("Learning curve done.")
+            self.tabs.setCurrentIndex(1)
+            self.curve_finished.emit()
+
+        self.status.setText("")
+        return self.jobs.start(work, on_done=done, on_error=self._on_error,
+                               on_cancel=lambda: self.status.setText("Cancelled."),
+                               name="learning-curve")
+
+    def _draw_curve(self) -> None:
+        for item in self.curve_plot.listDataItems():
+            self.curve_plot.removeItem(item)
+        for item in [i for i in self.curve_plot.items() if isinstance(i, pg.InfiniteLine)]:
+            self.curve_plot.removeItem(item)
+        self.curve_plot.plotItem.legend.clear()
+        self.curve_items = {}
+        c = self.curve
+        if c is None:
+            self.recommend_label.setText("")
+            return
+        self.curve_plot.setLabel("left", "ROC AUC" if c.metric == "roc_auc" else c.metric)
+        self.curve_plot.addItem(pg.InfiniteLine(
+            pos=c.chance, angle=0, pen=pg.mkPen("#9e9e9e", style=Qt.PenStyle.DashLine)))
+        lines, best = [], None
+        for key, scores, color, symbol, label in (
+                ("population", c.population, "#2e7d32", "t", "population model fine-tuned"),
+                ("scratch", c.scratch, "#1565c0", "o", f"{c.pipeline} from scratch")):
+            if not scores:
+                continue
+            ks = sorted(scores)
+            self.curve_items[key] = self.curve_plot.plot(
+                ks, [scores[k] for k in ks], pen=pg.mkPen(color, width=2), symbol=symbol,
+                symbolBrush=color, symbolSize=8, name=label)
+            k, text = recommend(scores, c.chance, metric=c.metric)
+            lines.append(f"<b>{label}</b>: {text}")
+            if k is not None and best is None:
+                best = (k, color)
+        if best is not None:
+            self.curve_plot.addItem(pg.InfiniteLine(pos=best[0], angle=90,
+                                                    pen=pg.mkPen(best[1], width=1)))
+        ks = sorted(c.n_test)
+        lines.append(f"<span style='color:#607d8b'>x: K calibration trials per class (the first "
+                     f"K); y: score on the later trials ({c.n_test[ks[0]]} at K={ks[0]}, "
+                     f"{c.n_test[ks[-1]]} at K={ks[-1]}: noisier); dashed: chance "
+                     f"{c.chance:.2f}.</span>")
+        self.recommend_label.setText("<br>".join(lines))
+        self.recommend_label.setToolTip("\n".join(c.notes))
+
+    def save_population(self, out_dir: str | Path | None = None) -> bool:
+        """Fine-tune the population model with every trial of the recordings and save it."""
+        pop, recs = self.population(), self.recordings()
+        if pop is None:
+            self.report_error("Tick 'Start from a population model' first.")
+            return False
+        if not recs:
+            self.report_error("No recording to fine-tune with: record a calibration or open a file.")
+            return False
+        try:
+            mapping = self.mapping()
+        except ValueError as exc:
+            self.report_error(str(exc))
+            return False
+        if out_dir is None:
+            base = self._target_dir("models")
+            if base is None:
+                return False
+            out_dir = base / f"population-{pop.name}-{_dt.datetime.now():%Y%m%d-%H%M%S}"
+        out = Path(out_dir)
+
+        def work(task):
+            task.progress(0, 0, f"fine-tuning {pop.name} with {len(recs)} recording(s)")
+            return task.run_in_process(fine_tune_population, pop, recs, out, mapping=mapping)
+
+        def done(path):
+            self._job_done("Saved the fine-tuned population model.")
+            self.last_model = Path(path)
+            self.saved_label.setText(f"Model saved: {path}")
+            if self.context is not None:
+                self.context.report_info(f"Population model fine-tuned and saved to {path}")
+            self.model_saved.emit(str(path))
+
+        return self.jobs.start(work, on_done=done, on_error=self._on_error, name="save-population")
 
     # ------------------------------------------------------------------ screenshots
     def prepare_screenshot(self) -> None:

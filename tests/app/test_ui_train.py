@@ -271,3 +271,79 @@ def test_markers_button_maps_three_classes_then_trains(page, qtbot, shared_data,
         qtbot.mouseClick(page.save_button, Qt.MouseButton.LeftButton)
     assert load_bundle(page.last_model).classes == ["class_0", "class_1", "class_2"]
     assert not errors, errors
+
+
+def test_population_model_learning_curve_and_fine_tuned_save(page, qtbot, asset_edfs,
+                                                             session_root):
+    """Issue 14: start from the shipped population model (S001 is not in it), draw the learning
+    curve of the session's trials, recommend a number of trials, save the fine-tuned model."""
+    from neurodeck.app.workflow.population import (
+        calibrated,
+        default_population,
+        load_population,
+        population_trials,
+    )
+    from neurodeck.decoders.evaluation import chronological_split, evaluate_chronological
+    from neurodeck.decoders.onnx import load_bundle
+
+    errors = []
+    page.context.error_reported.connect(errors.append)
+    session = Session.create(session_root, "S001", "ses1")
+    page.context.set_session(session)
+    runs = [p for p in asset_edfs if p.name in ("S001R04.edf", "S001R08.edf")]
+    page.set_paths(runs)
+    page.set_pipelines(["csp-lda"])
+    assert not page.save_population_button.isEnabled()
+    qtbot.mouseClick(page.population_check, Qt.MouseButton.LeftButton)
+    assert page.population() == default_population() and page.save_population_button.isEnabled()
+    with qtbot.waitSignal(page.curve_finished, timeout=300000):
+        qtbot.mouseClick(page.curve_button, Qt.MouseButton.LeftButton)
+    assert not errors, errors
+    c = page.curve
+    assert c.metric == "roc_auc" and c.pipeline == "csp-lda"
+    assert min(c.population) == 0  # K = 0: population model only (its reference adapts)
+    # LDA cannot be fitted on 1 trial per class: that point is missing and said
+    assert min(c.scratch) == 2 and "csp-lda with 1 trial(s) per class" in c.notes[0]
+    assert max(c.population) == max(c.scratch) and c.n_test[0] == 30
+    # the drawn curves are the computed ones
+    for key, scores in (("population", c.population), ("scratch", c.scratch)):
+        xs, ys = page.curve_items[key].getData()
+        assert list(xs) == sorted(scores) and np.allclose(ys, [scores[k] for k in sorted(scores)])
+    assert page.tabs.currentIndex() == 1
+    assert page.recommend_label.text().count("trials per class reach 90% of the plateau") >= 1
+    # one point of each curve, recomputed here with the decoders' own functions
+    k = 5
+    calib, test = chronological_split(page.result.trials.y if page.result else
+                                      population_trials(load_population(default_population()),
+                                                        runs).y, k)
+    bundle = load_population(default_population())
+    pt = population_trials(bundle, runs)
+    proba = calibrated(bundle, pt.X[calib]).predict_proba(pt.X[test], adapt=True)
+    from sklearn.metrics import roc_auc_score
+
+    assert c.population[k] == pytest.approx(
+        roc_auc_score(pt.y[test] == "right_hand", proba[:, bundle.classes.index("right_hand")]))
+    from neurodeck.app.workflow.datasets import load_trials
+    from neurodeck.app.workflow.training import make_config
+
+    tr = load_trials(runs)
+    pipe = make_config("csp-lda", events=tr.mapping).build(tr.sfreq, tr.ch_names, seed=42)
+    assert c.scratch[k] == pytest.approx(evaluate_chronological(tr.X, tr.y, {"csp-lda": pipe},
+                                                                [k])[0].score)
+
+    # save the population model fine-tuned with all 30 trials
+    with qtbot.waitSignal(page.model_saved, timeout=120000):
+        qtbot.mouseClick(page.save_population_button, Qt.MouseButton.LeftButton)
+    assert not errors, errors
+    assert page.last_model.parent == session.models_dir
+    saved = load_bundle(page.last_model)
+    assert saved.meta["training_scores"]["calibration_trials"] == 30
+    expected = calibrated(bundle, pt.X).predict_proba(pt.X[:6])
+    assert np.allclose(saved.predict_proba(pt.X[:6]), expected, atol=1e-9)
+
+    # a folder that is not a population model: one clear banner
+    page.set_population(runs[0].parent)
+    qtbot.mouseClick(page.curve_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(errors), timeout=60000)
+    assert errors[-1].startswith("Train: population model:") and "model.json" in errors[-1]
+    assert page.curve is None and not page.curve_items
