@@ -305,11 +305,11 @@ class StreamModel(QObject):
             player = Player(path, speed=speed, loop=loop, name=name)
             player.start()
             try:
-                names = list(player.outlet_names)
-                eeg_name = names[0]
+                # an XDF holds other streams too (e.g. string replies of an online program)
+                eeg_name = player.eeg_name or player.outlet_names[0]
                 inlet = self._open_inlet(eeg_name)
                 marker = None
-                markers = [n for n in names[1:] if "marker" in n.lower()]
+                markers = sorted(player.marker_names, key=lambda n: "marker" not in n.lower())
                 if markers:
                     from neurodeck.acquisition.inlet import MarkerInlet
 

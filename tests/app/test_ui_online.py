@@ -288,6 +288,63 @@ def test_three_class_cued_run_shows_the_winning_class_on_both_screens(page, qtbo
     assert len({w for _, w in last.values()}) >= 2  # not one class all the time
 
 
+def test_replay_of_a_labrecorder_xdf_connects_its_eeg_and_cue_streams(page, qtbot, shared_data):
+    """bci-essentials' XDF holds EEG, Unity's cue markers and the online program's string replies:
+    the replay connects the EEG and the cue markers (it took the first outlet, a string stream)."""
+    xdf = shared_data / "xdf" / "bci-essentials" / "sub-P001_ses-S001_task-T1_run-003_eeg.xdf"
+    _replay(page, qtbot, xdf, speed=5.0)
+    sm = page.context.streams
+    assert sm.description.name.endswith("g.USBamp-1") and sm.description.n_channels == 16
+    assert sm.marker_description.name.endswith("UnityMarkerStream")
+
+
+@pytest.mark.slow  # trains on two real runs, then replays a third (30 s at 5x)
+def test_three_class_bar_on_a_replay_of_another_labs_recording(page, qtbot, shared_data, cli,
+                                                               tmp_path, monkeypatch):
+    """bci-essentials (LabRecorder XDF, g.USBamp 16 ch @ 256 Hz, markers 'switch,3,<k>,2'):
+    a 3-class bundle from `neurodeck train --event`, run on a replay of the held-out run; its
+    own cue markers drive scoring and the cue of the N-class bar, whose classes have no Graz
+    direction (evenly spaced)."""
+    runs = sorted((shared_data / "xdf" / "bci-essentials").glob("*run-00[123]_eeg.xdf"))
+    assert len(runs) == 3
+    classes = ["class0", "class1", "class2"]
+    events = [a for k, c in enumerate(classes) for a in ("--event", f"switch,3,{k},2={c}")]
+    r = cli("train", f"{runs[0]},{runs[1]}", *events, "--pipeline", "mdm", "--out",
+            tmp_path / "mdm", "--no-progress", timeout=300)
+    assert r.returncode == 0, r.stderr
+    errors: list[str] = []
+    page.context.error_reported.connect(errors.append)
+    _browse(page, qtbot, monkeypatch, tmp_path / "mdm")
+    assert page.graz.multi and sorted(page.graz.classes) == classes
+    _replay(page, qtbot, runs[2], speed=5.0)
+    qtbot.mouseClick(page.participant_button, LEFT)
+    screen = page.context.participant_screen
+    seen = []
+
+    def sample() -> None:
+        if page.engine is not None and page.graz.cue is not None and page.graz.winner:
+            best = page.decoder.labels[int(np.argmax(page._history[-1][1]))]
+            seen.append((page.graz.cue, page.graz.winner, best, screen.bar.winner,
+                         screen.bar.cue))
+
+    timer = QTimer()
+    timer.timeout.connect(sample)
+    timer.start(40)
+    with qtbot.waitSignal(page.run_started, timeout=10000):
+        qtbot.mouseClick(page.start_button, LEFT)
+    qtbot.waitUntil(lambda: page.scorer.summary().n_trials >= 6, timeout=60000)
+    with qtbot.waitSignal(page.run_stopped, timeout=10000):
+        qtbot.mouseClick(page.stop_button, LEFT)
+    timer.stop()
+    assert not errors, errors
+    s = page.scorer.summary()
+    print(f"bci-essentials run 3, 3 classes: {s.line()}; {len(seen)} samples")
+    assert s.chance == pytest.approx(1 / 3) and s.n_trials >= 6
+    assert {r.label for r in page.scorer.results} <= set(classes)
+    assert len(seen) > 20 and {c for c, *_ in seen} <= set(classes)
+    # both screens show the cue and the class of the largest smoothed probability
+    assert all(w == best == shown and cue == shown_cue for cue, w, best, shown, shown_cue in seen)
+
 # ------------------------------------------------------------------------------ continuous (issue 15)
 @pytest.mark.slow  # 30 s of live decoding; the default run loads and runs a DKF bundle above
 def test_continuous_bundle_moves_the_cursor_with_the_decoded_velocity(page, qtbot, cli, tmp_path,
