@@ -278,6 +278,37 @@ def test_incremental_bins_equal_full_downsampling(qtbot):
         assert x[-1] <= 0 and x[0] >= -10.0 - f / 256
     assert view.frames == 60
 
+    # 2 rows on screen: only they are kept current; a row scrolled into view is complete at once
+    def expected_rows() -> None:
+        f = view._factor
+        lo = -((span_n - pos) // f)
+        hi = (pos - 1) // f
+        rows = len(view.shown)
+        for row, ch in enumerate(view.shown):
+            y = view.curves[ch].getData()[1]
+            seg = signal[ch, lo * f:pos].astype(np.float32).astype(np.float64)
+            seg = np.concatenate([seg, np.repeat(seg[-1:], (hi - lo + 1) * f - seg.size)])
+            want = peak_downsample(seg[None, :], f)[0] / view.scale_uv + (rows - 1 - row)
+            np.testing.assert_allclose(y, want, rtol=1e-6, atol=1e-9)
+            # the bounds the view gives pyqtgraph hold every point of the curve
+            r = view.curves[ch].boundingRect()
+            assert r.top() <= y.min() and r.bottom() >= y.max()
+
+    view.rows_box.addItem("2", 2)  # a page of 2 rows (the box offers 8 and up)
+    view.rows_box.setCurrentIndex(view.rows_box.count() - 1)
+    assert view.shown == [0, 1] and view.scroll.isVisible()
+    for chunk in (40, 70, 33):
+        inlet.push(signal[:, pos:pos + chunk])
+        pos += chunk
+        view.update_frame()
+    expected_rows()
+    view.scroll_rows(2)  # channels 2 and 3 were not kept current while off screen
+    assert view.shown == [2, 3]
+    inlet.push(signal[:, pos:pos + 25])
+    pos += 25
+    view.update_frame()
+    expected_rows()
+
 
 def test_connect_on_a_stale_entry_fails_fast_and_says_why(window, qtbot, unique_name):
     """A listed stream that has gone: Connect fails within the 1 s source-id lookup (not the
