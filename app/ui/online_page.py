@@ -554,9 +554,11 @@ class OnlinePage(Page):
         labels = list(self.decoder.labels) if self.decoder is not None else []
         names = ["left_hand", "right_hand"] if dims == 1 else \
             ["right_hand", "feet", "left_hand", "rest"]
-        self.cursor_view.set_task(self.task.targets, cfg.target_radius,
-                                  names if dims == 1 or "feet" in labels else names[:1] + [""]
-                                  + names[2:3] + [""])
+        if self.continuous:  # targets of a velocity decoder are places, not classes
+            names = []
+        elif dims == 2 and "feet" not in labels:
+            names = names[:1] + [""] + names[2:3] + [""]
+        self.cursor_view.set_task(self.task.targets, cfg.target_radius, names)
         self._next_trial_at = None
         self._update_cursor_label()
 

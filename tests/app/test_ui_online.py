@@ -364,6 +364,7 @@ def test_continuous_bundle_moves_the_cursor_with_the_decoded_velocity(page, qtbo
     assert page.hop.value() == 0.125 and not page.hop.isEnabled()  # the filter's time step
     assert page.driver_box.currentData() == "model" and page.dims_box.currentData() == 2
     assert page.tabs.currentIndex() == 1 and not page.cued.isEnabled()
+    assert page.cursor_view.target_names == []  # places to reach, not classes
 
     sm = page.context.streams
     with qtbot.waitSignal(sm.connection_changed, timeout=20000):
@@ -380,6 +381,14 @@ def test_continuous_bundle_moves_the_cursor_with_the_decoded_velocity(page, qtbo
     moved = []
     qtbot.waitUntil(lambda: moved.append(page.cursor_view.position.copy()) or
                     len(page.cursor_trace) >= 240, timeout=90000)
+    if os.environ.get("NEURODECK_SCREENSHOTS"):  # docs/screenshots, both screens
+        shots = Path(os.environ["NEURODECK_SCREENSHOTS"])
+        qtbot.waitUntil(lambda: page.task.active and np.linalg.norm(page.task.position) > 0.3,
+                        timeout=30000)
+        page.grab().save(str(shots / "05e-online-continuous-cursor.png"))
+        screen.showNormal()
+        screen.resize(1280, 800)
+        screen.grab().save(str(shots / "05f-participant-cursor.png"))
     # the participant sees the operator's cursor task
     assert screen._stack.currentWidget() is screen.cursor
     np.testing.assert_array_equal(screen.cursor.position, page.cursor_view.position)
