@@ -177,7 +177,8 @@ def test_cv_click_keeps_the_event_loop_running(page, qtbot, asset_edfs):
         qtbot.mouseClick(page.run_button, Qt.MouseButton.LeftButton)
     timer.stop()
     assert not errors, errors
-    assert len(gaps) > 20 and max(gaps) < 1000, f"longest event-loop stall {max(gaps):.0f} ms"
+    # generous: 463 ms seen at load 18 on 2 cores (scheduling); 6955 ms with the CV in a thread
+    assert len(gaps) > 20 and max(gaps) < 2000, f"longest event-loop stall {max(gaps):.0f} ms"
     assert not multiprocessing.active_children()
     # the table shows what the workflow function computes (here, in this process)
     ref = cross_validate_recordings(runs, ["fgmdm", "csp-lda"], cv=3)
