@@ -572,6 +572,7 @@ class SignalView(QWidget):
                 self.markers.popleft()
             todo = [(t - x0, lab) for t, lab in list(self.markers) if -span <= t - x0 <= 0.0]
         lines = self._marker_lines
+        px_per_s = self.plot.getViewBox().width() / max(span, 1e-9)
         while len(lines) < len(todo):
             line = pg.InfiniteLine(angle=90, movable=False, label="",
                                    labelOpts={"position": 0.97, "anchors": [(0, 0), (0, 0)],
@@ -595,6 +596,12 @@ class SignalView(QWidget):
                 line.label.setColor(color)
                 line.label.setPosition(0.97 - 0.06 * (k % 4))  # neighbours' names do not overlap
             line.setPos(x)
+            # near the right edge the name goes to the left of the line (else it is cut off)
+            room_px = -x * px_per_s - 4
+            side = (1, 0) if room_px < line.label.boundingRect().width() else (0, 0)
+            if line.label.anchors[0] != side:
+                line.label.anchors = [side, side]
+                line.label.updatePosition()
             line.show()
 
     def marker_positions(self) -> list[tuple[float, str]]:

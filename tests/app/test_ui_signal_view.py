@@ -102,6 +102,16 @@ def _drawn_tick_texts(axis) -> list[str]:
     return [t[2] for t in texts]
 
 
+def _assert_names_inside(view) -> None:
+    """Every marker name on screen lies inside the traces' box (none cut off at an edge)."""
+    box = view.plot.getViewBox().sceneBoundingRect()
+    for line in view._marker_lines:
+        if line.isVisible():
+            r = line.label.mapRectToScene(line.label.boundingRect())
+            assert box.left() - 1 <= r.left() and r.right() <= box.right() + 1, (
+                line.label.toPlainText(), r, box)
+
+
 def test_markers_drawn_at_their_sample_and_scroll(window, qtbot, simulator, unique_name,
                                                   session_root, tmp_path):
     sim = simulator(8, 256.0)
@@ -129,6 +139,7 @@ def test_markers_drawn_at_their_sample_and_scroll(window, qtbot, simulator, uniq
     expected_x = (start + k - b) / srate  # where the curves draw that sample
     assert x1 == pytest.approx(expected_x, abs=1.5 / srate)
     assert -view.span_s <= x1 < 0
+    _assert_names_inside(view)
 
     # it scrolls left with the data
     view._timer.start()
@@ -150,6 +161,7 @@ def test_markers_drawn_at_their_sample_and_scroll(window, qtbot, simulator, uniq
     qtbot.waitUntil(lambda: {"experiment_start", "fixation", "trial_end"}
                     <= {n for _, n in view.marker_positions()}, timeout=10000)
     assert {"left_hand", "right_hand"} <= {n for _, n in view.marker_positions()}
+    _assert_names_inside(view)
     _shoot(window, "01b-connect-markers.png", tmp_path)
 
     # a new connection starts without the old markers
