@@ -27,6 +27,7 @@ from PyQt6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QPushButton,
+    QSizePolicy,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
@@ -36,6 +37,7 @@ from neurodeck.app.session import Session, SessionError, list_sessions
 from neurodeck.app.settings import Settings
 from neurodeck.app.ui.qt_models import AppContext, error_text
 from neurodeck.app.ui.qtgc import install_gui_gc
+from neurodeck.app.ui.widget_dump import install as install_widget_dump
 from neurodeck.app.ui.widgets import (
     APP_STYLE,
     ErrorBanner,
@@ -260,7 +262,7 @@ class MainWindow(QMainWindow):
             self.sidebar.addItem(item)
             if err:
                 QTimer.singleShot(0, lambda e=err: self.context.report_error(e))
-        self.sidebar.currentRowChanged.connect(self.stack.setCurrentIndex)
+        self.sidebar.currentRowChanged.connect(self._show_row)
         self.sidebar.currentRowChanged.connect(lambda _r: self._show_notes())
         self.sidebar.setCurrentRow(0)
         for w in (self.banner, self.toast):
@@ -290,6 +292,8 @@ class MainWindow(QMainWindow):
             self.context.set_session(session)
         else:
             self._on_session(self.context.session)
+        #: NEURODECK_DUMP_WIDGETS=FILE: widget rectangles for scripts/real_window_walk.py
+        self.widget_dump = install_widget_dump(self)
 
     # ------------------------------------------------------------------ chrome
     def _build_menu(self) -> None:
@@ -340,6 +344,19 @@ class MainWindow(QMainWindow):
         sb.addWidget(self.counters_label, 1)
         sb.addPermanentWidget(self.marker_label)
         sb.addPermanentWidget(self.session_label)
+
+    def _show_row(self, row: int) -> None:
+        """Show page ``row``; only the shown page's minimum size holds the window (a wide page
+        must not keep the window wider than the screen on every other page)."""
+        for i in range(self.stack.count()):
+            ignored = QSizePolicy.Policy.Ignored
+            page = self.stack.widget(i)
+            if i == row:
+                page.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+            else:
+                page.setSizePolicy(ignored, ignored)
+        self.stack.setCurrentIndex(row)
+        self.stack.updateGeometry()
 
     def show_page(self, key: str) -> Page:
         keys = [s.key for s in PAGES]
@@ -528,6 +545,8 @@ class MainWindow(QMainWindow):
             return
         self._closing_done = True
         self._busy_timer.stop()
+        if self.widget_dump is not None:
+            self.widget_dump.timer.stop()
         for page in self.pages.values():
             try:
                 page.shutdown()
