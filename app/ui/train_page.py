@@ -504,6 +504,7 @@ class TrainPage(Page):
         self.table.selectRow(0)
         self.table.blockSignals(False)
         self._show_confusion(best)
+        self.tabs.setCurrentIndex(0)
         self.history.append(
             f"{_dt.datetime.now():%H:%M} {', '.join(Path(p).name for p in tr.sources)} "
             f"({result.cv}-fold, {tr.tmin:g}-{tr.tmax:g} s): "
@@ -657,9 +658,10 @@ class TrainPage(Page):
         return names[0] if names else None
 
     def curve_inputs(self) -> tuple:
-        """What a learning curve depends on (besides what the cross-validation does)."""
+        """What a learning curve depends on: recordings, events, window, band, population model
+        (not the selected row: the curve names its pipeline)."""
         pop = self.population()
-        return self.inputs_key()[:6] + (self.curve_pipeline(), None if pop is None else str(pop))
+        return self.inputs_key()[:6] + (None if pop is None else str(pop),)
 
     # ------------------------------------------------------------------ learning curve
     def run_curve(self) -> bool:
