@@ -212,11 +212,12 @@ class OnlineDecoder:
             else:
                 p = self._plan
                 X = W[valid] if p.sub is None else W[valid][:, p.sub]
-                Xf = causal_filter(X, p.sos)[0][..., p.n_pad:]
-                out[valid] = self.bundle.run_head(p.features(Xf, self.bundle))
+                parts = [bp.transform(causal_filter(X, bp.sos)[0][..., p.n_pad:])
+                         for bp in p.bands]
+                out[valid] = self.bundle.run_head(p.combine(parts, self.bundle))
         return out
 
-    def open_stream(self, hop: int) -> DecoderStream | RawWindowStream:
+    def open_stream(self, hop: int) -> DecoderStream | FilterBankStream | RawWindowStream:
         """Per-stream state for deciding every ``hop`` samples on a live stream.
 
         Parameters
@@ -227,12 +228,15 @@ class OnlineDecoder:
 
         Returns
         -------
-        DecoderStream or RawWindowStream
-            A :class:`DecoderStream` when the model starts with the band-pass, else (e.g. a
-            filter-bank model) a :class:`RawWindowStream` that decides each raw window.
+        DecoderStream, FilterBankStream or RawWindowStream
+            A :class:`DecoderStream` when the model starts with the band-pass, a
+            :class:`FilterBankStream` (one per sub-band) for a filter-bank tangent space, else a
+            :class:`RawWindowStream` that decides each raw window.
         """
         if self._plan is None:
             return RawWindowStream(self)
+        if isinstance(self._plan, _FilterBankPlan):
+            return FilterBankStream(self, hop)
         return DecoderStream(self, hop)
 
     def replay(self, data: np.ndarray, hop: int, batch: int = 256,
@@ -287,30 +291,22 @@ class OnlineDecoder:
         p = self._plan
         x = data if p.sub is None else data[p.sub]
         starts = [int(e - W) for j, e in enumerate(ends) if ok[j] and (j == 0 or not ok[j - 1])]
-        y = np.full(x.shape, np.nan)
-        for a, b in zip(starts, [*starts[1:], x.shape[1]], strict=True):
-            y[:, a:b] = causal_filter(x[:, a:b], p.sos)[0]
         n_sig = W - p.n_pad
-        view = np.lib.stride_tricks.sliding_window_view(y, n_sig, axis=1)  # (ch, pos, n_sig)
         rows = np.flatnonzero(ok)
-        blocks = p.covariance_first and n_sig >= hop
-        ts = p.whitening if blocks else None
-        yw = None if ts is None else ts.cm12 @ y  # whitened signal (NaN stays in its columns)
-        batch = max(1, min(batch, 2**22 // len(y) ** 2))  # block Grams: <= ~32 MB a batch
+        blocks = all(bp.covariance_first for bp in p.bands) and n_sig >= hop
+        ys = []  # per band: the filtered recording and, for a tangent space, its whitening
+        for bp in p.bands:
+            y = np.full(x.shape, np.nan)
+            for a, b in zip(starts, [*starts[1:], x.shape[1]], strict=True):
+                y[:, a:b] = causal_filter(x[:, a:b], bp.sos)[0]
+            ts = bp.whitening if blocks else None
+            ys.append((y, None if ts is None else ts.cm12 @ y))  # NaN stays in its columns
+        batch = max(1, min(batch, 2**22 // len(x) ** 2))  # block Grams: <= ~32 MB a batch
         for i in range(0, len(rows), batch):
             r = rows[i:i + batch]
-            if blocks:  # covariances summed from hop blocks, as DecoderStream does live
-                S, sm = _block_sums(y, ends[r], n_sig, hop)
-                if ts is None:
-                    F = p.features(_oas(S, sm / n_sig, n_sig), self.bundle, start=1)
-                else:
-                    Sw = _block_sums(yw, ends[r], n_sig, hop)[0]
-                    M = _whitened_oas(S, sm / n_sig, Sw, n_sig, ts)
-                    F = p.features(ts.log_map(M), self.bundle, start=2)
-            else:
-                Xf = np.ascontiguousarray(view[:, ends[r] - n_sig, :].transpose(1, 0, 2))
-                F = p.features(Xf, self.bundle)
-            out[r] = self.bundle.run_head(F)
+            parts = [bp.window_part(y, yw, ends[r], n_sig, hop, blocks)
+                     for bp, (y, yw) in zip(p.bands, ys, strict=True)]
+            out[r] = self.bundle.run_head(p.combine(parts, self.bundle))
             if progress is not None:
                 progress(int(np.searchsorted(ends, ends[r[-1]], side="right")))
         return ends, out
@@ -509,10 +505,14 @@ class _StreamPlan:
         self.sos, self.n_pad, self.sub, self.steps = sos, n_pad, sub, steps
 
     @classmethod
-    def of(cls, bundle) -> _StreamPlan | None:
+    def of(cls, bundle) -> _StreamPlan | _FilterBankPlan | None:
+        from neurodeck.decoders.pipelines import FilterBankTangentSpace
+
         feats = [step for _, step in bundle.features]
+        if feats and type(feats[0]) is FilterBankTangentSpace:
+            return _FilterBankPlan.of(feats[0], feats[1:])
         if not feats or not isinstance(feats[0], BandPass):
-            return None  # e.g. a filter bank: decided window by window
+            return None  # decided window by window
         bp, rest = feats[0], feats[1:]
         sub = None
         if rest and isinstance(rest[0], PickChannels):
@@ -535,8 +535,14 @@ class _StreamPlan:
             return self.steps[1]
         return None
 
-    def features(self, X: np.ndarray, bundle, start: int = 0) -> np.ndarray:
-        """Head input from ``X`` (filtered windows, or what step ``start`` takes).
+    @property
+    def bands(self) -> list[_StreamPlan]:
+        """The filtered signals this plan decides from (one: its band-pass)."""
+        return [self]
+
+    def transform(self, X: np.ndarray, start: int = 0) -> np.ndarray:
+        """Output of the feature steps from step ``start`` on (``X``: filtered windows, or what
+        step ``start`` takes).
 
         Adaptive steps (online re-centering, :class:`decoders.transfer.Recentering`) update their
         state with the windows in order: live (:class:`DecoderStream`), pseudo-online
@@ -544,10 +550,77 @@ class _StreamPlan:
         """
         from neurodeck.decoders.transfer import transform_steps
 
-        X = transform_steps([("", st) for st in self.steps[start:]], X, adapt=True)
-        if bundle.kind == "pipeline":
-            X = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
-        return np.ascontiguousarray(X, dtype=bundle.input_dtype)
+        return transform_steps([("", st) for st in self.steps[start:]], X, adapt=True)
+
+    def combine(self, parts: list[np.ndarray], bundle) -> np.ndarray:
+        """Head input from the output of :meth:`transform` (one part: this plan's)."""
+        return _head_input(parts[0], bundle)
+
+    def window_part(self, y: np.ndarray, yw: np.ndarray | None, ends: np.ndarray, n: int, hop: int,
+                    blocks: bool) -> np.ndarray:
+        """:meth:`transform` of the windows ``y[:, e - n:e]`` of a filtered recording.
+
+        With ``blocks`` the OAS covariances come from hop-block sums (as :class:`DecoderStream`
+        computes them live), whitened with ``yw`` (``P y``) when a tangent space follows.
+        """
+        if not blocks:
+            view = np.lib.stride_tricks.sliding_window_view(y, n, axis=1)  # (ch, pos, n)
+            return self.transform(np.ascontiguousarray(view[:, ends - n, :].transpose(1, 0, 2)))
+        S, sm = _block_sums(y, ends, n, hop)
+        ts = self.whitening
+        if ts is None:
+            return self.transform(_oas(S, sm / n, n), start=1)
+        Sw = _block_sums(yw, ends, n, hop)[0]
+        return self.transform(ts.log_map(_whitened_oas(S, sm / n, Sw, n, ts)), start=2)
+
+
+def _head_input(X: np.ndarray, bundle) -> np.ndarray:
+    """Features as the ONNX head takes them: (n, n_features), C order, the head's dtype."""
+    if bundle.kind == "pipeline":
+        X = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
+    return np.ascontiguousarray(X, dtype=bundle.input_dtype)
+
+
+class _FilterBankPlan:
+    """A :class:`~decoders.pipelines.FilterBankTangentSpace` as streams: one band plan (band-pass
+    -> OAS covariance -> tangent space with cached whitening) per sub-band, their vectors
+    concatenated in band order, then the remaining feature steps.
+
+    Attributes
+    ----------
+    bands : list of _StreamPlan
+    n_pad : int
+    sub : None
+    steps : list of estimator
+        The feature steps after the filter bank (e.g. the standard scaler).
+    """
+
+    sub = None
+
+    def __init__(self, bands: list[_StreamPlan], n_pad: int, steps: list) -> None:
+        self.bands, self.n_pad, self.steps = bands, n_pad, steps
+
+    @classmethod
+    def of(cls, fb, rest: list) -> _FilterBankPlan | None:
+        from neurodeck.decoders.epochs import bandpass_sos
+        from neurodeck.decoders.pipelines import OASCovariances
+
+        tss = getattr(fb, "tangent_spaces_", None)
+        if (tss is None or len(tss) != len(fb.bands) or len(fb.orders) != len(fb.bands)
+                or not all(_CachedTangentSpace.applies(ts) for ts in tss)):
+            return None
+        n_pad = n_samples(fb.pad, fb.sfreq)
+        bands = [_StreamPlan(bandpass_sos(fb.sfreq, float(b[0]), float(b[1]), int(o), fb.passes),
+                             n_pad, None, [OASCovariances(), _CachedTangentSpace(ts)])
+                 for b, o, ts in zip(fb.bands, fb.orders, tss, strict=True)]
+        return cls(bands, n_pad, list(rest))
+
+    def combine(self, parts: list[np.ndarray], bundle) -> np.ndarray:
+        from neurodeck.decoders.transfer import transform_steps
+
+        X = transform_steps([("", st) for st in self.steps], np.concatenate(parts, axis=1),
+                            adapt=True)
+        return _head_input(X, bundle)
 
 
 class DecoderStream:
@@ -564,6 +637,8 @@ class DecoderStream:
     hop : int
         Samples between decisions; covariance blocks are ``hop`` samples long and aligned on
         multiples of it.
+    plan : _StreamPlan or None
+        What to compute (default: the decoder's; a :class:`FilterBankStream` gives one band's).
 
     Attributes
     ----------
@@ -572,8 +647,8 @@ class DecoderStream:
         ``invalidate``).
     """
 
-    def __init__(self, decoder: OnlineDecoder, hop: int) -> None:
-        p = decoder._plan
+    def __init__(self, decoder: OnlineDecoder, hop: int, plan: _StreamPlan | None = None) -> None:
+        p = decoder._plan if plan is None else plan
         self._dec, self._p = decoder, p
         self.hop = int(hop)
         self.n_sig = decoder.window_samples - p.n_pad
@@ -650,6 +725,10 @@ class DecoderStream:
         out : ndarray, shape (n_outputs,) or None
             None if the features are not finite.
         """
+        return _run_head(self._p.combine([self.vectors()], self._dec.bundle), self._dec.bundle)
+
+    def vectors(self) -> np.ndarray:
+        """The plan's :meth:`_StreamPlan.transform` of the window ending at :attr:`end`, shape (1, ...)."""
         p, e, n = self._p, self.end, self.n_sig
         if self._blocks and e % self.hop == 0:
             hop, q = self.hop, self._q
@@ -684,16 +763,50 @@ class DecoderStream:
                     Sg[1] += xw @ xw.T
                 s += x.sum(axis=1)
             if ts is None:
-                F = p.features(_oas(Sg[:1], s[None] / n, n), self._dec.bundle, start=1)
-            else:
-                M = _whitened_oas(Sg[:1], s[None] / n, Sg[1:], n, ts)
-                F = p.features(ts.log_map(M), self._dec.bundle, start=2)
-        else:
-            F = p.features(self._span(e - n, e)[None], self._dec.bundle)
-        if not np.isfinite(F).all():
-            return None
-        out = self._dec.bundle.run_head(F)[0]
-        return None if np.isnan(out).any() else out
+                return p.transform(_oas(Sg[:1], s[None] / n, n), start=1)
+            M = _whitened_oas(Sg[:1], s[None] / n, Sg[1:], n, ts)
+            return p.transform(ts.log_map(M), start=2)
+        return p.transform(self._span(e - n, e)[None])
+
+
+def _run_head(F: np.ndarray, bundle) -> np.ndarray | None:
+    """The head's output for one window's features (1, n_features), None if either is not finite."""
+    if not np.isfinite(F).all():
+        return None
+    out = bundle.run_head(F)[0]
+    return None if np.isnan(out).any() else out
+
+
+class FilterBankStream:
+    """:class:`DecoderStream` of a filter-bank model: one per sub-band (each its band-pass state,
+    block sums and whitening), their tangent vectors concatenated as
+    :class:`~decoders.pipelines.FilterBankTangentSpace` does, then the remaining steps and the
+    head. Same interface as :class:`DecoderStream`.
+    """
+
+    def __init__(self, decoder: OnlineDecoder, hop: int) -> None:
+        self._dec, self._p = decoder, decoder._plan
+        self._bands = [DecoderStream(decoder, hop, plan=bp) for bp in self._p.bands]
+
+    @property
+    def end(self) -> int | None:
+        return self._bands[0].end
+
+    def invalidate(self) -> None:
+        for b in self._bands:
+            b.invalidate()
+
+    def reset(self, window: np.ndarray, end: int) -> None:
+        for b in self._bands:
+            b.reset(window, end)
+
+    def push(self, new: np.ndarray) -> None:
+        for b in self._bands:
+            b.push(new)
+
+    def decide(self, window: np.ndarray | None = None) -> np.ndarray | None:  # noqa: ARG002
+        bundle = self._dec.bundle
+        return _run_head(self._p.combine([b.vectors() for b in self._bands], bundle), bundle)
 
 
 class RawWindowStream:

@@ -229,7 +229,7 @@ def test_engine_skips_a_backlog_and_first_decides_on_the_newest_window(source):
     assert np.all(np.diff([d.index for d in got]) == 32)
 
 
-@pytest.mark.parametrize("pipeline", ["ts-lr", "psd-lda"])
+@pytest.mark.parametrize("pipeline", ["ts-lr", "psd-lda", "fbts-lr"])
 def test_engine_decisions_equal_pseudo_online(pipeline, unique_name, tmp_path):
     """Real EEG pushed over LSL: the engine's stream filter (carried state, new samples only)
     decides exactly what pseudo-online replay (the recording filtered once) decides, including

@@ -81,7 +81,12 @@ def test_pseudo_online_is_the_live_stream_and_close_to_per_window(trained):
     live = _stream_decisions(dec, data, hop, res.ends, chunks=37)
     np.testing.assert_allclose(live, res.outputs, atol=1e-10, rtol=0)
     per_window = dec.decide_batch(np.stack([data[:, e - W:e] for e in res.ends]))
-    np.testing.assert_allclose(res.outputs, per_window, atol=1e-4, rtol=0)
+    # fbts-lr: its 4 Hz sub-bands (order 2) keep ~1e-5 of their impulse energy past the 1 s
+    # padding (the 8-32 Hz band: 1e-9), so per-window filtering differs more from the stream
+    tol = 2e-3 if dec.bundle.meta["pipeline"] == "fbts-lr" else 1e-4
+    np.testing.assert_allclose(res.outputs, per_window, atol=tol, rtol=0)
+    ok = np.isfinite(per_window[:, 0])
+    assert (res.outputs[ok].argmax(1) == per_window[ok].argmax(1)).all()
     # the first window after a (re)start is filtered exactly like a training epoch
     after = int(np.flatnonzero(nan_rows)[-1]) + 1
     for k in (0, after):
@@ -99,9 +104,10 @@ def test_stream_running_sums_forget_an_artifact_exactly(trained):
     rounding left by a 1000x artifact block is re-summed away within a window: afterwards the
     stream equals the replay to 1e-14 (without the re-sum: 1.3e-11 for the rest of the run)."""
     _, dec = trained
-    if not dec._plan or not dec._plan.covariance_first:
+    if not dec._plan or not dec._plan.bands[0].covariance_first:
         pytest.skip("no block covariances in this pipeline")
-    assert dec._plan.whitening is not None  # ts-lr: the tangent space's whitening is folded in
+    # ts-lr, and each band of fbts-lr: the tangent space's whitening is folded in
+    assert all(bp.whitening is not None for bp in dec._plan.bands)
     _, _, ch, sf, runs = load_s001()
     data = runs[0][0][:, : int(60 * sf)].copy()
     data[:, 1600:1632] *= 1e3
