@@ -334,7 +334,7 @@ class TrainPage(Page):
         if sel is None:  # a reopened session: the selection saved by the Features page
             s = getattr(self.context, "session", None)
             saved = s.section("features") if s is not None else None
-            sel = {k: saved.get(k) for k in ("psd", "ns")} if saved else {}
+            sel = {k: saved.get(k) for k in ("psd", "ns", "spectrum")} if saved else {}
         return {k: list(v) for k, v in sel.items() if v}
 
     def inputs_key(self) -> tuple:

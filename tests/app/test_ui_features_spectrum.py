@@ -127,3 +127,33 @@ def test_spectrum_settings_validate_with_clear_messages(page, qtbot, asset_edfs)
     qtbot.mouseClick(page.compute_button, Qt.MouseButton.LeftButton)
     assert not page.jobs.busy
     assert errors and "window 3 s is longer than the trial window 2 s" in errors[-1]
+
+
+def test_spectrum_settings_reach_train_in_a_reopened_session(qtbot, asset_edfs, session_root):
+    """The session's [features] section carries the spectrum: a Train page of a later run of
+    the app (no Features page used) still gets it."""
+    from neurodeck.app.session import Session
+    from neurodeck.app.ui.train_page import TrainPage
+
+    ctx = AppContext()
+    session = Session.create(session_root, "S01", "burg")
+    ctx.set_session(session)
+    page = FeaturesPage(ctx)
+    qtbot.addWidget(page)
+    page.set_paths([next(p for p in asset_edfs if p.name == "S001R04.edf")])
+    page.method_box.setFocus()
+    qtbot.keyClicks(page.method_box, "B")
+    _compute(page, qtbot)
+    spec = page.maps.spectrum.to_specs()
+    assert spec[0] == "method=burg"
+    assert Session.open(session.path).section("features")["spectrum"] == spec
+    page.shutdown()
+    ctx.shutdown()
+
+    later = AppContext()  # the app started again on the same session
+    later.set_session(Session.open(session.path))
+    train = TrainPage(later)
+    qtbot.addWidget(train)
+    assert train.selection()["spectrum"] == spec
+    train.shutdown()
+    later.shutdown()
