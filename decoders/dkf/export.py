@@ -104,6 +104,7 @@ def nw_nodes(
     q_bandwidth: float | None = None,
     Q_add: np.ndarray | None = None,
     Q_const: np.ndarray | None = None,
+    projection: np.ndarray | None = None,
     input_name: str = INPUT_NAME,
     f_name: str = F_NAME,
     q_name: str = Q_NAME,
@@ -134,6 +135,9 @@ def nw_nodes(
         Positive-definite floor added to the NW ``Q``.
     Q_const : ndarray, shape (n_states, n_states) or None
         Constant ``Q`` broadcast to every input row (used when Q is not input dependent).
+    projection : ndarray, shape (n_features, n_dims) or None
+        Linear map after standardisation; ``X_train`` is then in the projected space
+        (:func:`kernel_logits`).
     input_name, f_name, q_name, prefix : str
         Tensor names; ``prefix`` keeps internal names unique when merged into another graph.
     dtype : {"float32", "float64"}
@@ -166,7 +170,7 @@ def nw_nodes(
         Y_train = np.asarray(Y_train, dtype=np.float64)
         if Y_train.ndim != 2 or Y_train.shape[0] != n_train:
             raise DecoderError(f"Y_train must have shape ({n_train}, n_states), got {Y_train.shape}")
-        W, b = kernel_logits(X_train, x_mean, x_scale, float(bandwidth))
+        W, b = kernel_logits(X_train, x_mean, x_scale, float(bandwidth), projection)
         _kernel_branch(f"{p}f_", x, W, b, Y_train, f_name, nodes, inits, dt)
         outputs.append(
             helper.make_tensor_value_info(f_name, TensorProto.DOUBLE, [None, Y_train.shape[1]])
@@ -180,7 +184,7 @@ def nw_nodes(
                 )
             d = R_train.shape[1]
             add = np.zeros((d, d)) if Q_add is None else np.asarray(Q_add, dtype=np.float64)
-            W, b = kernel_logits(X_train, x_mean, x_scale, float(q_bandwidth))
+            W, b = kernel_logits(X_train, x_mean, x_scale, float(q_bandwidth), projection)
             T = (R_train + add[None]).reshape(n_train, d * d)
             _kernel_branch(f"{p}q_", x, W, b, T, f"{p}q_flat", nodes, inits, dt)
             inits.append(_init(f"{p}q_shape", np.array([-1, d, d], dtype=np.int64)))
@@ -257,7 +261,8 @@ def make_nw_model(
     """
     X_train = np.asarray(X_train, dtype=np.float64)
     nodes, inits, outputs = nw_nodes(X_train, x_mean, x_scale, **kwargs)
-    inp = helper.make_tensor_value_info(INPUT_NAME, TensorProto.DOUBLE, [None, X_train.shape[1]])
+    n_in = np.asarray(x_mean).size
+    inp = helper.make_tensor_value_info(INPUT_NAME, TensorProto.DOUBLE, [None, n_in])
     graph = helper.make_graph(nodes, "nadaraya_watson_f_Q", [inp], outputs, initializer=inits)
     model = helper.make_model(
         graph,
@@ -396,7 +401,8 @@ def dkf_to_onnx(dkf: DiscriminativeKalmanFilter, dtype: str = "float32") -> onnx
     if dkf.regressor == "nw":
         return make_nw_model(
             dkf.X_train_, dkf.x_mean_, dkf.x_scale_,
-            Y_train=dkf.Z_train_, bandwidth=dkf.bandwidth_, dtype=dtype, **q_kwargs,
+            Y_train=dkf.Z_train_, bandwidth=dkf.bandwidth_, dtype=dtype,
+            projection=dkf.projection_, **q_kwargs,
         )
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import DoubleTensorType
@@ -520,6 +526,9 @@ def dkf_to_dict(dkf: DiscriminativeKalmanFilter) -> dict[str, Any]:
         "Q_add": arr(dkf.Q_add_),
         "bandwidth": dkf.bandwidth_,
         "q_bandwidth": dkf.q_bandwidth_,
+        "projection": arr(dkf.projection_),
+        "q_scale": dkf.q_scale_,
+        "cv": dkf.cv_,
     }
 
 
@@ -559,6 +568,10 @@ def dkf_from_dict(cls: type, state: dict[str, Any]) -> DiscriminativeKalmanFilte
     dkf.Q_add_ = np.asarray(state.get("Q_add"), dtype=np.float64)
     dkf.bandwidth_ = state.get("bandwidth")
     dkf.q_bandwidth_ = state.get("q_bandwidth")
+    proj = state.get("projection")
+    dkf.projection_ = None if proj is None else np.asarray(proj, dtype=np.float64)
+    dkf.q_scale_ = float(state.get("q_scale") or 1.0)
+    dkf.cv_ = state.get("cv")
     dkf.regressor_ = None
     dkf.X_train_ = dkf.Z_train_ = dkf.R_train_ = dkf.Q_const_ = None
     dkf.onnx_session_ = dkf.observation_ = None

@@ -18,8 +18,11 @@ from sklearn.exceptions import ConvergenceWarning
 
 from neurodeck.decoders.dkf.regression import (
     KernelAverage,
+    cv_filter_scores,
     kernel_logits,
     nw_loo_predictions,
+    ridge_feature_map,
+    ridge_projection,
     select_bandwidth_loo,
     select_q_bandwidth_filter,
     select_q_bandwidth_loo,
@@ -42,6 +45,9 @@ logger = logging.getLogger(__name__)
 __all__ = ["KalmanFilter", "DiscriminativeKalmanFilter"]
 
 _REGRESSORS = ("nw", "mlp", "gp")
+_PROJECTIONS = ("auto", "none", "ridge")
+#: Scales of ``Q`` tried by the blocked cross-validation of the NW DKF (``q_scale=None``).
+Q_SCALES = (0.125, 0.25, 0.5, 1.0, 2.0)
 
 class _FilterBase(BaseEstimator):
     """Shared online machinery: ``reset``/``step`` over the subclass's ``_update``."""
@@ -185,6 +191,17 @@ class DiscriminativeKalmanFilter(_FilterBase):
           predictive variance (latent variance + fitted noise) plus the ``q_reg`` floor.
     robust : bool
         Robust DKF: always use ``Sigma_t = (M^-1 + Q^-1)^-1`` (never subtract the prior ``S^-1``).
+    projection : {"auto", "none", "ridge"}
+        Input space of the NW kernels (``regressor="nw"``; the MLP and GP use the standardised
+        features). ``"none"``: the standardised features. ``"ridge"``: their ridge projection on
+        the state space (:func:`ridge_projection`, penalty by blocked CV), which suits many
+        noisy, roughly linear features. ``"auto"``: both are fitted and the one with the lower
+        blocked cross-validated *filtered* error (:func:`cv_filter_scores`) is kept.
+    q_scale : float or None
+        Multiplies ``Q(x)`` (NW). ``None``: chosen among :data:`Q_SCALES` by the same blocked
+        cross-validation of the filtered error (1 when ``cv_folds`` folds cannot be formed).
+    cv_folds : int
+        Folds of that blocked cross-validation (contiguous blocks, ``loo_gap`` steps apart).
     bandwidth : float or None
         NW bandwidth of ``f`` in standardised feature units; ``None``: leave-one-out search.
     q_bandwidth : float or None
@@ -241,6 +258,9 @@ class DiscriminativeKalmanFilter(_FilterBase):
         self,
         regressor: str = "nw",
         robust: bool = False,
+        projection: str = "auto",
+        q_scale: float | None = None,
+        cv_folds: int = 5,
         bandwidth: float | None = None,
         q_bandwidth: float | None = None,
         q_model: str = "nw",
@@ -256,6 +276,9 @@ class DiscriminativeKalmanFilter(_FilterBase):
     ) -> None:
         self.regressor = regressor
         self.robust = robust
+        self.projection = projection
+        self.q_scale = q_scale
+        self.cv_folds = cv_folds
         self.bandwidth = bandwidth
         self.q_bandwidth = q_bandwidth
         self.q_model = q_model
@@ -274,19 +297,23 @@ class DiscriminativeKalmanFilter(_FilterBase):
     def _check_params(self) -> None:
         if self.regressor not in _REGRESSORS:
             raise DecoderError(f"regressor must be one of {_REGRESSORS}, got {self.regressor!r}")
+        if self.projection not in _PROJECTIONS:
+            raise DecoderError(
+                f"projection must be one of {_PROJECTIONS}, got {self.projection!r}")
         if self.q_model not in ("nw", "constant"):
             raise DecoderError(f"q_model must be 'nw' or 'constant', got {self.q_model!r}")
         if self.q_criterion not in ("filter", "nll"):
             raise DecoderError(
                 f"q_criterion must be 'filter' or 'nll', got {self.q_criterion!r}"
             )
-        for name in ("bandwidth", "q_bandwidth"):
+        for name in ("bandwidth", "q_bandwidth", "q_scale"):
             v = getattr(self, name)
             if v is not None and not (isinstance(v, Real) and np.isfinite(v) and v > 0):
                 raise DecoderError(f"{name} must be None or a finite number > 0, got {v!r}")
         if not (isinstance(self.q_reg, Real) and self.q_reg > 0 and np.isfinite(self.q_reg)):
             raise DecoderError(f"q_reg must be a finite number > 0, got {self.q_reg!r}")
-        for name, lo in (("loo_max_samples", 10), ("loo_gap", 0), ("cv", 2), ("gp_max_samples", 10)):
+        for name, lo in (("loo_max_samples", 10), ("loo_gap", 0), ("cv", 2), ("gp_max_samples", 10),
+                         ("cv_folds", 2)):
             v = getattr(self, name)
             if not isinstance(v, Integral) or v < lo:
                 raise DecoderError(f"{name} must be an integer >= {lo}, got {v!r}")
@@ -331,13 +358,16 @@ class DiscriminativeKalmanFilter(_FilterBase):
         self.Z_train_ = None
         self.R_train_ = None
         self.Q_const_ = None
+        self.projection_ = None
+        self.q_scale_ = 1.0
+        self.cv_ = None
         if self.regressor == "nw":
             resid = self._fit_nw(Xs, Zc)
         elif self.regressor == "mlp":
             resid = self._fit_mlp(X, Xs, Zc)
         else:
             resid = self._fit_gp(X, Zc)
-        self.Q_add_ = self._q_floor(resid)
+        self.Q_add_ = self.q_scale_ * self._q_floor(resid)
         if self.Q_const_ is not None:
             self.Q_const_ = self.Q_const_ + self.Q_add_
         logger.info(
@@ -371,19 +401,64 @@ class DiscriminativeKalmanFilter(_FilterBase):
         self.X_train_ = Xs
         self.R_train_ = outer
 
-    def _fit_nw(self, Xs: np.ndarray, Zc: np.ndarray) -> np.ndarray:
+    def _nw_candidate(self, Phi: np.ndarray, Zc: np.ndarray) -> dict[str, Any]:
+        """Bandwidths of ``f`` and ``Q`` and the leave-out residuals with NW input ``Phi``."""
+        common = {"max_samples": self.loo_max_samples, "random_state": self.random_state,
+                  "gap": self.loo_gap}
         if self.bandwidth is None:
-            self.bandwidth_, _, _ = select_bandwidth_loo(
-                Xs, Zc, max_samples=self.loo_max_samples, random_state=self.random_state,
-                gap=self.loo_gap,
-            )
+            h, _, _ = select_bandwidth_loo(Phi, Zc, **common)
         else:
-            self.bandwidth_ = float(self.bandwidth)
-        d2 = squared_distances(Xs, Xs)
-        resid = Zc - nw_loo_predictions(d2, Zc, self.bandwidth_, gap=self.loo_gap)
-        del d2
+            h = float(self.bandwidth)
+        resid = Zc - nw_loo_predictions(squared_distances(Phi, Phi), Zc, h, gap=self.loo_gap)
+        floor = self._q_floor(resid)
+        if self.q_bandwidth is not None:
+            hq = float(self.q_bandwidth)
+        elif self.q_criterion == "nll":
+            hq, _, _ = select_q_bandwidth_loo(Phi, resid, floor, **common)
+        else:
+            hq, _, _ = select_q_bandwidth_filter(
+                Phi, Zc, Zc - resid, self.A_, self.Gamma_, self.S_inv_, floor,
+                robust=self.robust, **common)
+        return {"Phi": Phi, "bandwidth": h, "q_bandwidth": hq, "resid": resid}
+
+    def _fit_nw(self, Xs: np.ndarray, Zc: np.ndarray) -> np.ndarray:
+        """NW ``f`` and ``Q``; input space and ``Q`` scale by blocked CV of the filtered error."""
+        n, gap = Xs.shape[0], self.loo_gap
+        can_cv = n >= self.cv_folds * (2 * gap + 20)
+        kinds = ["none", "ridge"] if self.projection == "auto" else [self.projection]
+        if not can_cv and self.projection == "auto":
+            kinds = ["none"]
+        scales = np.array(Q_SCALES if self.q_scale is None else (self.q_scale,), dtype=float)
+        cands: dict[str, dict[str, Any]] = {}
+        scores: dict[str, np.ndarray] = {}
+        for kind in kinds:
+            P = alpha = None
+            if kind == "ridge":
+                P, alpha, _ = ridge_projection(Xs, Zc, n_folds=self.cv_folds, gap=gap)
+            cand = self._nw_candidate(Xs if P is None else Xs @ P, Zc)
+            cand.update(projection=P, alpha=alpha)
+            cands[kind] = cand
+            if can_cv and (len(kinds) > 1 or scales.size > 1):
+                scores[kind] = cv_filter_scores(
+                    ridge_feature_map(Xs, Zc, alpha), Zc, cand["bandwidth"], cand["q_bandwidth"],
+                    self.q_reg, self.A_, self.Gamma_, self.S_inv_, scales, robust=self.robust,
+                    n_folds=self.cv_folds, gap=gap)
+        if scores:
+            kind, k = min(((kd, int(np.argmin(v))) for kd, v in scores.items()),
+                          key=lambda t: scores[t[0]][t[1]])
+            self.q_scale_ = float(scales[k])
+            self.cv_ = {"q_scales": scales.tolist(), "ridge_alpha": cands.get("ridge", {}).get(
+                "alpha"), "nmse": {kd: [float(v) for v in sc] for kd, sc in scores.items()}}
+        else:
+            kind = kinds[0]
+            self.q_scale_ = 1.0 if self.q_scale is None else float(self.q_scale)
+        best = cands[kind]
+        self.projection_ = best["projection"]
+        self.bandwidth_, self.q_bandwidth_ = best["bandwidth"], best["q_bandwidth"]
+        resid = best["resid"]
+        self.X_train_ = best["Phi"]
         self.Z_train_ = Zc
-        self._fit_q_nw(Xs, Zc, resid)
+        self.R_train_ = self.q_scale_ * (resid[:, :, None] * resid[:, None, :])
         return resid
 
     def _fit_mlp(self, X: np.ndarray, Xs: np.ndarray, Zc: np.ndarray) -> np.ndarray:
@@ -449,11 +524,13 @@ class DiscriminativeKalmanFilter(_FilterBase):
         k = cache[1].get(which)
         if k is None:
             if which == "f":
-                W, b = kernel_logits(self.X_train_, self.x_mean_, self.x_scale_, self.bandwidth_)
+                W, b = kernel_logits(self.X_train_, self.x_mean_, self.x_scale_, self.bandwidth_,
+                                     self.projection_)
                 T = self.Z_train_
             else:
                 W, b = kernel_logits(
-                    self.X_train_, self.x_mean_, self.x_scale_, self.q_bandwidth_
+                    self.X_train_, self.x_mean_, self.x_scale_, self.q_bandwidth_,
+                    self.projection_
                 )
                 T = (self.R_train_ + self.Q_add_[None]).reshape(len(self.R_train_), -1)
             k = cache[1][which] = KernelAverage(W, b, T)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from neurodeck.decoders.dkf.updates import dkf_update
+from neurodeck.decoders.dkf.updates import dkf_filter_batch
 from neurodeck.decoders.errors import DecoderError
 
 logger = logging.getLogger(__name__)
@@ -24,6 +24,10 @@ __all__ = [
     "select_bandwidth_loo",
     "select_q_bandwidth_loo",
     "select_q_bandwidth_filter",
+    "blocked_folds",
+    "ridge_projection",
+    "ridge_feature_map",
+    "cv_filter_scores",
 ]
 
 def squared_distances(A: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -50,22 +54,29 @@ def _kernel_weights(d2: np.ndarray, bandwidth: float) -> np.ndarray:
 
 
 def kernel_logits(
-    X_train: np.ndarray, x_mean: np.ndarray, x_scale: np.ndarray, bandwidth: float
+    X_train: np.ndarray,
+    x_mean: np.ndarray,
+    x_scale: np.ndarray,
+    bandwidth: float,
+    projection: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Fold standardisation and the Gaussian kernel into one affine map of the raw input.
+    """Fold standardisation, projection and the Gaussian kernel into one affine map of the input.
 
-    The NW weights are ``softmax_i(-|s(x) - x_i|^2 / (2 h^2))`` with ``s(x) = (x - mean) / scale``.
-    The ``|s(x)|^2`` term is the same for every ``i`` and cancels in the softmax, so the logits are
-    ``x @ W + b`` with ``W = (X_train / scale)^T / h^2`` and
-    ``b_i = -(mean / scale) . x_i / h^2 - |x_i|^2 / (2 h^2)``: one Gemm per kernel, for numpy and
-    ONNX alike.
+    The NW weights are ``softmax_i(-|s(x) - x_i|^2 / (2 h^2))`` with ``s(x) = (x - mean) / scale``
+    (times ``projection`` if given). The ``|s(x)|^2`` term is the same for every ``i`` and cancels
+    in the softmax, so the logits are ``x @ W + b`` with ``W = (X_train / scale)^T / h^2`` and
+    ``b_i = -(mean / scale) . x_i / h^2 - |x_i|^2 / (2 h^2)`` (``/ scale`` becoming
+    ``diag(1 / scale) @ projection`` with a projection): one Gemm per kernel, for numpy and ONNX
+    alike.
 
     Parameters
     ----------
-    X_train : ndarray, shape (n_train, n_features)
-        Standardised training features.
+    X_train : ndarray, shape (n_train, n_dims)
+        Standardised (and projected) training features: the kernel centres.
     x_mean, x_scale : ndarray, shape (n_features,)
     bandwidth : float
+    projection : ndarray, shape (n_features, n_dims) or None
+        Linear map applied after standardisation (``None``: identity, ``n_dims = n_features``).
 
     Returns
     -------
@@ -78,8 +89,10 @@ def kernel_logits(
     x_mean = np.asarray(x_mean, dtype=np.float64).ravel()
     x_scale = np.asarray(x_scale, dtype=np.float64).ravel()
     inv_h2 = 1.0 / bandwidth**2
-    W = (X_train / x_scale[None, :]).T * inv_h2
-    b = -(X_train @ (x_mean / x_scale)) * inv_h2 - 0.5 * inv_h2 * (X_train**2).sum(axis=1)
+    M = np.diag(1.0 / x_scale) if projection is None else (
+        np.asarray(projection, dtype=np.float64) / x_scale[:, None])  # (n_features, n_dims)
+    W = (M @ X_train.T) * inv_h2
+    b = -(X_train @ (x_mean @ M)) * inv_h2 - 0.5 * inv_h2 * (X_train**2).sum(axis=1)
     return np.ascontiguousarray(W), b
 
 
@@ -360,16 +373,170 @@ def select_q_bandwidth_filter(
     D, rows, d2_sub = _loo_setup(X, max_samples, random_state, gap)
     grid = _check_grid(_default_grid(d2_sub, 0.03, 3.0, 25) if bandwidths is None else bandwidths)
     outer = (resid[:, :, None] * resid[:, None, :]).reshape(n, d * d)
-    S = np.linalg.inv(S_inv)
-    scores = np.empty(grid.size)
-    for k, h in enumerate(grid):
-        Q = _loo_eval(D, outer, h).reshape(-1, d, d) + Q_add
-        mu, Sigma = np.zeros(d), S
-        sq = 0.0
-        for t, row in enumerate(rows):
-            mu, Sigma, _ = dkf_update(mu, Sigma, f_loo[row], Q[t], A, Gamma, S_inv, robust)
-            sq += float(np.sum((mu - Zc[row]) ** 2))
-        scores[k] = sq / (rows.size * d)
+    Q = np.stack([_loo_eval(D, outer, h).reshape(-1, d, d) + Q_add for h in grid])
+    f = np.broadcast_to(f_loo[rows], (grid.size, rows.size, d))
+    mu = dkf_filter_batch(f, Q, A, Gamma, S_inv, robust)
+    scores = np.mean((mu - Zc[rows][None]) ** 2, axis=(1, 2))
     return _pick(grid, scores, "Q"), grid, scores
 
 
+
+def blocked_folds(n: int, n_folds: int = 5, gap: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Chronological K-fold splits for a time series: each test fold is a contiguous block.
+
+    The training rows of a fold are all rows more than ``gap`` steps away from its test block
+    (h-block cross-validation: neighbouring steps are correlated).
+
+    Parameters
+    ----------
+    n : int
+        Number of consecutive steps.
+    n_folds : int
+    gap : int
+
+    Returns
+    -------
+    folds : list of (train_rows, test_rows), each an ndarray of int
+    """
+    edges = np.linspace(0, n, n_folds + 1).astype(int)
+    idx = np.arange(n)
+    folds = []
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
+        if b <= a:
+            continue
+        train = idx[(idx < a - gap) | (idx >= b + gap)]
+        folds.append((train, idx[a:b]))
+    return folds
+
+
+def _ridge_coef(X: np.ndarray, Y: np.ndarray, alphas: np.ndarray) -> np.ndarray:
+    """Ridge coefficients (no intercept) for each alpha, shape (n_alphas, n_features, n_targets)."""
+    U, s, Vt = np.linalg.svd(X, full_matrices=False)
+    UtY = U.T @ Y
+    return np.stack([Vt.T @ ((s / (s**2 + a))[:, None] * UtY) for a in alphas])
+
+
+def ridge_projection(
+    Xs: np.ndarray,
+    Zc: np.ndarray,
+    alphas: np.ndarray | None = None,
+    n_folds: int = 5,
+    gap: int = 0,
+) -> tuple[np.ndarray, float, np.ndarray]:
+    """Supervised linear projection of standardised features onto the state space.
+
+    A ridge regression ``Zc ~ Xs`` whose penalty is chosen by blocked cross-validation
+    (:func:`blocked_folds`; the usual leave-one-out shortcut would overfit consecutive, strongly
+    correlated steps), its columns scaled to unit variance on the training rows. The NW kernel
+    of the DKF then works in this ``n_states``-dimensional space instead of the raw feature space
+    (where, with many features and few independent training steps, its distances are mostly
+    noise).
+
+    Parameters
+    ----------
+    Xs : ndarray, shape (n, n_features)
+        Standardised features (zero mean).
+    Zc : ndarray, shape (n, n_states)
+        Centred states.
+    alphas : ndarray, shape (n_alphas,) or None
+        Candidate penalties; default ``n * logspace(-5, 1, 13)``.
+    n_folds, gap : int
+        Blocked cross-validation.
+
+    Returns
+    -------
+    P : ndarray, shape (n_features, n_states)
+        ``Xs @ P`` is the projected feature (unit variance per column).
+    alpha : float
+        Chosen penalty.
+    cv_nmse : ndarray, shape (n_alphas,)
+        Cross-validated MSE per alpha, each target's divided by its variance, averaged.
+    """
+    n = Xs.shape[0]
+    grid = n * np.logspace(-5, 1, 13) if alphas is None else _check_grid(alphas)
+    var = np.maximum(Zc.var(axis=0), 1e-12)
+    sq = np.zeros(grid.size)
+    for tr, te in blocked_folds(n, n_folds, gap):
+        B = _ridge_coef(Xs[tr], Zc[tr], grid)
+        sq += np.array([np.sum(((Xs[te] @ b - Zc[te]) ** 2) / var) for b in B])
+    scores = sq / Zc.size
+    alpha = float(grid[int(np.argmin(scores))])
+    B = _ridge_coef(Xs, Zc, np.array([alpha]))[0]
+    sd = (Xs @ B).std(axis=0)
+    return B / np.where(sd > 0, sd, 1.0), alpha, scores
+
+
+def ridge_feature_map(Xs: np.ndarray, Zc: np.ndarray, alpha: float | None) -> Any:
+    """``rows -> Phi`` for :func:`cv_filter_scores`: the standardised features ``Xs`` (n, n_features)
+    (``alpha`` None), or their ridge projection on ``Zc`` (:func:`ridge_projection` with penalty
+    ``alpha``) refitted on the given training rows only."""
+    if alpha is None:
+        return lambda rows: Xs
+
+    def features(rows: np.ndarray) -> np.ndarray:
+        B = _ridge_coef(Xs[rows], Zc[rows], np.array([alpha]))[0]
+        sd = (Xs[rows] @ B).std(axis=0)
+        return Xs @ (B / np.where(sd > 0, sd, 1.0))
+
+    return features
+
+
+def cv_filter_scores(
+    features: Any,
+    Zc: np.ndarray,
+    bandwidth: float,
+    q_bandwidth: float,
+    q_reg: float,
+    A: np.ndarray,
+    Gamma: np.ndarray,
+    S_inv: np.ndarray,
+    q_scales: np.ndarray,
+    robust: bool = False,
+    n_folds: int = 5,
+    gap: int = 0,
+) -> np.ndarray:
+    """Blocked cross-validated error of the NW DKF for each scale of ``Q``.
+
+    For each fold (:func:`blocked_folds`) the observation model is rebuilt from the training
+    rows only (the feature map, NW ``f`` at ``bandwidth``, ``Q`` from leave-out residuals at
+    ``q_bandwidth`` plus the ``q_reg`` floor), then the filter runs over the contiguous test
+    block from the stationary prior with ``Q`` multiplied by each of ``q_scales``. Scaling ``Q``
+    tunes how much the filter smooths: the DKF treats observations as conditionally independent
+    given the state, so when ``f``'s errors are correlated over time (overlapping windows, a
+    lagging signal) the learned ``Q`` over-smooths, and a scale below one trusts ``f`` more.
+
+    Parameters
+    ----------
+    features : callable
+        ``features(train_rows) -> Phi`` of shape (n, k): the NW input of every row, with any
+        supervised map fitted on ``train_rows`` only.
+    Zc : ndarray, shape (n, n_states)
+    bandwidth, q_bandwidth, q_reg : float
+    A, Gamma, S_inv : ndarray, shape (n_states, n_states)
+    q_scales : ndarray, shape (n_scales,)
+    robust : bool
+    n_folds, gap : int
+
+    Returns
+    -------
+    nmse : ndarray, shape (n_scales,)
+        Filtered MSE per scale, each target's divided by its variance, averaged over targets and
+        test steps.
+    """
+    n, d = Zc.shape
+    var = np.maximum(Zc.var(axis=0), 1e-12)
+    sq = np.zeros(len(q_scales))
+    for tr, te in blocked_folds(n, n_folds, gap):
+        Phi = features(tr)
+        P_tr, Z_tr = Phi[tr], Zc[tr]
+        resid = Z_tr - nw_loo_predictions(squared_distances(P_tr, P_tr), Z_tr, bandwidth, gap=gap)
+        C = resid.T @ resid / len(resid)
+        Q_add = q_reg * 0.5 * (C + C.T)
+        f = nadaraya_watson(Phi[te], P_tr, Z_tr, bandwidth)
+        outer = (resid[:, :, None] * resid[:, None, :]).reshape(len(tr), d * d)
+        Q = nadaraya_watson(Phi[te], P_tr, outer, q_bandwidth).reshape(-1, d, d) + Q_add
+        c = np.asarray(q_scales, dtype=float)[:, None, None, None]
+        mu = dkf_filter_batch(np.broadcast_to(f, (c.shape[0], *f.shape)), c * Q[None], A,
+                              Gamma, S_inv, robust)
+        sq += np.sum((mu - Zc[te][None]) ** 2 / var, axis=(1, 2))
+    return sq / (n * d)

@@ -208,6 +208,55 @@ def dkf_update(
     return mu_new, Sigma_new, fell_back
 
 
+def dkf_filter_batch(
+    f: np.ndarray,
+    Q: np.ndarray,
+    A: np.ndarray,
+    Gamma: np.ndarray,
+    S_inv: np.ndarray,
+    robust: bool = False,
+) -> np.ndarray:
+    """Run ``K`` DKF recursions side by side from the stationary prior (:func:`dkf_update`).
+
+    One Python loop over time for all ``K`` candidates (bandwidths, ``Q`` scales) instead of
+    ``K`` loops: what the cross-validations of :mod:`~neurodeck.decoders.dkf.regression` need.
+
+    Parameters
+    ----------
+    f : ndarray, shape (K, n_steps, n_states)
+    Q : ndarray, shape (K, n_steps, n_states, n_states)
+    A, Gamma, S_inv : ndarray, shape (n_states, n_states)
+    robust : bool
+
+    Returns
+    -------
+    mu : ndarray, shape (K, n_steps, n_states)
+        Filtered means (centred coordinates).
+    """
+    K, T, d = f.shape
+    S = np.linalg.inv(S_inv)
+    mu = np.zeros((K, d))
+    Sigma = np.broadcast_to(S, (K, d, d)).copy()
+    Q_inv = np.linalg.inv(Q)
+    D = Q_inv - S_inv
+    ok = np.linalg.eigvalsh(0.5 * (D + np.swapaxes(D, -1, -2)))[..., 0] > 0
+    if robust:
+        ok[:] = False
+    obs_prec = np.where(ok[..., None, None], D, Q_inv)  # (K, T, d, d)
+    obs_info = np.einsum("ktij,ktj->kti", Q_inv, f)
+    out = np.empty((K, T, d))
+    for t in range(T):
+        nu = mu @ A.T
+        M = A @ Sigma @ A.T + Gamma
+        M_inv = np.linalg.inv(M)
+        Sigma = np.linalg.inv(M_inv + obs_prec[:, t])
+        Sigma = 0.5 * (Sigma + np.swapaxes(Sigma, -1, -2))
+        mu = np.einsum("kij,kj->ki", Sigma,
+                       np.einsum("kij,kj->ki", M_inv, nu) + obs_info[:, t])
+        out[:, t] = mu
+    return out
+
+
 def kalman_update(
     mu: np.ndarray,
     Sigma: np.ndarray,

@@ -130,14 +130,13 @@ def test_fallback_when_q_inverse_minus_s_inverse_not_pd():
 def test_fallback_counted_online_and_equal_to_robust(synthetic):
     Xtr, Ztr, Xte, _ = synthetic
     # a huge Q floor makes Q > S everywhere, so every step must fall back to dropping -S^-1
-    big = DiscriminativeKalmanFilter(q_reg=50.0, bandwidth=0.5, q_bandwidth=1.0).fit(Xtr, Ztr)
+    fixed = {"bandwidth": 0.5, "q_bandwidth": 1.0, "projection": "none", "q_scale": 1.0}
+    big = DiscriminativeKalmanFilter(q_reg=50.0, **fixed).fit(Xtr, Ztr)
     big.reset()
     for x in Xte[:50]:
         big.step(x)
     assert big.n_fallbacks_ == 50
-    robust = DiscriminativeKalmanFilter(
-        q_reg=50.0, bandwidth=0.5, q_bandwidth=1.0, robust=True
-    ).fit(Xtr, Ztr)
+    robust = DiscriminativeKalmanFilter(q_reg=50.0, robust=True, **fixed).fit(Xtr, Ztr)
     np.testing.assert_allclose(big.predict(Xte[:50]), robust.predict(Xte[:50]), atol=1e-12)
 
 
@@ -389,3 +388,63 @@ def test_gp_onnx_parity_and_bundle_filter(synthetic):
     ref = dkf.predict(Xte[:100])
     dkf.use_onnx(sess)
     np.testing.assert_allclose(dkf.predict(Xte[:100]), ref, atol=1e-5 * np.abs(ref).max())
+
+
+# ---------------------------------------------------------------------------------------------
+# model selection inside the training data: NW input space and Q scale by blocked CV
+
+
+def test_filter_batch_equals_step_by_step_updates_with_fallbacks():
+    from neurodeck.decoders.dkf.updates import dkf_filter_batch
+
+    rng = np.random.default_rng(0)
+    S_inv = np.linalg.inv(stationary_covariance(A_TRUE, GAMMA_TRUE))
+    f = rng.normal(size=(3, 200, 2))
+    L = 0.5 * rng.normal(size=(3, 200, 2, 2))
+    Q = L @ np.swapaxes(L, -1, -2) + 0.05 * np.eye(2)  # some Q > S: fallbacks happen
+    for robust in (False, True):
+        out = dkf_filter_batch(f, Q, A_TRUE, GAMMA_TRUE, S_inv, robust)
+        n_fb = 0
+        for k in range(3):
+            mu, Sigma = np.zeros(2), np.linalg.inv(S_inv)
+            for t in range(200):
+                mu, Sigma, fb = dkf_update(mu, Sigma, f[k, t], Q[k, t], A_TRUE, GAMMA_TRUE,
+                                           S_inv, robust)
+                n_fb += fb
+                np.testing.assert_allclose(out[k, t], mu, atol=1e-10)
+        assert (n_fb > 50) != robust
+
+
+def test_blocked_folds_leave_a_gap_around_each_test_block():
+    from neurodeck.decoders.dkf.regression import blocked_folds
+
+    folds = blocked_folds(100, 4, gap=3)
+    assert [te.tolist() for _, te in folds] == [list(range(a, a + 25)) for a in (0, 25, 50, 75)]
+    for tr, te in folds:
+        assert np.min(np.abs(tr[:, None] - te[None, :])) == 4
+
+
+def test_auto_projection_follows_the_data(synthetic):
+    """Many noisy, linearly mixed features: the ridge input space wins the blocked CV and the
+    held-out error; the nonlinear tuning-curve features keep the raw space."""
+    Z = simulate_states(2500, seed=3)
+    rng = np.random.default_rng(4)
+    X = Z @ rng.normal(size=(2, 40)) + 3.0 * rng.standard_normal((2500, 40))
+    kw = {"loo_max_samples": 500}
+    auto = DiscriminativeKalmanFilter(**kw).fit(X[:2000], Z[:2000])
+    raw = DiscriminativeKalmanFilter(projection="none", q_scale=1.0, **kw).fit(X[:2000], Z[:2000])
+    assert auto.projection_ is not None and auto.projection_.shape == (40, 2)
+    assert auto.cv_["nmse"]["ridge"] and min(auto.cv_["nmse"]["ridge"]) < min(
+        auto.cv_["nmse"]["none"])
+    e_auto = velocity_metrics(Z[2000:], auto.predict(X[2000:]))["nrmse_mean"]
+    e_raw = velocity_metrics(Z[2000:], raw.predict(X[2000:]))["nrmse_mean"]
+    assert e_auto < 0.9 * e_raw, (e_auto, e_raw)
+    # the exported graph folds the projection into its Gemm: same filter from JSON + ONNX
+    rebuilt = DiscriminativeKalmanFilter.from_dict(json.loads(json.dumps(auto.to_dict())))
+    rebuilt.use_onnx(auto.to_onnx(dtype="float64"))
+    np.testing.assert_allclose(rebuilt.predict(X[2000:]), auto.predict(X[2000:]), atol=1e-8)
+
+    Xtr, Ztr, _, _ = synthetic
+    nonlin = DiscriminativeKalmanFilter(**kw).fit(Xtr, Ztr)
+    assert nonlin.projection_ is None
+    assert nonlin.q_scale_ in nonlin.cv_["q_scales"]
