@@ -202,6 +202,7 @@ class TrainPage(Page):
         self.progress = QProgressBar()
         self.progress.setFormat("%p%")
         self.status = QLabel("")
+        self.status.setWordWrap(True)  # the result line is long: wrap, never widen the window
         self.curve_button = QPushButton("Learning curve")
         self.curve_button.setToolTip(
             "Score vs calibration trials per class on these recordings, in time order: the first "
