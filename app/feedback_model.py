@@ -192,9 +192,10 @@ def velocity_from_probs(probs: Sequence[float] | np.ndarray, labels: Sequence[st
                         dims: int = 1) -> np.ndarray:
     """Cursor velocity direction (unit scale) from class probabilities.
 
-    1-D: ``[p(right_hand) - p(left_hand)]`` (without those: ``[p(second) - p(first)]``). 2-D: x from ``right_hand - left_hand`` and y from
-    ``feet - rest`` (up = feet) when those labels exist, else x from the first two classes
-    and y = 0.
+    1-D: ``[p(right_hand) - p(left_hand)]`` (without those: ``[p(second) - p(first)]``).
+    2-D: towards each class's target (:func:`class_directions`, as the N-class bar draws it)
+    by that class's evidence above chance (:func:`class_bars`), summed; with left and right
+    hand only this is ``[p(right) - p(left), 0]``.
 
     Returns
     -------
@@ -206,15 +207,10 @@ def velocity_from_probs(probs: Sequence[float] | np.ndarray, labels: Sequence[st
         sides = ("left_hand", "right_hand") if {"left_hand", "right_hand"} <= set(labels) \
             else (None, None)
         return np.array([bar_value(p, labels, *sides)])
-    out = np.zeros(2)
-    if "left_hand" in labels and "right_hand" in labels:
-        out[0] = p[labels.index("right_hand")] - p[labels.index("left_hand")]
-    else:
-        out[0] = bar_value(p, labels)
-    if "feet" in labels:
-        down = p[labels.index("rest")] if "rest" in labels else 0.0
-        out[1] = p[labels.index("feet")] - down
-    return np.clip(out, -1.0, 1.0)
+    if p.size != len(labels):
+        raise ValueError(f"{p.size} outputs for {len(labels)} labels {labels}; expected one per label")
+    ang = np.radians(class_directions(labels))
+    return np.clip(class_bars(p) @ np.stack([np.cos(ang), np.sin(ang)], axis=1), -1.0, 1.0)
 
 
 # ---------------------------------------------------------------------------------- cursor task
@@ -234,6 +230,9 @@ class CursorConfig:
         Distance of the targets from the centre.
     n_targets : int
         Targets evenly spaced on the circle (2-D; 1-D always has 2: left and right).
+    directions : tuple of float
+        2-D: the targets' directions in degrees counter-clockwise from the right (e.g. one per
+        class, :func:`class_directions`), instead of ``n_targets`` evenly spaced.
     timeout_s : float
         A trial with no target reached ends as a time-out.
     """
@@ -244,6 +243,7 @@ class CursorConfig:
     target_distance: float = 0.8
     n_targets: int = 4
     timeout_s: float = 10.0
+    directions: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if self.dims not in (1, 2):
@@ -259,12 +259,19 @@ class CursorConfig:
             )
         if self.dims == 2 and self.n_targets < 2:
             raise ValueError(f"n_targets={self.n_targets!r}; expected >= 2")
+        object.__setattr__(self, "directions", tuple(float(d) for d in self.directions))
+        if self.directions and (self.dims != 2 or len(self.directions) < 2
+                                or not all(math.isfinite(d) for d in self.directions)):
+            raise ValueError(f"directions={self.directions!r}; expected >= 2 finite angles in "
+                             "degrees, in 2-D")
 
     def targets(self) -> np.ndarray:
-        """Target centres, shape (n_targets, dims): 1-D left then right; 2-D right, up, ..."""
+        """Target centres, shape (n_targets, dims): 1-D left then right; 2-D right, up, ... or at
+        :attr:`directions`."""
         if self.dims == 1:
             return np.array([[-self.target_distance], [self.target_distance]])
-        ang = 2 * np.pi * np.arange(self.n_targets) / self.n_targets
+        ang = np.radians(self.directions) if self.directions else \
+            2 * np.pi * np.arange(self.n_targets) / self.n_targets
         return self.target_distance * np.stack([np.cos(ang), np.sin(ang)], axis=1)
 
 
@@ -421,19 +428,37 @@ class VelocityDKF:
         return np.clip(self.dkf.step(x), -1.0, 1.0)
 
 
-def cue_velocity(labels_at: Sequence[str | None], dims: int = 1) -> np.ndarray:
-    """Intended velocity for each step's cued class (``None``: rest -> 0).
+def cue_velocity(labels_at: Sequence[str | None], dims: int = 1,
+                 classes: Sequence[str] | None = None) -> np.ndarray:
+    """Intended velocity for each step's cued class (``None``: no cue -> 0).
 
-    ``left_hand`` -> -x, ``right_hand`` -> +x, ``feet`` -> +y (2-D), anything else 0.
+    Towards the class's target: 1-D ``left_hand`` -> -1, ``right_hand`` -> +1, anything else 0;
+    2-D the unit vector of the class's direction among ``classes`` (:func:`class_directions`:
+    left, right, feet down, tongue up, other vocabularies evenly spaced), as the cursor's
+    targets and the N-class bar lie.
+
+    Parameters
+    ----------
+    labels_at : sequence of str or None, shape (n_steps,)
+    dims : {1, 2}
+    classes : sequence of str or None
+        The decoder's classes (default: the distinct labels of ``labels_at``).
 
     Returns
     -------
     Z : ndarray, shape (n_steps, dims)
     """
-    table = {"left_hand": (-1.0, 0.0), "right_hand": (1.0, 0.0), "feet": (0.0, 1.0)}
-    Z = np.array([table.get(str(lab), (0.0, 0.0)) if lab is not None else (0.0, 0.0)
-                  for lab in labels_at], dtype=float).reshape(-1, 2)
-    return Z[:, :dims]
+    if dims == 1:
+        table = {"left_hand": -1.0, "right_hand": 1.0}
+        return np.array([[table.get(str(lab), 0.0)] for lab in labels_at], dtype=float
+                        ).reshape(-1, 1)
+    if classes is None:
+        classes = sorted({str(lab) for lab in labels_at if lab is not None})
+    classes = [str(c) for c in classes]
+    ang = np.radians(class_directions(classes)) if classes else np.zeros(0)
+    unit = {c: (math.cos(a), math.sin(a)) for c, a in zip(classes, ang)}
+    return np.array([unit.get(str(lab), (0.0, 0.0)) if lab is not None else (0.0, 0.0)
+                     for lab in labels_at], dtype=float).reshape(-1, 2)
 
 
 # ---------------------------------------------------------------------------------- adaptation

@@ -55,6 +55,7 @@ from neurodeck.app.feedback_model import (
     VelocityDKF,
     adaptation_reference,
     adaptation_state,
+    class_directions,
     cue_velocity,
     velocity_from_probs,
 )
@@ -86,10 +87,10 @@ ENGINE_COLOURS = {"idle": "idle", "waiting for data": "connecting", "running": "
 
 # ------------------------------------------------------------------------------- Qt-free part
 def cursor_targets_for(labels: list[str], dims: int) -> dict[str, int]:
-    """Class label -> cursor target index (1-D: left 0, right 1; 2-D: right, up, left, down)."""
+    """Class label -> cursor target index (1-D: left 0, right 1; 2-D: one target per class)."""
     if dims == 1:
         return {"left_hand": 0, "right_hand": 1}
-    return {"right_hand": 0, "feet": 1, "left_hand": 2, "tongue": 3, "rest": 3}
+    return {str(lab): i for i, lab in enumerate(labels)}
 
 
 def fit_cursor_dkf(model_dir: str | Path, recording: str | Path, dims: int = 1,
@@ -97,8 +98,8 @@ def fit_cursor_dkf(model_dir: str | Path, recording: str | Path, dims: int = 1,
                    cancelled=None) -> tuple[VelocityDKF, dict]:
     """Fit the velocity DKF on the model's pseudo-online outputs over a cued recording.
 
-    The intended velocity of a window is that of the cue whose trial contains the window's
-    signal part (left -1, right +1, feet up), 0 outside trials.
+    The intended velocity of a window points to its cued class's target (the cue whose trial
+    contains the window's signal part; :func:`app.feedback_model.cue_velocity`), 0 outside trials.
     """
     from neurodeck.app.ui.workers import Cancelled
     from neurodeck.app.workflow.replay import evaluate_recording
@@ -118,7 +119,7 @@ def fit_cursor_dkf(model_dir: str | Path, recording: str | Path, dims: int = 1,
     for onset, lab in zip(out["onsets"], out["labels"]):
         inside = (starts >= onset) & (res.ends <= onset + int(round(trial_s * sfreq)))
         cue[inside] = lab
-    Z = cue_velocity(list(cue), dims=dims)
+    Z = cue_velocity(list(cue), dims=dims, classes=dec.labels)
     dkf = VelocityDKF(random_state=0).fit(res.outputs, Z)
     ok = np.isfinite(res.outputs).all(axis=1)
     return dkf, {"n_steps": len(Z), "file": Path(recording).name, "model": str(model_dir),
@@ -331,7 +332,7 @@ class OnlinePage(Page):
         crow = QHBoxLayout()
         self.dims_box = QComboBox()
         self.dims_box.addItem("1-D (left / right)", 1)
-        self.dims_box.addItem("2-D (4 targets)", 2)
+        self.dims_box.addItem("2-D (targets on a circle)", 2)
         self.dims_box.currentIndexChanged.connect(lambda _: self.reset_cursor())
         self.driver_box = QComboBox()
         self.driver_box.addItem("classifier output (smoothed)", "classifier")
@@ -549,15 +550,13 @@ class OnlinePage(Page):
     # ------------------------------------------------------------------ cursor
     def reset_cursor(self) -> None:
         dims = int(self.dims_box.currentData() or 1)
-        cfg = CursorConfig(dims=dims, speed=self.speed.value())
-        self.task = CursorTask(cfg)
         labels = list(self.decoder.labels) if self.decoder is not None else []
-        names = ["left_hand", "right_hand"] if dims == 1 else \
-            ["right_hand", "feet", "left_hand", "rest"]
-        if self.continuous:  # targets of a velocity decoder are places, not classes
-            names = []
-        elif dims == 2 and "feet" not in labels:
-            names = names[:1] + [""] + names[2:3] + [""]
+        per_class = dims == 2 and labels and not self.continuous  # a target per class
+        directions = tuple(class_directions(labels)) if per_class else ()
+        cfg = CursorConfig(dims=dims, speed=self.speed.value(), directions=directions)
+        self.task = CursorTask(cfg)
+        # a continuous model's targets are places to reach, not classes
+        names = labels if per_class else ["left_hand", "right_hand"] if dims == 1 else []
         self.cursor_view.set_task(self.task.targets, cfg.target_radius, names)
         self._next_trial_at = None
         self._update_cursor_label()
@@ -912,6 +911,7 @@ class OnlinePage(Page):
             if ended is not None:
                 self._add_trial_row(ended)
                 self._show_summary()
+            self._cursor_cue(ev.class_name)
         if ev.phase in (Phase.CUE, Phase.IMAGERY):
             self.graz.set_cue(ev.class_name)
         else:
@@ -999,13 +999,16 @@ class OnlinePage(Page):
         if cls is not None:
             self.graz.set_cue(cls)
             self._mirror()
-            dims = self.task.config.dims
-            idx = cursor_targets_for(self.decoder.labels, dims).get(cls)
-            if idx is not None and idx < len(self.task.targets):
-                if self.task.end_trial() is not None:  # the previous cue was not reached
-                    self._update_cursor_label()
-                self.task.new_trial(idx)
-                self._next_trial_at = None
+            self._cursor_cue(cls)
+
+    def _cursor_cue(self, cls: str) -> None:
+        """A cue starts a cursor trial towards its class's target (if it has one)."""
+        idx = cursor_targets_for(self.decoder.labels, self.task.config.dims).get(cls)
+        if idx is not None and idx < len(self.task.targets):
+            if self.task.end_trial() is not None:  # the previous cue was not reached
+                self._update_cursor_label()
+            self.task.new_trial(idx)
+            self._next_trial_at = None
 
     def _on_decision(self, item) -> None:
         run, d = item
@@ -1043,7 +1046,7 @@ class OnlinePage(Page):
     def _step_cursor(self, d, smoothed, t: float, dt: float) -> None:
         task = self.task
         if not task.active:
-            free_run = self._marker_inlet is None
+            free_run = self._marker_inlet is None and self.runner is None  # no cues: cycle
             if free_run:
                 if self._next_trial_at is None:
                     self._next_trial_at = t + 1.0

@@ -50,8 +50,14 @@ def test_bar_value_and_velocity():
     assert math.isnan(bar_value([np.nan, np.nan], labels))
     with pytest.raises(ValueError, match="one per label"):
         bar_value([0.5], labels)
+    # 2-D: towards each class's target by its evidence above chance (left 0.4 of the way)
     v = velocity_from_probs([0.1, 0.6, 0.3], ["feet", "left_hand", "right_hand"], dims=2)
-    assert v == pytest.approx([-0.3, 0.1])
+    assert v == pytest.approx([-0.4, 0.0])
+    v = velocity_from_probs([0.7, 0.2, 0.1], ["feet", "left_hand", "right_hand"], dims=2)
+    assert v == pytest.approx([0.0, -0.55])  # feet: down, as its cue arrow
+    assert velocity_from_probs([0.3, 0.7], labels, dims=2) == pytest.approx([0.4, 0.0])
+    v = velocity_from_probs([0.2, 0.2, 0.6], ["a", "b", "c"], dims=2)  # c at 300 degrees
+    assert v == pytest.approx(0.4 * np.array([0.5, -np.sqrt(3) / 2]))
     assert velocity_from_probs([0.25, 0.75], labels, dims=1) == pytest.approx([0.5])
     # 1-D with three classes: left and right hand by name, not the first two outputs
     assert velocity_from_probs([0.1, 0.6, 0.3], ["feet", "left_hand", "right_hand"],
@@ -111,6 +117,21 @@ def test_cursor_task_2d_targets_and_config_checks():
         pass
     assert res.outcome == "hit" and res.duration_s == pytest.approx(0.55)
     assert task.new_trial() == 2  # cycles to the next target
+    # a target per class, where the N-class bar and the cues point (feet down)
+    classes = ["feet", "left_hand", "right_hand"]
+    cfg = CursorConfig(dims=2, target_distance=0.7, directions=tuple(class_directions(classes)))
+    np.testing.assert_allclose(cfg.targets(), [[0, -0.7], [-0.7, 0], [0.7, 0]], atol=1e-12)
+    task = CursorTask(cfg)
+    task.new_trial(0)  # feet
+    p_feet = [0.8, 0.1, 0.1]
+    while (res := task.step(velocity_from_probs(p_feet, classes, dims=2), 0.1)) is None:
+        pass
+    assert res.outcome == "hit" and res.target == 0
+    Z = cue_velocity(["feet", None, "left_hand", "right_hand"], dims=2, classes=classes)
+    np.testing.assert_allclose(Z, [[0, -1], [0, 0], [-1, 0], [1, 0]], atol=1e-12)
+    assert cue_velocity(["left_hand", "feet", None], dims=1)[:, 0].tolist() == [-1, 0, 0]
+    with pytest.raises(ValueError, match="directions"):
+        CursorConfig(dims=1, directions=(0.0, 180.0))
     with pytest.raises(ValueError, match="dims"):
         CursorConfig(dims=3)
     with pytest.raises(ValueError, match="leaves the workspace"):

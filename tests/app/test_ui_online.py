@@ -240,13 +240,19 @@ def test_three_class_cued_run_shows_the_winning_class_on_both_screens(page, qtbo
     qtbot.mouseClick(page.cued, LEFT, pos=QPoint(8, page.cued.height() // 2))
     assert page.cued.isChecked()
     page.cued_trials.setValue(FAST.trials_per_class)
+    page.dims_box.setCurrentIndex(page.dims_box.findData(2))  # the cursor follows the cues too
+    assert page.cursor_view.target_names == page.decoder.labels  # a target per class
     qtbot.mouseClick(page.participant_button, LEFT)
     screen = page.context.participant_screen
 
     seen: list[tuple[int, str, str, str, str | None]] = []
 
+    protocols = []
+
     def sample() -> None:  # what both screens show during the imagery of each trial
         r = page.runner
+        if r is not None and not protocols:
+            protocols.append(r.protocol)
         if r is None or r.protocol.phase is not Phase.IMAGERY or page.graz.winner is None:
             return
         probs = page._history[-1][1]  # the smoothed probabilities the bar was given
@@ -283,9 +289,18 @@ def test_three_class_cued_run_shows_the_winning_class_on_both_screens(page, qtbo
     assert {cue for cue, _ in last.values()} == set(CLASSES)
     hits = sum(cue == w for cue, w in last.values())
     assert hits >= 4, last
-    print(f"3-class cued run: {hits}/6 imagery periods end on the cued class; "
-          f"{s.line()}; {len(seen)} samples of both screens")
     assert len({w for _, w in last.values()}) >= 2  # not one class all the time
+    # each cue started a cursor trial towards its class's target (the last may still be open)
+    # (a trial cut by a stalled stream on this busy machine is cued again: count every cue)
+    trials = page.task.trials
+    cues = [e.class_name for e in protocols[0].events if e.phase is Phase.CUE]
+    assert len(trials) >= len(cues) - 1 >= 5
+    assert [page.decoder.labels[t.target] for t in trials] == cues[: len(trials)]
+    n_hits = sum(t.outcome == "hit" for t in trials)
+    assert n_hits >= 2 and sum(t.outcome == "miss" for t in trials) < n_hits
+    print(f"3-class cued run: {hits}/6 imagery periods end on the cued class; "
+          f"{s.line()}; {len(seen)} samples of both screens; cursor (2-D, 3 targets): "
+          f"{n_hits} hits, {sum(t.outcome == 'miss' for t in trials)} misses of {len(trials)}")
 
 
 def test_replay_of_a_labrecorder_xdf_connects_its_eeg_and_cue_streams(page, qtbot, shared_data):
