@@ -85,6 +85,10 @@ LOST_ALARM = ("The EEG stream is lost: check the amplifier / cable / network. ne
               "by itself when it comes back; a running recording goes on and marks the gap.")
 
 
+#: Widest the status bar's stream label gets (px); longer stream names are elided.
+MARKER_LABEL_WIDTH = 300
+
+
 def default_size(available: QSize) -> tuple[int, int]:
     """Window size at first start: 1400 x 900 or the screen's available area if smaller."""
     return min(1400, available.width()), min(900, available.height())
@@ -449,8 +453,14 @@ class MainWindow(QMainWindow):
         else:
             d = sm.description
             mk = sm.marker_description
-            self.marker_label.setText(f"{d.name} ({d.n_channels} ch, {d.srate:g} Hz)"
-                                      + (f" + {mk.name}" if mk is not None else "") + "  ")
+            text = (f"{d.name} ({d.n_channels} ch, {d.srate:g} Hz)"
+                    + (f" + {mk.name}" if mk is not None else ""))
+            # long stream names are elided in the middle (full text in the tooltip): they must
+            # not push the counters out of the status bar
+            metrics = self.marker_label.fontMetrics()
+            self.marker_label.setText(metrics.elidedText(text, Qt.TextElideMode.ElideMiddle,
+                                                         MARKER_LABEL_WIDTH) + "  ")
+            self.marker_label.setToolTip(text)
 
     def _on_session(self, session: Session | None) -> None:
         if session is None:

@@ -3,7 +3,7 @@
 Set ``NEURODECK_DUMP_WIDGETS=FILE`` before ``neurodeck gui``: four times a second (when something
 changed) the main window writes FILE as JSON with every visible widget that a person can click or
 type into, by name, with its global rectangle in screen pixels, plus the window's state (page
-shown, error banner, its history, status bar). ``scripts/real_window_walk.py`` reads it to move the
+shown, error banner, its history, status bar, the participant screen's phase). ``scripts/real_window_walk.py`` reads it to move the
 real X pointer with xdotool onto a button instead of hard-coding pixels. Without the variable
 nothing is installed.
 
@@ -11,7 +11,8 @@ Names
     ``<page>.<attribute>`` for widgets kept as attributes of a page (``calibrate.trials_box``),
     ``<page>.<attribute>[<key>]`` for dicts of widgets, ``<DialogClass>.<attribute>`` for the
     attributes of an open dialog or window (``SessionDialog.subject_edit``), ``sidebar:<page>`` for
-    the sidebar rows and ``tab:<text>`` for the tabs of visible tab widgets.
+    the sidebar rows, ``tab:<text>`` for the tabs of visible tab widgets and
+    ``banner.close_button`` for the error banner's dismiss button.
 """
 from __future__ import annotations
 
@@ -83,6 +84,8 @@ def snapshot(window) -> dict:
         widgets[f"sidebar:{item.data(0x0100)}"] = {  # Qt.ItemDataRole.UserRole: the page key
             "class": "sidebar", "rect": [p.x(), p.y(), r.width(), r.height()],
             "enabled": True, "text": item.text()}
+    if window.banner.close_button.isVisible():
+        widgets["banner.close_button"] = _entry(window.banner.close_button)
     for key, page in window.pages.items():
         if page.isVisible():
             _attributes(page, key, widgets)
@@ -102,6 +105,16 @@ def snapshot(window) -> dict:
                     widgets[f"tab:{bar.tabText(i)}"] = {
                         "class": "tab", "rect": [p.x(), p.y(), r.width(), r.height()],
                         "enabled": bar.isTabEnabled(i), "text": bar.tabText(i)}
+    screen = getattr(window.context, "participant_screen", None)
+    participant = None
+    if screen is not None and screen.isVisible():
+        cues = screen.cues
+        participant = {"showing": type(screen._stack.currentWidget()).__name__,
+                       "phase": str(getattr(cues, "phase", "")),
+                       "class": getattr(cues, "class_name", None),
+                       "bar_cue": screen.bar.cue,
+                       "bar_value": None if screen.bar.value != screen.bar.value  # NaN
+                       else float(screen.bar.value)}
     keys = list(window.pages)
     state = {
         "page": keys[window.stack.currentIndex()] if 0 <= window.stack.currentIndex() < len(keys)
@@ -114,6 +127,7 @@ def snapshot(window) -> dict:
         "session": window.session_label.text(),
         "busy": window.busy_reasons(),
         "windows": tops,
+        "participant": participant,
     }
     return {"widgets": widgets, "state": state}
 

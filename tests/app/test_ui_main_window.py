@@ -83,3 +83,29 @@ def test_widget_dump_only_when_asked(make_window, qtbot, tmp_path, monkeypatch):
     assert play["text"] == "Play" and play["enabled"] is True
     assert dump["state"]["errors"] == ["Recording nope.edf not found"]
     assert "sidebar:train" in dump["widgets"] and "connect.sim_button" not in dump["widgets"]
+
+
+def test_long_stream_names_do_not_push_the_counters_out_of_the_status_bar(make_window, qtbot,
+                                                                          unique_name):
+    # seen at 1280x800 while replaying: "... 0 reconnect" cut off under the stream names
+    from neurodeck.acquisition.simulator import Simulator, SimulatorConfig
+    from neurodeck.app.ui.main_window import MARKER_LABEL_WIDTH
+
+    name = unique_name + "-a-very-long-amplifier-stream-name-from-the-network"
+    sim = Simulator(SimulatorConfig(n_channels=4, srate=128, name=name), source_id=name)
+    sim.start()
+    try:
+        win = make_window()
+        win.context.streams.connect_streams(name, name + "-markers")
+        qtbot.waitUntil(lambda: win.context.streams.inlet is not None, timeout=15000)
+        qtbot.waitUntil(lambda: win.counters_label.text().strip().endswith("reconnects"),
+                        timeout=15000)
+        label = win.marker_label
+        assert name in label.toolTip()
+        assert label.fontMetrics().horizontalAdvance(label.text().strip()) <= MARKER_LABEL_WIDTH
+        assert "\u2026" in label.text()
+        counters = win.counters_label
+        assert counters.width() >= counters.fontMetrics().horizontalAdvance(counters.text())
+    finally:
+        win.context.streams.disconnect()
+        sim.stop()
