@@ -171,6 +171,19 @@ def test_replay_a_real_recording(window, qtbot, asset_edfs):
     y = page.signal_view.curves[0].getData()[1]
     assert y is not None and np.ptp(y) > 0
     assert "Replay of" in page.source_label.text()
+    # the file's annotations are drawn on the traces, each at its own time
+    view = page.signal_view
+    qtbot.waitUntil(lambda: len({n for _, n in view.marker_positions()} & {"T0", "T1", "T2"}) >= 2,
+                    timeout=20000)
+    xs = sorted(x for x, n in view.marker_positions() if n in ("T0", "T1", "T2"))
+    assert all(-view.span_s <= x <= 0 for x in xs) and len(set(np.round(xs, 3))) == len(xs)
+    # spaced as in the file, at the replay speed (x2), to a sample (1/320 s)
+    import mne
+
+    onsets = mne.io.read_raw_edf(asset_edfs[0], verbose="error").annotations.onset
+    gaps = np.diff(onsets) / 2.0
+    for d in np.diff(xs):
+        assert np.min(np.abs(gaps - d)) <= 1.5 / 320, (d, gaps[:5])
 
 
 def test_session_dialog_and_settings_persist(qtbot, session_root, neurodeck_home):
