@@ -89,10 +89,11 @@ def test_simulator_lists_connects_and_draws(window, qtbot):
     qtbot.waitUntil(lambda: "samples" in window.counters_label.text(), timeout=5000)
     assert " 0 missing" in window.counters_label.text()
 
-    # the stream appears in the LSL list (found by its unique name) and can be selected
-    with qtbot.waitSignal(page.streams_listed, timeout=15000):
-        page.refresh()
-    assert any(d.name == name for d in page.streams)
+    # the stream appears in the LSL list (found by its unique name) and can be selected; the
+    # page lists again every few seconds (one listing can miss a stream on a loaded machine:
+    # seen at load 24, "did not send its full description within 1.0 s")
+    page.refresh()
+    qtbot.waitUntil(lambda: any(d.name == name for d in page.streams), timeout=30000)
     assert page.select_stream(name, sm.description.source_id)
     assert page.eeg_box.currentData().name == name
 
