@@ -358,6 +358,14 @@ class CursorTask:
             return None
         return self._finish("timeout", None)
 
+    def cancel(self) -> bool:
+        """Drop the active trial without counting it (e.g. cut by a signal loss and repeated)."""
+        if self.target is None:
+            return False
+        self.target = None
+        self.position = np.zeros(self.config.dims)
+        return True
+
     def _finish(self, outcome: str, reached: int | None) -> CursorTrial:
         trial = CursorTrial(int(self.target), outcome, reached, self.elapsed, self._path)
         self.trials.append(trial)

@@ -1,13 +1,17 @@
 """Online page: run a saved model live on the connected EEG stream, with feedback and self-scoring.
 
 A model bundle (ONNX + JSON, from the Train page) is loaded into a
-:class:`decoders.online.OnlineDecoder`; *Start* runs an :class:`app.engine.OnlineEngine` on the
-app's EEG inlet (live amplifier, simulator, or a file from the Replay/Connect page). Every
-decision is published on an LSL stream (name shown), drives the feedback (Graz bar or cursor
-task), and - when cue markers arrive on the marker stream - is scored by
+:class:`decoders.online.OnlineDecoder`, or a continuous (Kalman / DKF) bundle into a
+:class:`decoders.continuous.ContinuousDecoder`; *Start* runs an :class:`app.engine.OnlineEngine`
+on the app's EEG inlet (live amplifier, simulator, or a file from the Replay/Connect page), as
+``neurodeck decode`` does. Every decision is published on an LSL stream (name shown), drives the
+feedback (Graz bar of two or N classes, or the cursor task; a continuous model's filtered state
+moves the cursor), and - when cue markers arrive on the marker stream - is scored by
 :class:`app.feedback_model.CuedRunScorer` (accuracy, time to decision, live; the trial rule of
 :func:`decoders.evaluation.score_trial`, as offline). With a session the run is recorded (EEG +
-markers + decisions) into ``recordings/online-runNN``.
+markers + decisions) into ``recordings/online-runNN``. The cursor's DKF fitted on a classifier's
+outputs can be saved as a continuous bundle; an adaptive model's unsupervised adaptation (its
+re-centering reference) is shown live.
 
 Times: decisions and markers carry LSL timestamps. A replay at speed ``s`` stamps file time
 divided by ``s``, so feedback and scoring work on ``timestamp * s`` ("stream seconds").
@@ -942,9 +946,10 @@ class OnlinePage(Page):
             self.stop()
 
     def _drop_interrupted(self) -> None:
-        """Interrupted trials are repeated, not scored: forget their scores."""
+        """Interrupted trials are repeated, not scored: forget their scores (and cursor trial)."""
         if self.scorer is None or self.runner is None:
             return
+        self.task.cancel()
         scale = self.time_scale
         onsets = [t.cue_time * scale for t in self.runner.protocol.interrupted_trials]
         if self.scorer.discard(onsets):

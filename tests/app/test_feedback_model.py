@@ -127,6 +127,10 @@ def test_cursor_task_2d_targets_and_config_checks():
     while (res := task.step(velocity_from_probs(p_feet, classes, dims=2), 0.1)) is None:
         pass
     assert res.outcome == "hit" and res.target == 0
+    task.new_trial(1)
+    task.step([-1.0, 0.0], 0.2)
+    assert task.cancel() and not task.active and not task.cancel()  # not counted
+    assert len(task.trials) == 1 and task.position.tolist() == [0.0, 0.0]
     Z = cue_velocity(["feet", None, "left_hand", "right_hand"], dims=2, classes=classes)
     np.testing.assert_allclose(Z, [[0, -1], [0, 0], [-1, 0], [1, 0]], atol=1e-12)
     assert cue_velocity(["left_hand", "feet", None], dims=1)[:, 0].tolist() == [-1, 0, 0]
