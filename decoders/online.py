@@ -13,9 +13,12 @@ model's channels only (a ``PickChannels`` step right after the band-pass is appl
 filtering, and a spectrum followed by a feature selection keeps only the selected features'
 channels); each hop filters only the new samples. When the next step is the OAS covariance,
 the window's covariance is summed from per-hop blocks (``x @ x.T`` of each hop once, then a sum
-over the window's blocks) instead of recomputed over the whole window. A fitted Riemannian
-tangent space keeps its reference's whitening ``C_ref^-1/2`` (computed once at load): one
-eigendecomposition per window. :meth:`OnlineDecoder.replay` (pseudo-online) filters a whole
+over the window's blocks, kept as running sums re-summed once per window) instead of recomputed
+over the whole window. A fitted Riemannian tangent space keeps its reference's whitening
+``P = C_ref^-1/2`` (computed once at load) and, after an OAS covariance, folds it into the block
+sums (Grams of the whitened blocks, :func:`_whitened_oas`): one eigendecomposition per window and
+no matrix product by ``P``. A filter-bank tangent space streams one such plan per sub-band
+(:class:`FilterBankStream`). :meth:`OnlineDecoder.replay` (pseudo-online) filters a whole
 recording once with the same function and the same (re)start rule and decides the same windows:
 the stream's decisions equal the replay's (tests/decoders/test_online.py).
 
@@ -813,7 +816,7 @@ class RawWindowStream:
     """The :class:`DecoderStream` interface for decoders that take whole raw windows.
 
     Keeps nothing: ``decide(window)`` is ``decoder.decide(window)`` (models without a leading
-    band-pass, e.g. filter banks, and any object with ``decide``).
+    band-pass or filter bank, and any object with ``decide``).
     """
 
     def __init__(self, decoder) -> None:
