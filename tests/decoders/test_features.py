@@ -429,3 +429,19 @@ def test_burg_psd_equals_the_known_spectrum_of_an_ar2_process():
     welch, wf = welch_psd(x, fs, 2, 60, nperseg=256)
     np.testing.assert_allclose(welch.mean(axis=(0, 1))[np.isin(wf, freqs)],
                                theory[np.isin(freqs, wf)], rtol=0.25)
+
+
+def test_burg_ar_equals_statsmodels_burg():
+    """Our vectorised Burg against statsmodels' (a library we did not write), per signal."""
+    sm_lm = pytest.importorskip("statsmodels.regression.linear_model")
+    from scipy.signal import lfilter
+
+    rng = np.random.default_rng(5)
+    x = lfilter([1.0], [1.0, -0.9, 0.5, -0.2], rng.standard_normal((3, 2, 600)), axis=-1)
+    a, sigma2 = burg_ar(x, 8)
+    for i in range(3):
+        for j in range(2):
+            rho, s2 = sm_lm.burg(x[i, j], order=8, demean=False)
+            # statsmodels gives x[n] = sum rho_k x[n-k] + e[n]; ours the filter [1, a_1 .. a_p]
+            np.testing.assert_allclose(-a[i, j, 1:], rho, rtol=1e-9, atol=1e-12)
+            assert sigma2[i, j] == pytest.approx(s2, rel=0.02)  # its residual-variance estimate
