@@ -284,6 +284,13 @@ class TrainPage(Page):
         save.addWidget(self.save_population_button)
         save.addWidget(self.report_button)
         save.addWidget(self.saved_label, 1)
+        # continuous decoders (Kalman / DKF on a recording with a target stream): own window
+        from neurodeck.app.ui.continuous_panel import ContinuousPanel
+        self.continuous = ContinuousPanel(context, self)
+        self.continuous.hide()
+        cont_b = QPushButton("Continuous models…")
+        cont_b.clicked.connect(self.continuous.show_window)
+        save.addWidget(cont_b)
         self.body.addLayout(save)
 
         self.jobs.progress.connect(self._on_progress)
@@ -798,4 +805,5 @@ class TrainPage(Page):
 
     def shutdown(self) -> None:
         self.jobs.shutdown()
+        self.continuous.shutdown()
 

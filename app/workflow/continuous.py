@@ -47,11 +47,14 @@ __all__ = [
     "ContinuousData",
     "parse_bands",
     "check_pipelines",
+    "target_streams",
     "load_continuous",
     "load_many",
     "fit_filter",
     "train_continuous",
     "evaluate_continuous",
+    "compare_recording",
+    "train_recording",
 ]
 
 TABLE_SUFFIXES = (".csv", ".npy")
@@ -147,6 +150,21 @@ def _read_table(path: Path) -> tuple[np.ndarray, list[str] | None]:
     if arr.ndim != 2 or arr.shape[0] < 2:
         raise UserError(f"{path}: expected a table of shape (n_rows, n_columns), got {arr.shape}")
     return arr, header
+
+
+def target_streams(recording: str | Path) -> list[str]:
+    """Names of the numeric streams recorded with ``recording`` (candidate ``--target`` values).
+
+    Read from the recording's sidecar (``neurodeck record``); empty when it has none.
+    """
+    from neurodeck.acquisition.finalize import sidecar_path
+
+    try:
+        meta = json.loads(sidecar_path(Path(recording)).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [str(s.get("name")) for s in meta.get("streams", [])
+            if s.get("role") == "extra" and s.get("file")]
 
 
 def _timed_target(spec: str, recording: Path) -> tuple[np.ndarray, np.ndarray, list[str], str]:
@@ -456,3 +474,62 @@ def _filter_sequence(filt: Any, X: np.ndarray, valid: np.ndarray) -> np.ndarray:
         out[t] = filt.step(x) if ok else filt.predict_step()
     filt.reset()
     return out
+
+
+def compare_recording(
+    recording: str | Path,
+    target: str,
+    pipelines: Sequence[str],
+    *,
+    split: float = 0.7,
+    seed: int = 42,
+    progress: Any = None,
+    **features: Any,
+) -> list[dict[str, Any]]:
+    """Chronological comparison of continuous pipelines on one recording (the Train page's).
+
+    Parameters
+    ----------
+    recording : path
+    target : str
+        A stream recorded with it (:func:`target_streams`) or a target file.
+    pipelines : sequence of str
+    split : float
+        Fraction (< 1) or number of hops that trains; the rest tests.
+    seed : int
+    progress : callable or None
+        ``progress(done, total, text)`` after loading and after each pipeline.
+    **features
+        Feature options of :func:`load_continuous` (``picks``, ``bands``, ``window_s``...).
+
+    Returns
+    -------
+    rows : list of dict
+        :func:`evaluate_continuous` rows, one per pipeline.
+    """
+    names = check_pipelines(pipelines)
+    report = progress or (lambda done, total, text="": None)
+    report(0, len(names) + 1, f"features of {Path(recording).name}")
+    data = load_continuous(str(recording), target, **features)
+    rows = []
+    for k, name in enumerate(names):
+        report(k + 1, len(names) + 1, f"fitting and filtering {name}")
+        rows += evaluate_continuous([data], [name], split=split, seed=seed)
+    report(len(names) + 1, len(names) + 1, "done")
+    return rows
+
+
+def train_recording(
+    recording: str | Path,
+    target: str,
+    pipeline: str,
+    out: str | Path,
+    *,
+    seed: int = 42,
+    **features: Any,
+) -> dict[str, Any]:
+    """Fit ``pipeline`` on a whole recording and save its continuous bundle (:func:`train_continuous`)."""
+    check_pipelines([pipeline])
+    data = load_continuous(str(recording), target, **features)
+    return train_continuous([data], pipeline, out, seed=seed,
+                            classifier=features.get("classifier"))

@@ -1,0 +1,93 @@
+"""Train page's continuous models: pick a simulated recording and its target, compare, save."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from PyQt6.QtCore import Qt, QTimer  # noqa: E402
+from test_continuous_cli import write_recording  # noqa: E402
+
+from neurodeck.app.session import Session  # noqa: E402
+from neurodeck.app.ui.continuous_panel import ContinuousPanel  # noqa: E402
+from neurodeck.app.ui.qt_models import AppContext  # noqa: E402
+from neurodeck.app.ui.train_page import TrainPage  # noqa: E402
+from neurodeck.decoders.continuous import ContinuousDecoder  # noqa: E402
+
+
+@pytest.fixture
+def ctx():
+    before = set(threading.enumerate())
+    c = AppContext()
+    yield c
+    c.shutdown()
+    left = [t for t in threading.enumerate() if t not in before and t.is_alive()
+            and not isinstance(t, threading._DummyThread)]
+    assert not left, left
+
+
+def test_compare_and_save_a_continuous_model_by_clicking(qtbot, ctx, tmp_path, session_root):
+    errors: list[str] = []
+    ctx.error_reported.connect(errors.append)
+    session = Session.create(session_root, "S001", "ses1")
+    ctx.set_session(session)
+    rec = write_recording(tmp_path, "simC", 4, seconds=60.0)
+    page = TrainPage(ctx)
+    qtbot.addWidget(page)
+    page.resize(1280, 800)
+    page.show()
+    # the Train page opens the panel as a window of its own
+    button = next(b for b in page.findChildren(type(page.save_button))
+                  if b.text().startswith("Continuous models"))
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    panel = page.findChild(ContinuousPanel)
+    assert panel is not None and panel.isVisible()
+    panel.add_recording(rec)  # what the Open… dialog does with the chosen file
+    assert [panel.target_combo.itemText(i) for i in range(panel.target_combo.count())] == [
+        "simC-truth"]
+    assert panel.selected_pipelines() == ["dkf", "kf"]
+    qtbot.mouseClick(panel.checks["dkf-robust"], Qt.MouseButton.LeftButton)
+    panel.window.setValue(0.5)
+    assert not panel.save_button.isEnabled()  # nothing compared yet
+
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start(20)
+    with qtbot.waitSignal(panel.compared, timeout=240000):
+        qtbot.mouseClick(panel.run_button, Qt.MouseButton.LeftButton)
+        assert not panel.run_button.isEnabled() and panel.cancel_button.isEnabled()
+    timer.stop()
+    assert len(ticks) >= 5  # the GUI thread kept running while the models were fitted
+    assert not errors, errors
+    shown = {panel.table.item(i, 0).text(): (float(panel.table.item(i, 1).text()),
+                                             float(panel.table.item(i, 2).text()))
+             for i in range(panel.table.rowCount())}
+    assert set(shown) == {"dkf", "dkf-robust", "kf"}
+    for corr, nrmse in shown.values():
+        assert 0.3 < corr < 1 and 0 < nrmse < 1.2  # the simulator's velocity is decodable
+    assert {r["pipeline"]: round(r["corr"], 3) for r in panel.rows} == {
+        k: v[0] for k, v in shown.items()}
+    best = min(shown, key=lambda k: shown[k][1])
+    assert panel.current_pipeline() == best and panel.save_button.isEnabled()
+
+    row = [panel.table.item(i, 0).text() for i in range(3)].index("dkf")
+    qtbot.mouseClick(panel.table.viewport(), Qt.MouseButton.LeftButton,
+                     pos=panel.table.visualItemRect(panel.table.item(row, 1)).center())
+    assert panel.current_pipeline() == "dkf"
+    with qtbot.waitSignal(panel.model_saved, timeout=240000) as saved:
+        qtbot.mouseClick(panel.save_button, Qt.MouseButton.LeftButton)
+    assert not errors, errors
+    path = saved.args[0]
+    assert path.startswith(str(session.models_dir))
+    dec = ContinuousDecoder(path)
+    assert dec.meta["pipeline"] == "dkf" and dec.labels == ["vx", "vy", "var_vx", "var_vy"]
+    assert dec.meta["features"]["window_s"] == 0.5 and "saved" in panel.saved_label.text()
+
+    # another target or window makes the table stale: no saving a model it does not describe
+    panel.window.setValue(1.0)
+    assert not panel.save_bundle(tmp_path / "x")
+    page.shutdown()
+    assert not panel.jobs.busy
