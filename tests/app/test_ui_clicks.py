@@ -285,7 +285,9 @@ def test_connect_page_list_follows_the_network_markers_and_stale_entries(window,
     page.auto_refresh.setInterval(500)
     sim = _sim(unique_name)
     try:
-        qtbot.waitUntil(lambda: _listed(page, unique_name), timeout=15000)  # nobody clicked
+        # nobody clicked; the two streams may be listed one refresh apart on a loaded machine
+        qtbot.waitUntil(lambda: _listed(page, unique_name) and _listed(page, unique_name + "-markers"),
+                        timeout=15000)
         _click_row(qtbot, page.table, unique_name)
         assert page.eeg_box.currentData().name == unique_name
         assert page.marker_box.currentData() is not None
