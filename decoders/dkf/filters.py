@@ -20,13 +20,12 @@ from neurodeck.decoders.dkf.regression import (
     KernelAverage,
     cv_filter_scores,
     kernel_logits,
-    nw_loo_predictions,
+    nw_loo_fit,
     ridge_feature_map,
     ridge_projection,
     select_bandwidth_loo,
     select_q_bandwidth_filter,
     select_q_bandwidth_loo,
-    squared_distances,
 )
 from neurodeck.decoders.dkf.updates import (
     _check_fit_input,
@@ -47,7 +46,7 @@ __all__ = ["KalmanFilter", "DiscriminativeKalmanFilter"]
 _REGRESSORS = ("nw", "mlp", "gp")
 _PROJECTIONS = ("auto", "none", "ridge")
 #: Scales of ``Q`` tried by the blocked cross-validation of the NW DKF (``q_scale=None``).
-Q_SCALES = (0.125, 0.25, 0.5, 1.0, 2.0)
+Q_SCALES = (1 / 32, 1 / 16, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0)
 
 class _FilterBase(BaseEstimator):
     """Shared online machinery: ``reset``/``step`` over the subclass's ``_update``."""
@@ -198,8 +197,9 @@ class DiscriminativeKalmanFilter(_FilterBase):
         noisy, roughly linear features. ``"auto"``: both are fitted and the one with the lower
         blocked cross-validated *filtered* error (:func:`cv_filter_scores`) is kept.
     q_scale : float or None
-        Multiplies ``Q(x)`` (NW). ``None``: chosen among :data:`Q_SCALES` by the same blocked
-        cross-validation of the filtered error (1 when ``cv_folds`` folds cannot be formed).
+        Multiplies ``Q(x)`` (NW). ``None``: chosen among :data:`Q_SCALES` (1/32 ... 4) by the
+        same blocked cross-validation of the filtered error (1 when ``cv_folds`` folds cannot be
+        formed).
     cv_folds : int
         Folds of that blocked cross-validation (contiguous blocks, ``loo_gap`` steps apart).
     bandwidth : float or None
@@ -409,7 +409,7 @@ class DiscriminativeKalmanFilter(_FilterBase):
             h, _, _ = select_bandwidth_loo(Phi, Zc, **common)
         else:
             h = float(self.bandwidth)
-        resid = Zc - nw_loo_predictions(squared_distances(Phi, Phi), Zc, h, gap=self.loo_gap)
+        resid = Zc - nw_loo_fit(Phi, Zc, h, gap=self.loo_gap)
         floor = self._q_floor(resid)
         if self.q_bandwidth is not None:
             hq = float(self.q_bandwidth)
@@ -447,6 +447,9 @@ class DiscriminativeKalmanFilter(_FilterBase):
             kind, k = min(((kd, int(np.argmin(v))) for kd, v in scores.items()),
                           key=lambda t: scores[t[0]][t[1]])
             self.q_scale_ = float(scales[k])
+            if scales.size > 1 and k in (0, scales.size - 1):
+                logger.info("DKF Q scale %g is at the edge of the candidates %s", self.q_scale_,
+                            scales.tolist())
             self.cv_ = {"q_scales": scales.tolist(), "ridge_alpha": cands.get("ridge", {}).get(
                 "alpha"), "nmse": {kd: [float(v) for v in sc] for kd, sc in scores.items()}}
         else:

@@ -21,6 +21,7 @@ __all__ = [
     "kernel_logits",
     "KernelAverage",
     "nw_loo_predictions",
+    "nw_loo_fit",
     "select_bandwidth_loo",
     "select_q_bandwidth_loo",
     "select_q_bandwidth_filter",
@@ -181,6 +182,34 @@ def nw_loo_predictions(
         block[np.abs(cols[None, :] - self_index[start:stop, None]) <= gap] = np.inf
         W = _kernel_weights(block, bandwidth)
         out[start:stop] = (W @ Y) / W.sum(axis=1, keepdims=True)
+    return out
+
+
+def nw_loo_fit(
+    X: np.ndarray, Y: np.ndarray, bandwidth: float, gap: int = 0, chunk: int = 1000
+) -> np.ndarray:
+    """Leave-out NW predictions at every training point, ``chunk`` rows of distances at a time.
+
+    Equals ``nw_loo_predictions(squared_distances(X, X), Y, bandwidth, gap=gap)`` without the
+    (n, n) distance matrix (memory ``chunk * n`` floats), so long recordings fit.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, n_features)
+    Y : ndarray, shape (n, n_targets)
+    bandwidth : float
+    gap, chunk : int
+
+    Returns
+    -------
+    Y_loo : ndarray, shape (n, n_targets)
+    """
+    n = X.shape[0]
+    out = np.empty((n, Y.shape[1]))
+    for start in range(0, n, chunk):
+        rows = np.arange(start, min(start + chunk, n))
+        out[rows] = nw_loo_predictions(squared_distances(X[rows], X), Y, bandwidth,
+                                       self_index=rows, gap=gap, chunk=chunk)
     return out
 
 
@@ -529,7 +558,7 @@ def cv_filter_scores(
     for tr, te in blocked_folds(n, n_folds, gap):
         Phi = features(tr)
         P_tr, Z_tr = Phi[tr], Zc[tr]
-        resid = Z_tr - nw_loo_predictions(squared_distances(P_tr, P_tr), Z_tr, bandwidth, gap=gap)
+        resid = Z_tr - nw_loo_fit(P_tr, Z_tr, bandwidth, gap=gap)
         C = resid.T @ resid / len(resid)
         Q_add = q_reg * 0.5 * (C + C.T)
         f = nadaraya_watson(Phi[te], P_tr, Z_tr, bandwidth)

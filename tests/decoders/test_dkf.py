@@ -448,3 +448,13 @@ def test_auto_projection_follows_the_data(synthetic):
     nonlin = DiscriminativeKalmanFilter(**kw).fit(Xtr, Ztr)
     assert nonlin.projection_ is None
     assert nonlin.q_scale_ in nonlin.cv_["q_scales"]
+
+
+def test_chunked_leave_out_fit_equals_the_full_distance_matrix():
+    from neurodeck.decoders.dkf.regression import nw_loo_fit
+
+    rng = np.random.default_rng(5)
+    X, Y = rng.normal(size=(1100, 3)), rng.normal(size=(1100, 2))
+    np.testing.assert_allclose(
+        nw_loo_fit(X, Y, 0.6, gap=4, chunk=250),
+        nw_loo_predictions(squared_distances(X, X), Y, 0.6, gap=4), atol=1e-12)
