@@ -172,6 +172,7 @@ class CalibratePage(Page):
         rv.addWidget(self.status_label)
         prow = QHBoxLayout()
         self.screen_box = ScreenChooser()
+        self.screen_box.setMinimumContentsLength(18)  # "1: screen 1280x800" was cut at 1280x800
         self.full_button = QPushButton("Participant screen")
         self.full_button.clicked.connect(self.show_fullscreen)
         prow.addWidget(self.full_button, 1)

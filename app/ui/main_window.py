@@ -85,8 +85,8 @@ LOST_ALARM = ("The EEG stream is lost: check the amplifier / cable / network. ne
               "by itself when it comes back; a running recording goes on and marks the gap.")
 
 
-#: Widest the status bar's stream label gets (px); longer stream names are elided.
-MARKER_LABEL_WIDTH = 300
+#: Widest a stream name gets in the status bar (px); longer names are elided in the middle.
+STREAM_NAME_WIDTH = 130
 
 
 def default_size(available: QSize) -> tuple[int, int]:
@@ -453,14 +453,19 @@ class MainWindow(QMainWindow):
         else:
             d = sm.description
             mk = sm.marker_description
-            text = (f"{d.name} ({d.n_channels} ch, {d.srate:g} Hz)"
-                    + (f" + {mk.name}" if mk is not None else ""))
             # long stream names are elided in the middle (full text in the tooltip): they must
-            # not push the counters out of the status bar
+            # not push the counters out of the status bar; channels and rate always show
             metrics = self.marker_label.fontMetrics()
-            self.marker_label.setText(metrics.elidedText(text, Qt.TextElideMode.ElideMiddle,
-                                                         MARKER_LABEL_WIDTH) + "  ")
-            self.marker_label.setToolTip(text)
+
+            def short(name: str) -> str:
+                return metrics.elidedText(name, Qt.TextElideMode.ElideMiddle,
+                                          STREAM_NAME_WIDTH)
+
+            rate = f" ({d.n_channels} ch, {d.srate:g} Hz)"
+            more = f" + {mk.name}" if mk is not None else ""
+            self.marker_label.setText(short(d.name) + rate
+                                      + (f" + {short(mk.name)}" if mk is not None else "") + "  ")
+            self.marker_label.setToolTip(d.name + rate + more)
 
     def _on_session(self, session: Session | None) -> None:
         if session is None:

@@ -89,7 +89,7 @@ def test_long_stream_names_do_not_push_the_counters_out_of_the_status_bar(make_w
                                                                           unique_name):
     # seen at 1280x800 while replaying: "... 0 reconnect" cut off under the stream names
     from neurodeck.acquisition.simulator import Simulator, SimulatorConfig
-    from neurodeck.app.ui.main_window import MARKER_LABEL_WIDTH
+    from neurodeck.app.ui.main_window import STREAM_NAME_WIDTH
 
     name = unique_name + "-a-very-long-amplifier-stream-name-from-the-network"
     sim = Simulator(SimulatorConfig(n_channels=4, srate=128, name=name), source_id=name)
@@ -101,11 +101,27 @@ def test_long_stream_names_do_not_push_the_counters_out_of_the_status_bar(make_w
         qtbot.waitUntil(lambda: win.counters_label.text().strip().endswith("reconnects"),
                         timeout=15000)
         label = win.marker_label
-        assert name in label.toolTip()
-        assert label.fontMetrics().horizontalAdvance(label.text().strip()) <= MARKER_LABEL_WIDTH
-        assert "\u2026" in label.text()
+        assert name in label.toolTip() and name + "-markers" in label.toolTip()
+        eeg, _, rest = label.text().strip().partition(" (4 ch, 128 Hz) + ")
+        assert "\u2026" in eeg and "\u2026" in rest  # both names elided, the rate shown
+        for part in (eeg, rest):
+            assert label.fontMetrics().horizontalAdvance(part) <= STREAM_NAME_WIDTH
         counters = win.counters_label
         assert counters.width() >= counters.fontMetrics().horizontalAdvance(counters.text())
     finally:
         win.context.streams.disconnect()
         sim.stop()
+
+
+def test_calibrate_monitor_choice_is_not_cut(make_window, qtbot):
+    # seen at 1280x800: the monitor box showed "1: screen 1280x8"
+    win = make_window()
+    _go(qtbot, win, "calibrate")
+    box = win.pages["calibrate"].screen_box
+    box.clear()
+    box.addItem("1: screen 1280x800")
+    qtbot.wait(50)
+    text_width = box.fontMetrics().horizontalAdvance("1: screen 1280x800")
+    assert box.width() >= text_width + 20  # the text plus the arrow
+    full = win.pages["calibrate"].full_button
+    assert full.width() >= full.fontMetrics().horizontalAdvance(full.text())
