@@ -669,8 +669,7 @@ class DecoderStream:
             self._sum = np.zeros((self._q, n_f))
             self._ids = np.full(self._q, -1)
             self._tot_g = np.zeros((k - 1, n_f, n_f))  # running sums over the slots' blocks
-            self._tot_s = np.zeros(n_f)
-            self._n_upd = 0
+            self._rows = -(-n_f // self._q)  # rows re-summed exactly per hop
 
     def invalidate(self) -> None:
         """Forget the filter state (a gap, NaN/Inf): the next ``reset`` restarts it."""
@@ -685,7 +684,6 @@ class DecoderStream:
         if self._blocks:
             self._ids[:] = -1
             self._tot_g[:] = 0.0
-            self._tot_s[:] = 0.0
         self._store(y)
 
     def push(self, new: np.ndarray) -> None:
@@ -742,7 +740,6 @@ class DecoderStream:
                 if self._ids[k] != b:
                     if self._ids[k] >= 0:  # the block leaving the window
                         tot_g -= G[:, k]
-                        self._tot_s -= self._sum[k]
                     x = self._span(b * hop, (b + 1) * hop)
                     G[0, k] = x @ x.T
                     if ts is not None:
@@ -751,13 +748,11 @@ class DecoderStream:
                     self._sum[k] = x.sum(axis=1)
                     self._ids[k] = b
                     tot_g += G[:, k]
-                    self._tot_s += self._sum[k]
-                    self._n_upd += 1
-            if self._n_upd >= q:  # re-sum now and then: running sums drift by rounding
-                self._n_upd = 0
-                G.sum(axis=1, out=tot_g)
-                self._sum.sum(axis=0, out=self._tot_s)
-            Sg, s = tot_g.copy(), self._tot_s.copy()
+            # running sums drift by rounding: re-sum 1/q of the rows exactly every hop (all of
+            # them once per window, without a spike of q matrix sums: 1.6 ms at 256 ch)
+            rows = slice((b1 % q) * self._rows, (b1 % q + 1) * self._rows)
+            G[:, :, rows].sum(axis=1, out=tot_g[:, rows])
+            Sg, s = tot_g.copy(), self._sum.sum(axis=0)
             if self._r:
                 x = self._span(e - n, e - q * hop)
                 Sg[0] += x @ x.T
