@@ -1072,6 +1072,8 @@ class OnlinePage(Page):
             v = velocity_from_probs(smoothed, self.decoder.labels, dims)
         else:
             v = np.full(dims, np.nan)
+        if self.runner is not None and self._phase is not Phase.IMAGERY:
+            v = np.zeros(dims)  # a cued run gives feedback during imagery only (as the bar)
         if np.isfinite(v).all():
             self.cursor_trace.append((t, np.asarray(v, dtype=float)))
         res = task.step(v, dt)

@@ -247,12 +247,14 @@ def test_three_class_cued_run_shows_the_winning_class_on_both_screens(page, qtbo
 
     seen: list[tuple[int, str, str, str, str | None]] = []
 
-    protocols = []
+    protocols, during_cue = [], []
 
     def sample() -> None:  # what both screens show during the imagery of each trial
         r = page.runner
         if r is not None and not protocols:
             protocols.append(r.protocol)
+        if r is not None and r.protocol.phase is Phase.CUE and page.task.active:
+            during_cue.append(float(np.abs(page.task.position).max()))
         if r is None or r.protocol.phase is not Phase.IMAGERY or page.graz.winner is None:
             return
         probs = page._history[-1][1]  # the smoothed probabilities the bar was given
@@ -296,6 +298,7 @@ def test_three_class_cued_run_shows_the_winning_class_on_both_screens(page, qtbo
     cues = iter(e.class_name for e in protocols[0].events if e.phase is Phase.CUE)
     assert all(page.decoder.labels[t.target] in cues for t in trials)  # in the cues' order
     assert len(trials) >= 5
+    assert during_cue and max(during_cue) == 0.0  # it moves during imagery only, as the bar
     n_hits = sum(t.outcome == "hit" for t in trials)
     # (hits are not asserted: at a cue the smoothed output still favours the previous class for
     # about a window's length, so the cursor may first reach the previous target)
