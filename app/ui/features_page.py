@@ -492,6 +492,8 @@ class FeaturesPage(Page):
         self.jobs.busy_changed.connect(self._on_busy)
         if context is not None:
             context.session_changed.connect(lambda s: self._update_files_label())
+            context.session_changed.connect(self._restore_spectrum)
+            self._restore_spectrum(getattr(context, "session", None))
         self._update_files_label()
 
     def _build_spectrum_row(self) -> QHBoxLayout:
@@ -543,6 +545,15 @@ class FeaturesPage(Page):
         self.method_box.currentIndexChanged.connect(self._on_method)
         self.win_box.valueChanged.connect(self._sync_spectrum_widgets)
         return row
+
+    def _restore_spectrum(self, session) -> None:
+        """Show the spectrum settings saved with the session's selection (what Train uses)."""
+        try:
+            saved = (session.section("features") or {}).get("spectrum") if session else None
+            if saved:
+                self.set_spectrum(SpectrumSettings.from_specs(saved))
+        except (ValueError, OSError) as exc:  # a hand-edited session file: say so, keep going
+            self.report_error(f"The session's spectrum settings were not restored: {exc}")
 
     def _on_method(self) -> None:
         """A new method starts from its usual settings (Burg: HappyFeat's order 19, 0.25 s)."""

@@ -155,5 +155,10 @@ def test_spectrum_settings_reach_train_in_a_reopened_session(qtbot, asset_edfs, 
     train = TrainPage(later)
     qtbot.addWidget(train)
     assert train.selection()["spectrum"] == spec
+    # and the Features page shows those settings again, so its next maps match what Train uses
+    again = FeaturesPage(later)
+    qtbot.addWidget(again)
+    assert again.method_box.currentData() == "burg" and again.spectrum_settings().to_specs() == spec
+    again.shutdown()
     train.shutdown()
     later.shutdown()
