@@ -432,7 +432,7 @@ class _CachedTangentSpace:
     """
 
     def __init__(self, ts) -> None:
-        from pyriemann.utils.base import invsqrtm
+        from pyriemann.geometry.base import invsqrtm
 
         self.ts = ts
         self.cm12 = invsqrtm(np.asarray(ts.reference_, dtype=float))

@@ -13,8 +13,8 @@ from neurodeck.app import argtypes
 NAME = "demo"
 HELP = (
     "run a whole motor-imagery session on the embedded real recording (PhysioNet EEGMMIDB S001, "
-    "no amplifier needed): replay over LSL, record the calibration, train, decode online, print "
-    "the scores"
+    "no amplifier needed): replay over LSL, record a calibration of 10 trials per class, "
+    "fine-tune the shipped population model on it, decode online, print the scores"
 )
 
 logger = logging.getLogger(__name__)
@@ -23,8 +23,10 @@ logger = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--speed", type=argtypes.speed, default=8.0,
                         help="replay speed in multiples of real time (default: %(default)s)")
-    parser.add_argument("--pipelines", default="ts-lr,fgmdm,psd-lda,csp-lda",
-                        help="pipelines to compare on the calibration (default: %(default)s)")
+    parser.add_argument("--pipelines", default="ts-lr",
+                        help="pipelines cross-validated from scratch on the calibration trials, for "
+                        "comparison with the fine-tuned population model, comma separated (default: %(default)s; "
+                        "e.g. ts-lr,fgmdm,csp-lda)")
     parser.add_argument("--root", type=Path, default=None, metavar="DIR",
                         help="session root folder (default: a new temporary folder)")
     parser.add_argument("--headless", action="store_true",

@@ -63,16 +63,19 @@ AUTO_CLOSE_ENV = "NEURODECK_DEMO_AUTOCLOSE"
 
 STEPS = {
     "session": (0, "Preparing the session folder"),
-    "calibration": (1, "Calibration \u2014 runs 4 + 8 replayed over LSL and recorded"),
-    "training": (2, "Training \u2014 cross-validation, best model saved as ONNX"),
+    "calibration": (1, "Calibration \u2014 10 trials per class of runs 4 + 8 replayed over LSL "
+                    "and recorded"),
+    "training": (2, "Training \u2014 population model fine-tuned, saved as ONNX"),
     "online": (3, "Online \u2014 unseen run 12 decoded live, Graz feedback"),
 }
 #: What each step does, for the log.
 EXPLAIN = {
     "calibration": "The Connect page shows the replayed EEG (signal viewer, spectrum, stream state "
                    "in the status bar) while the recorder writes it into the session.",
-    "training": "The pipelines are cross-validated on the recorded calibration; the best one is "
-                "fitted on all trials and saved as a bundle (ONNX + JSON) in the session.",
+    "training": "The shipped population model (12 other subjects) is fine-tuned on the recorded "
+                "calibration (its re-centering reference starts from these trials) and saved as "
+                "a bundle (ONNX + JSON) in the session; the pipelines are cross-validated from "
+                "scratch on the same trials, for comparison.",
     "online": "Run 12 was never seen in training. The Online page's Graz bar follows the live "
               "decisions (smoothed, 0.5 s); the arrow shows the cue of the live marker stream.",
 }

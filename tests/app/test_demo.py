@@ -1,4 +1,5 @@
-"""The README's first command, end to end on the embedded recording (accelerated)."""
+"""`neurodeck decode` and the demo's command line (the demo's one end-to-end run is
+tests/app/test_demo_window.py's window test)."""
 from __future__ import annotations
 
 import subprocess
@@ -7,44 +8,8 @@ import time
 
 import numpy as np
 import pylsl
-import pytest
 
-from neurodeck.app.demo import ASSETS, run_demo
-
-
-@pytest.mark.slow  # the window test (test_demo_window.py) runs the demo and checks the same result
-def test_demo_calibrates_trains_and_decodes_live_above_chance(tmp_path, caplog):
-    lines: list[str] = []
-    with caplog.at_level("WARNING", logger="neurodeck.acquisition"):
-        res = run_demo(tmp_path, speed=16.0, pipelines=("ts-lr",), report=lines.append)
-    # calibration went through LSL into a real recording with every cue
-    import mne
-
-    raw = mne.io.read_raw_fif(res.calibration_file, verbose="error")
-    from collections import Counter
-
-    from neurodeck.acquisition.io import load_recording
-
-    sources = [load_recording(ASSETS / f) for f in ("S001R04.edf", "S001R08.edf")]
-    # every sample and every marker of both runs (125 s at 160 Hz each; T0 rest, T1/T2 cues)
-    assert raw.n_times == sum(r.n_times for r in sources) == 40000
-    cues = Counter(d for d in raw.annotations.description if d in ("T0", "T1", "T2"))
-    assert cues == sum((Counter(r.annotations.description) for r in sources), Counter())
-    assert cues["T1"] + cues["T2"] == 30  # 15 cues per run
-    # the replay's planned end is no lost stream: in the recording nor in the log
-    assert "stream_lost" not in raw.annotations.description
-    lost = [r.getMessage() for r in caplog.records if "-> lost" in r.getMessage()]
-    assert not lost, lost
-    assert (res.bundle_dir / "model.onnx").is_file() and (res.bundle_dir / "model.json").is_file()
-    assert res.cv[0]["score"] > 0.6
-    # online on the unseen run: every cue scored, every decision received, nothing lost
-    assert res.online_trials == 15
-    assert res.online_accuracy >= 0.6, lines
-    # one decision per 1/16 s hop of a 125 s run unless the engine fell behind and skipped hops
-    assert res.decisions_published + res.skipped_hops >= 1900
-    assert res.decisions_published > 100
-    assert res.decisions_received == res.decisions_published
-    assert res.samples_lost == 0
+from neurodeck.app.demo import ASSETS
 
 
 def test_decode_cli_publishes_decisions_for_an_independent_inlet(bundle_dir, unique_name):
