@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -228,13 +229,16 @@ def test_window_problem_says_why_qt_cannot_open_a_window(monkeypatch):
     monkeypatch.delenv("DISPLAY", raising=False)
     text = window_problem()
     assert "no display is set" in text and XCB_PACKAGES in text and "offscreen" in text
-    monkeypatch.setenv("DISPLAY", ":97")  # no X server there: Qt would abort the process
+    # a display number no X server holds here (Xvfb may run on some: they have a socket or lock)
+    free = next(n for n in range(97, 400) if not Path(f"/tmp/.X11-unix/X{n}").exists()
+                and not Path(f"/tmp/.X{n}-lock").exists())
+    monkeypatch.setenv("DISPLAY", f":{free}")  # no X server there: Qt would abort the process
     text = window_problem()
-    assert text.startswith("Qt cannot open a window on display ':97': ")
+    assert text.startswith(f"Qt cannot open a window on display ':{free}': "), text
     # which reason Qt gives first depends on this machine: on a fresh Debian the xcb plugin
     # does not load (and the message names the packages); with them installed, no X server
     missing_libs = "libxcb-cursor0 is needed" in text
-    assert missing_libs or "could not connect to display :97" in text, text
+    assert missing_libs or f"could not connect to display :{free}" in text, text
     assert (XCB_PACKAGES in text) is missing_libs, text
 
 
