@@ -51,6 +51,8 @@ __all__ = [
     "FORMAT",
     "PIPELINES",
     "FeatureStage",
+    "stack_lags",
+    "select_lags",
     "make_filter",
     "save_continuous_bundle",
     "is_continuous_bundle",
@@ -109,6 +111,9 @@ class FeatureStage:
         Band-power bands in Hz.
     names : tuple of str
         Feature names.
+    lags : tuple of int
+        History: the filter's input at hop ``t`` is the feature rows of hops ``t - lag`` for each
+        lag, concatenated (:func:`stack_lags`); ``(0,)``: the current row only.
     """
 
     kind: str
@@ -118,8 +123,14 @@ class FeatureStage:
     pad_s: float = 1.0
     bands: tuple[tuple[float, float], ...] = ()
     names: tuple[str, ...] = ()
+    lags: tuple[int, ...] = (0,)
 
     def __post_init__(self) -> None:
+        lags = self.lags
+        if (not lags or lags[0] != 0 or any(int(v) != v for v in lags)
+                or any(b <= a for a, b in zip(lags[:-1], lags[1:], strict=False))):
+            raise DecoderError(f"lags {lags!r} invalid; expected increasing hop counts from 0, "
+                               "e.g. (0, 1, 2, 3)")
         if self.kind not in ("bandpower", "classifier", "table"):
             raise DecoderError(
                 f"feature kind {self.kind!r} invalid; expected 'bandpower', 'classifier' or 'table'"
@@ -151,7 +162,8 @@ class FeatureStage:
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "ch_names": list(self.ch_names), "sfreq": self.sfreq,
                 "window_s": self.window_s, "pad_s": self.pad_s,
-                "bands": [list(b) for b in self.bands], "names": list(self.names)}
+                "bands": [list(b) for b in self.bands], "names": list(self.names),
+                "lags": [int(v) for v in self.lags]}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FeatureStage:
@@ -160,9 +172,78 @@ class FeatureStage:
                        float(d.get("sfreq", 0.0)), float(d.get("window_s", 1.0)),
                        float(d.get("pad_s", 1.0)),
                        tuple((float(lo), float(hi)) for lo, hi in d.get("bands", ())),
-                       tuple(map(str, d.get("names", ()))))
+                       tuple(map(str, d.get("names", ()))),
+                       tuple(int(v) for v in d.get("lags", (0,))))
         except (KeyError, TypeError, ValueError, DecoderError) as exc:
             raise ModelBundleError(f"malformed 'features' entry {d!r:.200}: {exc}") from exc
+
+
+def stack_lags(X: np.ndarray, lags: Sequence[int],
+               valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate each feature row with the rows ``lags`` hops before it.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n_hops, n_features)
+        Consecutive feature rows.
+    lags : sequence of int
+        Increasing, from 0. Before the first row, the first row is repeated (as online after a
+        reset).
+    valid : ndarray of bool, shape (n_hops,) or None
+
+    Returns
+    -------
+    XL : ndarray, shape (n_hops, n_features * len(lags))
+        Lag-major: ``XL[t] = [X[t - lags[0]], X[t - lags[1]], ...]``.
+    ok : ndarray of bool, shape (n_hops,)
+        Every row used is valid and finite.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    n = X.shape[0]
+    good = np.all(np.isfinite(X), axis=1)
+    if valid is not None:
+        good &= np.asarray(valid, dtype=bool)
+    idx = [np.maximum(np.arange(n) - int(lag), 0) for lag in lags]
+    return np.concatenate([X[i] for i in idx], axis=1), np.logical_and.reduce([good[i] for i in idx])
+
+
+def select_lags(X: np.ndarray, Z: np.ndarray, valid: np.ndarray,
+                candidates: Sequence[Sequence[int]] = ((0,), (0, 1, 2, 3)),
+                n_folds: int = 5, gap: int = 5) -> tuple[tuple[int, ...], dict[str, float]]:
+    """The feature history that a ridge regression predicts the state from best (blocked CV).
+
+    For each candidate the lag-stacked, standardised rows of the *training* sequence regress the
+    centred states (:func:`~neurodeck.decoders.dkf.regression.ridge_projection`, penalty by
+    blocked CV); the candidate with the lowest cross-validated error (each target's divided by
+    its variance) is returned. A cheap, linear proxy: the filters are fitted once, afterwards.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n_hops, n_features)
+    Z : ndarray, shape (n_hops, n_states)
+    valid : ndarray of bool, shape (n_hops,)
+    candidates : sequence of lag tuples
+    n_folds, gap : int
+
+    Returns
+    -------
+    lags : tuple of int
+    scores : dict
+        ``"0,1,2,3"`` -> cross-validated normalised MSE.
+    """
+    from neurodeck.decoders.dkf.regression import ridge_projection
+
+    scores: dict[str, float] = {}
+    for lags in candidates:
+        XL, ok = stack_lags(X, lags, valid)
+        ok &= np.all(np.isfinite(Z), axis=1)
+        A, B = XL[ok], Z[ok]
+        sd = A.std(axis=0)
+        A = (A - A.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+        _, _, cv = ridge_projection(A, B - B.mean(axis=0), n_folds=n_folds, gap=gap)
+        scores[",".join(map(str, lags))] = float(np.min(cv))
+    best = min(scores, key=scores.get)
+    return tuple(int(v) for v in best.split(",")), scores
 
 
 def band_power(windows: np.ndarray, stage: FeatureStage) -> np.ndarray:
@@ -361,6 +442,7 @@ class ContinuousDecoder:
         self.sfreq_tol = sfreq_tol
         self.picks_: np.ndarray | None = None
         self.channel_match_: Any = None  # decoders.channels.ChannelMatch once a stream is checked
+        self._history: list[np.ndarray] = []  # the last max(lags) + 1 feature rows (lags)
         self.filter.reset()
 
     # the engine's decoder interface ------------------------------------------------------
@@ -454,17 +536,28 @@ class ContinuousDecoder:
         return band_power(W, self.stage)
 
     def reset(self) -> None:
-        """Restart the filter from its stationary prior."""
+        """Restart the filter from its stationary prior (and forget the feature history)."""
         self.filter.reset()
+        self._history = []
+
+    def _stacked(self, x: np.ndarray | None) -> np.ndarray:
+        """Push this hop's feature row (``None``: no usable window) and return the filter input."""
+        lags = self.stage.lags
+        if lags == (0,):
+            return np.full(len(self.stage.names), np.nan) if x is None else x
+        row = np.full(len(self.stage.names), np.nan) if x is None else x
+        self._history = [*self._history[-lags[-1]:], row]
+        h = self._history
+        return np.concatenate([h[max(len(h) - 1 - lag, 0)] for lag in lags])
 
     def _output(self, z: np.ndarray) -> np.ndarray:
         return np.concatenate([z, np.diag(self.filter.Sigma_)])
 
     def decide_features(self, x: np.ndarray) -> np.ndarray:
         """One filter step on one feature row (n_features,); NaN/inf rows only predict."""
-        x = np.asarray(x, dtype=np.float64).ravel()
+        x = self._stacked(np.asarray(x, dtype=np.float64).ravel())
         if not np.all(np.isfinite(x)):
-            return self.skip()
+            return self._output(self.filter.predict_step())
         return self._output(self.filter.step(x))
 
     def decide(self, window: np.ndarray) -> np.ndarray:
@@ -479,6 +572,7 @@ class ContinuousDecoder:
 
     def skip(self) -> np.ndarray:
         """No usable window this hop: predict without update (state and variances)."""
+        self._stacked(None)
         return self._output(self.filter.predict_step())
 
     def decide_sequence(self, X: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
@@ -500,7 +594,7 @@ class ContinuousDecoder:
         ok = np.all(np.isfinite(X), axis=1)
         if valid is not None:
             ok &= np.asarray(valid, dtype=bool)
-        self.filter.reset()
+        self.reset()
         return np.array([self.decide_features(x) if k else self.skip()
                          for x, k in zip(X, ok, strict=True)]).reshape(len(X), len(self.labels))
 

@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser, *, evaluate: bool = False) ->
                    help="window length for band power, s (default: %(default)s)")
     g.add_argument("--hop", type=float, default=0.0625, metavar="S",
                    help="seconds between two feature rows = filter steps (default: %(default)s)")
+    g.add_argument("--lags", default="auto", metavar="auto|0,1,...",
+                   help="feature history of the filter's input, in hops: 'auto' chooses between "
+                   "0 and 0,1,2,3 by blocked CV on the training part (default: %(default)s)")
     g.add_argument("--features-from", default=None, type=Path, metavar="BUNDLE",
                    help="use a classifier bundle's outputs as features instead of band power")
     if evaluate:
@@ -54,7 +57,7 @@ def run_train(args: argparse.Namespace) -> int:
     print(f"{sum(int(d.valid.sum()) for d in datas)} hops of {len(d0.stage.names)} features "
           f"({d0.stage.kind}) -> targets {d0.targets}")
     s = train_continuous(datas, args.pipeline, args.out, seed=args.seed,
-                         classifier=args.features_from)
+                         classifier=args.features_from, lags=args.lags)
     t = s.get("step_timing_us") or {}
     timing = (f"; step p50 numpy {t['numpy_p50_us']:.0f} us, onnx {t['onnx_p50_us']:.0f} us"
               if t else "")
@@ -70,7 +73,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     datas = _load(args, args.datasets)
     test = _load(args, args.test) if args.test else None
     rows = evaluate_continuous(datas, names, split=args.split, test_hops=args.test_hops,
-                               test=test, seed=args.seed)
+                               test=test, seed=args.seed, lags=args.lags)
     print(f"{'dataset':<24} {'pipeline':<11} {'corr':>6} {'nRMSE':>6} {'angle':>6}  train/test")
     for r in rows:
         ang = "-" if r["angle_error"] is None else f"{r['angle_error']:.3f}"

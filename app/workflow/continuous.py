@@ -50,6 +50,7 @@ __all__ = [
     "target_streams",
     "load_continuous",
     "load_many",
+    "choose_lags",
     "fit_filter",
     "train_continuous",
     "evaluate_continuous",
@@ -353,15 +354,53 @@ def fit_filter(pipeline: str, X: np.ndarray, Z: np.ndarray, seed: int = 42) -> A
         raise UserError(f"cannot fit {pipeline}: {exc}") from exc
 
 
-def _concat(datas: Sequence[ContinuousData]) -> tuple[np.ndarray, np.ndarray]:
+def choose_lags(spec: str | Sequence[int] | None,
+                blocks: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[int, ...]:
+    """The feature history (hops) of the filter's input: given, or ``"auto"``.
+
+    ``"auto"`` (or None): among ``(0,)`` and ``(0, 1, 2, 3)``, the one whose lag-stacked ridge
+    regression has the lowest blocked cross-validated error summed over the *training* blocks
+    (:func:`neurodeck.decoders.continuous.select_lags`); ``"0,1,2"`` or a sequence: those lags.
+
+    Parameters
+    ----------
+    spec : str, sequence of int or None
+    blocks : sequence of (X, Z, valid)
+        Consecutive training rows of each dataset.
+    """
+    from neurodeck.decoders.continuous import select_lags
+
+    if spec is None or (isinstance(spec, str) and spec.strip() == "auto"):
+        total: dict[str, float] = {}
+        for X, Z, valid in blocks:
+            for k, v in select_lags(X, Z, valid)[1].items():
+                total[k] = total.get(k, 0.0) + v
+        return tuple(int(v) for v in min(total, key=total.get).split(","))
+    try:
+        lags = tuple(int(v) for v in (spec.split(",") if isinstance(spec, str) else spec))
+    except ValueError:
+        lags = ()
+    if not lags or lags[0] != 0 or any(b <= a for a, b in zip(lags[:-1], lags[1:], strict=False)):
+        raise UserError(f"--lags {spec!r} invalid; expected 'auto' or increasing hop counts "
+                        "from 0, e.g. 0,1,2,3")
+    return lags
+
+
+def _concat(datas: Sequence[ContinuousData],
+            lags: Sequence[int] = (0,)) -> tuple[np.ndarray, np.ndarray]:
+    from neurodeck.decoders.continuous import stack_lags
+
     first = datas[0]
     for d in datas[1:]:
         if d.stage.names != first.stage.names or d.targets != first.targets:
             raise UserError(f"{d.name}: features {list(d.stage.names)[:3]}... / targets "
                             f"{d.targets} differ from {first.name}'s")
-    X = np.concatenate([d.X[d.valid] for d in datas])
-    Z = np.concatenate([d.Z[d.valid] for d in datas])
-    return X, Z
+    Xs, Zs = [], []
+    for d in datas:
+        XL, ok = stack_lags(d.X, lags, d.valid)
+        Xs.append(XL[ok])
+        Zs.append(d.Z[ok])
+    return np.concatenate(Xs), np.concatenate(Zs)
 
 
 def train_continuous(
@@ -371,31 +410,39 @@ def train_continuous(
     *,
     seed: int = 42,
     classifier: str | Path | None = None,
+    lags: str | Sequence[int] | None = "auto",
 ) -> dict[str, Any]:
     """Fit ``pipeline`` on all valid rows of ``datas`` and save a continuous bundle.
+
+    ``lags``: the feature history of the filter's input (:func:`choose_lags`), kept in the
+    bundle's feature stage.
 
     Returns
     -------
     summary : dict
         ``path``, ``backend``, ``n_rows``, training metrics.
     """
+    import dataclasses
     import time
 
     from neurodeck.decoders.continuous import save_continuous_bundle
     from neurodeck.decoders.dkf import velocity_metrics
     from neurodeck.decoders.errors import DecoderError
 
-    X, Z = _concat(datas)
+    lags = choose_lags(lags, [(d.X, d.Z, d.valid) for d in datas])
+    X, Z = _concat(datas, lags)
     t0 = time.perf_counter()
     filt = fit_filter(pipeline, X, Z, seed)
     fit_s = time.perf_counter() - t0
     train = velocity_metrics(Z, filt.predict(X))
     scores = {"n_rows": int(len(X)), "datasets": [d.name for d in datas], "fit_time_s": fit_s,
-              "train_corr": train["corr_mean"], "train_nrmse": train["nrmse_mean"], "seed": seed}
+              "train_corr": train["corr_mean"], "train_nrmse": train["nrmse_mean"], "seed": seed,
+              "lags": list(lags)}
     d0 = datas[0]
     try:
         path = save_continuous_bundle(
-            filt, out, pipeline=pipeline, stage=d0.stage, targets=d0.targets, hop_s=d0.hop_s,
+            filt, out, pipeline=pipeline, stage=dataclasses.replace(d0.stage, lags=lags),
+            targets=d0.targets, hop_s=d0.hop_s,
             target_unit=d0.info.get("target_unit", ""), classifier=classifier,
             X_timing=X[: min(len(X), 1000)], scores=scores)
     except DecoderError as exc:
@@ -406,7 +453,7 @@ def train_continuous(
 
 
 def _metrics_row(pipeline: str, dataset: str, Z: np.ndarray, Zhat: np.ndarray,
-                 n_train: int) -> dict[str, Any]:
+                 n_train: int, lags: Sequence[int] = (0,)) -> dict[str, Any]:
     from neurodeck.decoders.dkf import velocity_metrics
 
     m = velocity_metrics(Z, Zhat)
@@ -414,7 +461,7 @@ def _metrics_row(pipeline: str, dataset: str, Z: np.ndarray, Zhat: np.ndarray,
             "score": m["nrmse_mean"], "nrmse": m["nrmse_mean"], "corr": m["corr_mean"],
             "angle_error": m.get("angle_error"), "rmse": m["rmse"],
             "corr_per_target": m["corr"], "nrmse_per_target": m["nrmse"],
-            "n_train": int(n_train), "n_test": int(len(Z))}
+            "n_train": int(n_train), "n_test": int(len(Z)), "lags": [int(v) for v in lags]}
 
 
 def evaluate_continuous(
@@ -425,6 +472,7 @@ def evaluate_continuous(
     test_hops: int | None = None,
     test: Sequence[ContinuousData] | None = None,
     seed: int = 42,
+    lags: str | Sequence[int] | None = "auto",
 ) -> list[dict[str, Any]]:
     """Chronological evaluation of continuous pipelines.
 
@@ -432,7 +480,8 @@ def evaluate_continuous(
     number of hops >= 1) trains, the next ``test_hops`` hops (default: the rest) test. With
     ``test``, all of ``datas`` trains and each ``test`` dataset is filtered whole. The test
     sequence is filtered online-style from the stationary prior; invalid rows only predict and
-    are not scored.
+    are not scored. ``lags`` (the feature history, :func:`choose_lags`) is chosen on the training
+    rows only.
 
     Returns
     -------
@@ -440,15 +489,19 @@ def evaluate_continuous(
         One per dataset and pipeline: ``metric`` ("nrmse"), ``score`` and ``nrmse``, ``corr``,
         ``angle_error``, ``rmse``, per-target lists, ``n_train``, ``n_test``.
     """
+    from neurodeck.decoders.continuous import stack_lags
+
     rows = []
     if test:
-        X, Z = _concat(datas)
+        lag = choose_lags(lags, [(d.X, d.Z, d.valid) for d in datas])
+        X, Z = _concat(datas, lag)
         for p in pipelines:
             filt = fit_filter(p, X, Z, seed)
             for d in test:
                 _concat([datas[0], d])  # same features and targets
-                Zhat = _filter_sequence(filt, d.X, d.valid)
-                rows.append(_metrics_row(p, d.name, d.Z[d.valid], Zhat[d.valid], len(X)))
+                XL, ok = stack_lags(d.X, lag, d.valid)
+                Zhat = _filter_sequence(filt, XL, ok)
+                rows.append(_metrics_row(p, d.name, d.Z[ok], Zhat[ok], len(X), lag))
         return rows
     for d in datas:
         n = len(d.X)
@@ -458,11 +511,14 @@ def evaluate_continuous(
             raise UserError(f"{d.name}: split {split} gives {n_tr} training and {stop - n_tr} "
                             f"test hops of {n}; expected at least 10 of each")
         tr, te = slice(0, n_tr), slice(n_tr, stop)
-        ok_tr, ok_te = d.valid[tr], d.valid[te]
+        lag = choose_lags(lags, [(d.X[tr], d.Z[tr], d.valid[tr])])
+        XL, ok = stack_lags(d.X[:stop], lag, d.valid[:stop])  # causal: test rows see the past
+        ok_tr, ok_te = ok[tr], ok[te]
         for p in pipelines:
-            filt = fit_filter(p, d.X[tr][ok_tr], d.Z[tr][ok_tr], seed)
-            Zhat = _filter_sequence(filt, d.X[te], ok_te)
-            rows.append(_metrics_row(p, d.name, d.Z[te][ok_te], Zhat[ok_te], int(ok_tr.sum())))
+            filt = fit_filter(p, XL[tr][ok_tr], d.Z[tr][ok_tr], seed)
+            Zhat = _filter_sequence(filt, XL[te], ok_te)
+            rows.append(_metrics_row(p, d.name, d.Z[te][ok_te], Zhat[ok_te], int(ok_tr.sum()),
+                                     lag))
     return rows
 
 

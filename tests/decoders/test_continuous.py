@@ -1,6 +1,7 @@
 """Continuous bundles: JSON + ONNX round trip, pseudo-online equals live, invalid windows predict."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -96,3 +97,37 @@ def test_bundle_errors(sim, tmp_path):
     with pytest.raises(DecoderError, match="target names"):
         save_continuous_bundle(kf, tmp_path / "x", pipeline="kf", stage=stage, targets=["vx"],
                                hop_s=0.1)
+
+
+def test_lagged_features_online_equal_offline_with_invalid_hops(sim, tmp_path):
+    """A bundle whose input is the current and 3 previous feature rows: stepping hop by hop
+    (decide_features / skip) equals filtering the offline lag-stacked rows, invalid hops
+    included (a row that needs an invalid hop only predicts)."""
+    from neurodeck.decoders.continuous import select_lags, stack_lags
+
+    stage, _, X, Z = sim
+    lags = (0, 1, 2, 3)
+    XL, ok = stack_lags(X, lags)
+    assert XL.shape == (len(X), 4 * X.shape[1]) and ok.all()
+    np.testing.assert_array_equal(XL[5, X.shape[1]:2 * X.shape[1]], X[4])
+    np.testing.assert_array_equal(XL[1, 2 * X.shape[1]:], np.tile(X[0], 2))  # before row 0: row 0
+    kf = make_filter("kf").fit(XL[:250], Z[:250])
+    path = save_continuous_bundle(kf, tmp_path / "m", pipeline="kf",
+                                  stage=dataclasses.replace(stage, lags=lags),
+                                  targets=["vx", "vy"], hop_s=0.125)
+    dec = ContinuousDecoder(path)
+    assert dec.stage.lags == lags
+    valid = np.ones(len(X), dtype=bool)
+    valid[[310, 311, 340]] = False
+    seq = dec.decide_sequence(X[250:], valid[250:])
+    XLt, okt = stack_lags(X[250:], lags, valid[250:])
+    assert okt.sum() == len(okt) - 5 - 4  # an invalid hop spoils itself and the 3 after
+    kf.reset()
+    ref = np.array([kf.step(x) if k else kf.predict_step() for x, k in zip(XLt, okt, strict=True)])
+    np.testing.assert_allclose(seq[:, :2], ref, atol=1e-10)
+    dec.reset()
+    live = np.array([dec.decide_features(x) if k else dec.skip()
+                     for x, k in zip(X[250:], valid[250:], strict=True)])
+    np.testing.assert_allclose(live, seq, atol=1e-12)
+    best, scores = select_lags(X[:250], Z[:250], np.ones(250, dtype=bool))
+    assert best in ((0,), (0, 1, 2, 3)) and set(scores) == {"0", "0,1,2,3"}
