@@ -113,7 +113,7 @@ def test_other_subjects_decode_a_new_one_without_labels():
         evaluate_chronological(X, y, {"default": aligned}, [0])
 
 
-def test_target_weight_half_gives_the_users_trials_the_weight_of_all_the_sources():
+def test_target_weight_half_gives_the_users_trials_the_weight_of_all_the_sources(tmp_path):
     """fit_pooled with target_weight='half' == the same pipeline fitted with sample weights
     n_sources / n_target on the target's trials; without target trials nothing is weighted."""
     from sklearn.base import clone
@@ -136,6 +136,16 @@ def test_target_weight_half_gives_the_users_trials_the_weight_of_all_the_sources
     # K = 0 (no target trials): identical to every trial weighing the same
     pop = fit_pooled(clone(pipe), parts[:2])
     np.testing.assert_allclose(pop[-1].coef_, fit_pooled(make_pipeline("default", SF, ch), parts[:2])[-1].coef_)
+    # the shipped pipeline is this rule, and a bundle keeps it (decoding is default's)
+    from neurodeck.decoders.onnx import load_bundle, save_bundle
+
+    shipped = fit_pooled(make_pipeline("rc-ts-lr-half", SF, ch), parts, target=2)
+    np.testing.assert_allclose(shipped[-1].coef_, got[-1].coef_)
+    cfg = DecoderConfig(pipeline="rc-ts-lr-half", tmin=0.5, tmax=2.5 - 1 / SF)
+    path = save_bundle(shipped, cfg, tmp_path / "half", ch_names=ch, sfreq=SF, X_check=parts[2][0][:8])
+    bundle = load_bundle(path)
+    assert bundle.adaptive_steps[0].target_weight == "half"
+    np.testing.assert_allclose(bundle.predict_proba(subj[0][0]), shipped.predict_proba(subj[0][0]), atol=1e-5)
     with pytest.raises(DecoderError, match="target_weight='both'; expected one of"):
         fit_pooled(make_pipeline("default", SF, ch, recentering__target_weight="both"), parts, target=2)
 
