@@ -357,7 +357,7 @@ def summary_text(result: DemoResult) -> str:
     pop = result.population
     n = pop.get("n_trials", 0)
     lines = ["", "== neurodeck demo: scores ==",
-             f"calibration ({n} trials, the first {CALIB_TRIALS} per class of runs 4+8, "
+             f"calibration (runs 4+8 up to the {CALIB_TRIALS}th trial of each class: {n} trials, "
              f"{pop.get('metric', 'roc_auc')}):",
              f"  population model   {pop.get('score', float('nan')):.3f} (12 other subjects; "
              "reference from these trials, no label used)  <- used online"]
