@@ -894,6 +894,7 @@ class OnlinePage(Page):
         self.cue_outlet = MarkerOutlet(name, source_id=name)
         proto = CalibrationProtocol(cfg)
         proto.add_listener(MarkerSink(self.cue_outlet))
+        proto.add_listener(self.context.streams.post_markers)  # drawn on the Connect page's traces
         sim = self.context.streams.simulator
         if sim is not None:
             proto.add_listener(SimulatorCueSink(sim, cfg))

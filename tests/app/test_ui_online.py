@@ -264,6 +264,8 @@ def test_three_class_cued_run_shows_the_winning_class_on_both_screens(page, qtbo
     timer = QTimer()
     timer.timeout.connect(sample)
     timer.start(40)
+    posted: list[str] = []  # the run's own markers, as the Connect page's traces get them
+    sm.marker_posted.connect(lambda t, name: posted.append(name))
     shots = os.environ.get("NEURODECK_SCREENSHOTS")
     page.resize(1280, 800)
     with qtbot.waitSignal(page.run_started, timeout=20000):
@@ -283,6 +285,7 @@ def test_three_class_cued_run_shows_the_winning_class_on_both_screens(page, qtbo
     assert not errors, errors
     s = page.scorer.summary()
     assert s.n_trials == 6 and page.trials_table.rowCount() == 6, s
+    assert set(CLASSES) | {"experiment_start", "fixation", "trial_end"} <= set(posted), posted
     # the bar's winner is the class of the largest smoothed probability, on both screens
     assert len(seen) > 50
     assert all(w == best == shown for _, _, w, best, shown in seen)
