@@ -86,7 +86,7 @@ LOST_ALARM = ("The EEG stream is lost: check the amplifier / cable / network. ne
 
 
 #: Widest a stream name gets in the status bar (px); longer names are elided in the middle.
-STREAM_NAME_WIDTH = 130
+STREAM_NAME_WIDTH = 160
 
 
 def default_size(available: QSize) -> tuple[int, int]:
@@ -463,8 +463,13 @@ class MainWindow(QMainWindow):
 
             rate = f" ({d.n_channels} ch, {d.srate:g} Hz)"
             more = f" + {mk.name}" if mk is not None else ""
-            self.marker_label.setText(short(d.name) + rate
-                                      + (f" + {short(mk.name)}" if mk is not None else "") + "  ")
+            if mk is None:
+                marker = ""
+            elif mk.name.startswith(d.name):  # "<eeg>-markers": the EEG stream's own markers
+                marker = " + " + short(mk.name[len(d.name):].strip("-_ ") or "markers")
+            else:
+                marker = " + " + short(mk.name)
+            self.marker_label.setText(short(d.name) + rate + marker + "  ")
             self.marker_label.setToolTip(d.name + rate + more)
 
     def _on_session(self, session: Session | None) -> None:
