@@ -334,6 +334,8 @@ class SignalView(QWidget):
         bar.addStretch(1)
         self.fps_label = QLabel("")
         self.fps_label.setStyleSheet("color: #607d8b;")
+        # its ~150 px text must not widen the window (1280 px screens: 1282 px after connecting)
+        self.fps_label.setMinimumWidth(1)  # shrinks (clipped) when the row is short of room
         bar.addWidget(self.fps_label)
 
         for w in (self.filter_box, self.car_box):

@@ -358,3 +358,23 @@ def test_connect_on_a_stale_entry_fails_fast_and_says_why(window, qtbot, unique_
     assert page.connect_button.isEnabled() or page.eeg_box.count() == 0
     qtbot.waitUntil(lambda: page.streams_listed and not any(d.name == unique_name
                                                             for d in page.streams), timeout=15000)
+
+
+def test_connect_page_fits_1280x800_after_start_simulator(window, qtbot):
+    """Issue 11 defect 6: after Start simulator the window grew to 1282-1291 px at 1280x800."""
+    from PyQt6.QtCore import Qt
+
+    window.resize(1280, 800)
+    qtbot.waitUntil(lambda: window.width() == 1280, timeout=5000)
+    page = window.pages["connect"]
+    sm = window.context.streams
+    with qtbot.waitSignal(sm.connection_changed, timeout=15000):
+        qtbot.mouseClick(page.sim_button, Qt.MouseButton.LeftButton)
+    view = page.signal_view
+    # the fps label is written every 15 frames, the rows label once 64 channels are laid out
+    qtbot.waitUntil(lambda: bool(view.frames >= 31 and view.fps_label.text() and view.rows_label.text()),
+                    timeout=15000)
+    qtbot.waitUntil(lambda: "samples" in window.counters_label.text(), timeout=5000)
+    assert page.minimumSizeHint().width() <= 1280 - window.sidebar.width()
+    assert window.minimumSizeHint().width() <= 1280
+    assert window.width() <= 1280
