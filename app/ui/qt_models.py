@@ -29,16 +29,26 @@ from neurodeck.app.settings import Settings
 logger = logging.getLogger(__name__)
 
 
-def error_text(exc: BaseException) -> str:
-    """One readable line for an exception (our errors already are; others get their type)."""
+def user_error_types() -> tuple[type[BaseException], ...]:
+    """Errors that refuse what the user asked for (shown as one line, logged without traceback).
+
+    The same set the CLI turns into ``error: MESSAGE`` and exit status 2 (:mod:`app.cli`).
+    """
     from neurodeck.acquisition.errors import AcquisitionError
     from neurodeck.app.errors import UserError
+    from neurodeck.decoders.errors import DecoderError
 
-    try:
-        from neurodeck.decoders.errors import DecoderError
-    except Exception:  # pragma: no cover
-        DecoderError = AcquisitionError  # noqa: N806
-    if isinstance(exc, AcquisitionError | UserError | DecoderError | ValueError | FileNotFoundError):
+    return (UserError, AcquisitionError, DecoderError, FileNotFoundError)
+
+
+def is_user_error(exc: BaseException) -> bool:
+    """True for a refusal with a clear reason for the user, False for a bug (keep its traceback)."""
+    return isinstance(exc, user_error_types())
+
+
+def error_text(exc: BaseException) -> str:
+    """One readable line for an exception (our errors already are; others get their type)."""
+    if isinstance(exc, (*user_error_types(), ValueError)):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
 
@@ -69,7 +79,10 @@ class Background(QObject):
             try:
                 result = fn()
             except BaseException as exc:  # delivered to the GUI, never lost
-                logger.debug("background %s failed:\n%s", name, traceback.format_exc())
+                if is_user_error(exc):
+                    logger.debug("background %s refused: %s", name, exc)
+                else:
+                    logger.debug("background %s failed:\n%s", name, traceback.format_exc())
                 self._delivery.failed.emit(on_error, exc)
             else:
                 self._delivery.done.emit(on_done, result)
@@ -557,7 +570,9 @@ class AppContext(QObject):
         self.session: Session | None = None
 
     def report_error(self, message: str) -> None:
-        logger.error("%s", message)
+        """Show ``message`` in the window's banner; logged as one WARNING line (bugs log their
+        traceback at ERROR where they are caught, e.g. :class:`app.ui.workers.JobRunner`)."""
+        logger.warning("%s", message)
         self.error_reported.emit(str(message))
 
     def report_info(self, message: str) -> None:

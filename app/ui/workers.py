@@ -112,8 +112,13 @@ class JobRunner(QObject):
                 return fn(task)
             except Cancelled:
                 raise
-            except BaseException:
-                logger.error("%s failed:\n%s", name, traceback.format_exc())
+            except BaseException as exc:
+                from neurodeck.app.ui.qt_models import is_user_error
+
+                if is_user_error(exc):  # a refusal with a reason: the banner says it, no traceback
+                    logger.info("%s refused: %s", name, exc)
+                else:
+                    logger.error("%s failed:\n%s", name, traceback.format_exc())
                 raise
 
         def done(result: Any) -> None:

@@ -26,6 +26,7 @@ def evaluate_recording(model_dir: str | Path, path: str | Path, *, step_s: float
         ``decoder`` (the loaded :class:`decoders.online.OnlineDecoder`).
     """
     from neurodeck.acquisition.io import get_events, load_recording
+    from neurodeck.app.errors import UserError
     from neurodeck.decoders.epochs import n_samples, pick_indices
     from neurodeck.decoders.evaluation import pseudo_online
     from neurodeck.decoders.online import OnlineDecoder
@@ -37,7 +38,7 @@ def evaluate_recording(model_dir: str | Path, path: str | Path, *, step_s: float
     raw = load_recording(path)
     sfreq = float(raw.info["sfreq"])
     if abs(sfreq - dec.sfreq) > 1e-6 * sfreq:
-        raise ValueError(f"{Path(path).name} is sampled at {sfreq:g} Hz; the model expects "
+        raise UserError(f"{Path(path).name} is sampled at {sfreq:g} Hz; the model expects "
                          f"{dec.sfreq:g} Hz")
     idx = pick_indices(raw.ch_names, dec.ch_names)
     scale = 1e6 if meta.get("unit", "microvolts") == "microvolts" else 1.0

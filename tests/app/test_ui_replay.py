@@ -112,3 +112,57 @@ def test_pseudo_online_errors(page, qtbot, tmp_path, asset_edfs):
     assert errors[-1].startswith("Pseudo-online evaluation:") and "nomodel" in errors[-1]
     assert not page.play(tmp_path / "missing.edf")
     assert "not found" in errors[-1]
+
+
+def test_a_refused_evaluation_shows_the_reason_without_a_traceback(page, qtbot, tmp_path,
+                                                                    asset_edfs, bundle_dir,
+                                                                    caplog):
+    # walk of issue 11: a 128 Hz recording under the 160 Hz model was logged at ERROR with a
+    # full traceback; a refusal with a reason is one banner line and no traceback
+    import logging
+
+    import mne
+
+    raw = mne.io.read_raw_edf(next(p for p in asset_edfs if p.name == "S001R12.edf"),
+                              preload=True, verbose="error")
+    rec = tmp_path / "S001R12-128Hz_raw.fif"
+    raw.resample(128.0, verbose="error").save(rec, verbose="error")
+    errors = []
+    page.context.error_reported.connect(errors.append)
+    caplog.set_level(logging.DEBUG, logger="neurodeck")
+    page.model_edit.setText(str(bundle_dir))
+    page.eval_file_edit.setText(str(rec))
+    qtbot.mouseClick(page.eval_button, qtbot_left())
+    qtbot.waitUntil(lambda: bool(errors), timeout=30000)
+    assert errors == ["Pseudo-online evaluation: S001R12-128Hz_raw.fif is sampled at 128 Hz; "
+                      "the model expects 160 Hz"]
+    assert page.eval_status.text() == "Failed."
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+    assert "Traceback" not in caplog.text and not any(r.exc_info for r in caplog.records)
+    assert "sampled at 128 Hz" in caplog.text  # one line says why
+
+
+def test_a_bug_in_the_evaluation_keeps_its_traceback(page, qtbot, monkeypatch, caplog):
+    import logging
+
+    import neurodeck.app.ui.replay_page as rp
+
+    def broken(*a, **k):
+        raise IndexError("index 7 is out of bounds")
+
+    monkeypatch.setattr(rp, "evaluate_recording", broken)
+    errors = []
+    page.context.error_reported.connect(errors.append)
+    page.model_edit.setText("m")
+    page.eval_file_edit.setText("r.edf")
+    qtbot.mouseClick(page.eval_button, qtbot_left())
+    qtbot.waitUntil(lambda: bool(errors), timeout=10000)
+    assert errors == ["Pseudo-online evaluation: IndexError: index 7 is out of bounds"]
+    bug = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(bug) == 1 and "Traceback" in bug[0].getMessage() and "broken" in bug[0].getMessage()
+
+
+def qtbot_left():
+    from PyQt6.QtCore import Qt
+
+    return Qt.MouseButton.LeftButton
