@@ -42,6 +42,7 @@ from PyQt6.QtWidgets import (
     QLabel,
     QMessageBox,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QSplitter,
     QTableWidget,
@@ -84,6 +85,9 @@ from neurodeck.app.ui.widgets import Page, StateBadge, big_button
 from neurodeck.app.ui.workers import JobRunner
 
 logger = logging.getLogger(__name__)
+
+#: lines of engine statistics shown under the controls (their height is reserved from the start)
+STATS_LINES = 3
 
 ENGINE_COLOURS = {"idle": "idle", "waiting for data": "connecting", "running": "connected",
                   "paused (stream interrupted)": "stalled", "stopped": "stopped", "error": "lost"}
@@ -281,6 +285,8 @@ class OnlinePage(Page):
         rl.addWidget(self.start_button, 3, 0, 1, 2)
         rl.addWidget(self.stop_button, 3, 2, 1, 2)
         rl.addWidget(self.badge, 3, 4, 1, 2)
+        # Stop as tall as Start (their styles pad differently)
+        self.stop_button.setMinimumHeight(self.start_button.sizeHint().height())
         self.participant_button = QPushButton("Participant screen")
         self.participant_button.setToolTip("Cue and feedback bar only, full screen on the chosen "
                                            "monitor (F11 toggles full screen there, Esc leaves it)")
@@ -320,9 +326,15 @@ class OnlinePage(Page):
         top.addWidget(rbox, 4)
         self.body.addLayout(top)
 
+        # the engine's statistics: room for STATS_LINES lines reserved from the start, each line
+        # elided, so Start does not push the bar and the table down (clicks land where aimed)
         self.stats_label = QLabel("")
+        self.stats_label.setTextFormat(Qt.TextFormat.PlainText)
         self.stats_label.setStyleSheet("color: #37474f;")
-        self.stats_label.setWordWrap(True)
+        self.stats_label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        self.stats_label.setFixedHeight(
+            STATS_LINES * self.stats_label.fontMetrics().lineSpacing() + 4)
+        self.stats_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.body.addWidget(self.stats_label)
 
         # --- feedback | scoring
@@ -377,11 +389,15 @@ class OnlinePage(Page):
         self.summary_label = QLabel("Cued trials are scored when cue markers arrive.")
         self.summary_label.setStyleSheet("font-size: 12pt; font-weight: 600; color: #1a237e;")
         self.summary_label.setWordWrap(True)
+        self.summary_label.ensurePolished()  # its height is fixed: new scores move nothing
+        self.summary_label.setFixedHeight(2 * self.summary_label.fontMetrics().lineSpacing() + 4)
         sl.addWidget(self.summary_label)
         self.trials_table = QTableWidget(0, 4)
         self.trials_table.setHorizontalHeaderLabels(["cue", "decoded", "correct",
                                                      "time to decision"])
         self.trials_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.trials_table.horizontalHeader().setSectionResizeMode(
+            3, QHeaderView.ResizeMode.ResizeToContents)  # the longest header stays readable
         self.trials_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.trials_table.verticalHeader().setVisible(False)
         sl.addWidget(self.trials_table, 1)
@@ -392,7 +408,8 @@ class OnlinePage(Page):
         self.prob_plot.setYRange(0, 1)
         self.prob_plot.setLabel("left", "p (smoothed)")
         self.prob_plot.setLabel("bottom", "stream time (s)")
-        self.prob_plot.addLegend(offset=(-10, -10), brush=pg.mkBrush(255, 255, 255, 230),
+        # top-left: over the oldest seconds, never over the newest decisions at the right
+        self.prob_plot.addLegend(offset=(10, 5), brush=pg.mkBrush(255, 255, 255, 230),
                                  pen=pg.mkPen("#b0bec5"), labelTextColor="#263238")
         self.prob_curves: list = []
         sl.addWidget(self.prob_plot, 1)
@@ -649,7 +666,10 @@ class OnlinePage(Page):
             cues = (" \u00b7 cues: our Graz protocol (cued run)" if self.cued.isChecked() else
                     f" \u00b7 cues from {mk.name}" if mk is not None else
                     " \u00b7 no marker stream (no scoring)")
-            self.stream_label.setText(f"EEG: {d.name} ({d.n_channels} ch, {d.srate:g} Hz)" + cues)
+            name = self.stream_label.fontMetrics().elidedText(  # long names do not wrap
+                d.name, Qt.TextElideMode.ElideMiddle, 240)
+            self.stream_label.setToolTip(d.name)
+            self.stream_label.setText(f"EEG: {name} ({d.n_channels} ch, {d.srate:g} Hz)" + cues)
         if self.engine is not None and (sm is None or sm.inlet is not self.engine.inlet):
             self.stop()
             self.report_error("Online run stopped: the EEG stream was disconnected.")
@@ -1104,6 +1124,15 @@ class OnlinePage(Page):
         if self.scorer is not None:
             self.summary_label.setText(self.scorer.summary().line())
 
+    def _set_stats(self, text: str) -> None:
+        """Show the statistics, each line elided to the label's width (full text as tooltip)."""
+        fm = self.stats_label.fontMetrics()
+        width = max(self.stats_label.width() - 4, 50)
+        lines = [fm.elidedText(ln, Qt.TextElideMode.ElideRight, width)
+                 for ln in text.split("\n")[:STATS_LINES]]
+        self.stats_label.setText("\n".join(lines))
+        self.stats_label.setToolTip(text)
+
     def _tick(self) -> None:
         eng = self.engine
         if eng is None:
@@ -1111,13 +1140,13 @@ class OnlinePage(Page):
         st = eng.stats
         lat = st.percentiles("latency_s", (50, 99))
         dec = st.percentiles("decide_s", (50, 99))
-        self.stats_label.setText(
+        self._set_stats(
             f"Decisions: {st.decisions:,} ({st.invalid} invalid, {st.skipped_hops} hops skipped) "
             f"\u00b7 latency p50 {1e3 * lat[50]:.1f} ms, p99 {1e3 * lat[99]:.1f} ms \u00b7 decode "
-            f"p50 {1e3 * dec[50]:.2f} ms \u00b7 published on LSL as \u201c{self.out_name}\u201d"
-            + (f" \u00b7 recording {self.recording_path.name}" if self.recorder is not None
+            f"p50 {1e3 * dec[50]:.2f} ms \u00b7 published on LSL as \u201c{self.out_name}\u201d\n"
+            + (f"recording {self.recording_path.name} \u00b7 " if self.recorder is not None
                and self.recording_path is not None else "")
-            + (f"\n{eng.units.note}" if eng.units is not None else "")
+            + (f"{eng.units.note}" if eng.units is not None else "")
             + (f" \u00b7 stamps {1e3 * eng.inlet.stamp_lead:.1f} ms ahead of arrival (latency "
                "corrected)" if eng.inlet.stamp_lead > 0.002 else "")
             + (f"\nNot decoding: {eng.last_decision.reason}" if eng.last_decision is not None

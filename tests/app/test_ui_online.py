@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from PyQt6.QtCore import QPoint, Qt, QTimer  # noqa: E402
+from PyQt6.QtCore import QPoint, QPointF, Qt, QTimer  # noqa: E402
 from PyQt6.QtWidgets import QFileDialog  # noqa: E402
 
 from neurodeck.app.protocol import Phase, ProtocolConfig  # noqa: E402
@@ -477,3 +477,38 @@ def test_adaptation_state_of_the_population_model_updates_live(page, qtbot, asse
     assert b.n_seen > a.n_seen and b.drift != a.drift
     final = adaptation_state(page.decoder.bundle)
     assert final.n_seen == page.last_stats.decisions - page.last_stats.invalid
+
+
+def test_start_moves_nothing_and_the_legend_leaves_the_newest_curves_free(page, qtbot, asset_edfs,
+                                                                          bundle_dir):
+    """Issue 11: at 1280x800 the stats line appeared at Start and pushed the bar and the table
+    down (clicks landed on the wrong target); the legend covered the newest 2 s of the curves."""
+    page.resize(1280, 800)
+    with qtbot.waitSignal(page.model_loaded, timeout=30000):
+        assert page.load_model(bundle_dir)
+    run12 = next(p for p in asset_edfs if p.name == "S001R12.edf")
+    _replay(page, qtbot, run12, speed=4.0)
+    qtbot.wait(50)
+
+    def geometry() -> list[tuple[int, int]]:
+        return [(w.mapTo(page, QPoint(0, 0)).y(), w.height())
+                for w in (page.tabs, page.graz, page.trials_table, page.prob_plot)]
+
+    before = geometry()
+    assert page.stop_button.height() == page.start_button.height()
+    header = page.trials_table.horizontalHeader()
+    assert header.sectionSize(3) >= header.fontMetrics().horizontalAdvance("time to decision")
+    with qtbot.waitSignal(page.run_started, timeout=10000):
+        qtbot.mouseClick(page.start_button, LEFT)
+    qtbot.waitUntil(lambda: "latency p50" in page.stats_label.text()
+                    and len(page._history) > 20, timeout=20000)
+    qtbot.wait(300)  # a few more ticks: the curves and the stats are redrawn
+    assert geometry() == before
+    assert "published on LSL as" in page.stats_label.toolTip()
+    # the legend sits clear of the newest 2 s of the probability curves
+    vb = page.prob_plot.getPlotItem().vb
+    legend = page.prob_plot.getPlotItem().legend
+    assert legend is not None and len(page.prob_curves) == 2
+    newest = vb.mapViewToScene(QPointF(-2.0, 0.0)).x()
+    assert legend.sceneBoundingRect().right() < newest
+    page.stop()

@@ -29,8 +29,8 @@ def test_online_page_shows_the_unit_refusal(qtbot, bundle_dir, run12, unique_nam
         qtbot.waitUntil(page.start_button.isEnabled, timeout=10000)
         qtbot.mouseClick(page.start_button, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: "Not decoding: stream looks like volts, model was trained in "
-                        "microvolts" in page.stats_label.text(), timeout=30000)
-        assert "without a unit taken as microvolts" in page.stats_label.text()
+                        "microvolts" in page.stats_label.toolTip(), timeout=30000)
+        assert "without a unit taken as microvolts" in page.stats_label.toolTip()
         assert page.n_valid == 0
         page.stop()
     page.shutdown()
