@@ -161,8 +161,21 @@ class ReplayPage(Page):
         self.plot.setLabel("bottom", "time in the recording (s)")
         self.plot.setLabel("left", "probability")
         self.plot.setYRange(0, 1)
-        self.plot.addLegend(offset=(-10, -10), brush=pg.mkBrush(255, 255, 255, 230),
-                            pen=pg.mkPen("#b0bec5"), labelTextColor="#263238")
+        self.plot.setMouseEnabled(x=True, y=False)  # drag scrolls, the wheel zooms the time axis
+        self.plot.getViewBox().sigXRangeChanged.connect(self._show_range)
+        # the legend and the shown span sit above the plot, never over the traces, and stay
+        # hidden until there is something to explain
+        lrow = QHBoxLayout()
+        self.legend_label = QLabel("")
+        self.legend_label.setVisible(False)
+        self.range_label = QLabel("")
+        self.range_label.setStyleSheet("color: #546e7a;")
+        self.range_label.setVisible(False)
+        lrow.addWidget(self.legend_label)
+        lrow.addStretch(1)
+        lrow.addWidget(self.range_label)
+        el.addLayout(lrow)
+        self._duration_s = 0.0
         el.addWidget(self.plot, 1)
         self.body.addWidget(ebox, 1)
 
@@ -321,6 +334,11 @@ class ReplayPage(Page):
         for k, lab in enumerate(res.labels):
             self.plot.plot(t, res.outputs[:, k], pen=pg.mkPen(colours[k % 4], width=1.5),
                            name=f"p({lab})")
+        self.legend_label.setText("  ".join(
+            f'<span style="color:{colours[k % 4]}; font-weight:600;">\u2014 p({lab})</span>'
+            for k, lab in enumerate(res.labels))
+            + "  <span style='color:#546e7a;'>dashed: cues (\u2713 decided right)</span>")
+        self.legend_label.setVisible(True)
         for onset, lab, ok in zip(out["onsets"], out["labels"], res.trial_correct):
             x = onset / out["sfreq"]
             k = res.labels.index(lab) if lab in res.labels else 0
@@ -329,8 +347,22 @@ class ReplayPage(Page):
                                    label=("\u2713 " if ok else "\u2717 ") + lab,
                                    labelOpts={"position": 0.95, "color": "#263238"})
             self.plot.addItem(line)
-        self.plot.setXRange(0, min(45.0, float(t[-1]) if len(t) else 45.0))
+        self._duration_s = float(t[-1]) if len(t) else 0.0
+        self.plot.setLimits(xMin=0.0, xMax=max(self._duration_s, 1.0))
+        self.plot.setXRange(0, min(45.0, self._duration_s) or 45.0, padding=0)
+        self._show_range()
         self.evaluated.emit()
+
+    def _show_range(self, *_) -> None:
+        """Which part of the recording the plot shows, e.g. "0\u201345 s of 125 s"."""
+        if self._duration_s <= 0:
+            self.range_label.setVisible(False)
+            return
+        lo, hi = self.plot.getViewBox().viewRange()[0]
+        lo, hi = max(0.0, lo), min(self._duration_s, hi)
+        more = "" if lo <= 0.5 and hi >= self._duration_s - 0.5 else "  (drag to scroll, wheel to zoom)"
+        self.range_label.setText(f"{lo:.0f}\u2013{hi:.0f} s of {self._duration_s:.0f} s shown{more}")
+        self.range_label.setVisible(True)
 
     # ------------------------------------------------------------------ screenshots
     def prepare_screenshot(self) -> None:
