@@ -299,6 +299,11 @@ class ReplayPage(Page):
             return evaluate_recording(model, rec, step_s=step, trial_s=trial_s, progress=progress)
 
         self.results_label.setText("")
+        # the plot, legend and span of an earlier result must not stand beside a new failure
+        self.eval_result, self._duration_s = None, 0.0
+        self.plot.clear()
+        self.legend_label.setVisible(False)
+        self.range_label.setVisible(False)
         return self.jobs.start(work, on_done=self._on_eval, on_error=self._on_eval_error,
                                on_cancel=lambda: self.eval_status.setText("Cancelled."),
                                name="pseudo-online")

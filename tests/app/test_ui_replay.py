@@ -131,9 +131,16 @@ def test_a_refused_evaluation_shows_the_reason_without_a_traceback(page, qtbot, 
     page.context.error_reported.connect(errors.append)
     caplog.set_level(logging.DEBUG, logger="neurodeck")
     page.model_edit.setText(str(bundle_dir))
+    # first a good run, so there is a plot that must go when the next evaluation fails
+    page.eval_file_edit.setText(str(next(p for p in asset_edfs if p.name == "S001R12.edf")))
+    with qtbot.waitSignal(page.evaluated, timeout=60000):
+        qtbot.mouseClick(page.eval_button, qtbot_left())
+    assert page.legend_label.isVisible() and page.plot.getPlotItem().listDataItems()
     page.eval_file_edit.setText(str(rec))
     qtbot.mouseClick(page.eval_button, qtbot_left())
     qtbot.waitUntil(lambda: bool(errors), timeout=30000)
+    assert page.eval_result is None and not page.plot.getPlotItem().listDataItems()
+    assert not page.legend_label.isVisible() and not page.range_label.isVisible()
     assert errors == ["Pseudo-online evaluation: S001R12-128Hz_raw.fif is sampled at 128 Hz; "
                       "the model expects 160 Hz"]
     assert page.eval_status.text() == "Failed."
