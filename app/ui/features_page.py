@@ -183,6 +183,10 @@ class R2MapView(QWidget):
                                                                 style=Qt.PenStyle.DashLine))
         self.freq_line.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
         self.plot.addItem(self.freq_line)
+        # before the first Compute: a sentence instead of meaningless axes
+        self.placeholder = pg.TextItem("Compute to see the R\u00b2 map", color="#607d8b",
+                                       anchor=(0.5, 0.5))
+        self.plot.addItem(self.placeholder, ignoreBounds=True)
         lay.addWidget(self.glw)
         self.r2 = np.zeros((0, 0))
         self.freqs = np.zeros(0)
@@ -190,6 +194,19 @@ class R2MapView(QWidget):
         self.selected: set[tuple[int, int]] = set()
         self.image.cell_clicked.connect(self.toggle)
         self.image.rect_selected.connect(self.select_rect)
+        self._show_empty(True)
+
+    def _show_empty(self, empty: bool) -> None:
+        """Placeholder text and no axes, ticks, colour bar or frequency line (empty) or the map."""
+        self.placeholder.setVisible(empty)
+        for side in ("left", "bottom"):
+            self.plot.showAxis(side, not empty)
+        for item in (self.colorbar, self.freq_line):
+            item.setVisible(not empty)
+        if empty:
+            self.plot.setXRange(0, 1, padding=0)
+            self.plot.setYRange(0, 1, padding=0)
+            self.placeholder.setPos(0.5, 0.5)
 
     def set_map(self, r2: np.ndarray, freqs: np.ndarray, ch_names: Sequence[str]) -> None:
         self.r2 = np.asarray(r2, dtype=float)
@@ -212,6 +229,7 @@ class R2MapView(QWidget):
         self.plot.setYRange(0, n_ch, padding=0)
         self.selected = {c for c in self.selected if c[0] < n_ch and c[1] < n_f}
         self._draw_marks()
+        self._show_empty(False)
 
     def set_freq_marker(self, bin_index: int) -> None:
         self.freq_line.setValue(bin_index + 0.5)
@@ -433,8 +451,8 @@ class FeaturesPage(Page):
         trow.addStretch(1)
         rl.addLayout(trow)
         self.topomap = TopomapCanvas()
-        self.topomap.setMinimumHeight(260)
-        rl.addWidget(self.topomap, 3)
+        self.topomap.setMinimumHeight(150)  # shares the column with a readable spectra plot
+        rl.addWidget(self.topomap, 1)
         crow = QHBoxLayout()
         crow.addWidget(QLabel("Spectra of channel"))
         self.channel_box = QComboBox()
@@ -455,7 +473,8 @@ class FeaturesPage(Page):
         self.spectra.showGrid(x=True, y=True, alpha=0.25)
         self.spectra.setLabel("bottom", "frequency (Hz)")
         self.spectra.addLegend(offset=(-10, 10))
-        rl.addWidget(self.spectra, 2)
+        self.spectra.setMinimumHeight(160)  # 1280x800: was squeezed to 85 px, y label cut
+        rl.addWidget(self.spectra, 1)
         split.addWidget(right)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)

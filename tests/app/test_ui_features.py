@@ -151,3 +151,33 @@ def test_features_page_bad_file_shows_error(page, qtbot, tmp_path):
     assert "broken.edf" in errors[0] and errors[0].startswith("Features:")
     qtbot.waitUntil(lambda: not page.jobs.busy, timeout=5000)
     assert page.compute_button.isEnabled()
+
+
+def test_features_page_at_1280x800_empty_map_then_readable_spectra(qtbot, asset_edfs):
+    """Issue 11: before Compute the R² map showed meaningless axes ("frequency (Hz) (x0.001)",
+    -400..400); at 1280x800 the spectra plot was squeezed to ~70 px with its y label cut."""
+    from neurodeck.app.ui.main_window import MainWindow
+
+    win = MainWindow(AppContext())
+    win.confirm = lambda text: True
+    qtbot.addWidget(win)
+    win.resize(1280, 800)
+    win.show()
+    page = win.show_page("features")
+    qtbot.waitUntil(page.isVisible, timeout=5000)
+    view = page.map_view
+    assert view.placeholder.isVisible() and "Compute" in view.placeholder.toPlainText()
+    assert not view.plot.getAxis("bottom").isVisible()
+    assert not view.plot.getAxis("left").isVisible()
+    assert not view.colorbar.isVisible() and not view.freq_line.isVisible()
+    s001r04 = next(p for p in asset_edfs if p.name == "S001R04.edf")
+    page.set_paths([s001r04])
+    with qtbot.waitSignal(page.maps_ready, timeout=60000):
+        qtbot.mouseClick(page.compute_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not page.jobs.busy, timeout=5000)
+    qtbot.wait(50)
+    assert not view.placeholder.isVisible()
+    assert view.plot.getAxis("bottom").isVisible() and view.colorbar.isVisible()
+    assert win.height() <= 800 and win.width() <= 1280
+    assert page.spectra.height() >= 150, page.spectra.height()
+    win.close()
