@@ -285,8 +285,6 @@ class OnlinePage(Page):
         rl.addWidget(self.start_button, 3, 0, 1, 2)
         rl.addWidget(self.stop_button, 3, 2, 1, 2)
         rl.addWidget(self.badge, 3, 4, 1, 2)
-        # Stop as tall as Start (their styles pad differently)
-        self.stop_button.setMinimumHeight(self.start_button.sizeHint().height())
         self.participant_button = QPushButton("Participant screen")
         self.participant_button.setToolTip("Cue and feedback bar only, full screen on the chosen "
                                            "monitor (F11 toggles full screen there, Esc leaves it)")
@@ -448,6 +446,9 @@ class OnlinePage(Page):
     def showEvent(self, ev) -> None:  # noqa: N802 (Qt name)
         self.refresh_models()
         super().showEvent(ev)
+        # Stop as tall as Start: their styles (the window's style sheet, known once shown) differ
+        self.start_button.ensurePolished()
+        self.stop_button.setMinimumHeight(self.start_button.sizeHint().height())
 
     def _browse_model(self) -> None:
         s = getattr(self.context, "session", None)

@@ -483,7 +483,12 @@ def test_start_moves_nothing_and_the_legend_leaves_the_newest_curves_free(page, 
                                                                           bundle_dir):
     """Issue 11: at 1280x800 the stats line appeared at Start and pushed the bar and the table
     down (clicks landed on the wrong target); the legend covered the newest 2 s of the curves."""
+    from neurodeck.app.ui.widgets import APP_STYLE
+
+    page.hide()
+    page.setStyleSheet(APP_STYLE)  # the main window's style: Start and Stop are padded differently
     page.resize(1280, 800)
+    page.show()
     with qtbot.waitSignal(page.model_loaded, timeout=30000):
         assert page.load_model(bundle_dir)
     run12 = next(p for p in asset_edfs if p.name == "S001R12.edf")
