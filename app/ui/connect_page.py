@@ -238,14 +238,23 @@ class ConnectPage(Page):
                 box.setCurrentIndex(i)
         self.eeg_box.blockSignals(False)
         self._auto_marker()  # streams appear one by one: choose again unless chosen by hand
-        sm = self.context.streams if self.context is not None else None
-        if sm is not None and sm.inlet is not None:  # show what is connected
-            d = sm.description
-            self.select_stream(d.name, d.source_id)
-            mk = sm.marker_description
-            if mk is not None:
-                self.select_stream(mk.name, mk.source_id)
+        self._show_connected()
         self._update_buttons()
+
+    def _show_connected(self) -> bool:
+        """Point the combos at the connected EEG stream and marker stream ("(none)" when no
+        marker stream is connected); False when a connected stream is not listed yet."""
+        sm = self.context.streams if self.context is not None else None
+        if sm is None or sm.inlet is None:
+            return True
+        d = sm.description
+        found = self.select_stream(d.name, d.source_id)
+        mk = sm.marker_description
+        if mk is None:  # after the EEG: choosing it picks a marker stream automatically
+            self.marker_box.setCurrentIndex(0)
+        else:
+            found = self.select_stream(mk.name, mk.source_id) and found
+        return found
 
     def _auto_marker(self) -> None:
         """Pick the marker stream that belongs to the chosen EEG stream (``NAME-markers``, or a
@@ -366,6 +375,8 @@ class ConnectPage(Page):
                 f"<b>{sm.source_label}</b><br>EEG: {d.name} \u2014 {d.n_channels} channels at "
                 f"{d.srate:g} Hz<br>Markers: {mk.name if mk is not None else 'none'}"
             )
+            if not self._show_connected():  # e.g. a simulator started after the last search
+                self.refresh()
         self._update_buttons()
 
     def _show_bad(self, bad: dict) -> None:

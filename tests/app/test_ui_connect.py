@@ -378,3 +378,48 @@ def test_connect_page_fits_1280x800_after_start_simulator(window, qtbot):
     assert page.minimumSizeHint().width() <= 1280 - window.sidebar.width()
     assert window.minimumSizeHint().width() <= 1280
     assert window.width() <= 1280
+
+
+def test_combos_and_summary_show_the_connected_streams(window, qtbot, unique_name):
+    """Issue 11: with another EEG + marker stream on the network, Start simulator left the EEG
+    combo on that stream and the marker combo on the simulator's markers while the summary said
+    'Markers: none'. The combos and the summary must show what is connected."""
+    import pylsl
+    from PyQt6.QtCore import Qt
+
+    other = pylsl.StreamOutlet(pylsl.StreamInfo(unique_name, "EEG", 4, 256.0, "float32", unique_name))
+    other_mk = pylsl.StreamOutlet(pylsl.StreamInfo(unique_name + "-markers", "Markers", 1, 0.0,
+                                                   "string", unique_name + "-mk"))
+    page = window.pages["connect"]
+    sm = window.context.streams
+
+    def listed(name):
+        return any(page.eeg_box.itemData(i).name == name for i in range(page.eeg_box.count()))
+
+    qtbot.waitUntil(lambda: listed(unique_name), timeout=15000)
+    page.select_stream(unique_name, unique_name)  # the user looked at the other stream first
+    assert page.eeg_box.currentData().name == unique_name
+    assert page.marker_box.currentData().name == unique_name + "-markers"
+    with qtbot.waitSignal(sm.connection_changed, timeout=15000):
+        qtbot.mouseClick(page.sim_button, Qt.MouseButton.LeftButton)
+    sim = sm.description
+
+    def shown_right() -> bool:
+        eeg, mk = page.eeg_box.currentData(), page.marker_box.currentData()
+        connected_mk = sm.marker_description
+        return bool(eeg is not None and (eeg.name, eeg.source_id) == (sim.name, sim.source_id)
+                    and ((mk is None) == (connected_mk is None))
+                    and (mk is None or mk.name == connected_mk.name))
+
+    qtbot.waitUntil(shown_right, timeout=15000)
+    # and it stays so when the list is searched again (the simulator's markers are listed too)
+    with qtbot.waitSignal(page.streams_listed, timeout=15000):
+        qtbot.mouseClick(page.refresh_button, Qt.MouseButton.LeftButton)
+    assert listed(sim.name) and listed(unique_name)
+    assert shown_right()
+    mk = sm.marker_description
+    assert f"EEG: {sim.name}" in page.source_label.text()
+    assert f"Markers: {mk.name if mk is not None else 'none'}" in page.source_label.text()
+    assert (page.marker_box.currentText() == "(none)" if mk is None
+            else page.marker_box.currentText().startswith(mk.name + "  ["))
+    del other, other_mk
