@@ -664,13 +664,16 @@ class OnlinePage(Page):
         else:
             d = sm.description
             mk = sm.marker_description
+
+            def short(name: str) -> str:  # long names are elided, not wrapped (the box keeps its height)
+                return self.stream_label.fontMetrics().elidedText(
+                    name, Qt.TextElideMode.ElideMiddle, 150)
+
             cues = (" \u00b7 cues: our Graz protocol (cued run)" if self.cued.isChecked() else
-                    f" \u00b7 cues from {mk.name}" if mk is not None else
+                    f" \u00b7 cues from {short(mk.name)}" if mk is not None else
                     " \u00b7 no marker stream (no scoring)")
-            name = self.stream_label.fontMetrics().elidedText(  # long names do not wrap
-                d.name, Qt.TextElideMode.ElideMiddle, 240)
-            self.stream_label.setToolTip(d.name)
-            self.stream_label.setText(f"EEG: {name} ({d.n_channels} ch, {d.srate:g} Hz)" + cues)
+            self.stream_label.setToolTip(d.name + (f" + {mk.name}" if mk is not None else ""))
+            self.stream_label.setText(f"EEG: {short(d.name)} ({d.n_channels} ch, {d.srate:g} Hz)" + cues)
         if self.engine is not None and (sm is None or sm.inlet is not self.engine.inlet):
             self.stop()
             self.report_error("Online run stopped: the EEG stream was disconnected.")

@@ -487,7 +487,7 @@ def test_start_moves_nothing_and_the_legend_leaves_the_newest_curves_free(page, 
 
     page.hide()
     page.setStyleSheet(APP_STYLE)  # the main window's style: Start and Stop are padded differently
-    page.resize(1280, 800)
+    page.resize(1090, 760)  # the page's room in a 1280x800 window (sidebar 190 px)
     page.show()
     with qtbot.waitSignal(page.model_loaded, timeout=30000):
         assert page.load_model(bundle_dir)
@@ -500,6 +500,8 @@ def test_start_moves_nothing_and_the_legend_leaves_the_newest_curves_free(page, 
                 for w in (page.tabs, page.graz, page.trials_table, page.prob_plot)]
 
     before = geometry()
+    label = page.stream_label  # the replay's names are elided: one line, no wrapping
+    assert label.fontMetrics().horizontalAdvance(label.text()) <= label.width(), label.text()
     assert page.stop_button.height() == page.start_button.height()
     header = page.trials_table.horizontalHeader()
     assert header.sectionSize(3) >= header.fontMetrics().horizontalAdvance("time to decision")
