@@ -1,7 +1,9 @@
-"""Fixtures of the app tests: settings in a temporary home, a session root, a fake clock."""
+"""Fixtures of the app tests: settings in a temporary home, a session root, a fake clock, the
+real main window."""
 from __future__ import annotations
 
 import gc
+import threading
 
 import pytest
 
@@ -39,6 +41,41 @@ class FakeClock:
 @pytest.fixture
 def fake_clock():
     return FakeClock()
+
+
+@pytest.fixture
+def make_window(qtbot):
+    """``make_window(width, height)``: the real main window shown at that size (offscreen Qt).
+
+    Closing it at the end must stop every thread the test started (simulator, inlets, player,
+    engine); liblsl resolvers dropped on purpose on a "cleanup" thread are allowed to finish.
+    """
+    from neurodeck.app.ui.main_window import MainWindow
+    from neurodeck.app.ui.qt_models import AppContext
+
+    before = set(threading.enumerate())
+    made = []
+
+    def make(width: int = 1280, height: int = 800) -> MainWindow:
+        win = MainWindow(AppContext())
+        win.confirm = lambda text: True
+        qtbot.addWidget(win)
+        win.resize(width, height)
+        win.show()
+        made.append(win)
+        return win
+
+    yield make
+    for win in made:
+        win.close()
+        assert win._closing_done
+
+    def leftover() -> list:
+        return [t for t in threading.enumerate() if t not in before and t.is_alive()
+                and not isinstance(t, threading._DummyThread) and "cleanup" not in t.name
+                and t.name.startswith(("neurodeck", "simulator", "inlet", "player"))]
+
+    qtbot.waitUntil(lambda: not leftover(), timeout=10000)
 
 
 @pytest.fixture(autouse=True)

@@ -1,7 +1,6 @@
 """Calibrate page: an accelerated Graz run against the simulator, recorded into the session."""
 from __future__ import annotations
 
-import threading
 from collections import Counter
 
 import pytest
@@ -12,8 +11,6 @@ from PyQt6.QtCore import Qt  # noqa: E402
 
 from neurodeck.app.protocol import Phase, ProtocolConfig  # noqa: E402
 from neurodeck.app.session import Session  # noqa: E402
-from neurodeck.app.ui.main_window import MainWindow  # noqa: E402
-from neurodeck.app.ui.qt_models import AppContext  # noqa: E402
 
 FAST = ProtocolConfig(classes=("left_hand", "right_hand"), trials_per_class=3, fixation_s=0.2,
                       cue_s=0.3, imagery_s=0.3, rest_min_s=0.1, rest_max_s=0.2, lead_in_s=0.3,
@@ -21,20 +18,8 @@ FAST = ProtocolConfig(classes=("left_hand", "right_hand"), trials_per_class=3, f
 
 
 @pytest.fixture
-def window(qtbot):
-    threads_before = set(threading.enumerate())
-    win = MainWindow(AppContext())
-    win.confirm = lambda text: True
-    qtbot.addWidget(win)
-    win.resize(1400, 900)
-    win.show()
-    yield win
-    win.close()
-    leftover = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()
-                and t.name.startswith(("neurodeck", "simulator", "inlet"))
-                # acquisition.streams drops liblsl resolvers on a fire-and-forget thread on purpose
-                and "cleanup" not in t.name]
-    assert not leftover, f"threads left running: {leftover}"
+def window(make_window):
+    return make_window(1400, 900)
 
 
 def test_refuses_without_session_or_stream(window, session_root):

@@ -227,20 +227,8 @@ def test_feature_selection_kept_by_channel_name_and_frequency(qtbot, ctx, asset_
 
 # ------------------------------------------------------------------------------ main window
 @pytest.fixture
-def window(qtbot):
-    from neurodeck.app.ui.main_window import MainWindow
-
-    before = set(threading.enumerate())
-    win = MainWindow(AppContext())
-    win.confirm = lambda text: True
-    qtbot.addWidget(win)
-    win.resize(1280, 800)
-    win.show()
-    yield win
-    win.close()
-    assert win._closing_done
-    qtbot.waitUntil(lambda: not [t for t in _no_new_threads(before) if "cleanup" not in t.name],
-                    timeout=10000)
+def window(make_window):
+    return make_window(1280, 800)
 
 
 def _go(qtbot, win, key):

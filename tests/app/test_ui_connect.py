@@ -1,8 +1,6 @@
 """Connect page + main window against a real simulator on loopback LSL (offscreen Qt)."""
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 
@@ -15,21 +13,8 @@ from neurodeck.app.ui.widgets import PlaceholderPage  # noqa: E402
 
 
 @pytest.fixture
-def window(qtbot):
-    threads_before = set(threading.enumerate())
-    win = MainWindow(AppContext())
-    win.confirm = lambda text: True
-    qtbot.addWidget(win)
-    win.resize(1400, 900)
-    win.show()
-    yield win
-    win.close()
-    assert win._closing_done
-    leftover = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()
-                and t.name.startswith(("neurodeck", "simulator", "inlet"))
-                # acquisition.streams drops liblsl resolvers on a fire-and-forget thread on purpose
-                and "cleanup" not in t.name]
-    assert not leftover, f"threads left running: {leftover}"
+def window(make_window):
+    return make_window(1400, 900)
 
 
 def _curve_snapshot(view, i):

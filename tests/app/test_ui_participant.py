@@ -7,21 +7,12 @@ pytest.importorskip("pytestqt")
 
 from PyQt6.QtCore import Qt  # noqa: E402
 
-from neurodeck.app.ui.main_window import MainWindow  # noqa: E402
-from neurodeck.app.ui.qt_models import AppContext  # noqa: E402
-
 LEFT = Qt.MouseButton.LeftButton
 
 
 @pytest.fixture
-def window(qtbot):
-    win = MainWindow(AppContext())
-    win.confirm = lambda text: True
-    qtbot.addWidget(win)
-    win.resize(1280, 800)
-    win.show()
-    yield win
-    win.close()
+def window(make_window):
+    return make_window(1280, 800)
 
 
 def test_one_participant_screen_opened_and_closed_from_both_pages(window, qtbot):

@@ -7,7 +7,6 @@ screenshots there (docs/screenshots).
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +19,6 @@ from PyQt6.QtGui import QImage, QPainter  # noqa: E402
 
 from neurodeck.app.protocol import ProtocolConfig  # noqa: E402
 from neurodeck.app.session import Session  # noqa: E402
-from neurodeck.app.ui.main_window import MainWindow  # noqa: E402
-from neurodeck.app.ui.qt_models import AppContext  # noqa: E402
 
 FAST = ProtocolConfig(classes=("left_hand", "right_hand"), trials_per_class=1, fixation_s=0.3,
                       cue_s=0.5, imagery_s=0.5, rest_min_s=0.2, rest_max_s=0.3, lead_in_s=0.3,
@@ -29,19 +26,8 @@ FAST = ProtocolConfig(classes=("left_hand", "right_hand"), trials_per_class=1, f
 
 
 @pytest.fixture
-def window(qtbot):
-    threads_before = set(threading.enumerate())
-    win = MainWindow(AppContext())
-    win.confirm = lambda text: True
-    qtbot.addWidget(win)
-    win.resize(1280, 800)
-    win.show()
-    yield win
-    win.close()
-    leftover = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()
-                and t.name.startswith(("neurodeck", "simulator", "inlet"))
-                and "cleanup" not in t.name]
-    assert not leftover, f"threads left running: {leftover}"
+def window(make_window):
+    return make_window(1280, 800)
 
 
 @pytest.fixture
