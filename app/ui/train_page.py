@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -577,6 +577,25 @@ class TrainPage(Page):
         self.status.setText(text)
 
     # ------------------------------------------------------------------ saving
+    def _start_saving(self, work: Callable, what: str, status: str, info: str, *,
+                      job: str) -> bool:
+        """Run ``work`` (it returns the path written) in the background; then show the path,
+        remember it as :attr:`last_model` or :attr:`last_report` (``what``: "model" or
+        "report"), announce it with ``info`` and emit :attr:`model_saved` / :attr:`report_saved`."""
+        def done(path) -> None:
+            path = Path(path)
+            self._job_done(status)
+            if what == "report":
+                self.last_report = path
+            else:
+                self.last_model = path
+            self.saved_label.setText(f"{what.capitalize()} saved: {path}")
+            if self.context is not None:
+                self.context.report_info(f"{info} {path}")
+            (self.report_saved if what == "report" else self.model_saved).emit(str(path))
+
+        return self.jobs.start(work, on_done=done, on_error=self._on_error, name=job)
+
     def _target_dir(self, kind: str) -> Path | None:
         s = getattr(self.context, "session", None)
         if s is not None:
@@ -602,15 +621,8 @@ class TrainPage(Page):
             task.progress(0, 0, f"fitting {name} on all trials and exporting to ONNX")
             return task.run_in_process(fit_and_save, result, name, out)
 
-        def done(path):
-            self._job_done(f"Saved {name}.")
-            self.last_model = Path(path)
-            self.saved_label.setText(f"Model saved: {path}")
-            if self.context is not None:
-                self.context.report_info(f"Model {name} saved to {path}")
-            self.model_saved.emit(str(path))
-
-        return self.jobs.start(work, on_done=done, on_error=self._on_error, name="save-model")
+        return self._start_saving(work, "model", f"Saved {name}.", f"Model {name} saved to",
+                                  job="save-model")
 
     def export_report(self, path: str | Path | None = None) -> bool:
         self._drop_stale_result()
@@ -630,15 +642,8 @@ class TrainPage(Page):
             task.progress(0, 0, "writing the HTML report")
             return task.run_in_process(write_report, result, out, subject=subject)
 
-        def done(p):
-            self._job_done("Report written.")
-            self.last_report = Path(p)
-            self.saved_label.setText(f"Report saved: {p}")
-            if self.context is not None:
-                self.context.report_info(f"Report saved to {p}")
-            self.report_saved.emit(str(p))
-
-        return self.jobs.start(work, on_done=done, on_error=self._on_error, name="report")
+        return self._start_saving(work, "report", "Report written.", "Report saved to",
+                                  job="report")
 
     # ------------------------------------------------------------------ population model
     def _choose_population(self) -> None:
@@ -773,15 +778,9 @@ class TrainPage(Page):
             task.progress(0, 0, f"fine-tuning {pop.name} with {len(recs)} recording(s)")
             return task.run_in_process(fine_tune_population, pop, recs, out, mapping=mapping)
 
-        def done(path):
-            self._job_done("Saved the fine-tuned population model.")
-            self.last_model = Path(path)
-            self.saved_label.setText(f"Model saved: {path}")
-            if self.context is not None:
-                self.context.report_info(f"Population model fine-tuned and saved to {path}")
-            self.model_saved.emit(str(path))
-
-        return self.jobs.start(work, on_done=done, on_error=self._on_error, name="save-population")
+        return self._start_saving(work, "model", "Saved the fine-tuned population model.",
+                                  "Population model fine-tuned and saved to",
+                                  job="save-population")
 
     # ------------------------------------------------------------------ screenshots
     def prepare_screenshot(self) -> None:
