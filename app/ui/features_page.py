@@ -41,11 +41,11 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from neurodeck.app.errors import UserError
-from neurodeck.app.events import parse_mapping_text
+from neurodeck.app.events import format_mapping, parse_mapping_text
+from neurodeck.app.ui.marker_dialog import offer_markers
 from neurodeck.app.ui.widgets import Page, big_button
 from neurodeck.app.ui.workers import JobRunner
-from neurodeck.app.workflow.datasets import Trials, default_mapping, load_trials
+from neurodeck.app.workflow.datasets import Trials, load_trials
 from neurodeck.app.workflow.features import (
     FeatureMaps,
     SpectrumSettings,
@@ -651,45 +651,17 @@ class FeaturesPage(Page):
 
     def choose_markers(self) -> None:
         """Read the markers of the chosen recordings (worker), then offer them to map to classes."""
-        from neurodeck.app.events import format_mapping, markers_in
-        from neurodeck.app.ui.marker_dialog import MarkerMappingDialog
-
         paths = list(self.paths) or self.session_recordings()
         if not paths:
             self.report_error("No recording chosen: open a file or use the session's calibration.")
             return
         try:
-            current = self.mapping() or {}
+            current = self.mapping()
         except ValueError:
-            current = {}
-        self.markers_button.setEnabled(False)
-
-        def show(counts) -> None:
-            self.markers_button.setEnabled(True)
-            if not counts:
-                self.report_error("The chosen recordings hold no markers.")
-                return
-            guess = dict(current)
-            if not guess:
-                try:
-                    guess = default_mapping(list(counts))
-                except UserError:
-                    guess = {}
-            dlg = self.marker_dialog = MarkerMappingDialog(counts, guess, self)
-            dlg.accepted.connect(lambda: self.mapping_edit.setText(format_mapping(dlg.mapping())))
-            dlg.open()  # window-modal, does not block the event loop
-
-        def failed(exc) -> None:
-            self.markers_button.setEnabled(True)
-            self.report_error(f"Could not read the markers: {exc}")
-
-        if self.context is None:  # a page without an app context (scripts): read here
-            try:
-                show(markers_in(paths))
-            except Exception as exc:  # noqa: BLE001 - shown, not raised into Qt
-                failed(exc)
-            return
-        self.context.background.run(lambda: markers_in(paths), show, failed, name="markers")
+            current = None
+        offer_markers(self, paths, current,
+                      lambda mapping: self.mapping_edit.setText(format_mapping(mapping)),
+                      button=self.markers_button)
 
     # ------------------------------------------------------------------ compute
     def compute(self) -> bool:
