@@ -726,8 +726,11 @@ class Inlet(_BaseInlet):
         if len(ts) == 0:
             return 0
         if len(scratch) > 1:
-            _, more = inlet.pull_chunk(timeout=0.0, max_samples=len(scratch) - 1,
-                                       dest_obj=scratch[1:], as_numpy=True)
+            try:
+                _, more = inlet.pull_chunk(timeout=0.0, max_samples=len(scratch) - 1,
+                                           dest_obj=scratch[1:], as_numpy=True)
+            except LostError:  # lost between the two pulls: deliver the sample already taken;
+                more = ()  # the next pull reports the loss
             if len(more):
                 ts = np.concatenate((ts, more))
         n = len(ts)

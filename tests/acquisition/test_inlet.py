@@ -561,3 +561,33 @@ def test_a_persistent_lead_within_the_clock_uncertainty_is_not_reported(unique_n
     assert _lead_warnings(caplog) == []
     assert any("within liblsl's clock-offset uncertainty (150.0 ms" in r.getMessage()
                for r in caplog.records)
+
+
+def test_a_loss_between_the_two_pulls_of_a_round_keeps_the_sample_already_taken():
+    """liblsl may declare the stream lost after the first pull of a round took one sample: that
+    sample is delivered, and the loss is reported by the next round's pull."""
+    from pylsl.util import LostError
+
+    info = make_stream_info("nd-fake-lost", "EEG", ["C3", "C4"], 100.0, source_id="nd-fake")
+    inlet = Inlet(info, buffer_seconds=1)
+    inlet._set_description(StreamDescription.from_info(info))
+    inlet._stamps_as_sent = True
+
+    class Lsl:  # what liblsl does: one sample, then the connection is gone
+        calls = 0
+
+        def pull_chunk(self, timeout, max_samples, dest_obj, as_numpy):
+            Lsl.calls += 1
+            if Lsl.calls > 1:
+                raise LostError("lost")
+            dest_obj[0] = (1.0, 2.0)
+            return dest_obj[:1], np.array([5.0])
+
+    inlet._inlet = Lsl()
+    got = []
+    inlet.add_chunk_listener(lambda d, ts: got.append((d.copy(), ts.copy())))
+    assert inlet._pull() == 1
+    assert len(got) == 1 and got[0][0].tolist() == [[1.0, 2.0]] and got[0][1].tolist() == [5.0]
+    assert inlet.n_received == 1
+    with pytest.raises(LostError):
+        inlet._pull()

@@ -250,7 +250,13 @@ def test_source_lost_and_back_inlet_recorder_engine(counter_source, tmp_path, ne
         r0 = inlet.counters.reconnects
         src.start()
         assert inlet.wait_for_samples(int(1.5 * sf), 10)
-        time.sleep(0.1)
+        # the amplifier program stops; its last samples reach both consumers before it exits
+        # (liblsl drops what an outlet has not sent yet when the outlet is destroyed, so closing
+        # mid-send would make "every sample before the loss" a race between the two connections)
+        src.stop()
+        assert wait_until(lambda: inlet.n_received == src.pushed
+                          and rec.status.streams[0].received == src.pushed, 5), \
+            (src.pushed, inlet.n_received, rec.status.streams[0].received)
         src.close()  # the source disappears
         assert wait_until(lambda: rec.status.streams[0].state == "LOST", 8)
         assert inlet.state is StreamState.LOST
