@@ -1,7 +1,12 @@
 """`neurodeck demo` with a window: the real main window runs the whole demo by itself (offscreen).
 
 This is the one end-to-end demo test: it also checks what the headless demo must deliver
-(recording, fine-tuned population model, scores, decisions).
+(recording, fine-tuned population model, scores, decisions). It is ``slow`` (~50 s, run serially
+by ``.ci/run``'s second step): its online scores need the engine to keep up with an 8x replay, which
+it cannot when 4 pytest workers share 2 cores. The default run covers its parts more cheaply: the
+window starting the demo and recording its calibration (``test_closing_mid_calibration...`` below),
+record -> train -> decode through the public API (tests/test_tutorial.py) and ``neurodeck decode``
+on a trained bundle (tests/app/test_demo.py).
 """
 from __future__ import annotations
 
@@ -65,6 +70,36 @@ def _assert_demo_result(res, caplog) -> None:
     assert res.samples_lost == 0
 
 
+def _assert_engine_kept_up(res) -> None:
+    """The online scores mean something only if the engine decided (nearly) every hop.
+
+    Starved of CPU (4 pytest workers on 2 cores: 1722 of ~1950 hops skipped, p50 latency 55 ms),
+    the accuracy measures the machine, not the decoder: say so rather than fail on the accuracy.
+    """
+    hops = res.decisions_published + res.skipped_hops
+    assert res.skipped_hops <= 0.1 * hops, (
+        f"the online engine was starved of CPU: it skipped {res.skipped_hops} of {hops} hops to "
+        f"keep up with the {res.speed:g}x replay ({res.decisions_published} decisions, latency "
+        f"p50 {res.latency_ms_p50:.1f} ms, p99 {res.latency_ms_p99:.1f} ms); the scores below "
+        "would measure the machine's load, not the decoder (run it alone: pytest -m slow)")
+
+
+def test_a_starved_engine_is_named_as_such():
+    from neurodeck.app.demo import DemoResult
+
+    def result(decided: int, skipped: int) -> DemoResult:
+        return DemoResult(Path("s"), Path("c"), Path("b"), [], "ts-lr", speed=8.0,
+                          decisions_published=decided, skipped_hops=skipped, latency_ms_p50=55.0)
+
+    _assert_engine_kept_up(result(1919, 30))  # a quiet machine
+    _assert_engine_kept_up(result(1755, 195))  # 10 %
+    with pytest.raises(AssertionError, match=r"starved of CPU: it skipped 1722 of 1952 hops to "
+                                             r"keep up with the 8x replay \(230 decisions, "
+                                             r"latency p50 55.0 ms"):
+        _assert_engine_kept_up(result(230, 1722))  # what the 4-worker CI run saw
+
+
+@pytest.mark.slow  # ~50 s of 8x replay that must not compete for CPU: .ci/run's serial step
 @pytest.mark.timeout(200)
 def test_window_runs_the_demo_to_the_end_with_live_feedback_and_scores(qtbot, tmp_path, capsys,
                                                                         caplog):
@@ -96,6 +131,7 @@ def test_window_runs_the_demo_to_the_end_with_live_feedback_and_scores(qtbot, tm
     res = win.result
     assert done.args == [0] and win.exit_code == 0, win.panel.log.toPlainText()
     assert win.error is None and not win.banner.history  # no error shown on the way
+    _assert_engine_kept_up(res)
     assert win.stages_seen == ["session", "calibration", "calibration-end", "training", "trained",
                                "online", "online-end"]
     # the pages followed the demo: Connect (live EEG) -> Train -> Online
