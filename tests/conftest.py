@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -86,16 +85,18 @@ def unique_name() -> str:
 
 @pytest.fixture
 def cli():
-    """Run the ``neurodeck`` command as the user does: ``python -m neurodeck ARGS`` in a subprocess.
+    """Run the ``neurodeck`` command as the user does: ``python -m neurodeck ARGS``, its own process.
 
     Returns a function ``run(*args, timeout=120) -> subprocess.CompletedProcess`` (text stdout and
     stderr captured). In-process ``main()`` would install signal handlers and logging in pytest.
+    Each call is a process forked from a server that imported scikit-learn, pyriemann, MNE and
+    ONNX once (tests/cli_server.py: ~3.5 s CPU less per call; ``NEURODECK_TEST_FORK_CLI=0``:
+    plain subprocesses).
     """
+    from tests.cli_server import run_module
 
     def run(*args: object, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "neurodeck", *map(str, args)], capture_output=True, text=True,
-            timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+        return run_module("neurodeck", *args, timeout=timeout,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
     return run

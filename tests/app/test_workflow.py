@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from neurodeck.app.errors import UserError
 from neurodeck.app.workflow import load_trials
+from tests.cli_server import run_module
 
 
 def _evaluate(args: list[str], timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "neurodeck", "evaluate", *args, "--no-progress"],
-                          capture_output=True, text=True, timeout=timeout,
-                          env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    return run_module("neurodeck", "evaluate", *args, "--no-progress", timeout=timeout,
+                      env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
 
 
 def test_load_trials_keeps_runs_and_optional_baselines(asset_edfs):

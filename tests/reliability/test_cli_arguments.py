@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from neurodeck.app.cli import build_parser
+from tests.cli_server import run_module
 
 ROOT = Path(__file__).resolve().parents[2]
 WEEK = 7 * 24 * 3600.0
@@ -189,8 +190,7 @@ def test_empty_or_control_character_names_are_refused(text):
     ["evaluate", "a.edf", "--tmax", "1000"],
 ], ids=lambda a: " ".join(a) or "''")
 def test_the_reported_cases_in_a_subprocess(argv, tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "neurodeck.app.cli", *argv], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60)
+    proc = run_module("neurodeck.app.cli", *argv, cwd=tmp_path, timeout=60)
     assert proc.returncode == 2, (proc.returncode, proc.stderr)
     err = proc.stderr.strip()
     assert "Traceback" not in err and len(err.splitlines()) == 1 and "expected" in err, err

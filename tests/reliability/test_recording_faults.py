@@ -25,6 +25,7 @@ from neurodeck.acquisition.inlet import Inlet
 from neurodeck.acquisition.outlet import DataOutlet, MarkerOutlet, local_clock, make_stream_info
 from neurodeck.acquisition.partial import partial_dir_for
 from neurodeck.acquisition.recorder import Recorder
+from tests.cli_server import run_module
 from tests.reliability.conftest import push_fast, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,8 +52,7 @@ def _rows(k: np.ndarray, n_ch: int, dtype=np.float32) -> np.ndarray:
 
 
 def _cli(*args: str, timeout: float = 120.0) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "neurodeck.app.cli", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout)
+    return run_module("neurodeck.app.cli", *args, cwd=ROOT, timeout=timeout)
 
 
 def _one_line_error(proc: subprocess.CompletedProcess) -> str:
