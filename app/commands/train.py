@@ -44,8 +44,8 @@ def run(args: argparse.Namespace) -> int:
 
     from neurodeck.app.commands.evaluate import add_pipeline_files, config_from_args
     from neurodeck.app.errors import UserError
+    from neurodeck.app.workflow.population import train_population
     from neurodeck.app.workflow.training import train
-    from neurodeck.app.workflow.transfer import train_population
     from neurodeck.decoders.pipelines import PIPELINES
 
     add_pipeline_files(args)

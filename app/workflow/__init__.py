@@ -28,6 +28,7 @@ from neurodeck.app.workflow.datasets import (
 )
 from neurodeck.app.workflow.evaluate import evaluate, load_for, pseudo_online_loro
 from neurodeck.app.workflow.features import FeatureMaps, clean_name, compute_feature_maps
+from neurodeck.app.workflow.population import train_population
 from neurodeck.app.workflow.replay import evaluate_recording
 from neurodeck.app.workflow.report import write_report
 from neurodeck.app.workflow.training import (
@@ -39,7 +40,7 @@ from neurodeck.app.workflow.training import (
     run_cross_validation,
     train,
 )
-from neurodeck.app.workflow.transfer import evaluate_transfer, train_population
+from neurodeck.app.workflow.transfer import evaluate_transfer
 
 __all__ = [
     "EEGMMIDB_MAPPING",

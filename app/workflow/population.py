@@ -1,6 +1,8 @@
-"""Start a new user from a population model; how many calibration trials are enough (issue 14).
+"""Population models: build one from several subjects, start a new user from it, and how many
+calibration trials are enough (issue 14).
 
-A population model (``neurodeck train --population``, e.g. the shipped
+:func:`train_population` (``neurodeck train --population``) fits one model on several subjects,
+each re-centred by its own mean, and saves its bundle. A population model (e.g. the shipped
 ``assets/population/eegmmidb-default``) is a bundle whose :class:`decoders.transfer.Recentering`
 step re-centres the new user's covariances by the user's own reference. The model file holds no
 other subject's data, so fine-tuning it with the session's trials means what Zanini et al. (2018)
@@ -22,16 +24,84 @@ import dataclasses
 import json
 import logging
 import shutil
+import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from neurodeck.app.errors import UserError
-from neurodeck.app.workflow.datasets import Trials, load_trials
+from neurodeck.app.workflow.datasets import Trials, dataset_name, load_trials
+from neurodeck.app.workflow.evaluate import load_datasets
 
 logger = logging.getLogger(__name__)
+
+
+def train_population(datasets: Sequence[str], config, out_dir: str | Path, *, cv: int = 5,
+                     seed: int = 42,
+                     report: Callable[[str], None] | None = None) -> tuple[Path, dict[str, Any]]:
+    """Fit one model on several subjects, each re-centred by its own mean, and save its bundle.
+
+    Parameters
+    ----------
+    datasets : sequence of str
+        One dataset per subject (or session), at least two.
+    config : DecoderConfig
+        Use a pipeline with a recentering step (e.g. ``default``): the bundle's reference then
+        adapts to the new user's windows. Without one the subjects are pooled as they are (a
+        warning says so).
+    out_dir : path
+        Bundle directory to write (ONNX + JSON sidecar).
+    cv : int
+        ``>= 2``: also score leave-one-subject-out without calibration (K = 0) and store it.
+    seed : int
+    report : callable or None
+        ``report(line)`` with a summary of the data and the score as they come.
+
+    Returns
+    -------
+    path : Path
+        The bundle directory.
+    scores : dict
+        What the bundle records (``n_trials``, ``datasets``, ``population``, ``fit_time_s``, and
+        ``loso_metric``, ``loso_k0_score``, ``loso_k0_scores`` when scored).
+    """
+    from neurodeck.decoders.evaluation import evaluate_loso
+    from neurodeck.decoders.onnx import save_bundle
+    from neurodeck.decoders.transfer import fit_pooled, recentering_steps
+
+    say = report or logger.info
+    if len(datasets) < 2:
+        raise UserError(f"--population needs at least 2 datasets (one per subject), got {len(datasets)}")
+    trials = load_datasets(datasets, config)
+    parts = {dataset_name(spec): (tr.X, tr.y) for spec, tr in trials.items()}
+    first = next(iter(trials.values()))
+    ch_names, sfreq = first.ch_names, first.sfreq
+    pipe = config.build(sfreq, ch_names, seed=seed)
+    if not recentering_steps(pipe):
+        logger.warning("pipeline %s has no recentering step: the subjects are pooled as they are",
+                       config.pipeline)
+    n = sum(len(y) for _, y in parts.values())
+    say(f"population of {len(parts)} datasets, {n} trials, {len(ch_names)} channels at {sfreq:g} Hz")
+    scores: dict[str, Any] = {"n_trials": int(n), "datasets": list(parts), "population": True}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        if cv and cv >= 2:
+            res = evaluate_loso(parts, {config.pipeline: pipe}, [0], seed=seed)
+            scores.update(loso_metric=res[0].metric,
+                          loso_k0_score=float(np.mean([r.score for r in res])),
+                          loso_k0_scores={r.dataset: r.score for r in res})
+            say(f"{config.pipeline}: leave-one-subject-out, no calibration: {res[0].metric} "
+                f"{scores['loso_k0_score']:.3f}")
+        t0 = time.perf_counter()
+        fit_pooled(pipe, list(parts.values()))
+        scores["fit_time_s"] = time.perf_counter() - t0
+        X0 = next(iter(parts.values()))[0]
+        path = save_bundle(pipe, config, out_dir, ch_names=ch_names, sfreq=sfreq, X_check=X0[:8],
+                           scores=scores)
+    return Path(path), scores
 
 
 def default_population() -> Path:
