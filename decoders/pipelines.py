@@ -416,10 +416,12 @@ STEPS: dict[str, StepKind] = {
                                      doc="augmented (delay-embedded) covariance; order/lag int or 'auto'"),
     "recentering": StepKind(
         "recentering", lambda ctx, **kw: _recentering(**kw),
-        {"adapt": None, "memory": None, "target_weight": None},
+        {"adapt": None, "memory": None, "target_weight": None, "stretch": None, "rotate": None},
         doc="re-centre covariances by the subject's Riemannian mean (Zanini 2018); adapt = true: "
         "the reference follows the incoming windows online (memory 0: cumulative); target_weight "
-        "= 'half': with sources, the user's own trials weigh as much as all the sources'"),
+        "= 'half': with sources, the user's own trials weigh as much as all the sources', 'auto': "
+        "their weight chosen by cross-validation on them; stretch / rotate = true: Riemannian "
+        "Procrustes (Rodrigues 2019) with sources and the user's labelled trials"),
     "csp": StepKind("csp", lambda ctx, **kw: CSP(**{"nfilter": 8, "log": True, **kw}),
                     _same("nfilter", "metric", "log"), doc="common spatial patterns"),
     "tangent_space": StepKind("ts", lambda ctx, **kw: TangentSpace(**{"metric": "riemann", **kw}),

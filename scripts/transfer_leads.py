@@ -6,6 +6,8 @@ Usage::
     OMP_NUM_THREADS=1 nice -n 15 python scripts/transfer_leads.py pooled OUT.jsonl [--bands full]
         [--stretch] [--targets S001,S006] [--data ../shared/data/eegmmidb] [--cache DIR]
     OMP_NUM_THREADS=1 nice -n 15 python scripts/transfer_leads.py ensembles OUT.jsonl
+    OMP_NUM_THREADS=1 nice -n 10 python scripts/transfer_leads.py loso OUT.jsonl
+        [--pipelines default,rc-ts-lr-rpa,rc-ts-lr-ft] [--calib-trials 0,5,10,20] [--targets ...]
 
 Both write one JSON line per (subject, variant) with the ROC-AUC of the shuffled stratified
 5-fold (seed 42) of that subject: the folds and test trials of ``neurodeck evaluate``.
@@ -27,6 +29,14 @@ bands (``full`` = 8-32 Hz, ``b8`` ... ``b28`` = the 4 Hz sub-bands; several: con
 standardised, LR with C = 1, 0.1, 0.01); ``--stretch`` stretches every subject's re-centred
 matrices to unit dispersion (Rodrigues et al. 2019; ``C -> C ** (1 / sqrt(d))``, ``d`` the mean
 squared distance to the identity, the target's from its training fold).
+
+``loso`` (exact, not a screen): for each target, ``decoders.evaluation.evaluate_chronological``
+with the other 12 subjects as sources (what ``neurodeck evaluate TARGET --protocol chronological
+--sources OTHER-12`` and ``--protocol loso`` run), one JSON line per (target, pipeline, K) with
+the CLI's record. The pipelines run from their re-centering step on the cached OAS covariances
+of their own band-pass: both earlier steps are per trial and stateless, so the scores are those
+of the whole pipeline on the windows. Resumable: (target, pipeline) pairs already in OUT are
+skipped.
 
 ``ensembles``: within one session alone, the shipped ``fgmdm``, ``ts-lda``, ``ts-lr``, ``ts-svm``
 (their steps after band-pass and OAS, cloned per fold) and the mean of their probabilities for
@@ -61,14 +71,18 @@ from neurodeck.decoders.transfer import recenter  # noqa: E402
 SUBJECTS = ["S001", "S002", "S003"] + [f"S{i:03d}" for i in range(6, 16)]
 
 
-def covariances(data: Path, cache: Path, s: str) -> dict[str, np.ndarray]:
+def covariances(data: Path, cache: Path, s: str, subbands: bool = True) -> dict[str, np.ndarray]:
     """8-32 Hz ('full') and 4 Hz sub-band ('b8'...) OAS covariances and labels of one subject."""
     f = cache / f"cov_{s}.npz"
+    if not f.exists() and not subbands and (cache / f"covfull_{s}.npz").exists():
+        f = cache / f"covfull_{s}.npz"
     if not f.exists():
         cfg = P.DecoderConfig(pipeline="ts-lr")
         tr = load_for(",".join(str(data / s / f"{s}R{r:02d}.edf") for r in (4, 8, 12)), cfg)
         out = {"full": cfg.build(tr.sfreq, tr.ch_names)[:2].fit_transform(tr.X, tr.y), "y": tr.y}
-        for lo, hi in P.filter_bank(cfg.band)[:-1]:
+        if not subbands:
+            f = cache / f"covfull_{s}.npz"
+        for lo, hi in P.filter_bank(cfg.band)[:-1] if subbands else []:
             sos = bandpass_sos(tr.sfreq, lo, hi, P.FILTER_BANK_ORDER, cfg.filter_passes)
             out[f"b{int(lo)}"] = P.oas_covariances(bandpass_windows(tr.X, sos, n_samples(cfg.pad, tr.sfreq)))
         cache.mkdir(parents=True, exist_ok=True)
@@ -125,6 +139,28 @@ def pooled(D, bands, targets, stretch, write) -> None:
             write(s, f"{tag}:{h}", f)
 
 
+def loso(D, names, ks, targets, out: Path) -> None:
+    from neurodeck.decoders.evaluation import evaluate_chronological
+
+    done = set()
+    if out.exists():
+        done = {(r["dataset"], r["pipeline"]) for r in map(json.loads, out.read_text().splitlines())}
+    for s in targets:
+        sources = [(D[o]["full"], D[o]["y"]) for o in D if o != s]
+        for n in names:
+            if (s, n) in done:
+                continue
+            tail = P.make_pipeline(n, 160.0)
+            assert [k for k, _ in tail.steps[:2]] == ["bandpass", "cov"], tail
+            res = evaluate_chronological(D[s]["full"], D[s]["y"], {n: tail[2:]}, ks,
+                                         sources=sources, dataset=s, protocol="loso")
+            with out.open("a") as f:
+                for r in res:
+                    f.write(json.dumps(r.as_dict()) + "\n")
+                    print(s, n, r.calib_trials, round(r.score, 3), round(r.accuracy, 3),
+                          f"fit {r.fit_time_s:.1f} s", flush=True)
+
+
 def ensembles(D, write) -> None:
     names = ["fgmdm", "ts-lda", "ts-lr", "ts-svm"]
     tails = {n: P.make_pipeline(n, 160.0)[2:] for n in names}  # after band-pass and OAS
@@ -147,16 +183,18 @@ def ensembles(D, write) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("lead", choices=["pooled", "ensembles"])
+    ap.add_argument("lead", choices=["pooled", "ensembles", "loso"])
     ap.add_argument("out", type=Path)
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "eegmmidb")
     ap.add_argument("--cache", type=Path, default=Path("transfer-leads-cache"))
     ap.add_argument("--bands", default="full")
     ap.add_argument("--stretch", action="store_true")
     ap.add_argument("--targets", default=",".join(SUBJECTS))
+    ap.add_argument("--pipelines", default="default,rc-ts-lr-rpa,rc-ts-lr-ft")
+    ap.add_argument("--calib-trials", default="0,5,10,20")
     a = ap.parse_args()
     warnings.simplefilter("ignore")
-    D = {s: covariances(a.data, a.cache, s) for s in SUBJECTS}
+    D = {s: covariances(a.data, a.cache, s, subbands=a.lead != "loso") for s in SUBJECTS}
 
     def write(s: str, variant: str, folds: list[float]) -> None:
         with a.out.open("a") as f:
@@ -164,7 +202,10 @@ def main() -> None:
                                 "fold_scores": [float(x) for x in folds]}) + "\n")
         print(s, variant, round(float(np.mean(folds)), 3), flush=True)
 
-    if a.lead == "pooled":
+    if a.lead == "loso":
+        loso(D, a.pipelines.split(","), [int(k) for k in a.calib_trials.split(",")],
+             a.targets.split(","), a.out)
+    elif a.lead == "pooled":
         pooled(D, a.bands.split(","), a.targets.split(","), a.stretch, write)
     else:
         ensembles(D, write)

@@ -176,7 +176,9 @@ def test_pseudo_online_equals_live_for_the_adaptive_decoder(tmp_path):
     path = save_bundle(pipe, cfg, tmp_path / "m", ch_names=ch, sfreq=SF, X_check=subj[1][0][:8])
     meta = json.loads((path / "model.json").read_text())
     rc = next(s for s in meta["feature_steps"] if s["class"].endswith("Recentering"))
-    assert rc["params"] == {"adapt": True, "memory": 0, "target_weight": "trial"} and rc["state"]["n_seen_"] == 0
+    assert rc["params"] == {"adapt": True, "memory": 0, "target_weight": "trial", "stretch": False,
+                           "rotate": False} and rc["state"]["n_seen_"] == 0
+    assert rc["state"]["exponent_"] == 1.0 and rc["state"]["target_share_"] is None
     X = subj[0][0]
     batch = OnlineDecoder(path).decide_batch(X)
     one_by_one = OnlineDecoder(path)
@@ -230,3 +232,135 @@ def test_shipped_population_model_decodes_the_bundled_new_user_without_calibrati
     # the leave-one-subject-out K = 0 score of S001 in docs/accuracy.md
     assert roc_auc_score(y == "right_hand", p[:, 1]) == pytest.approx(0.794, abs=0.005)
     assert rc.n_seen_ == 45 and rc.drift() > 1.0
+
+
+def _rotated_subjects(n_subjects=5, n_trials=40, n_ch=6, seed=3):
+    """Synthetic subjects whose channels are mixed by a random rotation each: after
+    re-centering they still differ by that rotation, which pooling alone cannot undo."""
+    from scipy.stats import ortho_group
+
+    rng = np.random.default_rng(seed)
+    n_t = int(SF * 3)
+    out = []
+    for _ in range(n_subjects):
+        Q = ortho_group.rvs(n_ch, random_state=rng)
+        y = rng.permutation(np.repeat(["left", "right"], n_trials // 2))
+        S = rng.standard_normal((n_trials, n_ch, n_t))
+        S[y == "left", 0] *= 2.0
+        S[y == "right", 1] *= 2.0
+        out.append((np.einsum("ij,njt->nit", Q, S) * rng.uniform(1, 10), y))
+    return out
+
+
+def test_riemannian_procrustes_stretches_and_rotates_the_sources_onto_the_user():
+    """Rodrigues 2019 as options of Recentering: unit dispersion per subject, the sources'
+    class means rotated onto the user's; the user is stretched, never rotated, when decoding."""
+    from pyriemann.geometry.base import powm
+
+    from neurodeck.decoders.pipelines import OASCovariances
+    from neurodeck.decoders.transfer import dispersion
+
+    subj = _rotated_subjects()
+    ch = [f"E{i}" for i in range(6)]
+    cov = make_pipeline("default", SF, ch)[:2]
+    C = [cov.fit_transform(X) for X, _ in subj]  # per-trial steps: no state
+    assert isinstance(cov[1], OASCovariances)
+    calib = np.concatenate([np.flatnonzero(subj[2][1] == c)[:5] for c in ("left", "right")])
+    X = np.concatenate([*C[:2], *C[3:], C[2][calib]])
+    y = np.concatenate([*(s[1] for i, s in enumerate(subj) if i != 2), subj[2][1][calib]])
+    groups = np.repeat([0, 1, 3, 4, 2], [40, 40, 40, 40, 10])
+    plain = Recentering().fit_transform(X, y, groups=groups, target=2)
+    rc = Recentering(stretch=True, rotate=True)
+    out = rc.fit_transform(X, y, groups=groups, target=2)
+    for g in (0, 1, 2, 3, 4):
+        assert dispersion(out[groups == g]) == pytest.approx(1.0, rel=1e-6)
+    assert rc.exponent_ == pytest.approx(1 / np.sqrt(dispersion(plain[groups == 2])))
+
+    def gap(R):  # distance of every source's class means to the user's
+        tm = {c: mean_riemann(R[(groups == 2) & (y == c)]) for c in ("left", "right")}
+        return sum(distance_riemann(mean_riemann(R[(groups == g) & (y == c)]), tm[c])
+                   for g in (0, 1, 3, 4) for c in ("left", "right"))
+
+    stretched_only = Recentering(stretch=True).fit_transform(X, y, groups=groups, target=2)
+    assert gap(out) < 0.5 * gap(stretched_only)
+    # decoding: the user's windows are whitened by the user's reference and stretched
+    np.testing.assert_allclose(rc.transform(C[2][:4]), powm(recenter(C[2][:4], rc.reference_), rc.exponent_),
+                               atol=1e-10)
+    # no labelled trial of the user (K = 0) or one subject alone: re-centering only
+    pop = Recentering(stretch=True, rotate=True).fit_transform(X[:160], y[:160], groups=groups[:160])
+    np.testing.assert_allclose(pop, Recentering().fit_transform(X[:160], groups=groups[:160]))
+    one = Recentering(stretch=True, rotate=True)
+    np.testing.assert_allclose(one.fit_transform(C[0], subj[0][1]), Recentering().fit_transform(C[0]))
+    assert one.exponent_ == 1.0
+    with pytest.raises(DecoderError, match="rotate='yes'; expected true or false"):
+        Recentering(rotate="yes").fit(X)
+
+
+def test_procrustes_and_fine_tuning_beat_pooling_when_subjects_differ_by_a_rotation(tmp_path):
+    """Target s2 of the rotated subjects, K = 5: plain pooling (default) is near chance; the
+    shipped rc-ts-lr-rpa and rc-ts-lr-ft recover; with K = 0 both are exactly default."""
+    from neurodeck.decoders.onnx import load_bundle, save_bundle
+    from neurodeck.decoders.transfer import fit_pooled
+
+    subj = _rotated_subjects()
+    ch = [f"E{i}" for i in range(6)]
+    X, y = subj[2]
+    src = [s for i, s in enumerate(subj) if i != 2]
+    pipes = {n: make_pipeline(n, SF, ch) for n in ("default", "rc-ts-lr-rpa", "rc-ts-lr-ft")}
+    res = {(r.pipeline, r.calib_trials): r for r in
+           evaluate_chronological(X, y, pipes, [0, 5], sources=src, dataset="s2")}
+    assert res["default", 5].score < 0.65
+    assert res["rc-ts-lr-rpa", 5].score > 0.95 and res["rc-ts-lr-ft", 5].score > 0.95
+    for n in ("rc-ts-lr-rpa", "rc-ts-lr-ft"):
+        assert res[n, 0].score == res["default", 0].score
+        assert res[n, 0].accuracy == res["default", 0].accuracy
+    # the bundle keeps the user's stretch, and decodes as the fitted pipeline
+    calib = np.concatenate([np.flatnonzero(y == c)[:5] for c in ("left", "right")])
+    rpa = fit_pooled(make_pipeline("rc-ts-lr-rpa", SF, ch), [*src, (X[calib], y[calib])], target=4)
+    assert rpa.named_steps["recentering"].exponent_ != 1.0
+    cfg = DecoderConfig(pipeline="rc-ts-lr-rpa", tmin=0.5, tmax=2.5 - 1 / SF)
+    path = save_bundle(rpa, cfg, tmp_path / "rpa", ch_names=ch, sfreq=SF, X_check=X[:8])
+    bundle = load_bundle(path)
+    assert bundle.adaptive_steps[0].exponent_ == rpa.named_steps["recentering"].exponent_
+    np.testing.assert_allclose(bundle.predict_proba(X[20:]), rpa.predict_proba(X[20:]), atol=1e-5)
+
+
+def test_auto_target_weight_is_chosen_on_the_users_calibration_trials_only():
+    """choose_target_share: sources that contradict the user -> the user's trials get the
+    largest share; sources that agree -> every trial the same (ties keep the prior). fit_pooled
+    with target_weight='auto' fits the head with the chosen share."""
+    from sklearn.base import clone
+    from sklearn.linear_model import LogisticRegression
+
+    from neurodeck.decoders.transfer import choose_target_share, fit_pooled, target_weights
+
+    rng = np.random.default_rng(0)
+    ys = np.repeat(["a", "b"], 200)
+    yt = np.tile(["a", "b"], 10)
+    Fs = rng.standard_normal((400, 3)) + np.where(ys == "a", 1.0, -1.0)[:, None] * [2, 0, 0]
+    agree = rng.standard_normal((20, 3)) + np.where(yt == "a", 1.0, -1.0)[:, None] * [2, 0, 0]
+    flipped = rng.standard_normal((20, 3)) + np.where(yt == "a", -1.0, 1.0)[:, None] * [2, 0, 0]
+    is_t = np.repeat([False, True], [400, 20])
+    y = np.concatenate([ys, yt])
+    assert choose_target_share(LogisticRegression(), np.vstack([Fs, agree]), y, is_t) is None
+    assert choose_target_share(LogisticRegression(), np.vstack([Fs, flipped]), y, is_t) == 0.75
+    w = target_weights(is_t, 0.25)
+    assert w[is_t].sum() / w.sum() == pytest.approx(0.25) and (w[~is_t] == 1).all()
+    np.testing.assert_array_equal(target_weights(is_t, None), np.ones(420))
+
+    subj = _rotated_subjects(n_subjects=3)
+    ch = [f"E{i}" for i in range(6)]
+    parts = [subj[0], subj[1], (subj[2][0][:10], subj[2][1][:10])]
+    ft = fit_pooled(make_pipeline("rc-ts-lr-ft", SF, ch), parts, target=2)
+    rc = ft.named_steps["recentering"]
+    assert rc.target_share_ in (None, 0.1, 0.25, 0.5, 0.75)
+    Xp, yp = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    groups = np.repeat([0, 1, 2], [40, 40, 10])
+    F = make_pipeline("default", SF, ch)[:-1].fit_transform(Xp, yp, recentering__groups=groups,
+                                                            recentering__target=2)
+    ref = clone(ft[-1]).fit(F, yp, sample_weight=target_weights(groups == 2, rc.target_share_))
+    np.testing.assert_allclose(ft[-1].coef_, ref.coef_, rtol=1e-6)
+    # K = 0: default exactly
+    pop = fit_pooled(make_pipeline("rc-ts-lr-ft", SF, ch), parts[:2])
+    np.testing.assert_allclose(pop[-1].coef_, fit_pooled(make_pipeline("default", SF, ch), parts[:2])[-1].coef_)
+    assert pop.named_steps["recentering"].target_share_ is None
