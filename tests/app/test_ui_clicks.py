@@ -473,10 +473,15 @@ def test_calibration_pauses_on_signal_loss_and_repeats_the_trial(window, qtbot, 
     proto = page.protocol
     assert proto.phase is Phase.FINISHED and proto.progress == (6, 6)
     assert screen.cues.phase is Phase.FINISHED
-    cues_seen = [e.class_name for e in proto.events if e.phase is Phase.CUE]
-    assert len(cues_seen) == 6 + len(proto.interrupted_trials)
     bad = proto.interrupted_trials  # the trial cut by the loss (and one that ended in it)
     assert 1 <= len(bad) <= 2 and all(t.reason.startswith("signal") for t in bad)
+    # a cue (and its class marker) for each of the 6 trials and each interrupted one that had
+    # been cued: when the loss is seen late (a loaded machine), the pause can fall in the next
+    # trial's fixation, before its cue (cue_time NaN)
+    cued = [t for t in bad if np.isfinite(t.cue_time)]
+    assert len(cued) >= 1
+    cues_seen = [e.class_name for e in proto.events if e.phase is Phase.CUE]
+    assert len(cues_seen) == 6 + len(cued)
     assert page.guard.outages and not np.isnan(page.guard.outages[-1][2])
     status = page.status_label.text()
     assert f"{len(bad)} trial(s) interrupted by signal loss" in status, status
@@ -484,11 +489,10 @@ def test_calibration_pauses_on_signal_loss_and_repeats_the_trial(window, qtbot, 
     raw = mne.io.read_raw_fif(saved.args[0], preload=False, verbose="error")
     desc = list(raw.annotations.description)
     assert desc.count("pause") == 1 and desc.count("resume") == 1
-    assert desc.count("left_hand") + desc.count("right_hand") == 6 + len(bad)
+    assert desc.count("left_hand") + desc.count("right_hand") == 6 + len(cued)
     assert desc.count("trial_end") >= 6
-    # each interrupted trial is marked bad at its cue
-    cued = [t for t in bad if np.isfinite(t.cue_time)]
-    assert desc.count("BAD_interrupted") == len(cued) >= 1
+    # each interrupted trial that had been cued is marked bad at its cue
+    assert desc.count("BAD_interrupted") == len(cued)
     for k in np.flatnonzero(np.array(desc) == "BAD_interrupted"):
         same = [d for d, o in zip(desc, raw.annotations.onset)
                 if abs(o - raw.annotations.onset[k]) < 1e-9]
