@@ -116,18 +116,24 @@ class RingBuffer:
         """How many :meth:`read` calls asked for samples that had been overwritten."""
         return self._n_overruns
 
-    def _copy_out(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    def _copy_out(self, start: int, stop: int, rows: np.ndarray | None = None,
+                  data: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
         """Copy absolute samples [start, stop) (caller holds the lock, range checked)."""
         k = stop - start
         cap = self.capacity
-        out = np.empty((self.n_channels, k), dtype=self.dtype)
+        n = self.n_channels if rows is None else len(rows)
+        out = np.empty((n, k), dtype=self.dtype) if data else None
         ts = np.empty(k, dtype=np.float64)
         i0 = start % cap
         first = min(k, cap - i0)
-        out[:, :first] = self._data[:, i0 : i0 + first]
+        if data:
+            out[:, :first] = (self._data[:, i0 : i0 + first] if rows is None
+                              else self._data[rows, i0 : i0 + first])
         ts[:first] = self._ts[i0 : i0 + first]
         if first < k:
-            out[:, first:] = self._data[:, : k - first]
+            if data:
+                out[:, first:] = (self._data[:, : k - first] if rows is None
+                                  else self._data[rows, : k - first])
             ts[first:] = self._ts[: k - first]
         return out, ts
 
@@ -155,12 +161,19 @@ class RingBuffer:
                 raise BufferOverrunError(f"latest({n}): only {stop} samples written so far")
             return self._copy_out(stop - n, stop)
 
-    def read(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+    def read(self, start: int, stop: int, rows: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
         """Copy of absolute samples ``[start, stop)``.
+
+        Parameters
+        ----------
+        start, stop : int
+        rows : ndarray of int, optional
+            Only these channels, in this order (one copy instead of a copy and a pick).
 
         Returns
         -------
-        data : ndarray, shape (n_channels, stop - start)
+        data : ndarray, shape (n_channels or len(rows), stop - start)
         timestamps : ndarray, shape (stop - start,)
 
         Raises
@@ -169,6 +182,13 @@ class RingBuffer:
             Part of the range was already overwritten (counted in :attr:`n_overruns`) or is not
             written yet.
         """
+        return self._read(start, stop, rows, True)
+
+    def read_timestamps(self, start: int, stop: int) -> np.ndarray:
+        """Copy of the timestamps of absolute samples ``[start, stop)`` (:meth:`read`'s errors)."""
+        return self._read(start, stop, None, False)[1]
+
+    def _read(self, start: int, stop: int, rows, data: bool):
         start, stop = int(start), int(stop)
         if start < 0 or stop < start:
             raise BufferOverrunError(f"read({start}, {stop}) invalid; expected 0 <= start <= stop")
@@ -185,7 +205,7 @@ class RingBuffer:
                     f"read({start}, {stop}): samples before {oldest} were overwritten "
                     f"(capacity {self.capacity}); the reader fell {oldest - start} samples behind"
                 )
-            return self._copy_out(start, stop)
+            return self._copy_out(start, stop, rows, data)
 
     def __repr__(self) -> str:
         return (

@@ -48,7 +48,7 @@ import numpy as np
 from neurodeck.acquisition.inlet import Inlet, StreamState
 from neurodeck.acquisition.outlet import DecisionOutlet, local_clock
 from neurodeck.acquisition.quality import QualityConfig, check_window, unit_to_uv
-from neurodeck.app.stream_units import UnitGuard, unit_guard
+from neurodeck.app.stream_units import CHECK_SAMPLES, UnitGuard, unit_guard
 from neurodeck.decoders.online import RawWindowStream
 
 logger = logging.getLogger(__name__)
@@ -237,11 +237,16 @@ class OnlineEngine:
         desc = self.inlet.description
         self._picks = np.asarray(self.decoder.stream_picks(desc.labels, desc.srate), dtype=int)
         self._window = int(self.decoder.window_samples)
-        self._hop = max(1, int(round(self.hop_s * desc.srate)))
+        # whole working samples when the model decimates (OnlineDecoder.hop_samples)
+        hop_for = getattr(self.decoder, "hop_samples", None)
+        self._hop = (int(hop_for(self.hop_s)) if hop_for is not None
+                     else max(1, int(round(self.hop_s * desc.srate))))
         # the decoder's per-stream state (band-pass carried from hop to hop); any object with
         # decide(window) is decided window by window
         open_stream = getattr(self.decoder, "open_stream", None)
         self._stream = open_stream(self._hop) if open_stream else RawWindowStream(self.decoder)
+        # a stream that carries its filter decides without the raw window: read only what is new
+        self._incremental = not getattr(self._stream, "needs_window", True)
         self._srate = float(desc.srate)
         self._pick_names = [str(desc.labels[i]) for i in self._picks]
         # the model's channels in the model's unit (or a reason per window: app/stream_units.py)
@@ -357,58 +362,107 @@ class OnlineEngine:
             self._decide_window(next_end)
             next_end += hop
 
-    def _feed(self, end: int, window: np.ndarray, ok: bool) -> None:
-        """Bring the decoder's stream filter up to ``end`` with the window's new samples.
+    def _feed(self, end: int, x: np.ndarray, ok: bool) -> None:
+        """Bring the decoder's stream filter up to ``end`` with the new samples of ``x``.
 
-        The filter carries its state from hop to hop and filters only the samples that arrived
-        since the last window. It (re)starts on a whole padded window (exactly like a training
-        epoch) when it has no state: at start, after a gap, after samples that are not finite
-        (they would poison the state), or when the engine skipped more than a window.
+        ``x`` holds the newest samples up to ``end`` (the whole window, or a tail holding at least
+        what arrived since the last window). The filter carries its state from hop to hop and
+        filters only the samples that arrived since the last window. It (re)starts on a whole
+        padded window (exactly like a training epoch) when it has no state: at start, after a
+        gap, after samples that are not finite (they would poison the state), or when the engine
+        skipped more than a window.
         """
         st = self._stream
         if st.end is not None:
             new = end - st.end
-            if 0 <= new <= window.shape[1]:
-                part = window[:, window.shape[1] - new:]
+            if 0 <= new <= x.shape[1]:
+                part = x[:, x.shape[1] - new:]
                 if np.isfinite(part).all():
                     st.push(part)
                     return
             st.invalidate()
-        if ok:
-            st.reset(window, end)
+        if ok and x.shape[1] == self._window:
+            st.reset(x, end)
 
-    def _decide_window(self, end: int) -> None:
-        t0 = time.perf_counter()
-        data, ts = self.inlet.buffer.read(end - self._window, end)
-        t1 = time.perf_counter()
-        reason = ""
+    def _gap_reason(self, ts: np.ndarray) -> str:
         steps = np.diff(ts)
         if steps.size and steps.max() > 1.5 / self._srate + 0.02:
-            reason = f"window spans a {steps.max():.3f} s gap in the stream"
-        elif steps.size and steps.min() < -0.02:
-            reason = f"window spans a {-steps.min():.3f} s backward timestamp jump (clock reset)"
-        window = data[self._picks]
-        if not reason:
-            window, reason = self.units.apply(window)
-        values = None
-        bad: tuple[str, ...] = ()
-        if not reason:
-            if self._screen is not None:
-                q = None if self._screen.clean(window, end) else check_window(
-                    window, self._srate, self.quality, to_uv=self._to_uv, line_noise=False)
-                if q is not None and not q.ok:
-                    bad = tuple(q.bad_names(self._pick_names))
-                    reason = f"bad model channel(s): {q.summary(self._pick_names)}"
-            elif not np.isfinite(window).all():
-                bad = tuple(n for n, ok in zip(self._pick_names, np.isfinite(window).all(axis=1),
-                                               strict=True) if not ok)
-                reason = f"window contains NaN/Inf samples in {', '.join(bad)}"
-            self._feed(end, window, ok=not reason)
+            return f"window spans a {steps.max():.3f} s gap in the stream"
+        if steps.size and steps.min() < -0.02:
+            return f"window spans a {-steps.min():.3f} s backward timestamp jump (clock reset)"
+        return ""
+
+    def _tail(self, end: int) -> np.ndarray | None:
+        """The model channels' newest samples up to ``end`` when the stream carries its filter
+        (what arrived since its last window, at least the unit check's tail; None: read the whole
+        window)."""
+        st = self._stream
+        if not self._incremental or st.end is None or not 0 < end - st.end:
+            return None
+        m = max(end - st.end, CHECK_SAMPLES)
+        if m >= self._window:
+            return None
+        return self.inlet.buffer.read(end - m, end, rows=self._picks)[0]
+
+    def _scaled(self, x: np.ndarray) -> np.ndarray:
+        scale = self.units.scale
+        return x if np.all(scale == 1.0) else x * scale[:, None]
+
+    def _decide_window(self, end: int) -> None:
+        """Decide the window ending at ``end`` and publish the decision.
+
+        Per hop, a stream that carries its filter needs only the samples that arrived since its
+        last window: those are read (model channels only), converted, screened block by block
+        (:class:`QualityScreen`) and pushed; the whole window is read only when the screen is not
+        certain the window is clean, or to (re)start the filter. The timestamps of the whole
+        window are read every hop (the gap check).
+        """
+        t0 = time.perf_counter()
+        W, buf = self._window, self.inlet.buffer
+        ts = buf.read_timestamps(end - W, end)
+        x = self._tail(end)
+        t_read = time.perf_counter() - t0
+        refused = self._gap_reason(ts)  # a gap or the wrong unit: the filter restarts after
+        if not refused and x is not None:  # the newest samples only
+            x, refused = self.units.apply(x)  # the unit check reads the last CHECK_SAMPLES
+            if not refused:
+                if self._screen is None:
+                    certain = bool(np.isfinite(x).all())
+                else:
+                    head = None
+                    if self._screen.lead:  # the window's first samples before its whole blocks
+                        t = time.perf_counter()
+                        head = self._scaled(buf.read(end - W, end - W + self._screen.lead,
+                                                     rows=self._picks)[0])
+                        t_read += time.perf_counter() - t
+                    certain = self._screen.clean(x, end, head)
+                if not certain:
+                    x = None  # the whole window decides (below)
+        reason, bad, values = "", (), None
+        if not refused and x is None:  # the whole window
+            t = time.perf_counter()
+            x = buf.read(end - W, end, rows=self._picks)[0]
+            t_read += time.perf_counter() - t
+            x, refused = self.units.apply(x)
+            if not refused:
+                if self._screen is not None:
+                    q = None if self._screen.clean(x, end) else check_window(
+                        x, self._srate, self.quality, to_uv=self._to_uv, line_noise=False)
+                    if q is not None and not q.ok:
+                        bad = tuple(q.bad_names(self._pick_names))
+                        reason = f"bad model channel(s): {q.summary(self._pick_names)}"
+                elif not np.isfinite(x).all():
+                    bad = tuple(n for n, ok in zip(self._pick_names, np.isfinite(x).all(axis=1),
+                                                   strict=True) if not ok)
+                    reason = f"window contains NaN/Inf samples in {', '.join(bad)}"
+        if not refused:
+            self._feed(end, x, ok=not reason)
             if not reason:
-                values = self._stream.decide(window)
+                values = self._stream.decide(x if x.shape[1] == W else None)
                 if values is None:
                     reason = "decoder marked the window invalid"
         else:
+            reason = refused
             self._stream.invalidate()  # a gap (or units refused): restart on the next clean window
         if values is None and reason != "decoder marked the window invalid":
             # a stateful decoder (Kalman/DKF) still advances in time: predict, no update
@@ -434,8 +488,8 @@ class OnlineEngine:
             for kept in (st.read_s, st.decide_s, st.publish_s, st.latency_s):
                 del kept[: max(1, self.keep_stats // 2)]
         if self.keep_stats > 0:
-            st.read_s.append(t1 - t0)
-            st.decide_s.append(t2 - t1)
+            st.read_s.append(t_read)
+            st.decide_s.append(t2 - t0 - t_read)
             st.publish_s.append(t3 - t2)
             st.latency_s.append(decision.latency)
         if valid and self._state is not EngineState.RUNNING:
@@ -478,6 +532,7 @@ class QualityScreen:
         self.volt = np.isfinite(self.scale) & (self.scale > 0)
         self.scale_v = self.scale[self.volt]
         self.nb = self.window // self.hop
+        self.lead = self.window - self.nb * self.hop  # samples before the window's first block
         n = len(self.scale)
         self._ids = np.full(self.nb, -1)
         self._stats = np.zeros((self.nb, 7, n))  # bad, s1, s2, max, min, n at max, n at min
@@ -493,28 +548,40 @@ class QualityScreen:
                          np.count_nonzero(x == mx[:, None], axis=1),
                          np.count_nonzero(x == mn[:, None], axis=1)])
 
-    def clean(self, window: np.ndarray, end: int) -> bool:
+    def clean(self, window: np.ndarray, end: int, head: np.ndarray | None = None) -> bool:
         """True if ``check_window`` would certainly find no invalidating problem.
 
         Parameters
         ----------
-        window : ndarray, shape (n_channels, window)
-            The raw window ending at absolute sample ``end``.
+        window : ndarray, shape (n_channels, m)
+            The raw window ending at absolute sample ``end`` (m = window), or its newest m
+            samples: then the blocks not screened yet must lie in them (else False: the caller
+            screens the whole window) and ``head`` gives the window's first :attr:`lead` samples.
         end : int
+        head : ndarray, shape (n_channels, lead), optional
         """
         hop, W = self.hop, self.window
-        if self.nb == 0 or end % hop or window.shape[1] != W:
+        m = window.shape[1]
+        if self.nb == 0 or end % hop or m > W:
             return False
-        start = end - W
+        start = end - m
         b1 = end // hop
         for b in range(b1 - self.nb, b1):
             k = b % self.nb
             if self._ids[k] != b:
                 off = b * hop - start
+                if off < 0:
+                    return False  # not in this tail
                 self._stats[k] = self._block(window[:, off:off + hop])
                 self._ids[k] = b
-        r = W - self.nb * hop  # leading samples before the first whole block
-        allst = np.concatenate([self._block(window[:, :r])[None], self._stats]) if r else self._stats
+        r = self.lead
+        if r:
+            lead = window[:, :r] if m == W else head
+            if lead is None or lead.shape[1] != r:
+                return False
+            allst = np.concatenate([self._block(lead)[None], self._stats])
+        else:
+            allst = self._stats
         tot = allst[:, :3].sum(axis=0)  # bad, s1, s2 per channel
         if tot[0].any():
             return False  # NaN/Inf (or overflow): check_window says which and where

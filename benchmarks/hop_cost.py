@@ -19,6 +19,9 @@ per window). Models are fitted on a few synthetic trials (the cost does not depe
 model learned). One BLAS thread. No LSL: this is the compute between "window ready" and
 "decision published", without the buffer read and the push (see ``benchmarks.latency``).
 
+Each pipeline runs as trained by default (decimating to its working rate when the band allows,
+``decoders.epochs.decimation_factor``) and, as ``name:full``, trained at the stream's rate.
+
 Run: ``python -m benchmarks.hop_cost [--quick] [--points 64x512,256x2048] [--hops N]``.
 """
 from __future__ import annotations
@@ -40,10 +43,14 @@ HOP_S = 0.0625
 
 
 def fit_bundle(pipeline: str, n_ch: int, srate: float, tmp: Path, window_s: float = 2.0):
+    """``pipeline`` (``name`` or ``name:full``: without decimation to the working rate)."""
+    import dataclasses
+
     from neurodeck.decoders.online import OnlineDecoder
     from neurodeck.decoders.onnx import save_bundle
 
-    cfg = u.decoder_config(pipeline, window_s)
+    pipeline, _, full = pipeline.partition(":")
+    cfg = dataclasses.replace(u.decoder_config(pipeline, window_s), decimate=full != "full")
     W = cfg.window_samples(srate)
     rng = np.random.default_rng(1)
     n_tr = 8
@@ -55,7 +62,7 @@ def fit_bundle(pipeline: str, n_ch: int, srate: float, tmp: Path, window_s: floa
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         pipe.fit(X, y)
-    path = save_bundle(pipe, cfg, tmp / f"{pipeline}-{n_ch}x{int(srate)}", ch_names=labs,
+    path = save_bundle(pipe, cfg, tmp / f"{pipeline}{full}-{n_ch}x{int(srate)}", ch_names=labs,
                        sfreq=srate, X_check=X[:2])
     return OnlineDecoder(path)
 
@@ -65,7 +72,7 @@ def run_point(dec, n_hops: int) -> dict[str, float]:
     from neurodeck.app.engine import QualityScreen
 
     sf, W = dec.sfreq, dec.window_samples
-    hop = int(round(HOP_S * sf))
+    hop = dec.hop_samples(HOP_S)
     n_ch = len(dec.ch_names)
     first = -(-W // hop) * hop
     rng = np.random.default_rng(2)
@@ -118,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
 
     p = u.parser(__doc__.splitlines()[0], reps=1)
     p.add_argument("--points", default=None, help="channels x Hz, e.g. 64x512,256x2048")
-    p.add_argument("--pipelines", default="ts-lr,psd-lda")
+    p.add_argument("--pipelines", default="ts-lr,ts-lr:full,psd-lda",
+                   help="comma separated; name:full = without decimation to the working rate")
     p.add_argument("--hops", type=int, default=None, help="hops per point (40; --quick 8)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -136,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
                 for pl in args.pipelines.split(","):
                     dec = fit_bundle(pl, n_ch, sf, Path(tmpd))
                     m = run_point(dec, n_hops)
-                    rows.append([n_ch, int(sf), pl, m["old_p50"], m["old_p99"], m["new_p50"],
+                    rows.append([n_ch, int(sf), f"{pl} ({dec.working_sfreq:g} Hz)", m["old_p50"], m["old_p99"], m["new_p50"],
                                  m["new_p99"], m["old_cpu"], m["new_cpu"],
                                  m["old_cpu"] / max(m["new_cpu"], 1e-9),
                                  floor if pl.startswith("ts") else float("nan"),
@@ -149,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         ["channels", "Hz", "pipeline", "window p50", "window p99", "stream p50", "stream p99",
          "window CPU p50", "stream CPU p50", "CPU ratio", "eigh floor", "max |dp|"],
         rows,
-        note="window = check_window + per-window band-pass + pyriemann features + head; stream = "
+        note="(N Hz) = the model's working rate (':full' = trained without decimation). "
+             "window = check_window + per-window band-pass + pyriemann features + head; stream = "
              "QualityScreen + new samples through the carried band-pass + block covariance + "
              "cached whitening + head. max |dp| = largest probability difference between the two "
              "(continuous vs per-window filtering). Targets: 64 ch @ 512 Hz ready->published p50 "

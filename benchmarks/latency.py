@@ -81,6 +81,10 @@ class _CPUTimedStream:
     def end(self):
         return self._s.end
 
+    @property
+    def needs_window(self) -> bool:
+        return getattr(self._s, "needs_window", True)
+
     def invalidate(self) -> None:
         self._s.invalidate()
 

@@ -18,6 +18,21 @@ for the 8-32 Hz band at 160-2048 Hz, two passes of order 4 (:func:`impulse_resid
 on EEGMMIDB decisions the largest probability difference is below 1e-3 (see
 ``tests/decoders/test_online.py``). The first window after a (re)start of the stream filter
 (engine start, gap, NaN) is filtered exactly like a training epoch.
+
+Working rate (decimation)
+-------------------------
+A band that ends far below Nyquist does not need the full rate: :func:`decimation_factor` picks
+the integer ``q = floor(sfreq / (4 * h_freq))`` (the *working rate* ``sfreq / q`` is at least 4x
+the band's upper edge; ``q = 1`` keeps the full rate). With ``q > 1`` the causal path is
+(:func:`decimating_filter`): an anti-alias low-pass at the input rate (:func:`antialias_sos`,
+Chebyshev type II: <= 0.1 dB loss up to the band's upper edge, >= 60 dB attenuation from
+``working rate - h_freq`` on, the first frequency that folds into the band), then every q-th
+sample is kept (the samples whose absolute index ``i`` has ``(i + 1) % q == 0``: a window
+ending on a multiple of q keeps its last sample), then the band-pass at the working rate. The
+state of both filters is carried like the band-pass's, so training epochs, the live stream and
+pseudo-online replay still run one function; covariances, spectra and the stream's memory are
+at the working rate. :class:`BandPass` records ``decim`` (a bundle's sidecar keeps it; bundles
+saved before it existed decode with ``decim = 1``, exactly as before).
 """
 from __future__ import annotations
 
@@ -188,6 +203,139 @@ def causal_filter(
     return signal.sosfilt(sos, x, axis=-1, zi=zi)
 
 
+#: The working rate is at least this many times the band's upper edge (see :func:`decimation_factor`).
+WORKING_RATE_FACTOR = 4.0
+#: Anti-alias low-pass: largest loss (dB) up to the band's upper edge, least attenuation (dB) of
+#: what folds into the band.
+ANTIALIAS_PASS_DB, ANTIALIAS_STOP_DB = 0.1, 60.0
+
+
+def decimation_factor(sfreq: float, h_freq: float) -> int:
+    """Integer decimation factor to the working rate of a band ending at ``h_freq``.
+
+    ``q = floor(sfreq / (WORKING_RATE_FACTOR * h_freq))``, at least 1: the working rate
+    ``sfreq / q`` stays >= 4x the band's upper edge (e.g. 8-32 Hz: 2048 Hz -> q = 16, 128 Hz;
+    512 Hz -> q = 4; 160 or 250 Hz -> q = 1).
+    """
+    if not (np.isfinite(sfreq) and sfreq > 0 and np.isfinite(h_freq) and h_freq > 0):
+        raise DecoderError(f"sfreq ({sfreq!r}) and h_freq ({h_freq!r}) must be positive Hz")
+    return max(1, int(np.floor(sfreq / (WORKING_RATE_FACTOR * h_freq) + 1e-9)))
+
+
+def antialias_sos(sfreq: float, h_freq: float, q: int) -> np.ndarray:
+    """Anti-alias low-pass for keeping every ``q``-th sample of a band ending at ``h_freq``.
+
+    Chebyshev type II (flat pass band, no ripple in it) of the lowest order with at most
+    :data:`ANTIALIAS_PASS_DB` loss up to ``h_freq`` and at least :data:`ANTIALIAS_STOP_DB`
+    attenuation from ``sfreq / q - h_freq`` on (the frequencies that fold into ``[0, h_freq]``
+    at the working rate); e.g. 2048 Hz, 32 Hz, q = 16: order 6 (3 sections).
+
+    Returns
+    -------
+    sos : ndarray, shape (n_sections, 6)
+    """
+    stop = sfreq / q - h_freq
+    if not (q >= 2 and 0 < h_freq < stop < sfreq / 2):
+        raise DecoderError(f"no anti-alias low-pass for q={q!r} at {sfreq} Hz with the band up to "
+                           f"{h_freq} Hz: need q >= 2 and {h_freq} < {sfreq}/q - {h_freq} < {sfreq / 2}")
+    return _antialias_sos(float(sfreq), float(h_freq), int(q)).copy()
+
+
+@functools.lru_cache(maxsize=64)
+def _antialias_sos(sfreq: float, h_freq: float, q: int) -> np.ndarray:
+    stop = sfreq / q - h_freq
+    order, wn = signal.cheb2ord(h_freq, stop, ANTIALIAS_PASS_DB, ANTIALIAS_STOP_DB, fs=sfreq)
+    sos = signal.cheby2(order, ANTIALIAS_STOP_DB, wn, btype="lowpass", fs=sfreq, output="sos")
+    sos.flags.writeable = False
+    return sos
+
+
+def kept_offset(start: int, q: int) -> int:
+    """Offset of the first kept sample in a piece whose first sample has absolute index ``start``.
+
+    Kept samples are those with ``(i + 1) % q == 0`` (a piece ending on a multiple of q keeps its
+    last sample); the kept sample ``i`` is sample ``(i + 1) // q - 1`` at the working rate, and
+    ``end // q`` samples at the working rate come before absolute index ``end``.
+    """
+    return (q - 1 - int(start)) % q
+
+
+def decimating_filter(x: np.ndarray, sos: np.ndarray, q: int = 1, aa: np.ndarray | None = None,
+                      zi=None, start: int = 0):
+    """The causal path to the working rate: anti-alias low-pass, keep every q-th sample, band-pass.
+
+    With ``q == 1`` this is :func:`causal_filter` (``aa`` unused). Filtering a signal in pieces,
+    passing each call's ``zf`` as the next call's ``zi`` and each piece's absolute ``start``,
+    gives the same output as filtering it at once.
+
+    Parameters
+    ----------
+    x : ndarray, shape (..., n_times)
+        Signal at the input rate.
+    sos : ndarray, shape (n_sections, 6)
+        The band-pass, designed at the working rate ``sfreq / q``.
+    q : int
+        Decimation factor (:func:`decimation_factor`).
+    aa : ndarray, shape (n_aa_sections, 6) or None
+        The anti-alias low-pass at the input rate (:func:`antialias_sos`); required when q > 1.
+    zi : None, or (zi_aa, zi_bandpass) when q > 1
+        State after the previous piece (None: both start at the steady state of their first
+        input sample; the band-pass state stays None until a piece holds a kept sample).
+    start : int
+        Absolute index of ``x[..., 0]``: which samples are kept (:func:`kept_offset`). A padded
+        training epoch of ``L`` samples uses ``start = -L`` (its last sample is kept).
+
+    Returns
+    -------
+    y : ndarray, shape (..., n_kept)
+        Band-passed signal at the working rate.
+    zf : ndarray or (zf_aa, zf_bandpass)
+        The state to pass with the next piece.
+    """
+    if q == 1:
+        return causal_filter(x, sos, zi)
+    if aa is None:
+        raise DecoderError(f"decimating by q={q} needs the anti-alias low-pass (aa)")
+    z_aa, z_bp = (None, None) if zi is None else zi
+    lo, z_aa = causal_filter(x, aa, z_aa)
+    kept = lo[..., kept_offset(start, q)::q]
+    if kept.shape[-1] == 0:
+        return kept, (z_aa, z_bp)
+    y, z_bp = causal_filter(kept, sos, z_bp)
+    return y, (z_aa, z_bp)
+
+
+def n_working(n: int, q: int) -> int:
+    """Samples at the working rate of a window of ``n`` input samples (ending on a kept sample)."""
+    return (int(n) - 1) // int(q) + 1
+
+
+def filter_windows(X: np.ndarray, sos: np.ndarray, n_pad: int, q: int = 1,
+                   aa: np.ndarray | None = None) -> np.ndarray:
+    """Filter each padded window to the working rate and drop the padding.
+
+    Each window is filtered from its first sample (:func:`decimating_filter` with its last
+    sample kept); the result is the last ``n_working(n_times - n_pad, q)`` samples.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n_windows, n_channels, n_times)
+    sos, q, aa
+        As for :func:`decimating_filter`.
+    n_pad : int
+        Leading input samples that only settle the filters.
+
+    Returns
+    -------
+    Xf : ndarray, shape (n_windows, n_channels, n_working(n_times - n_pad, q))
+    """
+    if q == 1:
+        return bandpass_windows(X, sos, n_pad)
+    L = X.shape[-1]
+    y = decimating_filter(X, sos, q, aa, start=-L)[0]
+    return y[..., y.shape[-1] - n_working(L - n_pad, q):]
+
+
 def bandpass_windows(X: np.ndarray, sos: np.ndarray, n_pad: int) -> np.ndarray:
     """Causally filter each padded window (:func:`causal_filter`) and drop the padding.
 
@@ -223,16 +371,21 @@ class BandPass(TransformerMixin, BaseEstimator):
         The class default (1) keeps bundles saved before this parameter existed unchanged;
         :func:`decoders.pipelines.make_pipeline` uses 2 (the magnitude response of the
         zero-phase reference filter).
+    decim : int
+        Decimation factor to the working rate ``sfreq / decim`` (:func:`decimation_factor`;
+        1, the default and what bundles saved before it existed get: no decimation). With
+        ``decim > 1`` the output is at the working rate (:func:`decimating_filter`).
     """
 
     def __init__(self, sfreq: float = 160.0, l_freq: float = 8.0, h_freq: float = 32.0,
-                 order: int = 4, pad: float = 1.0, passes: int = 1) -> None:
+                 order: int = 4, pad: float = 1.0, passes: int = 1, decim: int = 1) -> None:
         self.sfreq = sfreq
         self.l_freq = l_freq
         self.h_freq = h_freq
         self.order = order
         self.pad = pad
         self.passes = passes
+        self.decim = decim
 
     def fit(self, X, y=None):  # noqa: ARG002
         self._check(X)
@@ -254,11 +407,31 @@ class BandPass(TransformerMixin, BaseEstimator):
 
     def transform(self, X):
         X = self._check(X)
-        return bandpass_windows(X, self.sos(), n_samples(self.pad, self.sfreq))
+        q = self.q
+        return filter_windows(X, self.sos(), n_samples(self.pad, self.sfreq), q,
+                              self.antialias() if q > 1 else None)
+
+    @property
+    def q(self) -> int:
+        """The decimation factor, checked (an int >= 1)."""
+        q = self.decim
+        if isinstance(q, bool) or int(q) != q or q < 1:
+            raise DecoderError(f"decim must be an integer >= 1, got {q!r}")
+        return int(q)
+
+    @property
+    def working_sfreq(self) -> float:
+        """Rate of the output in Hz (``sfreq / decim``)."""
+        return float(self.sfreq) / self.q
 
     def sos(self) -> np.ndarray:
-        """The filter's second-order sections, shape (n_sections, 6)."""
-        return bandpass_sos(self.sfreq, self.l_freq, self.h_freq, self.order, self.passes)
+        """The band-pass's second-order sections at the working rate, shape (n_sections, 6)."""
+        return bandpass_sos(self.working_sfreq, self.l_freq, self.h_freq, self.order, self.passes)
+
+    def antialias(self) -> np.ndarray | None:
+        """The anti-alias low-pass at the input rate (None when ``decim == 1``)."""
+        q = self.q
+        return None if q == 1 else antialias_sos(float(self.sfreq), float(self.h_freq), q)
 
 
 class PickChannels(TransformerMixin, BaseEstimator):

@@ -470,7 +470,8 @@ def pseudo_online(
         steps = getattr(model, "steps", None)
         first = steps[0][1] if steps else None
         n_pad = n_samples(first.pad, sfreq) if hasattr(first, "pad") else 0
-    step = max(1, n_samples(step_s, sfreq))
+    # whole working samples when the model decimates (what the online engine uses)
+    step = model.hop_samples(step_s) if decide is None else max(1, n_samples(step_s, sfreq))
     ends_l, outs = [], []
     t0 = time.perf_counter()
     if decide is None:

@@ -11,7 +11,11 @@ Streaming (constant work per hop)
 stream as it arrives with its state carried (:func:`decoders.epochs.causal_filter`), on the
 model's channels only (a ``PickChannels`` step right after the band-pass is applied *before*
 filtering, and a spectrum followed by a feature selection keeps only the selected features'
-channels); each hop filters only the new samples. When the next step is the OAS covariance,
+channels); each hop filters only the new samples. A band-pass with ``decim > 1`` (the model's
+working rate, :func:`decoders.epochs.decimation_factor`) low-passes the new samples, keeps every
+q-th and band-passes those (:func:`decoders.epochs.decimating_filter`): the stream's samples,
+blocks and sums below are at the working rate, and hops must be whole working samples
+(:meth:`OnlineDecoder.hop_samples`). When the next step is the OAS covariance,
 the window's covariance is summed from per-hop blocks (``x @ x.T`` of each hop once, then a sum
 over the window's blocks, kept as running sums re-summed once per window) instead of recomputed
 over the whole window. A fitted Riemannian tangent space keeps its reference's whitening
@@ -39,8 +43,11 @@ from neurodeck.decoders.channels import ChannelMatch, match_channels
 from neurodeck.decoders.epochs import (
     BandPass,
     PickChannels,
-    causal_filter,
+    decimating_filter,
+    filter_windows,
+    kept_offset,
     n_samples,
+    n_working,
 )
 from neurodeck.decoders.errors import ChannelMismatchError, DecoderError
 
@@ -103,6 +110,24 @@ class OnlineDecoder:
     def pad_samples(self) -> int:
         """Leading samples of each window that only settle the band-pass."""
         return self.bundle.pad_samples
+
+    @property
+    def decim(self) -> int:
+        """Decimation factor of the stream filter (1: the model works at the stream's rate)."""
+        return 1 if self._plan is None else int(self._plan.q)
+
+    @property
+    def working_sfreq(self) -> float:
+        """Rate of the filtered signal the features see, in Hz (``sfreq / decim``)."""
+        return self.sfreq / self.decim
+
+    def hop_samples(self, seconds: float) -> int:
+        """Samples per hop of ``seconds``: rounded to whole working samples (a multiple of
+        :attr:`decim`, at least one), what the engine and pseudo-online replay use."""
+        q = self.decim
+        if not seconds > 0:
+            raise DecoderError(f"hop of {seconds!r} s invalid; expected > 0 seconds")
+        return q * max(1, int(round(float(seconds) * self.sfreq / q)))
 
     @property
     def unit(self) -> str:
@@ -215,8 +240,7 @@ class OnlineDecoder:
             else:
                 p = self._plan
                 X = W[valid] if p.sub is None else W[valid][:, p.sub]
-                parts = [bp.transform(causal_filter(X, bp.sos)[0][..., p.n_pad:])
-                         for bp in p.bands]
+                parts = [bp.transform(bp.filter_windows(X)) for bp in p.bands]
                 out[valid] = self.bundle.run_head(p.combine(parts, self.bundle))
         return out
 
@@ -256,7 +280,8 @@ class OnlineDecoder:
         data : ndarray, shape (n_model_channels, n_times)
             Raw recording, model channels in order.
         hop : int
-            Samples between windows; windows end on multiples of it.
+            Samples between windows; windows end on multiples of it (a multiple of
+            :attr:`decim`: :meth:`hop_samples`).
         batch : int
             Windows per call of the features and the head.
         progress : callable or None
@@ -292,22 +317,29 @@ class OnlineDecoder:
                     progress(min(i + batch, len(ends)))
             return ends, out
         p = self._plan
+        q = p.q
+        if hop % q:
+            raise DecoderError(f"hop of {hop} samples is not a multiple of the model's decimation "
+                               f"factor {q} (working rate {self.working_sfreq:g} Hz); use "
+                               "OnlineDecoder.hop_samples(seconds)")
         x = data if p.sub is None else data[p.sub]
         starts = [int(e - W) for j, e in enumerate(ends) if ok[j] and (j == 0 or not ok[j - 1])]
-        n_sig = W - p.n_pad
+        n_sig, hop_w = n_working(W - p.n_pad, q), hop // q  # at the working rate
         rows = np.flatnonzero(ok)
-        blocks = all(bp.covariance_first for bp in p.bands) and n_sig >= hop
+        blocks = all(bp.covariance_first for bp in p.bands) and n_sig >= hop_w
         ys = []  # per band: the filtered recording and, for a tangent space, its whitening
         for bp in p.bands:
-            y = np.full(x.shape, np.nan)
+            y = np.full((len(x), x.shape[1] // q), np.nan)  # working sample j: input (j + 1) q - 1
             for a, b in zip(starts, [*starts[1:], x.shape[1]], strict=True):
-                y[:, a:b] = causal_filter(x[:, a:b], bp.sos)[0]
+                seg = decimating_filter(x[:, a:b], bp.sos, q, bp.aa, start=a)[0]
+                j0 = (a + kept_offset(a, q) + 1) // q - 1
+                y[:, j0:j0 + seg.shape[1]] = seg
             ts = bp.whitening if blocks else None
             ys.append((y, None if ts is None else ts.cm12 @ y))  # NaN stays in its columns
         batch = max(1, min(batch, 2**22 // len(x) ** 2))  # block Grams: <= ~32 MB a batch
         for i in range(0, len(rows), batch):
             r = rows[i:i + batch]
-            parts = [bp.window_part(y, yw, ends[r], n_sig, hop, blocks)
+            parts = [bp.window_part(y, yw, ends[r] // q, n_sig, hop_w, blocks)
                      for bp, (y, yw) in zip(p.bands, ys, strict=True)]
             out[r] = self.bundle.run_head(p.combine(parts, self.bundle))
             if progress is not None:
@@ -495,17 +527,26 @@ class _StreamPlan:
     Attributes
     ----------
     sos : ndarray, shape (n_sections, 6)
-        The band-pass (first feature step).
+        The band-pass (first feature step), at the working rate.
     n_pad : int
-        Its padding in samples (dropped from windows).
+        Its padding in input samples (dropped from windows).
+    q : int
+        Decimation factor to the working rate (1: none).
+    aa : ndarray or None
+        The anti-alias low-pass at the input rate (q > 1).
     sub : ndarray of int or None
         A ``PickChannels`` right after the band-pass, applied before filtering instead.
     steps : list of estimator
         The remaining feature steps (tangent spaces with cached whitening).
     """
 
-    def __init__(self, sos, n_pad, sub, steps) -> None:
+    def __init__(self, sos, n_pad, sub, steps, q: int = 1, aa=None) -> None:
         self.sos, self.n_pad, self.sub, self.steps = sos, n_pad, sub, steps
+        self.q, self.aa = int(q), aa
+
+    def filter_windows(self, X: np.ndarray) -> np.ndarray:
+        """The band-pass of padded raw windows (to the working rate), padding dropped."""
+        return filter_windows(X, self.sos, self.n_pad, self.q, self.aa)
 
     @classmethod
     def of(cls, bundle) -> _StreamPlan | _FilterBankPlan | None:
@@ -522,7 +563,7 @@ class _StreamPlan:
             sub, rest = rest[0].indices(), rest[1:]
         rest = [_CachedTangentSpace(st) if _CachedTangentSpace.applies(st) else st for st in rest]
         sub, rest = _only_selected_channels(sub, rest)
-        return cls(bp.sos(), n_samples(bp.pad, bp.sfreq), sub, rest)
+        return cls(bp.sos(), n_samples(bp.pad, bp.sfreq), sub, rest, bp.q, bp.antialias())
 
     @property
     def covariance_first(self) -> bool:
@@ -599,6 +640,7 @@ class _FilterBankPlan:
     """
 
     sub = None
+    q = 1  # the filter bank filters at the input rate
 
     def __init__(self, bands: list[_StreamPlan], n_pad: int, steps: list) -> None:
         self.bands, self.n_pad, self.steps = bands, n_pad, steps
@@ -627,49 +669,61 @@ class _FilterBankPlan:
 
 
 class DecoderStream:
-    """The carried state of one live stream: band-pass state, filtered samples, block covariances.
+    """The carried state of one live stream: filter state, filtered samples, block covariances.
 
     Used by ``app.engine``: ``reset`` (re)starts the filter on a raw padded window (exactly as
     training filters an epoch), ``push`` filters the samples that arrived since, ``decide``
-    decides the window ending at :attr:`end`. Filtered samples are kept in a ring of one window
-    (written twice, so the newest window is always one contiguous view).
+    decides the window ending at :attr:`end`. Filtered samples (at the working rate) are kept in
+    a ring of one window (written twice, so the newest window is always one contiguous view).
 
     Parameters
     ----------
     decoder : OnlineDecoder
     hop : int
-        Samples between decisions; covariance blocks are ``hop`` samples long and aligned on
-        multiples of it.
+        Input samples between decisions (a multiple of the decimation factor); covariance
+        blocks are one hop long and aligned on multiples of it.
     plan : _StreamPlan or None
         What to compute (default: the decoder's; a :class:`FilterBankStream` gives one band's).
 
     Attributes
     ----------
     end : int or None
-        Absolute index one past the last filtered sample; None until ``reset`` (and after
+        Absolute input index one past the last filtered sample; None until ``reset`` (and after
         ``invalidate``).
+    needs_window : bool
+        False: ``decide`` ignores the raw window (the engine then reads only the new samples).
     """
+
+    needs_window = False
 
     def __init__(self, decoder: OnlineDecoder, hop: int, plan: _StreamPlan | None = None) -> None:
         p = decoder._plan if plan is None else plan
         self._dec, self._p = decoder, p
-        self.hop = int(hop)
-        self.n_sig = decoder.window_samples - p.n_pad
+        self.hop, self.q = int(hop), int(p.q)
+        if self.hop < 1 or self.hop % self.q:
+            raise DecoderError(f"hop of {hop} samples is not a positive multiple of the model's "
+                               f"decimation factor {self.q} (working rate {decoder.sfreq / self.q:g} "
+                               "Hz); use OnlineDecoder.hop_samples(seconds)")
+        self.hop_w = self.hop // self.q
+        self.n_sig = n_working(decoder.window_samples - p.n_pad, self.q)  # working samples
         n_f = len(decoder.ch_names) if p.sub is None else len(p.sub)
         self._ring = np.zeros((n_f, 2 * self.n_sig))
         self._sos = np.ascontiguousarray(p.sos, dtype=np.float64)
-        self._zi: np.ndarray | None = None  # (n_f, n_sections, 2): scipy's internal layout
+        self._aa = None if self.q == 1 else np.ascontiguousarray(p.aa, dtype=np.float64)
+        # states in scipy's internal layout (n_f, n_sections, 2): band-pass, anti-alias
+        self._zi: np.ndarray | None = None
+        self._zaa: np.ndarray | None = None
         self.end: int | None = None
-        self._q, self._r = divmod(self.n_sig, self.hop)
-        self._blocks = p.covariance_first and self._q >= 1
+        self._nb, self._r = divmod(self.n_sig, self.hop_w)  # whole blocks per window, rest
+        self._blocks = p.covariance_first and self._nb >= 1
         if self._blocks:
             self._ts = p.whitening
             k = 3 if self._ts is not None else 2  # x x^T, (P x)(P x)^T, x: per block, per slot
-            self._gram = np.zeros((k - 1, self._q, n_f, n_f))
-            self._sum = np.zeros((self._q, n_f))
-            self._ids = np.full(self._q, -1)
+            self._gram = np.zeros((k - 1, self._nb, n_f, n_f))
+            self._sum = np.zeros((self._nb, n_f))
+            self._ids = np.full(self._nb, -1)
             self._tot_g = np.zeros((k - 1, n_f, n_f))  # running sums over the slots' blocks
-            self._rows = -(-n_f // self._q)  # rows re-summed exactly per hop
+            self._rows = -(-n_f // self._nb)  # rows re-summed exactly per hop
 
     def invalidate(self) -> None:
         """Forget the filter state (a gap, NaN/Inf): the next ``reset`` restarts it."""
@@ -678,9 +732,13 @@ class DecoderStream:
     def reset(self, window: np.ndarray, end: int) -> None:
         """Start the filter on a raw padded window ``(n_model_channels, window_samples)``."""
         x = window if self._p.sub is None else window[self._p.sub]
-        y, zi = causal_filter(np.asarray(x, dtype=float), self._p.sos)
-        self._zi = np.ascontiguousarray(zi.transpose(1, 0, 2))
-        self.end = int(end) - x.shape[1]
+        x = np.asarray(x, dtype=float)
+        y, zf = decimating_filter(x, self._p.sos, self.q, self._p.aa, start=int(end) - x.shape[1])
+        if self.q > 1:
+            self._zaa = np.ascontiguousarray(zf[0].transpose(1, 0, 2))
+            zf = zf[1]
+        self._zi = np.ascontiguousarray(zf.transpose(1, 0, 2))
+        self.end = int(end)
         if self._blocks:
             self._ids[:] = -1
             self._tot_g[:] = 0.0
@@ -689,32 +747,31 @@ class DecoderStream:
     def push(self, new: np.ndarray) -> None:
         """Filter the raw samples ``(n_model_channels, n_new)`` that follow :attr:`end`."""
         x = new if self._p.sub is None else new[self._p.sub]
-        if _sosfilt is None:
-            y, zf = causal_filter(np.asarray(x, dtype=float), self._sos,
-                                  self._zi.transpose(1, 0, 2))
-            self._zi = np.ascontiguousarray(zf.transpose(1, 0, 2))
-        else:  # causal_filter's C routine without its per-call checks (~45 us a hop)
-            y = np.array(x, dtype=np.float64, order="C")
-            _sosfilt(self._sos, y, self._zi)  # in place, the state too
+        y = np.array(x, dtype=np.float64, order="C")
+        if self.q > 1:  # anti-alias at the input rate, then the kept samples only
+            _sosfilt_inplace(self._aa, y, self._zaa)
+            y = np.ascontiguousarray(y[:, kept_offset(self.end, self.q)::self.q])
+        if y.shape[1]:
+            _sosfilt_inplace(self._sos, y, self._zi)
+        self.end += x.shape[1]
         self._store(y)
 
     def _store(self, y: np.ndarray) -> None:
+        """Write working samples ``y`` as the ones ending at working index ``end // q``."""
         C = self.n_sig
         m = y.shape[1]
         if m > C:
-            self.end += m - C
             y, m = y[:, -C:], C
-        i = self.end % C
+        i = (self.end // self.q - m) % C
         k = min(m, C - i)
         self._ring[:, i:i + k] = y[:, :k]
         self._ring[:, i + C:i + C + k] = y[:, :k]
         if m > k:
             self._ring[:, :m - k] = y[:, k:]
             self._ring[:, C:C + m - k] = y[:, k:]
-        self.end += m
 
     def _span(self, a: int, b: int) -> np.ndarray:
-        """View of filtered samples [a, b) (within the newest window)."""
+        """View of filtered working samples [a, b) (within the newest window)."""
         i = a % self.n_sig
         return self._ring[:, i:i + (b - a)]
 
@@ -730,13 +787,14 @@ class DecoderStream:
 
     def vectors(self) -> np.ndarray:
         """The plan's :meth:`_StreamPlan.transform` of the window ending at :attr:`end`, shape (1, ...)."""
-        p, e, n = self._p, self.end, self.n_sig
-        if self._blocks and e % self.hop == 0:
-            hop, q = self.hop, self._q
+        p, n = self._p, self.n_sig
+        e = self.end // self.q  # at the working rate
+        if self._blocks and self.end % self.hop == 0:
+            hop, nb = self.hop_w, self._nb
             b1 = e // hop
             ts, G, tot_g = self._ts, self._gram, self._tot_g
-            for b in range(b1 - q, b1):
-                k = b % q
+            for b in range(b1 - nb, b1):
+                k = b % nb
                 if self._ids[k] != b:
                     if self._ids[k] >= 0:  # the block leaving the window
                         tot_g -= G[:, k]
@@ -748,13 +806,13 @@ class DecoderStream:
                     self._sum[k] = x.sum(axis=1)
                     self._ids[k] = b
                     tot_g += G[:, k]
-            # running sums drift by rounding: re-sum 1/q of the rows exactly every hop (all of
-            # them once per window, without a spike of q matrix sums: 1.6 ms at 256 ch)
-            rows = slice((b1 % q) * self._rows, (b1 % q + 1) * self._rows)
+            # running sums drift by rounding: re-sum 1/nb of the rows exactly every hop (all of
+            # them once per window, without a spike of nb matrix sums: 1.6 ms at 256 ch)
+            rows = slice((b1 % nb) * self._rows, (b1 % nb + 1) * self._rows)
             G[:, :, rows].sum(axis=1, out=tot_g[:, rows])
             Sg, s = tot_g.copy(), self._sum.sum(axis=0)
             if self._r:
-                x = self._span(e - n, e - q * hop)
+                x = self._span(e - n, e - nb * hop)
                 Sg[0] += x @ x.T
                 if ts is not None:
                     xw = ts.cm12 @ x
@@ -765,6 +823,19 @@ class DecoderStream:
             M = _whitened_oas(Sg[:1], s[None] / n, Sg[1:], n, ts)
             return p.transform(ts.log_map(M), start=2)
         return p.transform(self._span(e - n, e)[None])
+
+
+def _sosfilt_inplace(sos: np.ndarray, y: np.ndarray, zi: np.ndarray) -> None:
+    """Filter ``y`` (n, n_times; float64, C order) in place, its state ``zi`` (n, n_sections, 2)
+    too: scipy's sosfilt routine without its per-call checks (~45 us a hop)."""
+    if _sosfilt is not None:
+        _sosfilt(sos, y, zi)
+        return
+    from scipy import signal  # pragma: no cover - another scipy layout
+
+    out, zf = signal.sosfilt(sos, y, axis=-1, zi=zi.transpose(1, 0, 2))
+    y[...] = out
+    zi[...] = zf.transpose(1, 0, 2)
 
 
 def _run_head(F: np.ndarray, bundle) -> np.ndarray | None:
@@ -781,6 +852,8 @@ class FilterBankStream:
     :class:`~decoders.pipelines.FilterBankTangentSpace` does, then the remaining steps and the
     head. Same interface as :class:`DecoderStream`.
     """
+
+    needs_window = False
 
     def __init__(self, decoder: OnlineDecoder, hop: int) -> None:
         self._dec, self._p = decoder, decoder._plan
@@ -813,6 +886,8 @@ class RawWindowStream:
     Keeps nothing: ``decide(window)`` is ``decoder.decide(window)`` (models without a leading
     band-pass or filter bank, and any object with ``decide``).
     """
+
+    needs_window = True
 
     def __init__(self, decoder) -> None:
         self._dec = decoder

@@ -491,6 +491,8 @@ def save_bundle(
     """
     import onnx
 
+    from neurodeck.decoders.epochs import BandPass
+
     path = Path(path)
     features, head = split_pipeline(pipeline)
     encoded = [{"name": n, **encode_estimator(est, n)} for n, est in features]
@@ -523,6 +525,9 @@ def save_bundle(
         "window_s": config.window_seconds(),
         "pad_s": config.pad,
         "band": list(config.band),
+        # the rate the features work at (the band-pass's decimation; absent in older bundles)
+        "working_sfreq": float(sfreq) / next((est.q for _, est in features
+                                               if isinstance(est, BandPass)), 1),
         "config": config.to_dict(),
         "classes": [str(c) for c in classes],
         "outputs": "probabilities",

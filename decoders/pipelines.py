@@ -37,6 +37,7 @@ from neurodeck.decoders.epochs import (
     PickChannels,
     bandpass_sos,
     bandpass_windows,
+    decimation_factor,
     epoch_length,
     n_samples,
 )
@@ -320,6 +321,12 @@ class BuildContext:
     seed: int
     filter_order: int
     filter_passes: int
+    decim: int = 1  # the band-pass's decimation factor: steps after it see sfreq / decim
+
+    @property
+    def work_sfreq(self) -> float:
+        """Rate of the windows after the band-pass (the working rate)."""
+        return self.sfreq / self.decim
 
 
 @dataclasses.dataclass(frozen=True)
@@ -366,13 +373,13 @@ def _filter_bank_step(ctx: BuildContext, width: float = FILTER_BANK_WIDTH,
 def _psd_step(ctx: BuildContext, **kw):
     from neurodeck.decoders.features.psd import PSD
 
-    return PSD(sfreq=ctx.sfreq, fmin=ctx.band[0], fmax=ctx.band[1], **{"method": "welch", "log": True, **kw})
+    return PSD(sfreq=ctx.work_sfreq, fmin=ctx.band[0], fmax=ctx.band[1], **{"method": "welch", "log": True, **kw})
 
 
 def _node_strength_step(ctx: BuildContext, **kw):
     from neurodeck.decoders.features.connectivity import NodeStrength
 
-    return NodeStrength(sfreq=ctx.sfreq, fmin=ctx.band[0], fmax=ctx.band[1], **kw)
+    return NodeStrength(sfreq=ctx.work_sfreq, fmin=ctx.band[0], fmax=ctx.band[1], **kw)
 
 
 def _select_step(ctx: BuildContext, **kw):
@@ -402,8 +409,9 @@ STEPS: dict[str, StepKind] = {
     "bandpass": StepKind(
         "bandpass",
         lambda ctx: BandPass(sfreq=ctx.sfreq, l_freq=ctx.band[0], h_freq=ctx.band[1], pad=ctx.pad,
-                             order=ctx.filter_order, passes=ctx.filter_passes),
-        {}, doc="causal Butterworth band-pass of the padded window (band/filter from the config)"),
+                             order=ctx.filter_order, passes=ctx.filter_passes, decim=ctx.decim),
+        {}, doc="causal Butterworth band-pass of the padded window (band/filter from the config), "
+        "decimated to the working rate when the band allows"),
     "motor_picks": StepKind("picks", _motor_picks_step, {"channels": None},
                             doc="keep the sensorimotor channels (left out without a 10-10 montage)"),
     "psd": StepKind("psd", _psd_step, _same("method", "log"), doc="Welch power spectrum (dB)"),
@@ -612,6 +620,7 @@ def make_pipeline(
     seed: int = 42,
     filter_order: int = 4,
     filter_passes: int = 2,
+    decimate: bool = True,
     **overrides: Any,
 ) -> Pipeline:
     """Build the named pipeline (unfitted) from its spec.
@@ -636,6 +645,10 @@ def make_pipeline(
         Butterworth order and number of causal passes of the band-pass (and of every band of
         the filter-bank pipelines). Two passes of the 4th-order Butterworth have the magnitude
         response of the zero-phase (forward-backward) filter of the reference.
+    decimate : bool
+        Let the band-pass decimate to the working rate (>= 4x the band's upper edge, an integer
+        factor: :func:`decoders.epochs.decimation_factor`; e.g. 8-32 Hz at 2048 Hz: 128 Hz).
+        The filter bank of ``fbts-*`` always works at the input rate.
     **overrides
         ``step__param=value`` pairs passed to :meth:`Pipeline.set_params`.
 
@@ -651,7 +664,8 @@ def make_pipeline(
         raise DecoderError(f"sfreq must be a positive number of Hz, got {sfreq!r}")
     ctx = BuildContext(sfreq=float(sfreq), ch_names=None if ch_names is None else list(ch_names),
                        band=(float(band[0]), float(band[1])), pad=float(pad), seed=int(seed),
-                       filter_order=int(filter_order), filter_passes=int(filter_passes))
+                       filter_order=int(filter_order), filter_passes=int(filter_passes),
+                       decim=decimation_factor(float(sfreq), float(band[1])) if decimate else 1)
     pipe = PIPELINE_SPECS[name].build(ctx)
     if overrides:
         try:
@@ -703,6 +717,9 @@ class DecoderConfig:
     filter_passes : int
         Causal passes of the Butterworth (2: the magnitude response of the reference's
         zero-phase forward-backward filter; see :func:`decoders.epochs.bandpass_sos`).
+    decimate : bool
+        Decimate to the working rate after the anti-alias low-pass when the band allows
+        (:func:`decoders.epochs.decimation_factor`; False: features at the recording's rate).
     overrides : tuple of (str, value)
         ``step__param`` overrides passed to :func:`make_pipeline`.
     """
@@ -717,6 +734,7 @@ class DecoderConfig:
     window: float | None = None
     filter_order: int = 4
     filter_passes: int = 2
+    decimate: bool = True
     overrides: tuple[tuple[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
@@ -755,6 +773,8 @@ class DecoderConfig:
             raise DecoderError(f"filter_order must be >= 1, got {self.filter_order!r}")
         if int(self.filter_passes) < 1:
             raise DecoderError(f"filter_passes must be >= 1, got {self.filter_passes!r}")
+        if not isinstance(self.decimate, bool):
+            raise DecoderError(f"decimate must be true or false, got {self.decimate!r}")
         set_(self, "overrides", _pairs(self.overrides))
 
     @property
@@ -779,7 +799,7 @@ class DecoderConfig:
         return make_pipeline(
             self.pipeline, sfreq, ch_names, band=self.band, pad=self.pad, seed=seed,
             filter_order=int(self.filter_order), filter_passes=int(self.filter_passes),
-            **dict(self.overrides),
+            decimate=self.decimate, **dict(self.overrides),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -794,6 +814,7 @@ class DecoderConfig:
             "window": self.window,
             "filter_order": self.filter_order,
             "filter_passes": self.filter_passes,
+            "decimate": self.decimate,
             "overrides": dict(self.overrides),
         }
 
@@ -817,7 +838,7 @@ class DecoderConfig:
                 f"decoder config {dict(d)!r} is invalid ({type(exc).__name__}: {exc}); expected "
                 "pipeline = a name, band = [low, high] Hz, tmin/tmax/pad/window = seconds, "
                 "events = {annotation = class}, picks = [channel names] or none, "
-                "filter_order/filter_passes = integers"
+                "filter_order/filter_passes = integers, decimate = true/false"
             ) from exc
 
     def save(self, path: str | Path) -> None:

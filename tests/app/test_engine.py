@@ -229,31 +229,35 @@ def test_engine_skips_a_backlog_and_first_decides_on_the_newest_window(source):
     assert np.all(np.diff([d.index for d in got]) == 32)
 
 
-@pytest.mark.parametrize("pipeline", ["ts-lr", "psd-lda", "fbts-lr"])
+@pytest.mark.parametrize("pipeline", ["ts-lr", "psd-lda", "fbts-lr", "ts-lr@512"])
 def test_engine_decisions_equal_pseudo_online(pipeline, unique_name, tmp_path):
     """Real EEG pushed over LSL: the engine's stream filter (carried state, new samples only)
     decides exactly what pseudo-online replay (the recording filtered once) decides, including
-    the windows holding NaN samples (invalid in both) and the restart of the filter after them."""
+    the windows holding NaN samples (invalid in both) and the restart of the filter after them.
+    ``@512``: S001 resampled to 512 Hz, the model decimating to its 128 Hz working rate."""
     from neurodeck.decoders.evaluation import pseudo_online
     from neurodeck.decoders.online import OnlineDecoder
     from neurodeck.decoders.onnx import save_bundle
     from neurodeck.decoders.pipelines import DecoderConfig
-    from tests.decoders.test_pipelines import load_s001
+    from tests.decoders.test_online import s001_at
 
-    X, y, ch, sf, runs = load_s001()
+    pipeline, _, rate = pipeline.partition("@")
+    X, y, ch, sf, runs = s001_at(float(rate or 160))
     cfg = DecoderConfig(pipeline=pipeline)
     path = save_bundle(cfg.build(sf, ch).fit(X, y), cfg, tmp_path / pipeline, ch_names=ch,
                        sfreq=sf, X_check=X[:4])
     dec = OnlineDecoder(path)
+    assert dec.decim == (4 if rate else 1)
     n = int(30 * sf)
     eeg = runs[0][0][:, :n].copy()
-    eeg[3, 2000:2005] = np.nan  # NaN samples: invalid windows, then the stream filter restarts
+    a, b = int(2000 * sf / 160), int(2005 * sf / 160)
+    eeg[3, a:b] = np.nan  # NaN samples: invalid windows, then the stream filter restarts
     labels = [c.rstrip(".") for c in ch]
     info = make_stream_info(unique_name, "EEG", ["X1", *labels], sf, fmt="double64",
                             source_id=unique_name, units="microvolts")
     outlet = DataOutlet(info)
     inlet = Inlet(unique_name, buffer_seconds=60)
-    hop = 10
+    hop = int(10 * sf / 160)  # 62.5 ms
     engine = OnlineEngine(dec, inlet, hop_s=hop / sf, out_name=None, max_lag_hops=10**9)
     got = []
     engine.add_decision_listener(got.append)
@@ -274,7 +278,7 @@ def test_engine_decisions_equal_pseudo_online(pipeline, unique_name, tmp_path):
     res = pseudo_online(dec, eeg, sf, ([], []), step_s=hop / sf)
     assert [d.index for d in got] == res.ends.tolist()
     W = dec.window_samples
-    holds_nan = (res.ends - W < 2005) & (res.ends > 2000)
+    holds_nan = (res.ends - W < b) & (res.ends > a)
     assert [not d.valid for d in got] == holds_nan.tolist()
     assert all("NaN" in d.reason for d in got if not d.valid)
     np.testing.assert_allclose(np.stack([d.values for d in got]), res.outputs, atol=1e-10, rtol=0)
@@ -312,3 +316,21 @@ def test_quality_screen_clears_only_windows_check_window_clears():
             assert ok and screen.clean(w, end), end  # clean windows never need the full check
     assert not screen.clean(x[:, 1000 - W + 10:1010], 1010)  # end not on a hop boundary
     assert cleared >= 100
+    # what the engine does per hop: only the newest samples (and the window's first ones); a
+    # tail that misses unscreened blocks is not certain (the engine then screens the window)
+    tails = QualityScreen(cfg, to_uv, W, hop)
+    full = QualityScreen(cfg, to_uv, W, hop)
+    assert tails.lead == W % hop == 12
+    first = -(-W // hop) * hop
+    assert not tails.clean(x[:, first - 64:first], first, x[:, first - W:first - W + 12])
+    n_tail = 0
+    for end in range(first, x.shape[1] + 1, hop):
+        w = x[:, end - W:end]
+        verdict = full.clean(w, end)
+        got = tails.clean(x[:, end - 64:end], end, w[:, :12])
+        if not got:
+            got = tails.clean(w, end)  # the engine's fallback
+        else:
+            n_tail += 1
+        assert got == verdict, end
+    assert n_tail >= 100

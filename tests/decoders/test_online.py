@@ -1,5 +1,11 @@
-"""OnlineDecoder: one window == the batch == the scikit-learn pipeline; clear errors."""
+"""OnlineDecoder: one window == the batch == the scikit-learn pipeline; clear errors.
+
+The ``@512`` cases run the same checks on S001 resampled to 512 Hz, where the 8-32 Hz models
+decimate to a 128 Hz working rate (q = 4: anti-alias low-pass, every 4th sample, band-pass).
+"""
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 import pytest
@@ -12,19 +18,45 @@ from neurodeck.decoders.pipelines import DecoderConfig
 from tests.decoders.test_pipelines import load_s001
 
 
-@pytest.fixture(scope="module", params=["ts-lr", "psd-lda", "fbts-lr"])
-def trained(request, tmp_path_factory):
-    X, y, ch, sf, _ = load_s001()
-    cfg = DecoderConfig(pipeline=request.param)
+@functools.cache
+def s001_at(sfreq: float = 160.0):
+    """:func:`load_s001` at ``sfreq`` (160 Hz: as recorded; 512 Hz: resampled by 16/5)."""
+    if sfreq == 160.0:
+        return load_s001()
+    from scipy.signal import resample_poly
+
+    from neurodeck.decoders.epochs import extract_epochs
+
+    assert sfreq == 512.0
+    _, _, ch, sf, runs = load_s001()
+    cfg = DecoderConfig()
+    runs = [(resample_poly(d, 16, 5, axis=1), on * 16 // 5, lab) for d, on, lab in runs]
+    Xs, ys = [], []
+    for d, on, lab in runs:
+        X, kept = extract_epochs(d, sfreq, on, cfg.tmin, cfg.tmax, cfg.pad)
+        Xs.append(X)
+        ys.append(lab[kept])
+    return np.concatenate(Xs), np.concatenate(ys), ch, sfreq, runs
+
+
+def _train(name: str, sfreq: float, path, decimate: bool = True):
+    X, y, ch, sf, _ = s001_at(sfreq)
+    cfg = DecoderConfig(pipeline=name, decimate=decimate)
     pipe = cfg.build(sf, ch).fit(X, y)
-    path = save_bundle(pipe, cfg, tmp_path_factory.mktemp(request.param), ch_names=ch, sfreq=sf,
-                       X_check=X)
-    return pipe, OnlineDecoder(path)
+    return pipe, OnlineDecoder(save_bundle(pipe, cfg, path, ch_names=ch, sfreq=sf, X_check=X))
+
+
+@pytest.fixture(scope="module", params=["ts-lr", "psd-lda", "fbts-lr", "ts-lr@512", "psd-lda@512"])
+def trained(request, tmp_path_factory):
+    name, _, rate = request.param.partition("@")
+    pipe, dec = _train(name, float(rate or 160), tmp_path_factory.mktemp(name))
+    assert dec.decim == (4 if rate == "512" else 1)
+    return pipe, dec
 
 
 def test_decide_equals_decide_batch_equals_pipeline(trained):
-    X, *_ = load_s001()
     pipe, dec = trained
+    X, *_ = s001_at(dec.sfreq)
     batch = dec.decide_batch(X)
     one_by_one = np.array([dec.decide(w) for w in X])
     # same computation; batching only changes BLAS summation order (rounding, ~1e-14)
@@ -65,18 +97,20 @@ def test_pseudo_online_is_the_live_stream_and_close_to_per_window(trained):
     """Replay (band-pass over the recording once) == the live stream filtered chunk by chunk
     (equal numbers); both within 1e-4 of filtering each padded window separately."""
     _, dec = trained
-    _, _, ch, sf, runs = load_s001()
+    _, _, ch, sf, runs = s001_at(dec.sfreq)
     data, onsets, labels = runs[0]
     data = data[:, : int(30 * sf)].copy()
-    data[3, 2000:2005] = np.nan  # a NaN burst: windows holding it invalid, the filter restarts
+    a, b = int(2000 * sf / 160), int(2005 * sf / 160)
+    data[3, a:b] = np.nan  # a NaN burst: windows holding it invalid, the filter restarts
     keep = onsets < data.shape[1] - 4 * sf
     res = pseudo_online(dec, data, sf, (onsets[keep], labels[keep]), step_s=0.125)
-    hop = 20
+    hop = dec.hop_samples(0.125)
+    assert hop == (20 if sf == 160 else 64)  # 16 samples at the 128 Hz working rate
     W = dec.window_samples
     assert res.outputs.shape == (len(res.ends), 2)
     assert np.all(res.ends % hop == 0) and res.ends[0] == -(-W // hop) * hop
     assert res.ends[-1] == data.shape[1] // hop * hop
-    nan_rows = (res.ends - W < 2005) & (res.ends > 2000)
+    nan_rows = (res.ends - W < b) & (res.ends > a)
     assert np.isnan(res.outputs[nan_rows]).all() and np.isfinite(res.outputs[~nan_rows]).all()
     live = _stream_decisions(dec, data, hop, res.ends, chunks=37)
     np.testing.assert_allclose(live, res.outputs, atol=1e-10, rtol=0)
@@ -108,20 +142,23 @@ def test_stream_running_sums_forget_an_artifact_exactly(trained):
         pytest.skip("no block covariances in this pipeline")
     # ts-lr, and each band of fbts-lr: the tangent space's whitening is folded in
     assert all(bp.whitening is not None for bp in dec._plan.bands)
-    _, _, ch, sf, runs = load_s001()
+    _, _, ch, sf, runs = s001_at(dec.sfreq)
     data = runs[0][0][:, : int(60 * sf)].copy()
-    data[:, 1600:1632] *= 1e3
-    ends, out = dec.replay(data, 20, batch=64)  # the artifact's last window is #82 (batch 1)
-    live = _stream_decisions(dec, data, 20, ends, chunks=37)
+    k = sf / 160
+    art = int(1632 * k)
+    data[:, int(1600 * k):art] *= 1e3
+    hop = dec.hop_samples(0.125)
+    ends, out = dec.replay(data, hop, batch=64)  # the artifact's last window is #82 (batch 1)
+    live = _stream_decisions(dec, data, hop, ends, chunks=int(37 * k))
     np.testing.assert_allclose(live, out, atol=1e-8, rtol=0)
     later = np.arange(len(ends)) >= 128  # replay batches that never summed the artifact
-    assert (ends[later] - dec.window_samples > 1632 + dec.window_samples).all() and later.sum() > 200
+    assert (ends[later] - dec.window_samples > art + dec.window_samples).all() and later.sum() > 200
     np.testing.assert_allclose(live[later], out[later], atol=1e-14, rtol=0)
 
 
 def test_nan_window_is_invalid_not_garbage(trained):
-    X, *_ = load_s001()
     _, dec = trained
+    X, *_ = s001_at(dec.sfreq)
     W = X[:3].copy()
     W[1, 2, 100] = np.nan
     W[2, 0, 0] = np.inf
@@ -133,8 +170,8 @@ def test_nan_window_is_invalid_not_garbage(trained):
 
 
 def test_wrong_shapes_are_clear_errors(trained):
-    X, *_ = load_s001()
     _, dec = trained
+    X, *_ = s001_at(dec.sfreq)
     with pytest.raises(DecoderError, match=r"must be \(n_channels, n_times\)"):
         dec.decide(X[:2])
     with pytest.raises(DecoderError, match=r"window shape \(16, 300\) does not match the model"):
