@@ -3,6 +3,8 @@ real main window."""
 from __future__ import annotations
 
 import gc
+import multiprocessing
+import os
 import threading
 
 import pytest
@@ -101,6 +103,48 @@ def _close_leftover_windows(request):
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     app.processEvents()
     gc.collect()  # here, on the GUI thread, with nothing left on screen
+
+
+#: What the warm forkserver imports once (what every workflow job of the pages needs).
+_FORKSERVER_PRELOAD = ["neurodeck.app.workflow.training", "neurodeck.app.workflow.population",
+                       "neurodeck.app.workflow.report", "neurodeck.app.workflow.continuous",
+                       "neurodeck.decoders.pipelines", "neurodeck.decoders.onnx", "mne"]
+_forkserver = None
+
+
+class _WarmSpawn:
+    """``multiprocessing`` as :mod:`app.workflow.isolated` sees it in the app tests, except that
+    its "spawn" context is a forkserver that imported the workflow once (tests/app/conftest.py)."""
+
+    def __init__(self, ctx):
+        self._ctx = ctx
+
+    def __getattr__(self, name):
+        return getattr(multiprocessing, name)
+
+    def get_context(self, method=None):
+        return self._ctx if method == "spawn" else multiprocessing.get_context(method)
+
+
+@pytest.fixture(autouse=True)
+def _workflow_jobs_from_a_warm_forkserver(request, monkeypatch):
+    """The pages' background jobs (``run_isolated``: a fresh ``spawn`` process each, ~4 s CPU of
+    imports) start from a forkserver that imported the workflow once (~0.9 s a job). A forkserver
+    child is as clean as a spawned one (the server is a fresh interpreter, not this process with
+    its Qt and LSL threads) and gets its function and arguments pickled the same way.
+    tests/app/test_isolated.py keeps the real ``spawn``; ``NEURODECK_TEST_FORKSERVER=0`` too."""
+    global _forkserver
+    if (request.module.__name__.endswith("test_isolated") or not hasattr(os, "fork")
+            or os.environ.get("NEURODECK_TEST_FORKSERVER", "1") == "0"):
+        yield
+        return
+    from neurodeck.app.workflow import isolated
+
+    if _forkserver is None:
+        _forkserver = multiprocessing.get_context("forkserver")
+        _forkserver.set_forkserver_preload(_FORKSERVER_PRELOAD)
+    monkeypatch.setattr(isolated, "multiprocessing", _WarmSpawn(_forkserver))
+    yield
 
 
 @pytest.fixture(scope="session", autouse=True)
