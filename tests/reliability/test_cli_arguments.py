@@ -9,8 +9,6 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -221,8 +219,7 @@ def test_bundle_with_a_non_finite_or_absurd_sfreq_is_refused(bundle_dir, tmp_pat
     (dst / SIDECAR_FILE).write_text(json.dumps(meta))  # json writes Infinity / NaN
     with pytest.raises(ModelBundleError, match="'sfreq' must be > 0 and <= 1e6"):
         load_bundle(dst)
-    proc = subprocess.run([sys.executable, "-m", "neurodeck.app.cli", "decode", "--model", str(dst),
-                           "--timeout", "0.5"], capture_output=True, text=True, timeout=60)
+    proc = run_module("neurodeck.app.cli", "decode", "--model", dst, "--timeout", "0.5", timeout=60)
     assert proc.returncode == 2 and "'sfreq'" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
 
@@ -251,8 +248,8 @@ def test_replay_of_a_truncated_fif_is_one_line_not_a_thread_traceback(tmp_path):
     raw.save(path, verbose=False)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) * 2 // 3])
-    proc = subprocess.run([sys.executable, "-m", "neurodeck.app.cli", "replay", str(path), "--speed", "10",
-                           "--no-progress"], capture_output=True, text=True, timeout=60)
+    proc = run_module("neurodeck.app.cli", "replay", path, "--speed", "10", "--no-progress",
+                      timeout=60)
     assert proc.returncode == 2, proc.stderr
     err = proc.stderr.strip()
     assert "Traceback" not in err and len(err.splitlines()) == 1 and "cut_raw.fif" in err, err
@@ -268,8 +265,8 @@ def test_a_window_that_fits_no_trial_says_so(tmp_path):
                           mne.create_info(["C3", "Cz", "C4"], 160.0, "eeg"), verbose=False)
     raw.set_annotations(mne.Annotations([2, 5, 8, 11, 14, 17], [0] * 6, ["T1", "T2"] * 3))
     raw.save(path, verbose=False)
-    proc = subprocess.run([sys.executable, "-m", "neurodeck.app.cli", "evaluate", str(path), "--pipelines",
-                           "mdm", "--no-progress", "--tmax", "30"], capture_output=True, text=True, timeout=120)
+    proc = run_module("neurodeck.app.cli", "evaluate", path, "--pipelines", "mdm", "--no-progress",
+                      "--tmax", "30", timeout=120)
     assert proc.returncode == 2, proc.stderr
     err = proc.stderr.strip()
     assert len(err.splitlines()) == 1 and "none of the 6 trials fits" in err and "--tmax 30" in err, err
