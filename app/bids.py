@@ -6,13 +6,21 @@
 does not take FIF for EEG), with
 
 * ``events.tsv`` from the recording's annotations (every marker, whatever its vocabulary, under
-  ``trial_type``; stream loss/recovery too), each written by :func:`marker_to_bids`:
-  mne-bids >= 0.18 reads every "digit,digit" of a TSV cell as a decimal comma (``switch,3,0,2``
-  came back as ``switch,3.0,2``, a plausible but different marker), so a comma between two
-  digits is written ``%2C``, a ``%`` as ``%25`` (and tabs, line breaks, leading or trailing
-  blanks and ``n/a``, which mne-bids would strip or drop, percent-encoded too): mne-bids reads
-  the text back unchanged and :func:`marker_from_bids` (``urllib.parse.unquote``) gives the exact
-  marker. ``events.json`` says so under ``trial_type``;
+  ``trial_type``; stream loss/recovery too). ``trial_type`` is the marker exactly as received
+  (``switch,3,0,2`` stays ``switch,3,0,2``: pandas and any reader that follows BIDS read it back
+  unchanged), except a marker that a TSV cell cannot hold as it is (a ``%``, a tab or line
+  break, leading or trailing blanks, the text ``n/a``, which BIDS reserves for "no value"):
+  that one is percent-encoded (``urllib.parse.quote`` of those characters; every encoded cell
+  holds a ``%`` and no verbatim one does, so :func:`marker_from_bids` knows which to decode).
+  ``events.json`` maps every ``value`` code to its exact marker (``value`` -> ``Levels``): the
+  mapping to use with mne-bids' reader, which (0.20: ``tsv_handler._from_tsv``, PR #1599)
+  rewrites every "digit,digit" of a TSV cell as a decimal point (``switch,3,0,2`` ->
+  ``switch,3.0,2``)::
+
+      raw, ids = mne_bids.read_raw_bids(bids_path, return_event_dict=True)
+      levels = json.load(open(events_json))["value"]["Levels"]
+      raw.annotations.rename({d: levels[str(v)] for d, v in ids.items()})
+
 * ``channels.tsv`` with each channel's type, unit and status (bad channels from the recording);
 * ``eeg.json`` with the line frequency (the ``line_freq`` argument) and the recording's device
   stream name.
@@ -21,6 +29,7 @@ Subject, session and task names become BIDS labels (letters and digits only).
 """
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import re
@@ -33,14 +42,17 @@ from neurodeck.app.errors import UserError
 logger = logging.getLogger(__name__)
 
 _RUN_RE = re.compile(r"^(?P<kind>.+?)-run(?P<run>\d+)_raw\.fif$")
-#: what mne-bids' TSV reader would change in a cell: a comma between digits (its decimal-comma
-#: rule, a superset of it), tabs and line breaks (TSV structure)
-_UNSAFE = re.compile(r"(?<=\d),(?=\d)|[\t\n\r]")
+#: characters a TSV cell cannot hold as they are (``%`` is the escape itself)
+_UNSAFE = re.compile(r"[%\t\n\r]")
 _TRIAL_TYPE_NOTE = (
-    "The marker as received, percent-encoded where mne-bids' TSV reader would change it: '%' is "
-    "written %25, a comma between two digits %2C (mne-bids >= 0.18 reads 'digit,digit' as a "
-    "decimal comma), tabs and line breaks, leading or trailing blanks and the text 'n/a' are "
-    "percent-encoded; urllib.parse.unquote(trial_type) gives the exact marker.")
+    "The marker exactly as received, except a marker holding '%', a tab or a line break, "
+    "leading or trailing blanks, or equal to 'n/a': those characters are percent-encoded "
+    "(a cell holding '%' is encoded; urllib.parse.unquote gives the exact marker; no other "
+    "cell holds '%'). value -> Levels gives every row's exact marker from its value code "
+    "(mne-bids 0.20 reads 'digit,digit' in any TSV cell as a decimal point, e.g. "
+    "'switch,3,0,2' as 'switch,3.0,2': map its event ids through value -> Levels).")
+_VALUE_NOTE = ("The event code of the row's marker; Levels gives the exact marker (as received, "
+               "not encoded) of each code.")
 
 
 def _pct(text: str) -> str:
@@ -48,24 +60,24 @@ def _pct(text: str) -> str:
 
 
 def marker_to_bids(marker: str) -> str:
-    """The ``trial_type`` text of a marker: mne-bids reads it back unchanged, and
-    :func:`marker_from_bids` turns it back into exactly ``marker`` (see the module docstring).
+    """The ``trial_type`` text of a marker: the marker itself where a TSV cell can hold it,
+    else percent-encoded (see the module docstring); :func:`marker_from_bids` inverts it.
 
-    >>> marker_to_bids("switch,3,0,2"), marker_to_bids("left hand")
-    ('switch,3%2C0%2C2', 'left hand')
+    >>> marker_to_bids("switch,3,0,2"), marker_to_bids("left hand"), marker_to_bids("n/a")
+    ('switch,3,0,2', 'left hand', 'n%2Fa')
     """
     if marker == "n/a":
         return "n%2Fa"
-    text = _UNSAFE.sub(lambda m: _pct(m.group()), marker.replace("%", "%25"))
-    i, j = len(text) - len(text.lstrip()), len(text.rstrip())  # blanks mne-bids would strip
+    text = _UNSAFE.sub(lambda m: _pct(m.group()), marker)
+    i, j = len(text) - len(text.lstrip()), len(text.rstrip())  # blanks readers strip
     if j <= i:
         return "".join(map(_pct, text))
     return "".join(map(_pct, text[:i])) + text[i:j] + "".join(map(_pct, text[j:]))
 
 
 def marker_from_bids(text: str) -> str:
-    """The exact marker of a ``trial_type`` written by :func:`marker_to_bids`."""
-    return urllib.parse.unquote(text)
+    """The exact marker of a ``trial_type`` cell written by :func:`marker_to_bids`."""
+    return urllib.parse.unquote(text) if "%" in text else text
 
 
 def bids_label(text: str, what: str = "label") -> str:
@@ -154,10 +166,21 @@ def export_session(session_dir: str | Path, out_dir: str | Path, *, line_freq: f
 
 
 def _note_trial_type(events_json) -> None:
-    """Describe the ``trial_type`` encoding in the recording's events.json."""
+    """Describe ``trial_type`` in the recording's events.json, and map every ``value`` code
+    (as written in events.tsv) to its exact marker."""
     path = Path(events_json.fpath)
+    levels: dict[str, str] = {}
+    with open(path.with_suffix(".tsv"), encoding="utf-8", newline="") as f:
+        rows = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+        for row in rows:
+            marker = marker_from_bids(row["trial_type"])
+            if levels.setdefault(row["value"], marker) != marker:  # mne-bids' codes are per text
+                raise RuntimeError(f"events.tsv value {row['value']} stands for two markers "
+                                   f"{levels[row['value']]!r} and {marker!r}")
     meta = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    entry = meta.get("trial_type") if isinstance(meta.get("trial_type"), dict) else {}
-    entry["Description"] = _TRIAL_TYPE_NOTE
-    meta["trial_type"] = entry
+    for column, note, extra in (("trial_type", _TRIAL_TYPE_NOTE, {}),
+                                ("value", _VALUE_NOTE, {"Levels": levels})):
+        entry = meta.get(column) if isinstance(meta.get(column), dict) else {}
+        entry.update({"Description": note, **extra})
+        meta[column] = entry
     path.write_text(json.dumps(meta, indent=4, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import collections
 import csv
 import json
+import urllib.parse
 
 import mne
 import numpy as np
@@ -44,27 +45,45 @@ def test_export_bids_reads_back_with_mne_bids(tmp_path, asset_edfs, cli):
         # BrainVision stores 0.1 uV resolution by default: data equal to that precision
         np.testing.assert_allclose(got.get_data(), ref.get_data(), rtol=0, atol=0.06e-6)
         assert got.info["bads"] == ref.info["bads"]
-        # mne-bids >= 0.18's reader rewrites every "digit,digit" in a TSV cell as a decimal
-        # comma: it read 'switch,3,0,2' as 'switch,3.0,2'. It reads our encoding unchanged, and
-        # decoding it gives the exact markers
-        assert list(got.annotations.description) == [
-            marker_to_bids(d) for d in ref.annotations.description]
-        assert [marker_from_bids(d) for d in got.annotations.description] == list(
-            ref.annotations.description)
+        # mne-bids 0.20's reader rewrites every "digit,digit" of a TSV cell as a decimal point
+        # ('switch,3,0,2' -> 'switch,3.0,2'); events.json's value Levels map it back exactly
+        assert _exact_markers_with_mne_bids(bp) == list(ref.annotations.description)
         np.testing.assert_allclose(got.annotations.onset, ref.annotations.onset, atol=1e-3)
         with open(bp.copy().update(suffix="channels", extension=".tsv").fpath) as f:
             rows = list(csv.DictReader(f, delimiter="\t"))
         assert {r["units"] for r in rows} == {"µV"}
         assert [r["name"] for r in rows if r["status"] == "bad"] == ref.info["bads"]
-        with open(bp.copy().update(suffix="events", extension=".tsv").fpath) as f:
-            types = [r["trial_type"] for r in csv.DictReader(f, delimiter="\t")]
-        assert "switch,3%2C0%2C2" in types and {"T0", "T1", "T2"} <= set(types)
+        # events.tsv holds the markers as they are: pandas reads them back exactly
+        assert _markers_with_pandas(bp) == list(ref.annotations.description)
         note = json.loads(bp.copy().update(suffix="events", extension=".json").fpath.read_text())
         assert "urllib.parse.unquote" in note["trial_type"]["Description"]
+        assert "switch,3,0,2" in note["value"]["Levels"].values()
     # a second export without --overwrite refuses, naming the file
     proc = cli("export-bids", sess.path, out)
     assert proc.returncode == 2 and "exists; pass --overwrite" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def _markers_with_pandas(bp) -> list[str]:
+    """events.tsv's trial_type read as BIDS says (only 'n/a' means no value), decoded where a
+    cell holds '%' (the documented encoding of what a TSV cell cannot hold)."""
+    import pandas as pd
+
+    df = pd.read_csv(bp.copy().update(suffix="events", extension=".tsv").fpath, sep="\t",
+                     dtype=str, na_values=["n/a"], keep_default_na=False)
+    return [urllib.parse.unquote(t) if "%" in t else t for t in df["trial_type"]]
+
+
+def _exact_markers_with_mne_bids(bp) -> list[str]:
+    """The recipe of events.json (and app/bids.py's docstring): mne-bids' reader and its event
+    ids, mapped through ``value`` -> ``Levels``."""
+    from mne_bids import read_raw_bids
+
+    raw, ids = read_raw_bids(bp, return_event_dict=True, verbose="error")
+    levels = json.loads(bp.copy().update(suffix="events", extension=".json").fpath.read_text(
+        encoding="utf-8"))["value"]["Levels"]
+    raw.annotations.rename({d: levels[str(v)] for d, v in ids.items()})
+    return list(raw.annotations.description)
 
 
 def test_export_bids_refuses_what_is_not_a_session(tmp_path, cli):
@@ -73,23 +92,54 @@ def test_export_bids_refuses_what_is_not_a_session(tmp_path, cli):
     assert proc.returncode == 2 and "is not a neurodeck session" in proc.stderr
 
 
-@pytest.mark.parametrize("marker", ["switch,3,0,2", "marker received : switch,3,1,2", "10,000",
-                                    "50%", "a%2Cb", " left ", "n/a", "tab\there", "1,2\n", "",
-                                    "µV,1,2", "Trial Started"])
-def test_marker_encoding_round_trips_through_mne_bids_tsv_reader(tmp_path, marker):
-    """mne-bids' own TSV reader (every cell goes through it) leaves the encoded text unchanged."""
-    from mne_bids.tsv_handler import _from_tsv
+MARKERS = ["switch,3,0,2", "marker received : switch,3,1,2", "10,000", "50%", "a%2Cb", " left ",
+           "n/a", "tab\there", "1,2\n", "", "µV,1,2", "Trial Started", "left/right", "NA", "None"]
 
+
+@pytest.mark.parametrize("marker", MARKERS)
+def test_marker_cell_is_the_marker_where_a_tsv_cell_can_hold_it(tmp_path, marker):
+    """Written verbatim unless it holds '%', a tab/line break, edge blanks or is 'n/a'; read back
+    exactly by pandas (BIDS reading: only 'n/a' is no value) and by the csv module."""
+    import pandas as pd
+
+    cell = marker_to_bids(marker)
+    plain = not any(c in marker for c in "%\t\r\n") and marker == marker.strip() and marker != "n/a"
+    assert (cell == marker) == plain and ("%" in cell) == (not plain)
+    assert marker_from_bids(cell) == marker
     path = tmp_path / "events.tsv"
-    path.write_text("onset\ttrial_type\n1.0\t" + marker_to_bids(marker) + "\n", encoding="utf-8")
-    (got,) = _from_tsv(path)["trial_type"]
-    assert got == marker_to_bids(marker) and marker_from_bids(got) == marker
+    path.write_text("onset\ttrial_type\n1.0\t" + cell + "\n", encoding="utf-8")
+    (got,) = pd.read_csv(path, sep="\t", dtype=str, na_values=["n/a"],
+                         keep_default_na=False)["trial_type"]
+    assert marker_from_bids(got) == marker
+    with open(path, newline="", encoding="utf-8") as f:
+        (row,) = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+    assert marker_from_bids(row["trial_type"]) == marker
+
+
+def test_every_marker_exact_through_mne_bids_reader_and_pandas(tmp_path, asset_edfs, cli):
+    """Awkward markers in one recording, exported by the CLI: pandas gives them exactly, and
+    mne-bids' reader does too through events.json's value Levels (even where its decimal-comma
+    rewrite makes two markers one text: 'a,1,2' and 'a,1.2')."""
+    from mne_bids import BIDSPath
+
+    sess = Session.create(tmp_path / "sessions", "P1", "S1")
+    raw = mne.io.read_raw_edf(asset_edfs[0], preload=True, verbose="error").crop(0, 20)
+    raw.pick(raw.ch_names[:4])
+    odd = [m for m in MARKERS if m] + ["a,1,2", "a,1.2", "BAD_interrupted", "stream_lost"]
+    raw.set_annotations(mne.Annotations(np.arange(len(odd)) * 0.5 + 0.25, 0.0, odd))
+    raw.save(sess.new_recording_path("calibration"), verbose="error")
+    proc = cli("export-bids", sess.path, tmp_path / "bids")
+    assert proc.returncode == 0, proc.stderr
+    bp = BIDSPath(subject="P1", session="S1", task="calibration", run=1, datatype="eeg",
+                  root=tmp_path / "bids")
+    assert _markers_with_pandas(bp) == odd
+    assert _exact_markers_with_mne_bids(bp) == odd
 
 
 def test_bci_essentials_markers_survive_export_and_mne_bids(tmp_path, shared_data, cli):
     """The three bci-essentials LabRecorder files (markers such as 'switch,3,0,2' from two marker
-    streams): recorded into a session, exported, read back by mne_bids.read_raw_bids; the decoded
-    descriptions are exactly the markers pyxdf reads from the files."""
+    streams): recorded into a session, exported; events.tsv read by pandas, and by
+    mne_bids.read_raw_bids mapped through events.json, gives exactly the markers pyxdf reads."""
     import pyxdf
     from mne_bids import BIDSPath, read_raw_bids
 
@@ -113,9 +163,13 @@ def test_bci_essentials_markers_survive_export_and_mne_bids(tmp_path, shared_dat
         bp = BIDSPath(subject="P001", session="S001", task="T1", run=run, datatype="eeg",
                       root=tmp_path / "bids")
         got = read_raw_bids(bp, verbose="error")
-        markers = [marker_from_bids(d) for d in got.annotations.description]
         ref = mne.io.read_raw_fif(src, verbose="error").annotations
-        assert markers == list(ref.description)
+        markers = _markers_with_pandas(bp)
+        assert markers == list(ref.description) == _exact_markers_with_mne_bids(bp)
         np.testing.assert_allclose(got.annotations.onset, ref.onset, atol=1 / 256)
         assert collections.Counter(markers) == want
         assert want["switch,3,0,2"] > 0 and "switch,3.0,2" not in markers
+        # the cells themselves are the markers (no encoding: none holds %, tab, n/a...)
+        with open(bp.copy().update(suffix="events", extension=".tsv").fpath, newline="") as f:
+            cells = [r["trial_type"] for r in csv.DictReader(f, delimiter="\t")]
+        assert cells == markers
