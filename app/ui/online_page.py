@@ -45,6 +45,7 @@ from PyQt6.QtWidgets import (
     QSizePolicy,
     QSpinBox,
     QSplitter,
+    QStyle,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
@@ -364,18 +365,24 @@ class OnlinePage(Page):
         self.save_dkf_button.setToolTip("Save the fitted DKF as a continuous model bundle (load it "
                                         "here later, or run it with `neurodeck decode`)")
         self.save_dkf_button.clicked.connect(lambda: self.save_dkf())
+        # two rows: in one, this tab alone asked for 843 px once shown, and the splitter gave the
+        # score table what was left of a 1280 px window (203 px, its headers cut)
         crow.addWidget(self.dims_box)
         crow.addWidget(QLabel("driven by"))
         crow.addWidget(self.driver_box)
-        crow.addWidget(self.fit_dkf_button)
-        crow.addWidget(self.save_dkf_button)
-        crow.addWidget(QLabel("speed"))
-        crow.addWidget(self.speed)
         crow.addStretch(1)
+        crow2 = QHBoxLayout()
+        crow2.addWidget(self.fit_dkf_button)
+        crow2.addWidget(self.save_dkf_button)
+        crow2.addWidget(QLabel("speed"))
+        crow2.addWidget(self.speed)
+        crow2.addStretch(1)
         cl.addLayout(crow)
+        cl.addLayout(crow2)
         self.cursor_view = CursorView()
         cl.addWidget(self.cursor_view, 1)
         self.cursor_label = QLabel("")
+        self.cursor_label.setWordWrap(True)  # hits, misses, DKF, velocity: may be long
         cl.addWidget(self.cursor_label)
         self.tabs.addTab(cw, "Cursor task")
         self.tabs.currentChanged.connect(lambda _i: self._mirror())
@@ -398,6 +405,8 @@ class OnlinePage(Page):
             3, QHeaderView.ResizeMode.ResizeToContents)  # the longest header stays readable
         self.trials_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.trials_table.verticalHeader().setVisible(False)
+        self.trials_table.setMinimumWidth(self._table_width(("right_hand", "right_hand", "yes",
+                                                             "10.00 s")))
         sl.addWidget(self.trials_table, 1)
         self.prob_plot = pg.PlotWidget(background="w")
         self.prob_plot.setMenuEnabled(False)
@@ -414,6 +423,8 @@ class OnlinePage(Page):
         split.addWidget(sw)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
+        split.setChildrenCollapsible(False)
+        split.setSizes([600, 400])  # 3:2 from the start (else the size hints decide)
         self.body.addWidget(split, 1)
 
         self._timer = QTimer(self)
@@ -428,6 +439,21 @@ class OnlinePage(Page):
         self.refresh_models()
         self.reset_cursor()
         self._on_connection()
+
+    def _table_width(self, samples: tuple[str, ...]) -> int:
+        """Width at which the score table shows every header and a cell like ``samples`` (e.g.
+        "right_hand") in full, with a vertical scroll bar: the first columns share the width
+        equally, the last one is as wide as its contents."""
+        table = self.trials_table
+        header = table.horizontalHeader()
+        table.ensurePolished()
+        margin = 2 * header.style().pixelMetric(QStyle.PixelMetric.PM_HeaderMargin, None, header)
+        cells = table.fontMetrics()
+        need = [max(header.fontMetrics().horizontalAdvance(table.horizontalHeaderItem(i).text()),
+                    cells.horizontalAdvance(sample)) + margin + 8
+                for i, sample in enumerate(samples)]
+        bar = table.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent, None, table)
+        return (len(need) - 1) * max(need[:-1]) + need[-1] + bar + 2 * table.frameWidth() + 4
 
     # ------------------------------------------------------------------ model
     def refresh_models(self) -> None:

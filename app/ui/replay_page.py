@@ -163,6 +163,7 @@ class ReplayPage(Page):
         self.plot.setYRange(0, 1)
         self.plot.setMouseEnabled(x=True, y=False)  # drag scrolls, the wheel zooms the time axis
         self.plot.getViewBox().sigXRangeChanged.connect(self._show_range)
+        self.plot.getViewBox().sigResized.connect(self._place_cue_labels)
         # the legend and the shown span sit above the plot, never over the traces, and stay
         # hidden until there is something to explain
         lrow = QHBoxLayout()
@@ -176,6 +177,8 @@ class ReplayPage(Page):
         lrow.addWidget(self.range_label)
         el.addLayout(lrow)
         self._duration_s = 0.0
+        #: the dashed cue lines of the last evaluation (their labels: cue and whether decided right)
+        self.cue_lines: list[pg.InfiniteLine] = []
         el.addWidget(self.plot, 1)
         self.body.addWidget(ebox, 1)
 
@@ -302,6 +305,7 @@ class ReplayPage(Page):
         # the plot, legend and span of an earlier result must not stand beside a new failure
         self.eval_result, self._duration_s = None, 0.0
         self.plot.clear()
+        self.cue_lines = []
         self.legend_label.setVisible(False)
         self.range_label.setVisible(False)
         return self.jobs.start(work, on_done=self._on_eval, on_error=self._on_eval_error,
@@ -344,6 +348,7 @@ class ReplayPage(Page):
             for k, lab in enumerate(res.labels))
             + "  <span style='color:#546e7a;'>dashed: cues (\u2713 decided right)</span>")
         self.legend_label.setVisible(True)
+        self.cue_lines = []
         for onset, lab, ok in zip(out["onsets"], out["labels"], res.trial_correct):
             x = onset / out["sfreq"]
             k = res.labels.index(lab) if lab in res.labels else 0
@@ -352,6 +357,7 @@ class ReplayPage(Page):
                                    label=("\u2713 " if ok else "\u2717 ") + lab,
                                    labelOpts={"position": 0.95, "color": "#263238"})
             self.plot.addItem(line)
+            self.cue_lines.append(line)
         self._duration_s = float(t[-1]) if len(t) else 0.0
         self.plot.setLimits(xMin=0.0, xMax=max(self._duration_s, 1.0))
         self.plot.setXRange(0, min(45.0, self._duration_s) or 45.0, padding=0)
@@ -360,6 +366,7 @@ class ReplayPage(Page):
 
     def _show_range(self, *_) -> None:
         """Which part of the recording the plot shows, e.g. "0\u201345 s of 125 s"."""
+        self._place_cue_labels()
         if self._duration_s <= 0:
             self.range_label.setVisible(False)
             return
@@ -368,6 +375,27 @@ class ReplayPage(Page):
         more = "" if lo <= 0.5 and hi >= self._duration_s - 0.5 else "  (drag to scroll, wheel to zoom)"
         self.range_label.setText(f"{lo:.0f}\u2013{hi:.0f} s of {self._duration_s:.0f} s shown{more}")
         self.range_label.setVisible(True)
+
+    def _place_cue_labels(self, *_) -> None:
+        """Each cue's label beside its line, right of it unless that runs past the plot's right
+        edge (then left of it); only the cues in the shown span keep a label. pyqtgraph's own
+        placement put labels of the right half on the left of their lines (beside the neighbour
+        cue's line) and drew the label of a line just past the edge inside the plot, cut."""
+        vb = self.plot.getViewBox()
+        lo, hi = vb.viewRange()[0]
+        per_px = (hi - lo) / max(vb.width(), 1.0)
+        for line in self.cue_lines:
+            label = line.label
+            shown = bool(lo <= line.value() <= hi)
+            if label.isVisible() != shown:
+                label.setVisible(shown)
+            if not shown:
+                continue
+            right = line.value() + (label.boundingRect().width() + 4) * per_px <= hi
+            anchor = (0.0, 0.5) if right else (1.0, 0.5)
+            if label.anchors != [anchor, anchor]:
+                label.anchors = [anchor, anchor]
+                label.updatePosition()
 
     # ------------------------------------------------------------------ screenshots
     def prepare_screenshot(self) -> None:
