@@ -210,12 +210,14 @@ def stack_lags(X: np.ndarray, lags: Sequence[int],
 def select_lags(X: np.ndarray, Z: np.ndarray, valid: np.ndarray,
                 candidates: Sequence[Sequence[int]] = ((0,), (0, 1, 2, 3)),
                 n_folds: int = 5, gap: int = 5) -> tuple[tuple[int, ...], dict[str, float]]:
-    """The feature history that a ridge regression predicts the state from best (blocked CV).
+    """The feature history that a linear DKF predicts the state from best (blocked CV).
 
-    For each candidate the lag-stacked, standardised rows of the *training* sequence regress the
-    centred states (:func:`~neurodeck.decoders.dkf.regression.ridge_projection`, penalty by
-    blocked CV); the candidate with the lowest cross-validated error (each target's divided by
-    its variance) is returned. A cheap, linear proxy: the filters are fitted once, afterwards.
+    For each candidate the lag-stacked, standardised rows of the *training* sequence go through
+    :func:`~neurodeck.decoders.dkf.regression.linear_filter_cv`: a ridge ``f`` (penalty by
+    blocked CV) predicted out of fold, a constant ``Q``, the filter run over each held-out block
+    at the best ``Q`` scale; the candidate with the lowest filtered error (each target's divided
+    by its variance) is returned. A cheap, linear proxy of the filters, which are fitted once,
+    afterwards; it also compares the windows of ``--window auto``.
 
     Parameters
     ----------
@@ -231,7 +233,8 @@ def select_lags(X: np.ndarray, Z: np.ndarray, valid: np.ndarray,
     scores : dict
         ``"0,1,2,3"`` -> cross-validated normalised MSE.
     """
-    from neurodeck.decoders.dkf.regression import ridge_projection
+    from neurodeck.decoders.dkf.filters import Q_SCALES
+    from neurodeck.decoders.dkf.regression import linear_filter_cv
 
     scores: dict[str, float] = {}
     for lags in candidates:
@@ -240,8 +243,8 @@ def select_lags(X: np.ndarray, Z: np.ndarray, valid: np.ndarray,
         A, B = XL[ok], Z[ok]
         sd = A.std(axis=0)
         A = (A - A.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
-        _, _, cv = ridge_projection(A, B - B.mean(axis=0), n_folds=n_folds, gap=gap)
-        scores[",".join(map(str, lags))] = float(np.min(cv))
+        nmse, _ = linear_filter_cv(A, B - B.mean(axis=0), np.array(Q_SCALES), n_folds, gap)
+        scores[",".join(map(str, lags))] = nmse
     best = min(scores, key=scores.get)
     return tuple(int(v) for v in best.split(",")), scores
 

@@ -21,13 +21,17 @@ def add_arguments(parser: argparse.ArgumentParser, *, evaluate: bool = False) ->
     g.add_argument("--bands", default="8-13,18-26", metavar="LO-HI,...",
                    help="band-power bands in Hz (default: %(default)s); channels: --picks "
                    "(default: the motor channels present)")
-    g.add_argument("--window", type=float, default=1.0, metavar="S",
-                   help="window length for band power, s (default: %(default)s)")
+    g.add_argument("--window", default="auto", metavar="S|S,S,...|auto",
+                   help="window length for band power, s; several, or 'auto' (0.25,0.5,1): the "
+                   "one whose features (with their --lags) a ridge regression predicts the target "
+                   "from best, by blocked CV on the training part (default: %(default)s)")
     g.add_argument("--hop", type=float, default=0.0625, metavar="S",
                    help="seconds between two feature rows = filter steps (default: %(default)s)")
     g.add_argument("--lags", default="auto", metavar="auto|0,1,...",
-                   help="feature history of the filter's input, in hops: 'auto' chooses between "
-                   "0 and 0,1,2,3 by blocked CV on the training part (default: %(default)s)")
+                   help="feature history of the filter's input, in hops: 'auto' chooses among "
+                   "none, 0,1,2,3 and rows one and two windows back (e.g. 0,8 and 0,8,16 for a "
+                   "0.5 s window at a 0.0625 s hop) by blocked CV on the training part "
+                   "(default: %(default)s)")
     g.add_argument("--features-from", default=None, type=Path, metavar="BUNDLE",
                    help="use a classifier bundle's outputs as features instead of band power")
     if evaluate:
@@ -61,7 +65,9 @@ def run_train(args: argparse.Namespace) -> int:
     t = s.get("step_timing_us") or {}
     timing = (f"; step p50 numpy {t['numpy_p50_us']:.0f} us, onnx {t['onnx_p50_us']:.0f} us"
               if t else "")
-    print(f"continuous bundle ({args.pipeline}) written to {s['path']}: backend {s['backend']}"
+    window = "" if d0.stage.kind == "table" else f"window {s['window_s']:g} s, "
+    print(f"continuous bundle ({args.pipeline}) written to {s['path']}: {window}lags "
+          f"{','.join(map(str, s['lags']))}, backend {s['backend']}"
           f"{timing}; training corr {s['train_corr']:.3f}, nRMSE {s['train_nrmse']:.3f}")
     return 0
 
@@ -74,11 +80,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
     test = _load(args, args.test) if args.test else None
     rows = evaluate_continuous(datas, names, split=args.split, test_hops=args.test_hops,
                                test=test, seed=args.seed, lags=args.lags)
-    print(f"{'dataset':<24} {'pipeline':<11} {'corr':>6} {'nRMSE':>6} {'angle':>6}  train/test")
+    print(f"{'dataset':<24} {'pipeline':<11} {'corr':>6} {'nRMSE':>6} {'angle':>6}  train/test"
+          "  window lags")
     for r in rows:
         ang = "-" if r["angle_error"] is None else f"{r['angle_error']:.3f}"
+        win = "-" if r.get("window_s") is None else f"{r['window_s']:g}"
         print(f"{r['dataset'][:24]:<24} {r['pipeline']:<11} {r['corr']:>6.3f} {r['nrmse']:>6.3f} "
-              f"{ang:>6}  {r['n_train']}/{r['n_test']}")
+              f"{ang:>6}  {r['n_train']}/{r['n_test']}  {win:>6} {','.join(map(str, r['lags']))}")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=1), encoding="utf-8")

@@ -46,11 +46,15 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "ContinuousData",
     "parse_bands",
+    "parse_windows",
     "check_pipelines",
     "target_streams",
     "load_continuous",
     "load_many",
+    "lag_candidates",
+    "window_span",
     "choose_lags",
+    "choose_features",
     "fit_filter",
     "train_continuous",
     "evaluate_continuous",
@@ -85,6 +89,12 @@ class ContinuousData:
     hop_s: float
     name: str
     info: dict[str, Any] = field(default_factory=dict)
+    #: the same dataset's features with the other candidate windows (``--window auto``)
+    alternatives: list[ContinuousData] = field(default_factory=list)
+
+    def variants(self) -> list[ContinuousData]:
+        """This dataset's features for each candidate window, this one first."""
+        return [self, *self.alternatives]
 
 
 def parse_bands(text: str | Sequence[Sequence[float]] | None) -> tuple[tuple[float, float], ...]:
@@ -104,6 +114,31 @@ def parse_bands(text: str | Sequence[Sequence[float]] | None) -> tuple[tuple[flo
             raise UserError(f"band {part!r} invalid; expected 0 < LOW < HIGH")
         out.append((lo, hi))
     return tuple(out)
+
+
+#: Band-power windows (s) that ``--window auto`` chooses among.
+AUTO_WINDOWS = (0.25, 0.5, 1.0)
+
+
+def parse_windows(text: str | float | Sequence[float] | None) -> tuple[float, ...]:
+    """``"auto"`` -> :data:`AUTO_WINDOWS`; ``"0.5"`` or ``0.5`` -> (0.5,); ``"0.25,0.5"`` -> both.
+
+    Raises
+    ------
+    UserError
+        Not ``auto`` or positive seconds.
+    """
+    if text is None or (isinstance(text, str) and text.strip() == "auto"):
+        return AUTO_WINDOWS
+    try:
+        vals = tuple(float(v) for v in (text.split(",") if isinstance(text, str) else
+                                         (text if isinstance(text, Sequence) else [text])))
+    except ValueError:
+        vals = ()
+    if not vals or not all(np.isfinite(v) and v > 0 for v in vals):
+        raise UserError(f"--window {text!r} invalid; expected 'auto' or seconds > 0, e.g. 0.5 or "
+                        "0.25,0.5,1")
+    return tuple(dict.fromkeys(vals))
 
 
 def check_pipelines(names: str | Sequence[str]) -> list[str]:
@@ -338,8 +373,21 @@ def load_continuous(
 
 
 def load_many(specs: Sequence[str | Path], target: str, **kwargs: Any) -> list[ContinuousData]:
-    """:func:`load_continuous` of each dataset with the same target and feature options."""
-    return [load_continuous(str(s), target, **kwargs) for s in specs]
+    """:func:`load_continuous` of each dataset with the same target and feature options.
+
+    ``window_s`` may be several windows (or ``"auto"``, :func:`parse_windows`): each dataset is
+    then loaded once per window, the first as the returned data and the others in its
+    ``alternatives`` (:func:`choose_features` picks one on the training rows).
+    """
+    windows = parse_windows(kwargs.pop("window_s", 1.0))
+    if any(Path(str(s)).suffix.lower() in TABLE_SUFFIXES for s in specs):
+        windows = windows[:1]  # precomputed features: no window to choose
+    out = []
+    for s in specs:
+        first, *rest = [load_continuous(str(s), target, window_s=w, **kwargs) for w in windows]
+        first.alternatives = rest
+        out.append(first)
+    return out
 
 
 def fit_filter(pipeline: str, X: np.ndarray, Z: np.ndarray, seed: int = 42) -> Any:
@@ -354,27 +402,55 @@ def fit_filter(pipeline: str, X: np.ndarray, Z: np.ndarray, seed: int = 42) -> A
         raise UserError(f"cannot fit {pipeline}: {exc}") from exc
 
 
+def lag_candidates(span: int = 4) -> tuple[tuple[int, ...], ...]:
+    """Feature histories ``--lags auto`` chooses among: none, the 3 previous rows, and one or two
+    rows ``span`` hops back (a window length: rows that do not overlap the current one, so the
+    regression can see the trend).
+
+    Parameters
+    ----------
+    span : int
+        Hops between the stacked rows of the spaced candidates (>= 1).
+    """
+    span = max(1, int(span))
+    cands = [(0,), (0, 1, 2, 3), (0, span), (0, span, 2 * span)]
+    return tuple(dict.fromkeys(cands))
+
+
+def window_span(window_s: float, hop_s: float) -> int:
+    """Hops per feature window (at least 4): the spacing of the spaced lag candidates."""
+    return max(4, int(round(float(window_s) / float(hop_s)))) if hop_s > 0 else 4
+
+
 def choose_lags(spec: str | Sequence[int] | None,
-                blocks: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> tuple[int, ...]:
+                blocks: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+                span: int = 4, scores: dict[str, float] | None = None) -> tuple[int, ...]:
     """The feature history (hops) of the filter's input: given, or ``"auto"``.
 
-    ``"auto"`` (or None): among ``(0,)`` and ``(0, 1, 2, 3)``, the one whose lag-stacked ridge
-    regression has the lowest blocked cross-validated error summed over the *training* blocks
-    (:func:`neurodeck.decoders.continuous.select_lags`); ``"0,1,2"`` or a sequence: those lags.
+    ``"auto"`` (or None): among :func:`lag_candidates` (``span`` hops apart), the one whose
+    lag-stacked ridge regression has the lowest blocked cross-validated error summed over the
+    *training* blocks (:func:`neurodeck.decoders.continuous.select_lags`); ``"0,1,2"`` or a
+    sequence: those lags.
 
     Parameters
     ----------
     spec : str, sequence of int or None
     blocks : sequence of (X, Z, valid)
         Consecutive training rows of each dataset.
+    span : int
+        See :func:`lag_candidates`.
+    scores : dict or None
+        Filled with the summed CV error of each candidate (``"0,8"`` -> nMSE) when given.
     """
     from neurodeck.decoders.continuous import select_lags
 
     if spec is None or (isinstance(spec, str) and spec.strip() == "auto"):
         total: dict[str, float] = {}
         for X, Z, valid in blocks:
-            for k, v in select_lags(X, Z, valid)[1].items():
+            for k, v in select_lags(X, Z, valid, lag_candidates(span))[1].items():
                 total[k] = total.get(k, 0.0) + v
+        if scores is not None:
+            scores.update(total)
         return tuple(int(v) for v in min(total, key=total.get).split(","))
     try:
         lags = tuple(int(v) for v in (spec.split(",") if isinstance(spec, str) else spec))
@@ -384,6 +460,62 @@ def choose_lags(spec: str | Sequence[int] | None,
         raise UserError(f"--lags {spec!r} invalid; expected 'auto' or increasing hop counts "
                         "from 0, e.g. 0,1,2,3")
     return lags
+
+
+def choose_features(datas: Sequence[ContinuousData], lags: str | Sequence[int] | None,
+                    part: Any = None) -> tuple[int, tuple[int, ...], dict[str, float]]:
+    """The window (index into :meth:`ContinuousData.variants`) and feature history of lowest
+    blocked cross-validated ridge error on the training rows.
+
+    For each candidate window the lags are chosen as by :func:`choose_lags`; the windows are then
+    compared by the CV error of their chosen lags (each target's MSE over its variance), so a
+    shorter window (less lag, more noise) wins only where it predicts the state better.
+
+    Parameters
+    ----------
+    datas : sequence of ContinuousData
+        Training datasets, each with the same candidate windows in the same order.
+    lags : str, sequence of int or None
+        As :func:`choose_lags`.
+    part : callable or None
+        ``part(data) -> slice`` of its training rows (default: all).
+
+    Returns
+    -------
+    index : int
+    lags : tuple of int
+    scores : dict
+        Window (s, as text) -> CV nMSE of its chosen lags (empty with one window).
+    """
+    from neurodeck.decoders.continuous import select_lags
+
+    n_var = len(datas[0].variants())
+    if any(len(d.variants()) != n_var for d in datas):
+        raise UserError("every dataset needs the same candidate windows")
+    best: tuple[float, int, tuple[int, ...]] | None = None
+    info: dict[str, float] = {}
+    for k in range(n_var):
+        ds = [d.variants()[k] for d in datas]
+        blocks = []
+        for d in ds:
+            sl = part(d) if part is not None else slice(None)
+            blocks.append((d.X[sl], d.Z[sl], d.valid[sl]))
+        scores: dict[str, float] = {}
+        lag = choose_lags(lags, blocks, _span(ds[0]), scores)
+        if n_var == 1:
+            return 0, lag, {}
+        key = ",".join(map(str, lag))
+        if key not in scores:  # given lags: score them to compare the windows
+            scores[key] = sum(select_lags(X, Z, v, [lag])[1][key] for X, Z, v in blocks)
+        info[f"{ds[0].stage.window_s:g}"] = scores[key]
+        if best is None or scores[key] < best[0]:
+            best = (scores[key], k, lag)
+    assert best is not None
+    return best[1], best[2], info
+
+
+def _span(d: ContinuousData) -> int:
+    return 4 if d.stage.kind == "table" else window_span(d.stage.window_s, d.hop_s)
 
 
 def _concat(datas: Sequence[ContinuousData],
@@ -429,7 +561,8 @@ def train_continuous(
     from neurodeck.decoders.dkf import velocity_metrics
     from neurodeck.decoders.errors import DecoderError
 
-    lags = choose_lags(lags, [(d.X, d.Z, d.valid) for d in datas])
+    k, lags, window_cv = choose_features(datas, lags)
+    datas = [d.variants()[k] for d in datas]
     X, Z = _concat(datas, lags)
     t0 = time.perf_counter()
     filt = fit_filter(pipeline, X, Z, seed)
@@ -437,7 +570,7 @@ def train_continuous(
     train = velocity_metrics(Z, filt.predict(X))
     scores = {"n_rows": int(len(X)), "datasets": [d.name for d in datas], "fit_time_s": fit_s,
               "train_corr": train["corr_mean"], "train_nrmse": train["nrmse_mean"], "seed": seed,
-              "lags": list(lags)}
+              "lags": list(lags), "window_s": datas[0].stage.window_s, "window_cv": window_cv}
     d0 = datas[0]
     try:
         path = save_continuous_bundle(
@@ -453,7 +586,8 @@ def train_continuous(
 
 
 def _metrics_row(pipeline: str, dataset: str, Z: np.ndarray, Zhat: np.ndarray,
-                 n_train: int, lags: Sequence[int] = (0,)) -> dict[str, Any]:
+                 n_train: int, lags: Sequence[int] = (0,),
+                 stage: Any = None) -> dict[str, Any]:
     from neurodeck.decoders.dkf import velocity_metrics
 
     m = velocity_metrics(Z, Zhat)
@@ -461,7 +595,8 @@ def _metrics_row(pipeline: str, dataset: str, Z: np.ndarray, Zhat: np.ndarray,
             "score": m["nrmse_mean"], "nrmse": m["nrmse_mean"], "corr": m["corr_mean"],
             "angle_error": m.get("angle_error"), "rmse": m["rmse"],
             "corr_per_target": m["corr"], "nrmse_per_target": m["nrmse"],
-            "n_train": int(n_train), "n_test": int(len(Z)), "lags": [int(v) for v in lags]}
+            "n_train": int(n_train), "n_test": int(len(Z)), "lags": [int(v) for v in lags],
+            "window_s": None if stage is None or stage.kind == "table" else stage.window_s}
 
 
 def evaluate_continuous(
@@ -493,7 +628,9 @@ def evaluate_continuous(
 
     rows = []
     if test:
-        lag = choose_lags(lags, [(d.X, d.Z, d.valid) for d in datas])
+        k, lag, _ = choose_features(datas, lags)
+        datas = [d.variants()[k] for d in datas]
+        test = [d.variants()[k] for d in test]
         X, Z = _concat(datas, lag)
         for p in pipelines:
             filt = fit_filter(p, X, Z, seed)
@@ -501,24 +638,34 @@ def evaluate_continuous(
                 _concat([datas[0], d])  # same features and targets
                 XL, ok = stack_lags(d.X, lag, d.valid)
                 Zhat = _filter_sequence(filt, XL, ok)
-                rows.append(_metrics_row(p, d.name, d.Z[ok], Zhat[ok], len(X), lag))
+                rows.append(_metrics_row(p, d.name, d.Z[ok], Zhat[ok], len(X), lag, d.stage))
         return rows
-    for d in datas:
-        n = len(d.X)
-        n_tr = int(round(split * n)) if split < 1 else int(split)
-        stop = n if test_hops is None else min(n, n_tr + int(test_hops))
-        if not 10 <= n_tr < stop - 10:
-            raise UserError(f"{d.name}: split {split} gives {n_tr} training and {stop - n_tr} "
+
+    def n_train(d: ContinuousData) -> int:
+        return int(round(split * len(d.X))) if split < 1 else int(split)
+
+    def stop(d: ContinuousData) -> int:
+        n, n_tr = len(d.X), n_train(d)
+        end = n if test_hops is None else min(n, n_tr + int(test_hops))
+        if not 10 <= n_tr < end - 10:
+            raise UserError(f"{d.name}: split {split} gives {n_tr} training and {end - n_tr} "
                             f"test hops of {n}; expected at least 10 of each")
-        tr, te = slice(0, n_tr), slice(n_tr, stop)
-        lag = choose_lags(lags, [(d.X[tr], d.Z[tr], d.valid[tr])])
-        XL, ok = stack_lags(d.X[:stop], lag, d.valid[:stop])  # causal: test rows see the past
+        return end
+
+    for d0 in datas:
+        for v in d0.variants():
+            stop(v)
+        k, lag, _ = choose_features([d0], lags, part=lambda d: slice(0, n_train(d)))
+        d = d0.variants()[k]
+        n_tr, end = n_train(d), stop(d)
+        tr, te = slice(0, n_tr), slice(n_tr, end)
+        XL, ok = stack_lags(d.X[:end], lag, d.valid[:end])  # causal: test rows see the past
         ok_tr, ok_te = ok[tr], ok[te]
         for p in pipelines:
             filt = fit_filter(p, XL[tr][ok_tr], d.Z[tr][ok_tr], seed)
             Zhat = _filter_sequence(filt, XL[te], ok_te)
             rows.append(_metrics_row(p, d.name, d.Z[te][ok_te], Zhat[ok_te], int(ok_tr.sum()),
-                                     lag))
+                                     lag, d.stage))
     return rows
 
 

@@ -275,12 +275,12 @@ def make_nw_model(
     return model
 
 
-def gp_model(pipeline: Any, Q_add: np.ndarray) -> onnx.ModelProto:
+def gp_model(pipeline: Any, Q_add: np.ndarray, q_scale: float = 1.0) -> onnx.ModelProto:
     """ONNX ``x -> f, Q`` of the DKF's Gaussian process (float64, equal to scikit-learn's).
 
     ``pipeline`` is ``make_pipeline(StandardScaler(), GaussianProcessRegressor(C * RBF + White,
     normalize_y=True))`` as fitted by the DKF. ``f`` is the predictive mean
-    ``K(x, X) alpha * y_std + y_mean``; ``Q`` is ``diag(var * y_std^2) + Q_add`` with
+    ``K(x, X) alpha * y_std + y_mean``; ``Q`` is ``q_scale * diag(var * y_std^2) + Q_add`` with
     ``var = c + noise - |K(x, X) L^-T|^2`` (clipped at 0), i.e. scikit-learn's
     ``predict(return_std=True)`` squared, plus the floor. skl2onnx cannot export this (its
     ``return_std`` fails for several targets). The ``n_train x n_train`` product of the variance
@@ -291,6 +291,8 @@ def gp_model(pipeline: Any, Q_add: np.ndarray) -> onnx.ModelProto:
     ----------
     pipeline : sklearn.pipeline.Pipeline
     Q_add : ndarray, shape (n_states, n_states)
+    q_scale : float
+        Scale of the predictive variance (chosen by the DKF's blocked CV).
 
     Returns
     -------
@@ -325,7 +327,7 @@ def gp_model(pipeline: Any, Q_add: np.ndarray) -> onnx.ModelProto:
         _init("gp_y_mean", y_mean.reshape(1, d).copy()),
         _init("gp_LinvT", L_inv_T.astype(np.float32)),
         _init("gp_prior_var", np.array(c + noise)),
-        _init("gp_y_var", (y_std**2).reshape(1, d).copy()),
+        _init("gp_y_var", (float(q_scale) * y_std**2).reshape(1, d).copy()),
         _init("gp_unsq", np.array([2], dtype=np.int64)),
         _init("gp_eye", np.eye(d).reshape(1, d, d)),
         _init("gp_Q_add", np.asarray(Q_add, dtype=np.float64).reshape(1, d, d)),
@@ -392,7 +394,7 @@ def dkf_to_onnx(dkf: DiscriminativeKalmanFilter, dtype: str = "float32") -> onnx
     if dkf.regressor_ is None and dkf.X_train_ is None:
         raise DecoderError("this DKF has no observation model to export (rebuilt from a dict)")
     if dkf.regressor == "gp":
-        return gp_model(dkf.regressor_, dkf.Q_add_)
+        return gp_model(dkf.regressor_, dkf.Q_add_, dkf.q_scale_)
     q_kwargs: dict[str, Any] = (
         {"Q_const": dkf.Q_const_}
         if dkf.Q_const_ is not None
@@ -416,7 +418,8 @@ def dkf_to_onnx(dkf: DiscriminativeKalmanFilter, dtype: str = "float32") -> onnx
     f_out = graph.output[0].name
     x_train = dkf.X_train_ if dkf.X_train_ is not None else np.zeros((1, dkf.n_features_in_))
     nodes, inits, outputs = nw_nodes(
-        x_train, dkf.x_mean_, dkf.x_scale_, prefix="dkfq_", dtype=dtype, **q_kwargs
+        x_train, dkf.x_mean_, dkf.x_scale_, prefix="dkfq_", dtype=dtype,
+        projection=dkf.projection_ if dkf.Q_const_ is None else None, **q_kwargs
     )
     graph.node.extend(nodes)
     graph.node.append(helper.make_node("Reshape", [f_out, "dkfq_f_shape"], [F_NAME]))

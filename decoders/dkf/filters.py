@@ -18,9 +18,11 @@ from sklearn.exceptions import ConvergenceWarning
 
 from neurodeck.decoders.dkf.regression import (
     KernelAverage,
+    blocked_folds,
     cv_filter_scores,
     kernel_logits,
     nw_loo_fit,
+    oof_filter_scores,
     ridge_feature_map,
     ridge_projection,
     select_bandwidth_loo,
@@ -45,8 +47,10 @@ __all__ = ["KalmanFilter", "DiscriminativeKalmanFilter"]
 
 _REGRESSORS = ("nw", "mlp", "gp")
 _PROJECTIONS = ("auto", "none", "ridge")
-#: Scales of ``Q`` tried by the blocked cross-validation of the NW DKF (``q_scale=None``).
-Q_SCALES = (1 / 32, 1 / 16, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0)
+#: Scales of ``Q`` tried by the blocked cross-validation of the DKF (``q_scale=None``): powers of
+#: two from 1/1024 (the filter returns ``f`` almost unchanged) to 4 (it smooths 4x more than the
+#: learned ``Q`` says).
+Q_SCALES = tuple(2.0 ** k for k in range(-10, 3))
 
 class _FilterBase(BaseEstimator):
     """Shared online machinery: ``reset``/``step`` over the subclass's ``_update``."""
@@ -191,15 +195,18 @@ class DiscriminativeKalmanFilter(_FilterBase):
     robust : bool
         Robust DKF: always use ``Sigma_t = (M^-1 + Q^-1)^-1`` (never subtract the prior ``S^-1``).
     projection : {"auto", "none", "ridge"}
-        Input space of the NW kernels (``regressor="nw"``; the MLP and GP use the standardised
-        features). ``"none"``: the standardised features. ``"ridge"``: their ridge projection on
-        the state space (:func:`ridge_projection`, penalty by blocked CV), which suits many
-        noisy, roughly linear features. ``"auto"``: both are fitted and the one with the lower
-        blocked cross-validated *filtered* error (:func:`cv_filter_scores`) is kept.
+        Input space of the NW kernels: of ``f`` and ``Q`` (``regressor="nw"``) or of the MLP's NW
+        ``Q`` (the MLP's ``f`` and the GP use the standardised features). ``"none"``: the
+        standardised features. ``"ridge"``: their ridge projection on the state space
+        (:func:`ridge_projection`, penalty by blocked CV), which suits many noisy, roughly linear
+        features. ``"auto"``: both are fitted and the one with the lower blocked cross-validated
+        *filtered* error (:func:`cv_filter_scores` for NW; :func:`oof_filter_scores` of the MLP's
+        out-of-fold ``f`` and leave-out ``Q``) is kept.
     q_scale : float or None
-        Multiplies ``Q(x)`` (NW). ``None``: chosen among :data:`Q_SCALES` (1/32 ... 4) by the
-        same blocked cross-validation of the filtered error (1 when ``cv_folds`` folds cannot be
-        formed).
+        Multiplies ``Q(x)`` (every regressor). ``None``: chosen among :data:`Q_SCALES` (1/1024 ...
+        4) by the same blocked cross-validation of the filtered error (1 when the folds cannot
+        be formed); for the GP, each fold's ``f`` and variance come from the GP refitted without
+        that block (its fitted kernel kept).
     cv_folds : int
         Folds of that blocked cross-validation (contiguous blocks, ``loo_gap`` steps apart).
     bandwidth : float or None
@@ -380,27 +387,6 @@ class DiscriminativeKalmanFilter(_FilterBase):
         C = resid.T @ resid / len(resid)
         return self.q_reg * 0.5 * (C + C.T)
 
-    def _fit_q_nw(self, Xs: np.ndarray, Zc: np.ndarray, resid: np.ndarray) -> None:
-        outer = resid[:, :, None] * resid[:, None, :]
-        common = {
-            "max_samples": self.loo_max_samples,
-            "random_state": self.random_state,
-            "gap": self.loo_gap,
-        }
-        if self.q_bandwidth is not None:
-            self.q_bandwidth_ = float(self.q_bandwidth)
-        elif self.q_criterion == "nll":
-            self.q_bandwidth_, _, _ = select_q_bandwidth_loo(
-                Xs, resid, self._q_floor(resid), **common
-            )
-        else:
-            self.q_bandwidth_, _, _ = select_q_bandwidth_filter(
-                Xs, Zc, Zc - resid, self.A_, self.Gamma_, self.S_inv_, self._q_floor(resid),
-                robust=self.robust, **common,
-            )
-        self.X_train_ = Xs
-        self.R_train_ = outer
-
     def _nw_candidate(self, Phi: np.ndarray, Zc: np.ndarray) -> dict[str, Any]:
         """Bandwidths of ``f`` and ``Q`` and the leave-out residuals with NW input ``Phi``."""
         common = {"max_samples": self.loo_max_samples, "random_state": self.random_state,
@@ -410,15 +396,7 @@ class DiscriminativeKalmanFilter(_FilterBase):
         else:
             h = float(self.bandwidth)
         resid = Zc - nw_loo_fit(Phi, Zc, h, gap=self.loo_gap)
-        floor = self._q_floor(resid)
-        if self.q_bandwidth is not None:
-            hq = float(self.q_bandwidth)
-        elif self.q_criterion == "nll":
-            hq, _, _ = select_q_bandwidth_loo(Phi, resid, floor, **common)
-        else:
-            hq, _, _ = select_q_bandwidth_filter(
-                Phi, Zc, Zc - resid, self.A_, self.Gamma_, self.S_inv_, floor,
-                robust=self.robust, **common)
+        hq = self._q_bandwidth_for(Phi, Zc, resid, self._q_floor(resid))
         return {"Phi": Phi, "bandwidth": h, "q_bandwidth": hq, "resid": resid}
 
     def _fit_nw(self, Xs: np.ndarray, Zc: np.ndarray) -> np.ndarray:
@@ -428,7 +406,7 @@ class DiscriminativeKalmanFilter(_FilterBase):
         kinds = ["none", "ridge"] if self.projection == "auto" else [self.projection]
         if not can_cv and self.projection == "auto":
             kinds = ["none"]
-        scales = np.array(Q_SCALES if self.q_scale is None else (self.q_scale,), dtype=float)
+        scales = self._scales()
         cands: dict[str, dict[str, Any]] = {}
         scores: dict[str, np.ndarray] = {}
         for kind in kinds:
@@ -443,18 +421,8 @@ class DiscriminativeKalmanFilter(_FilterBase):
                     ridge_feature_map(Xs, Zc, alpha), Zc, cand["bandwidth"], cand["q_bandwidth"],
                     self.q_reg, self.A_, self.Gamma_, self.S_inv_, scales, robust=self.robust,
                     n_folds=self.cv_folds, gap=gap)
-        if scores:
-            kind, k = min(((kd, int(np.argmin(v))) for kd, v in scores.items()),
-                          key=lambda t: scores[t[0]][t[1]])
-            self.q_scale_ = float(scales[k])
-            if scales.size > 1 and k in (0, scales.size - 1):
-                logger.info("DKF Q scale %g is at the edge of the candidates %s", self.q_scale_,
-                            scales.tolist())
-            self.cv_ = {"q_scales": scales.tolist(), "ridge_alpha": cands.get("ridge", {}).get(
-                "alpha"), "nmse": {kd: [float(v) for v in sc] for kd, sc in scores.items()}}
-        else:
-            kind = kinds[0]
-            self.q_scale_ = 1.0 if self.q_scale is None else float(self.q_scale)
+        kind = self._pick_cv(scores, scales, kinds[0],
+                             ridge_alpha=cands.get("ridge", {}).get("alpha"))
         best = cands[kind]
         self.projection_ = best["projection"]
         self.bandwidth_, self.q_bandwidth_ = best["bandwidth"], best["q_bandwidth"]
@@ -464,7 +432,29 @@ class DiscriminativeKalmanFilter(_FilterBase):
         self.R_train_ = self.q_scale_ * (resid[:, :, None] * resid[:, None, :])
         return resid
 
+    def _pick_cv(self, scores: dict[str, np.ndarray], scales: np.ndarray, default: str,
+                 **info: Any) -> str:
+        """Keep the (input space, ``Q`` scale) of lowest blocked-CV filtered error; set
+        ``q_scale_`` and ``cv_`` and return the kind (``default`` and scale 1 without scores)."""
+        if not scores:
+            self.q_scale_ = 1.0 if self.q_scale is None else float(self.q_scale)
+            return default
+        kind, k = min(((kd, int(np.argmin(v))) for kd, v in scores.items()),
+                      key=lambda t: scores[t[0]][t[1]])
+        self.q_scale_ = float(scales[k])
+        if scales.size > 1 and k in (0, scales.size - 1):
+            logger.info("DKF Q scale %g is at the edge of the candidates %s", self.q_scale_,
+                        scales.tolist())
+        self.cv_ = {"q_scales": scales.tolist(), **info,
+                    "nmse": {kd: [float(v) for v in sc] for kd, sc in scores.items()}}
+        return kind
+
+    def _scales(self) -> np.ndarray:
+        return np.array(Q_SCALES if self.q_scale is None else (self.q_scale,), dtype=float)
+
     def _fit_mlp(self, X: np.ndarray, Xs: np.ndarray, Zc: np.ndarray) -> np.ndarray:
+        """MLP ``f``; ``Q`` (NW on the standardised features or their ridge projection, or
+        constant) and its scale chosen by blocked CV of the filter on out-of-fold ``f``, ``Q``."""
         from sklearn.model_selection import KFold, cross_val_predict
         from sklearn.neural_network import MLPRegressor
         from sklearn.pipeline import make_pipeline
@@ -484,23 +474,71 @@ class DiscriminativeKalmanFilter(_FilterBase):
         with warnings.catch_warnings():
             # early stopping ends most fits; a fit that hits max_iter is still usable
             warnings.simplefilter("ignore", ConvergenceWarning)
-            oof = cross_val_predict(mlp, X, Zc, cv=KFold(self.cv))
+            oof = cross_val_predict(mlp, X, Zc, cv=KFold(self.cv))  # contiguous folds
             self.regressor_ = mlp.fit(X, Zc)
         resid = Zc - oof.reshape(Zc.shape)
-        if self.q_model == "nw":
-            self._fit_q_nw(Xs, Zc, resid)
+        n, d = Zc.shape
+        gap = self.loo_gap
+        outer = resid[:, :, None] * resid[:, None, :]
+        floor = self._q_floor(resid)
+        can_cv = n >= self.cv * (2 * gap + 20)
+        scales = self._scales()
+        if self.q_model == "constant":
+            C = resid.T @ resid / n
+            options = {"constant": (None, None, None, 0.5 * (C + C.T))}
         else:
-            C = resid.T @ resid / len(resid)
-            self.Q_const_ = 0.5 * (C + C.T)
+            kinds = ["none", "ridge"] if self.projection == "auto" else [self.projection]
+            if not can_cv and self.projection == "auto":
+                kinds = ["none"]
+            options = {}
+            for kind in kinds:
+                P = None
+                if kind == "ridge":
+                    P, _, _ = ridge_projection(Xs, Zc, n_folds=self.cv_folds, gap=gap)
+                Phi = Xs if P is None else Xs @ P
+                hq = self._q_bandwidth_for(Phi, Zc, resid, floor)
+                options[kind] = (P, Phi, hq, None)
+        scores: dict[str, np.ndarray] = {}
+        if can_cv and (len(options) > 1 or scales.size > 1):
+            for kind, (_, Phi, hq, C) in options.items():
+                Q = (np.broadcast_to(C, (n, d, d)) if Phi is None else nw_loo_fit(
+                    Phi, outer.reshape(n, d * d), hq, gap=gap).reshape(n, d, d)) + floor
+                scores[kind] = oof_filter_scores(oof.reshape(Zc.shape), Q, Zc, self.A_,
+                                                 self.Gamma_, self.S_inv_, scales,
+                                                 robust=self.robust, n_folds=self.cv)
+        kind = self._pick_cv(scores, scales, next(iter(options)))
+        P, Phi, hq, C = options[kind]
+        if Phi is None:
+            self.Q_const_ = self.q_scale_ * C
+        else:
+            self.projection_ = P
+            self.q_bandwidth_ = hq
+            self.X_train_ = Phi
+            self.R_train_ = self.q_scale_ * outer
         return resid
 
+    def _q_bandwidth_for(self, Phi: np.ndarray, Zc: np.ndarray, resid: np.ndarray,
+                         floor: np.ndarray) -> float:
+        """NW bandwidth of ``Q`` on input ``Phi`` (given, or by ``q_criterion``)."""
+        common = {"max_samples": self.loo_max_samples, "random_state": self.random_state,
+                  "gap": self.loo_gap}
+        if self.q_bandwidth is not None:
+            return float(self.q_bandwidth)
+        if self.q_criterion == "nll":
+            return select_q_bandwidth_loo(Phi, resid, floor, **common)[0]
+        return select_q_bandwidth_filter(Phi, Zc, Zc - resid, self.A_, self.Gamma_, self.S_inv_,
+                                         floor, robust=self.robust, **common)[0]
+
     def _fit_gp(self, X: np.ndarray, Zc: np.ndarray) -> np.ndarray:
+        """GP ``f`` and predictive-variance ``Q`` on an evenly spaced subset; the scale of ``Q``
+        by blocked CV of the filter (per fold the GP is refitted with the fitted kernel)."""
+        from sklearn.base import clone
         from sklearn.gaussian_process import GaussianProcessRegressor
         from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
-        n = X.shape[0]
+        n, d = Zc.shape
         rows = np.unique(np.linspace(0, n - 1, min(n, self.gp_max_samples)).astype(int))
         kernel = ConstantKernel(1.0) * RBF(length_scale=3.0) + WhiteKernel(noise_level=0.5)
         gp = make_pipeline(
@@ -514,6 +552,23 @@ class DiscriminativeKalmanFilter(_FilterBase):
         if held.size < self.n_states_ + 1:
             held = rows
         resid = Zc[held] - self.regressor_.predict(X[held]).reshape(-1, self.n_states_)
+        scales = self._scales()
+        gap = self.loo_gap
+        scores: dict[str, np.ndarray] = {}
+        if scales.size > 1 and n >= self.cv_folds * (2 * gap + 20):
+            fixed = clone(gp).set_params(gaussianprocessregressor__kernel=gp[-1].kernel_,
+                                         gaussianprocessregressor__optimizer=None)
+            f = np.empty((n, d))
+            Q = np.zeros((n, d, d))
+            for tr, te in blocked_folds(n, self.cv_folds, gap):
+                sub = np.intersect1d(rows, tr)
+                mean, std = fixed.fit(X[sub], Zc[sub]).predict(X[te], return_std=True)
+                f[te] = np.asarray(mean).reshape(-1, d)
+                Q[te[:, None], np.arange(d), np.arange(d)] = np.asarray(std).reshape(-1, d) ** 2
+            scores["gp"] = oof_filter_scores(f, Q + self._q_floor(resid), Zc, self.A_,
+                                             self.Gamma_, self.S_inv_, scales,
+                                             robust=self.robust, n_folds=self.cv_folds)
+        self._pick_cv(scores, scales, "gp")
         return resid
 
     # -- observation model ---------------------------------------------------------------------
@@ -544,7 +599,7 @@ class DiscriminativeKalmanFilter(_FilterBase):
         if self.regressor == "gp":
             mean, std = self.regressor_.predict(X, return_std=True)
             f = np.asarray(mean).reshape(n, d)
-            var = np.asarray(std).reshape(n, d) ** 2
+            var = self.q_scale_ * np.asarray(std).reshape(n, d) ** 2
             Q = np.zeros((n, d, d))
             Q[:, np.arange(d), np.arange(d)] = var
             return f, Q + self.Q_add_

@@ -29,6 +29,8 @@ __all__ = [
     "ridge_projection",
     "ridge_feature_map",
     "cv_filter_scores",
+    "oof_filter_scores",
+    "linear_filter_cv",
 ]
 
 def squared_distances(A: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -569,3 +571,97 @@ def cv_filter_scores(
                               Gamma, S_inv, robust)
         sq += np.sum((mu - Zc[te][None]) ** 2 / var, axis=(1, 2))
     return sq / (n * d)
+
+
+def oof_filter_scores(
+    f: np.ndarray,
+    Q: np.ndarray,
+    Zc: np.ndarray,
+    A: np.ndarray,
+    Gamma: np.ndarray,
+    S_inv: np.ndarray,
+    q_scales: np.ndarray,
+    robust: bool = False,
+    n_folds: int = 5,
+) -> np.ndarray:
+    """Blocked cross-validated error of the DKF for each scale of ``Q``, from out-of-fold ``f``, ``Q``.
+
+    The counterpart of :func:`cv_filter_scores` for regressors that are not refitted here (MLP,
+    GP): ``f`` and ``Q`` at every training step come from models that did not see that step's
+    block; the filter runs over each contiguous block (:func:`blocked_folds`) from the stationary
+    prior with ``Q`` multiplied by each scale.
+
+    Parameters
+    ----------
+    f : ndarray, shape (n, n_states)
+    Q : ndarray, shape (n, n_states, n_states)
+    Zc : ndarray, shape (n, n_states)
+    A, Gamma, S_inv : ndarray, shape (n_states, n_states)
+    q_scales : ndarray, shape (n_scales,)
+    robust : bool
+    n_folds : int
+        Blocks the filter runs over (those of the out-of-fold predictions, ideally).
+
+    Returns
+    -------
+    nmse : ndarray, shape (n_scales,)
+        Filtered MSE per scale, each target's divided by its variance, averaged.
+    """
+    n, d = Zc.shape
+    var = np.maximum(Zc.var(axis=0), 1e-12)
+    c = np.asarray(q_scales, dtype=float)[:, None, None, None]
+    sq = np.zeros(c.shape[0])
+    for _, te in blocked_folds(n, n_folds, 0):
+        mu = dkf_filter_batch(np.broadcast_to(f[te], (c.shape[0], te.size, d)), c * Q[te][None],
+                              A, Gamma, S_inv, robust)
+        sq += np.sum((mu - Zc[te][None]) ** 2 / var, axis=(1, 2))
+    return sq / (n * d)
+
+
+def linear_filter_cv(
+    Xs: np.ndarray,
+    Zc: np.ndarray,
+    q_scales: np.ndarray,
+    n_folds: int = 5,
+    gap: int = 0,
+) -> tuple[float, float]:
+    """Blocked cross-validated error of a DKF with a linear ``f`` and a constant ``Q``.
+
+    A cheap stand-in for the filters when comparing feature sets (windows, lags): ``f`` is the
+    ridge regression of ``Zc`` on ``Xs`` (penalty by blocked CV, :func:`ridge_projection`),
+    predicted for each block by the fit on the other blocks (``gap`` steps apart); ``Q`` the
+    covariance of those out-of-fold residuals; the state model is fitted on ``Zc``; the DKF runs
+    over each block with ``Q`` times each scale (:func:`oof_filter_scores`). Unlike the ridge's
+    own error this credits features that are noisy but timely, which the filter smooths.
+
+    Parameters
+    ----------
+    Xs : ndarray, shape (n, n_features)
+        Standardised features.
+    Zc : ndarray, shape (n, n_states)
+        Centred states, consecutive.
+    q_scales : ndarray, shape (n_scales,)
+    n_folds, gap : int
+
+    Returns
+    -------
+    nmse : float
+        The lowest filtered error over the scales (each target's MSE over its variance).
+    q_scale : float
+        The scale reaching it.
+    """
+    from neurodeck.decoders.dkf.updates import fit_state_model, stationary_covariance
+
+    n, d = Zc.shape
+    _, alpha, _ = ridge_projection(Xs, Zc, n_folds=n_folds, gap=gap)
+    f = np.empty_like(Zc)
+    for tr, te in blocked_folds(n, n_folds, gap):
+        f[te] = Xs[te] @ _ridge_coef(Xs[tr], Zc[tr], np.array([alpha]))[0]
+    r = Zc - f
+    C = r.T @ r / n
+    A, Gamma = fit_state_model(Zc)
+    S_inv = np.linalg.inv(stationary_covariance(A, Gamma))
+    scores = oof_filter_scores(f, np.broadcast_to(0.5 * (C + C.T), (n, d, d)), Zc, A, Gamma,
+                               S_inv, q_scales, n_folds=n_folds)
+    k = int(np.argmin(scores))
+    return float(scores[k]), float(np.asarray(q_scales)[k])

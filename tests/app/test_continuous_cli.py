@@ -75,6 +75,14 @@ def test_train_and_evaluate_with_a_recorded_target(cli, recordings, tmp_path):
     assert r.returncode == 0, r.stderr
     (row,) = json.loads(js.read_text())
     assert row["n_train"] == pytest.approx(0.6 * (row["n_train"] + row["n_test"]), abs=12)
+    assert row["window_s"] == 0.5
+    # several windows: one is chosen on the training part and reported with its lags
+    r = cli("evaluate", rec_a, "--pipelines", "kf", "--split", "0.6", "--json", js, *common,
+            "--window", "0.5,1")
+    assert r.returncode == 0, r.stderr
+    (row,) = json.loads(js.read_text())
+    assert row["window_s"] in (0.5, 1.0) and row["lags"][0] == 0
+    assert f" {row['window_s']:g} " in r.stdout.splitlines()[-1]
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -206,3 +214,49 @@ def test_decode_refuses_a_table_bundle_and_another_hop(cli, tmp_path):
     (tmp_path / "t" / "model.json").write_text(json.dumps(meta))
     r = cli("decode", "--model", tmp_path / "t", "--timeout", "1", "--hop", "0.5")
     assert r.returncode == 2 and "differs from the continuous model's hop" in r.stderr, r.stderr
+
+
+def test_window_and_lags_chosen_on_the_training_rows_only():
+    """`--window auto`/`--lags auto`: the candidate window whose features a ridge predicts the state
+    from best (blocked CV) wins, judged on the training rows only; the spaced lag candidates are
+    one and two windows back."""
+    from neurodeck.app.errors import UserError
+    from neurodeck.app.workflow.continuous import (
+        ContinuousData,
+        choose_features,
+        lag_candidates,
+        parse_windows,
+        window_span,
+    )
+    from neurodeck.decoders.continuous import FeatureStage
+
+    assert parse_windows("auto") == (0.25, 0.5, 1.0) and parse_windows(0.5) == (0.5,)
+    assert parse_windows("0.25,1") == (0.25, 1.0)
+    with pytest.raises(UserError, match="--window"):
+        parse_windows("0.5,-1")
+    assert window_span(0.5, 0.0625) == 8 and window_span(0.1, 0.0625) == 4
+    assert lag_candidates(8) == ((0,), (0, 1, 2, 3), (0, 8), (0, 8, 16))
+
+    rng = np.random.default_rng(0)
+    n = 800
+    Z = np.zeros((n, 2))
+    for t in range(1, n):  # a stationary AR(1) state
+        Z[t] = 0.97 * Z[t - 1] + 0.1 * rng.standard_normal(2)
+    Z -= Z.mean(axis=0)
+
+    def data(window: float, noise: np.ndarray) -> ContinuousData:
+        X = Z @ rng.normal(size=(2, 6)) + noise
+        stage = FeatureStage.bandpower(["C3", "C4", "Cz"], 128.0, [(8, 13), (18, 26)], window, 0.5)
+        return ContinuousData(X, Z, np.ones(n, dtype=bool), ["vx", "vy"], stage, 0.0625, "d")
+
+    # window 1 s: little noise on the first 500 rows, much after; window 0.5 s: the opposite
+    quiet, loud = 0.05 * rng.standard_normal((n, 6)), 5.0 * rng.standard_normal((n, 6))
+    mask = (np.arange(n) < 500)[:, None]
+    w05 = data(0.5, np.where(mask, loud, quiet))
+    w05.alternatives = [data(1.0, np.where(mask, quiet, loud))]
+    k, lags, scores = choose_features([w05], "0", part=lambda d: slice(0, 500))
+    assert (k, lags) == (1, (0,)) and scores["1"] < scores["0.5"]
+    k, _, scores = choose_features([w05], "0", part=lambda d: slice(500, n))
+    assert k == 0 and scores["0.5"] < scores["1"]
+    k, lags, scores = choose_features([w05], "auto", part=lambda d: slice(0, 500))
+    assert k == 1 and lags in lag_candidates(16)

@@ -458,3 +458,39 @@ def test_chunked_leave_out_fit_equals_the_full_distance_matrix():
     np.testing.assert_allclose(
         nw_loo_fit(X, Y, 0.6, gap=4, chunk=250),
         nw_loo_predictions(squared_distances(X, X), Y, 0.6, gap=4), atol=1e-12)
+
+
+def test_mlp_and_gp_choose_q_input_and_scale_by_blocked_cv(synthetic):
+    """The MLP's NW Q gets the NW DKF's choice of kernel input space (raw or ridge projection) and
+    Q scale by blocked CV of the filter on out-of-fold f, Q; the GP its Q scale (per-fold refits
+    with the fitted kernel). The chosen model goes through ONNX unchanged."""
+    from neurodeck.decoders.dkf.filters import Q_SCALES
+
+    Z = simulate_states(1600, seed=7)
+    rng = np.random.default_rng(8)
+    X = Z @ rng.normal(size=(2, 30)) + 3.0 * rng.standard_normal((1600, 30))
+    mlp = DiscriminativeKalmanFilter(regressor="mlp", hidden_layer_sizes=(16,),
+                                     loo_max_samples=400).fit(X[:1200], Z[:1200])
+    assert set(mlp.cv_["nmse"]) == {"none", "ridge"}
+    assert all(len(v) == len(Q_SCALES) for v in mlp.cv_["nmse"].values())
+    best = min(min(v) for v in mlp.cv_["nmse"].values())
+    assert best < mlp.cv_["nmse"]["none"][Q_SCALES.index(1.0)]  # the choice beats the default
+    assert mlp.q_scale_ in Q_SCALES
+    # 30 noisy linear features: the ridge space wins for Q (its CV error is lower)
+    assert mlp.projection_ is not None and mlp.projection_.shape == (30, 2)
+    rebuilt = DiscriminativeKalmanFilter.from_dict(json.loads(json.dumps(mlp.to_dict())))
+    rebuilt.use_onnx(mlp.to_onnx(dtype="float64"))
+    np.testing.assert_allclose(rebuilt.predict(X[1200:]), mlp.predict(X[1200:]), atol=1e-6)
+
+    Xtr, Ztr, Xte, _ = synthetic
+    gp = DiscriminativeKalmanFilter(regressor="gp", gp_max_samples=200).fit(Xtr[:600], Ztr[:600])
+    assert set(gp.cv_["nmse"]) == {"gp"} and gp.q_scale_ in Q_SCALES
+    k = int(np.argmin(gp.cv_["nmse"]["gp"]))
+    assert gp.q_scale_ == Q_SCALES[k]
+    f_ref, Q_ref = gp.predict_f_Q(Xte[:50])
+    _, Q = session(gp.to_onnx()).run(None, {"x": Xte[:50]})
+    np.testing.assert_allclose(Q, Q_ref, atol=1e-5 * np.abs(Q_ref).max())
+    fixed = DiscriminativeKalmanFilter(regressor="gp", gp_max_samples=200, q_scale=1.0).fit(
+        Xtr[:600], Ztr[:600])
+    np.testing.assert_allclose(Q_ref - gp.Q_add_, gp.q_scale_ * (
+        fixed.predict_f_Q(Xte[:50])[1] - fixed.Q_add_), rtol=1e-6)
