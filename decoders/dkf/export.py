@@ -31,7 +31,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from neurodeck.decoders.dkf.regression import KernelAverage, kernel_logits
+from neurodeck.decoders.dkf.regression import KernelAverage, input_map, kernel_logits
 from neurodeck.decoders.dkf.updates import _sym_pd_inv
 from neurodeck.decoders.errors import DecoderError, ModelBundleError
 
@@ -163,9 +163,19 @@ def nw_nodes(
     inits: list = []
     outputs: list = []
     x = input_name
-    if dt == np.float32 and (Y_train is not None or R_train is not None):
+    kernels = Y_train is not None or R_train is not None
+    if projection is not None and np.shape(projection)[1] < np.shape(projection)[0] and kernels:
+        # project first (float64), then the kernels in the projected space: fewer products
+        M, c = input_map(x_mean, x_scale, projection)
+        inits += [_init(f"{p}proj_M", M), _init(f"{p}proj_c", c.reshape(1, -1))]
+        nodes += [helper.make_node("MatMul", [input_name, f"{p}proj_M"], [f"{p}u0"]),
+                  helper.make_node("Add", [f"{p}u0", f"{p}proj_c"], [f"{p}u"])]
+        x = f"{p}u"
+        k_dims = M.shape[1]
+        x_mean, x_scale, projection = np.zeros(k_dims), np.ones(k_dims), None
+    if dt == np.float32 and kernels:
+        nodes.append(helper.make_node("Cast", [x], [f"{p}x32"], to=TensorProto.FLOAT))
         x = f"{p}x32"
-        nodes.append(helper.make_node("Cast", [input_name], [x], to=TensorProto.FLOAT))
     if Y_train is not None:
         Y_train = np.asarray(Y_train, dtype=np.float64)
         if Y_train.ndim != 2 or Y_train.shape[0] != n_train:
@@ -231,10 +241,13 @@ def numpy_observation(model: onnx.ModelProto, prefix: str = "nw_") -> Any | None
     }
     names = [f"{prefix}{br}_{k}" for br in ("f", "q") for k in ("W", "b", "T")]
     ops = [n.op_type for n in model.graph.node]
-    if not all(n in inits for n in names) or ops.count("Softmax") != 2 or len(ops) > 10:
+    if not all(n in inits for n in names) or ops.count("Softmax") != 2 or len(ops) > 12:
         return None
-    f_avg = KernelAverage(*(inits[f"{prefix}f_{k}"] for k in ("W", "b", "T")))
-    q_avg = KernelAverage(*(inits[f"{prefix}q_{k}"] for k in ("W", "b", "T")))
+    pre = None
+    if f"{prefix}proj_M" in inits:  # the input is projected before the kernels
+        pre = (inits[f"{prefix}proj_M"], inits[f"{prefix}proj_c"].ravel())
+    f_avg = KernelAverage(*(inits[f"{prefix}f_{k}"] for k in ("W", "b", "T")), pre)
+    q_avg = KernelAverage(*(inits[f"{prefix}q_{k}"] for k in ("W", "b", "T")), pre)
     d = f_avg.T.shape[1]
 
     def observation(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -20,6 +20,7 @@ from neurodeck.decoders.dkf.regression import (
     KernelAverage,
     blocked_folds,
     cv_filter_scores,
+    input_map,
     kernel_logits,
     nw_loo_fit,
     oof_filter_scores,
@@ -581,17 +582,19 @@ class DiscriminativeKalmanFilter(_FilterBase):
             self._kernel_cache = cache
         k = cache[1].get(which)
         if k is None:
+            h = self.bandwidth_ if which == "f" else self.q_bandwidth_
+            P = self.projection_
+            pre = None
+            if P is not None and P.shape[1] < P.shape[0]:  # project first: fewer products
+                pre = input_map(self.x_mean_, self.x_scale_, P)
+                W, b = kernel_logits(self.X_train_, np.zeros(P.shape[1]), np.ones(P.shape[1]), h)
+            else:
+                W, b = kernel_logits(self.X_train_, self.x_mean_, self.x_scale_, h, P)
             if which == "f":
-                W, b = kernel_logits(self.X_train_, self.x_mean_, self.x_scale_, self.bandwidth_,
-                                     self.projection_)
                 T = self.Z_train_
             else:
-                W, b = kernel_logits(
-                    self.X_train_, self.x_mean_, self.x_scale_, self.q_bandwidth_,
-                    self.projection_
-                )
                 T = (self.R_train_ + self.Q_add_[None]).reshape(len(self.R_train_), -1)
-            k = cache[1][which] = KernelAverage(W, b, T)
+            k = cache[1][which] = KernelAverage(W, b, T, pre)
         return k
 
     def _f_Q_numpy(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

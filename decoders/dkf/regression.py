@@ -19,6 +19,7 @@ __all__ = [
     "squared_distances",
     "nadaraya_watson",
     "kernel_logits",
+    "input_map",
     "KernelAverage",
     "nw_loo_predictions",
     "nw_loo_fit",
@@ -99,22 +100,49 @@ def kernel_logits(
     return np.ascontiguousarray(W), b
 
 
+def input_map(x_mean: np.ndarray, x_scale: np.ndarray,
+              projection: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Standardisation then projection as one affine map ``u = x @ M + c``.
+
+    With a projection onto fewer dimensions than features (the ridge space of the DKF, 2 state
+    dimensions for 26-104 lag-stacked band powers), mapping the input first and then taking the
+    kernel logits in the projected space (:func:`kernel_logits` with zero mean, unit scale) costs
+    ``n_features * n_dims + n_dims * n_train`` multiplications per row instead of
+    ``n_features * n_train``.
+
+    Returns
+    -------
+    M : ndarray, shape (n_features, n_dims)
+    c : ndarray, shape (n_dims,)
+    """
+    x_mean = np.asarray(x_mean, dtype=np.float64).ravel()
+    x_scale = np.asarray(x_scale, dtype=np.float64).ravel()
+    P = np.asarray(projection, dtype=np.float64)
+    return np.ascontiguousarray(P / x_scale[:, None]), -(x_mean / x_scale) @ P
+
+
 class KernelAverage:
     """numpy NW average ``softmax(x @ W + b) @ T`` (the ONNX graph computes the same).
 
     Parameters
     ----------
-    W : ndarray, shape (n_features, n_train)
+    W : ndarray, shape (n_in, n_train)
     b : ndarray, shape (n_train,)
     T : ndarray, shape (n_train, n_out)
         Targets averaged by the kernel weights.
+    pre : (M, c) or None
+        Affine map applied to the input first, ``x @ M + c`` (:func:`input_map`).
     """
 
-    def __init__(self, W: np.ndarray, b: np.ndarray, T: np.ndarray) -> None:
+    def __init__(self, W: np.ndarray, b: np.ndarray, T: np.ndarray,
+                 pre: tuple[np.ndarray, np.ndarray] | None = None) -> None:
         self.W, self.b, self.T = W, b, np.ascontiguousarray(T, dtype=np.float64)
+        self.pre = pre
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
         """Kernel averages, shape (n_query, n_out), of ``X`` (n_query, n_features)."""
+        if self.pre is not None:
+            X = X @ self.pre[0] + self.pre[1]
         L = X @ self.W
         L += self.b
         L -= L.max(axis=1, keepdims=True)

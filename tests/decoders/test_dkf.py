@@ -494,3 +494,30 @@ def test_mlp_and_gp_choose_q_input_and_scale_by_blocked_cv(synthetic):
         Xtr[:600], Ztr[:600])
     np.testing.assert_allclose(Q_ref - gp.Q_add_, gp.q_scale_ * (
         fixed.predict_f_Q(Xte[:50])[1] - fixed.Q_add_), rtol=1e-6)
+
+
+def test_projected_kernels_map_the_input_first_in_onnx_and_numpy():
+    """With a ridge projection (40 features -> 2 dims) the graph maps the input once (40 x 2)
+    and the kernels run in the 2-D space (2 x n_train logits weights instead of 40 x n_train);
+    ONNX, its numpy twin and the fitted filter agree."""
+    from onnx import numpy_helper
+
+    from neurodeck.decoders.dkf.export import numpy_observation
+
+    Z = simulate_states(900, seed=3)
+    rng = np.random.default_rng(4)
+    X = Z @ rng.normal(size=(2, 40)) + 3.0 * rng.standard_normal((900, 40))
+    dkf = DiscriminativeKalmanFilter(projection="ridge", q_scale=0.5, loo_max_samples=300).fit(
+        X[:700], Z[:700])
+    model = dkf.to_onnx(dtype="float64")
+    shapes = {t.name: numpy_helper.to_array(t).shape for t in model.graph.initializer}
+    assert shapes["nw_proj_M"] == (40, 2)
+    assert shapes["nw_f_W"] == (2, 700) and shapes["nw_q_W"] == (2, 700)
+    ref = dkf.predict(X[700:])
+    rebuilt = DiscriminativeKalmanFilter.from_dict(json.loads(json.dumps(dkf.to_dict())))
+    np.testing.assert_allclose(rebuilt.use_onnx(model).predict(X[700:]), ref, atol=1e-8)
+    np.testing.assert_allclose(rebuilt.use_numpy_twin(model).predict(X[700:]), ref, atol=1e-8)
+    f, Q = numpy_observation(model)(X[700:710])
+    f_ref, Q_ref = dkf.predict_f_Q(X[700:710])
+    np.testing.assert_allclose(f, f_ref, atol=1e-10)
+    np.testing.assert_allclose(Q, Q_ref, atol=1e-10)
