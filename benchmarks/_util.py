@@ -600,4 +600,5 @@ def train_dkf(sfreq: float, seconds: float = 120.0, hop_s: float = 0.0625) -> DK
     dkf = DiscriminativeKalmanFilter(regressor="nw", loo_max_samples=1000).fit(X, Z)
     dkf.use_onnx(dkf.to_onnx())
     dec.dkf = dkf
+    dec.training_rows = (X, Z)  # the raw features (the DKF may keep only their projection)
     return dec

@@ -34,8 +34,8 @@ def data(quick: bool) -> tuple[np.ndarray, np.ndarray, str]:
         Z = np.loadtxt(FLINT / "z.csv", delimiter=",")
         return X, Z, "Flint reaching, 10 features"
     dec = u.train_dkf(160.0, seconds=60.0 if quick else 120.0)
-    X = dec.dkf.X_train_ * dec.dkf.x_scale_ + dec.dkf.x_mean_
-    return X, dec.dkf.Z_train_ + dec.dkf.z_mean_, "simulated motor band power"
+    X, Z = dec.training_rows
+    return X, Z, "simulated motor band power"
 
 
 def main(argv: list[str] | None = None) -> int:
