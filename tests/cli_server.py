@@ -128,20 +128,30 @@ class _Server:
             out, err = Path(tmp, "stdout"), Path(tmp, "stderr")
             req = {"module": module, "args": args, "cwd": cwd, "env": env,
                    "stdout": str(out), "stderr": str(err)}
-            self.proc.stdin.write(json.dumps(req) + "\n")
-            self.proc.stdin.flush()
-            pid = self._read(30.0)["pid"]
-            reply = self._read(timeout)
+            pid = None
+            try:
+                self.proc.stdin.write(json.dumps(req) + "\n")
+                self.proc.stdin.flush()
+                pid = self._read(60.0)["pid"]
+                reply = self._read(timeout)
+            except BaseException:  # (pytest-timeout, Ctrl-C): never leave a call half-answered
+                self.close(kill=pid)
+                raise
             if reply is None:
-                os.kill(pid, signal.SIGKILL)
-                self._read(30.0)
+                self.close(kill=pid)
                 raise subprocess.TimeoutExpired(argv, timeout, out.read_text(errors="replace"),
                                                 err.read_text(errors="replace"))
             return subprocess.CompletedProcess(argv, reply["rc"],
                                                out.read_text(errors="replace"),
                                                err.read_text(errors="replace"))
 
-    def close(self) -> None:
+    def close(self, kill: int | None = None) -> None:
+        """Stop the server (first the call ``kill``, a pid, if one is under way)."""
+        if kill is not None:
+            try:
+                os.kill(kill, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         if self.proc.poll() is None:
             self.proc.stdin.close()
             try:
