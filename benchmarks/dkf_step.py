@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     rows = []
     for reg, n_train, extra in cases:
-        n_train = min(n_train, len(X) - 1000)
+        n_train = min(n_train, len(X) - min(1000, len(X) // 4))  # keep rows to step over
         dkf = DiscriminativeKalmanFilter(regressor=reg, loo_max_samples=1000, **extra)
         dkf.fit(X[:n_train], Z[:n_train])
         model = dkf.to_onnx()
