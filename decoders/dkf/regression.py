@@ -674,21 +674,26 @@ def linear_filter_cv(
     Returns
     -------
     nmse : float
-        The lowest filtered error over the scales (each target's MSE over its variance).
+        The lowest filtered error over the scales (each target's MSE over its variance); the
+        ridge's own CV error when the fitted state model is not stationary (no filter prior).
     q_scale : float
-        The scale reaching it.
+        The scale reaching it (NaN in that case).
     """
     from neurodeck.decoders.dkf.updates import fit_state_model, stationary_covariance
 
     n, d = Zc.shape
-    _, alpha, _ = ridge_projection(Xs, Zc, n_folds=n_folds, gap=gap)
+    _, alpha, ridge_cv = ridge_projection(Xs, Zc, n_folds=n_folds, gap=gap)
+    A, Gamma = fit_state_model(Zc)
+    try:
+        S_inv = np.linalg.inv(stationary_covariance(A, Gamma))
+    except DecoderError:  # e.g. a drifting position: no stationary prior, score the ridge alone
+        logger.info("state model not stationary: feature sets compared by the ridge's CV error")
+        return float(np.min(ridge_cv)), float("nan")
     f = np.empty_like(Zc)
     for tr, te in blocked_folds(n, n_folds, gap):
         f[te] = Xs[te] @ _ridge_coef(Xs[tr], Zc[tr], np.array([alpha]))[0]
     r = Zc - f
     C = r.T @ r / n
-    A, Gamma = fit_state_model(Zc)
-    S_inv = np.linalg.inv(stationary_covariance(A, Gamma))
     scores = oof_filter_scores(f, np.broadcast_to(0.5 * (C + C.T), (n, d, d)), Zc, A, Gamma,
                                S_inv, q_scales, n_folds=n_folds)
     k = int(np.argmin(scores))

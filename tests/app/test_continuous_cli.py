@@ -260,3 +260,19 @@ def test_window_and_lags_chosen_on_the_training_rows_only():
     assert k == 0 and scores["0.5"] < scores["1"]
     k, lags, scores = choose_features([w05], "auto", part=lambda d: slice(0, 500))
     assert k == 1 and lags in lag_candidates(16)
+
+
+def test_feature_choice_survives_a_drifting_target():
+    """A random-walk target (its fitted state model is not stationary, e.g. a position): the
+    feature sets are compared by the ridge's CV error instead of failing."""
+    from neurodeck.decoders.continuous import select_lags
+    from neurodeck.decoders.dkf.regression import linear_filter_cv
+
+    rng = np.random.default_rng(0)
+    Z = np.cumsum(rng.standard_normal((500, 2)), axis=0)  # fitted A: spectral radius 1.00007
+    X = Z @ rng.normal(size=(2, 5)) + rng.standard_normal((500, 5))
+    Xs = (X - X.mean(axis=0)) / X.std(axis=0)
+    nmse, q = linear_filter_cv(Xs, Z - Z.mean(axis=0), np.array([0.5, 1.0]), gap=5)
+    assert np.isnan(q) and 0 < nmse < 1
+    best, scores = select_lags(X, Z, np.ones(500, dtype=bool))
+    assert best in ((0,), (0, 1, 2, 3)) and all(0 < v < 1 for v in scores.values())
