@@ -18,7 +18,8 @@ Xvfb has no window manager: the main window is maximised with ``xdotool windowsi
 person does with the title bar) and, on one monitor, the full-screen participant window is put
 behind the operator window with ``xdotool windowraise`` (the person's Alt+Tab).
 
-Exit status 0 when the whole path ran; 3 when it ran but the window grew past the screen
+Exit status 0 when the whole path ran; 3 when it ran but the window grew past the screen,
+a table's column header was cut short in a screenshot (the widget dump's ``cut_headers``)
 or the stream alarm was raised on the way (each such note is printed); 1 with a one-line reason when a step failed: the GUI
 process exited, an error appeared in the window's error banner (its history is in the dump), the
 GUI's log has an ERROR or a traceback, or an expected widget or state did not appear in time.
@@ -282,6 +283,11 @@ class Walk:
     def shot(self, name: str) -> Path:
         self.check()
         self.fits(f"{name}{self.suffix}.png")
+        for cut in self.state().get("cut_headers", []):  # a column too narrow for its header
+            note = f"{name}{self.suffix}.png: a table header is cut: {cut}"
+            if note not in self.findings:
+                self.findings.append(note)
+                print(f"  NOTE {note}", flush=True)
         time.sleep(0.4)  # let the last repaint reach the X server
         path = self.out / f"{name}{self.suffix}.png"
         res = subprocess.run(["import", "-window", "root", str(path)], env=self.env,

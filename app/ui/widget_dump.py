@@ -3,7 +3,8 @@
 Set ``NEURODECK_DUMP_WIDGETS=FILE`` before ``neurodeck gui``: four times a second (when something
 changed) the main window writes FILE as JSON with every visible widget that a person can click or
 type into, by name, with its global rectangle in screen pixels, plus the window's state (page
-shown, error banner, its history, status bar, the participant screen's phase). ``scripts/real_window_walk.py`` reads it to move the
+shown, error banner, its history, status bar, the participant screen's phase, table headers cut
+short by their column). ``scripts/real_window_walk.py`` reads it to move the
 real X pointer with xdotool onto a button instead of hard-coding pixels. Without the variable
 nothing is installed.
 
@@ -21,13 +22,15 @@ import logging
 import os
 from pathlib import Path
 
-from PyQt6.QtCore import QObject, QPoint, QTimer
+from PyQt6.QtCore import QObject, QPoint, Qt, QTimer
 from PyQt6.QtWidgets import (
     QAbstractButton,
     QAbstractSpinBox,
     QApplication,
     QComboBox,
+    QHeaderView,
     QLineEdit,
+    QStyle,
     QTabWidget,
     QWidget,
 )
@@ -73,6 +76,29 @@ def _attributes(owner: object, prefix: str, out: dict) -> None:
                     out[f"{prefix}.{attr}[{key}]"] = _entry(item)
 
 
+def cut_headers(top: QWidget) -> list[str]:
+    """Column headers of the visible tables under ``top`` narrower than their text (plus the
+    style's margins): ``"<table>: 'decoded' 31 px < 72 px"``."""
+    out = []
+    for header in top.findChildren(QHeaderView):
+        if not header.isVisible() or header.orientation() != Qt.Orientation.Horizontal:
+            continue
+        model = header.model()
+        if model is None:
+            continue
+        margin = 2 * header.style().pixelMetric(QStyle.PixelMetric.PM_HeaderMargin, None, header)
+        table = header.parent()
+        name = table.objectName() or type(table).__name__
+        for i in range(header.count()):
+            if header.isSectionHidden(i):
+                continue
+            text = str(model.headerData(i, Qt.Orientation.Horizontal) or "")
+            need = header.fontMetrics().horizontalAdvance(text) + margin if text else 0
+            if header.sectionSize(i) < need:
+                out.append(f"{name}: {text!r} {header.sectionSize(i)} px < {need} px")
+    return out
+
+
 def snapshot(window) -> dict:
     """What :data:`ENV` writes: ``{"widgets": {name: entry}, "state": {...}}`` (see module doc)."""
     widgets: dict[str, dict] = {}
@@ -90,10 +116,12 @@ def snapshot(window) -> dict:
         if page.isVisible():
             _attributes(page, key, widgets)
     tops = []
+    cut: list[str] = []
     for top in QApplication.topLevelWidgets():
         if not top.isVisible():
             continue
         tops.append({"class": type(top).__name__, "title": top.windowTitle(), "rect": _rect(top)})
+        cut += cut_headers(top)
         if top is not window:
             _attributes(top, type(top).__name__, widgets)
         for tabs in top.findChildren(QTabWidget):
@@ -128,6 +156,7 @@ def snapshot(window) -> dict:
         "busy": window.busy_reasons(),
         "windows": tops,
         "participant": participant,
+        "cut_headers": cut,
     }
     return {"widgets": widgets, "state": state}
 

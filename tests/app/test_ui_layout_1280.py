@@ -13,6 +13,7 @@ from PyQt6.QtCore import QPointF, Qt  # noqa: E402
 from PyQt6.QtWidgets import QStyle  # noqa: E402
 
 from neurodeck.app.feedback_model import TrialResult  # noqa: E402
+from neurodeck.app.ui.widget_dump import cut_headers  # noqa: E402
 from tests.app.test_ui_main_window import _go  # noqa: E402
 
 LEFT = Qt.MouseButton.LeftButton
@@ -70,6 +71,22 @@ def test_online_score_table_stays_readable_at_1280x800(make_window, qtbot):
     assert table.horizontalScrollBar().maximum() == 0
     label = page.summary_label  # two lines reserved: the summary fits them at this width
     assert label.heightForWidth(label.width()) <= label.height(), label.width()
+    # what scripts/real_window_walk.py reads from the widget dump: no header cut in the window
+    assert cut_headers(win) == []
+
+
+def test_cut_headers_names_a_column_narrower_than_its_header(qtbot):
+    from PyQt6.QtWidgets import QTableWidget
+
+    table = QTableWidget(1, 2)
+    table.setObjectName("scores")
+    table.setHorizontalHeaderLabels(["time to decision", "ok"])
+    qtbot.addWidget(table)
+    table.show()
+    table.setColumnWidth(0, 30)
+    table.setColumnWidth(1, 80)
+    (cut,) = cut_headers(table)
+    assert cut.startswith("scores: 'time to decision' 30 px < ")
 
 
 def test_replay_cue_labels_stay_inside_the_plot(make_window, qtbot, asset_edfs, bundle_dir):
