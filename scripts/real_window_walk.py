@@ -10,7 +10,7 @@ write its visible widgets' screen rectangles, see ``app/ui/widget_dump.py``) and
 xdotool only (pointer moves, clicks, typed text, keys): start the built-in simulator, Session ›
 New (Ctrl+N, subject, Create session), Calibrate (3 trials per class, Start, participant screen),
 Features (Use session calibration, Compute), Train (cross-validation, save the model), Online
-(a cued run with feedback on the participant screen), Replay (type the EEGMMIDB file, Play,
+(a cued run with feedback on the participant screen, then the Cursor task tab and back), Replay (type the EEGMMIDB file, Play,
 Evaluate: the session's model is refused with a clear message, the shipped EEGMMIDB
 population model scores). Each step is screenshotted with ``import -window root`` into --out.
 
@@ -387,6 +387,14 @@ class Walk:
                     "the cued online run to end")
         time.sleep(1.0)
         self.shot("w14-online-done")
+        # the cursor task tab once: its controls used to squeeze the score table to ~200 px
+        # for the rest of the session (the headers' check in shot() sees that)
+        self.click("tab:Cursor task")
+        time.sleep(0.5)
+        self.shot("w14b-online-cursor-tab")
+        self.click("tab:Graz bar")
+        time.sleep(0.5)
+        self.shot("w14c-online-graz-again")
 
         self.page("replay")
         self.type_into("replay.file_edit", EDF)
