@@ -536,17 +536,23 @@ class QualityScreen:
         n = len(self.scale)
         self._ids = np.full(self.nb, -1)
         self._stats = np.zeros((self.nb, 7, n))  # bad, s1, s2, max, min, n at max, n at min
+        self._lead = np.zeros((7, n))
         self.need = max(int(config.clip_min_samples), int(np.ceil(config.clip_fraction * window)))
 
     @staticmethod
-    def _block(x: np.ndarray) -> np.ndarray:
+    def _block(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Statistics of a block ``x`` (n_channels, n), shape (7, n_channels), into ``out``."""
         x = x.astype(np.float64, copy=False)
-        s1 = x.sum(axis=1)
-        bad = ~np.isfinite(s1)
-        mx, mn = x.max(axis=1), x.min(axis=1)
-        return np.stack([bad.astype(float), s1, np.einsum("ij,ij->i", x, x), mx, mn,
-                         np.count_nonzero(x == mx[:, None], axis=1),
-                         np.count_nonzero(x == mn[:, None], axis=1)])
+        if out is None:
+            out = np.empty((7, len(x)))
+        np.sum(x, axis=1, out=out[1])
+        out[0] = ~np.isfinite(out[1])
+        np.einsum("ij,ij->i", x, x, out=out[2])
+        np.max(x, axis=1, out=out[3])
+        np.min(x, axis=1, out=out[4])
+        out[5] = np.count_nonzero(x == out[3][:, None], axis=1)
+        out[6] = np.count_nonzero(x == out[4][:, None], axis=1)
+        return out
 
     def clean(self, window: np.ndarray, end: int, head: np.ndarray | None = None) -> bool:
         """True if ``check_window`` would certainly find no invalidating problem.
@@ -572,21 +578,25 @@ class QualityScreen:
                 off = b * hop - start
                 if off < 0:
                     return False  # not in this tail
-                self._stats[k] = self._block(window[:, off:off + hop])
+                self._block(window[:, off:off + hop], self._stats[k])
                 self._ids[k] = b
+        st = self._stats
+        tot = st[:, :3].sum(axis=0)  # bad, s1, s2 per channel
+        ext = np.stack([st[:, 3].max(axis=0), st[:, 4].min(axis=0)])  # (2, n)
         r = self.lead
         if r:
             lead = window[:, :r] if m == W else head
             if lead is None or lead.shape[1] != r:
                 return False
-            allst = np.concatenate([self._block(lead)[None], self._stats])
-        else:
-            allst = self._stats
-        tot = allst[:, :3].sum(axis=0)  # bad, s1, s2 per channel
+            lead = self._block(lead, self._lead)
+            tot += lead[:3]
+            np.maximum(ext[0], lead[3], out=ext[0])
+            np.minimum(ext[1], lead[4], out=ext[1])
+        n_ext = ((st[:, 3:5] == ext) * st[:, 5:7]).sum(axis=0)  # samples at max, min
+        if r:
+            n_ext += (lead[3:5] == ext) * lead[5:7]
         if tot[0].any():
             return False  # NaN/Inf (or overflow): check_window says which and where
-        ext = np.stack([allst[:, 3].max(axis=0), allst[:, 4].min(axis=0)])  # (2, n)
-        n_ext = ((allst[:, 3:5] == ext) * allst[:, 5:7]).sum(axis=0)  # samples at max, min
         v = self.volt
         if not v.any():
             return True

@@ -78,12 +78,12 @@ class UnitGuard:
             return window, ""
         tail = window[:, -CHECK_SAMPLES:]
         if self.unknown.size:
-            live = amplitude_scale(tail[self.unknown])
+            live = amplitude_scale(tail if self.unknown.size == len(tail) else tail[self.unknown])
             reason = amplitude_mismatch(live, self.calibration, self.model_unit)
             if reason:
                 return window, reason
         if self.declared.size:
-            live = amplitude_scale(tail[self.declared])
+            live = amplitude_scale(tail if self.declared.size == len(tail) else tail[self.declared])
             reason = amplitude_mismatch(live, self.calibration, self.model_unit,
                                         tolerance=DECLARED_TOLERANCE, declared=self.declared_unit)
             if reason:

@@ -33,6 +33,10 @@ def amplitude_scale(X: np.ndarray) -> float:
     """
     X = np.asarray(X, dtype=np.float64)
     if X.ndim == 2:
+        if X.shape[-1] >= 2:  # one window (the online engine, every hop): one median
+            per_channel = np.abs(np.diff(X, axis=-1)).mean(axis=-1)
+            if np.isfinite(per_channel).all():
+                return float(np.median(per_channel))
         X = X[None]
     if X.ndim != 3 or X.shape[-1] < 2:
         raise ValueError(f"X must be (n_windows, n_channels, n_times >= 2), got shape {X.shape}")
