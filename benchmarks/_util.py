@@ -343,7 +343,7 @@ def decoder_config(pipeline: str, window_s: float = 1.0, pad: float = 1.0):
 
 
 def train_bundle(pipeline: str, n_channels: int, srate: float, out_dir: Path,
-                 window_s: float = 1.0, seconds: float = 90.0):
+                 window_s: float = 1.0, seconds: float = 90.0, decimate: bool | None = None):
     """Fit ``pipeline`` on EEGMMIDB S001 R04 (tiled/resampled) and save an ONNX bundle.
 
     Returns
@@ -360,6 +360,10 @@ def train_bundle(pipeline: str, n_channels: int, srate: float, out_dir: Path,
     from neurodeck.decoders.onnx import save_bundle
 
     cfg = decoder_config(pipeline, window_s)
+    if decimate is not None:  # (None: the config's default; code before decimation has no field)
+        import dataclasses
+
+        cfg = dataclasses.replace(cfg, decimate=decimate)
     data, labs, onsets, y = eeg_data(n_channels, srate, seconds)
     X, kept = extract_epochs(data.astype(np.float64), srate, onsets, cfg.tmin, cfg.tmax, cfg.pad)
     y = y[kept]
@@ -367,7 +371,7 @@ def train_bundle(pipeline: str, n_channels: int, srate: float, out_dir: Path,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         pipe.fit(X, y)
-    path = out_dir / f"{pipeline}-{n_channels}x{int(srate)}"
+    path = out_dir / f"{pipeline}{'' if decimate is None else f'-d{int(decimate)}'}-{n_channels}x{int(srate)}"
     save_bundle(pipe, cfg, path, ch_names=labs, sfreq=srate, X_check=X[:4])
     return OnlineDecoder(path), pipe, X
 

@@ -206,7 +206,8 @@ def build_decoder(pipeline: str, n_ch: int, srate: float, tmp: Path, dkf_cache: 
         base = dkf_cache["dkf"]
         # same trained filter, band-pass designed for this stream's rate
         return u.DKFDecoder(base.dkf, base.motor, srate)
-    dec, _, _ = u.train_bundle(pipeline, n_ch, srate, tmp)
+    name, _, full = pipeline.partition(":")  # name:full = trained without decimation
+    dec, _, _ = u.train_bundle(name, n_ch, srate, tmp, decimate=False if full == "full" else None)
     return dec
 
 
@@ -225,7 +226,8 @@ COLUMNS = (
 def main(argv: list[str] | None = None) -> int:
     p = u.parser(__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=None, help="measured seconds per run (10)")
-    p.add_argument("--pipelines", default=None, help="comma separated subset of " + ",".join(PIPELINES))
+    p.add_argument("--pipelines", default=None, help="comma separated subset of " + ",".join(PIPELINES)
+                   + "; name:full = the model trained without decimation to its working rate")
     p.add_argument("--configs", default=None, help="e.g. 64x512,256x2048")
     p.add_argument("--blas", default="default,1",
                    help="BLAS pool settings to run: default (as started), 1 (one thread) or both")
@@ -256,14 +258,16 @@ def main(argv: list[str] | None = None) -> int:
                             results.setdefault((pl, blas), []).append(r)
                 for (pl, blas), rs in results.items():
                     m = u.median_rows(rs)
-                    rows.append([f"{n_ch}x{int(srate)}", pl, blas, *(m[k] for k, _ in COLUMNS)])
+                    work = getattr(decoders[pl], "working_sfreq", srate)
+                    rows.append([f"{n_ch}x{int(srate)}", f"{pl} ({work:g} Hz)", blas,
+                                 *(m[k] for k, _ in COLUMNS)])
     hop_ms = HOP_S * 1e3
     u.print_table(
         f"End-to-end latency, ms (medians of {reps} repetition(s) x {seconds:g} s; hop {hop_ms:g} ms,"
         " 1 s window + 1 s filter padding)",
         ["stream", "pipeline", "blas", *(h for _, h in COLUMNS)],
         rows,
-        note=("Targets (issue 16): ready->pub p50 <= 1 ms, p99 <= 3 ms at 64 ch @ 512 Hz; e2e p99 "
+        note=("(N Hz) after the pipeline: the rate its features work at (decimated when the band allows). Targets (issue 16): ready->pub p50 <= 1 ms, p99 <= 3 ms at 64 ch @ 512 Hz; e2e p99 "
               "<= 20 ms and no hop skipped at 256 ch @ 2048 Hz (ts-lr). e2e is measured from the "
               "moment the window's last sample was due to be pushed (its chunk is pushed when its "
               "last sample is due; the timestamp is corrected for the rest of the chunk); source "
