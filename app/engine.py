@@ -14,6 +14,10 @@ carries the band-pass state from hop to hop and filters only the samples that ar
 last window (restarted on a whole padded window at start, after a gap or NaN/Inf, or after a
 skip of more than a window); the quality check of the model channels is cleared from per-hop
 block statistics (:class:`QualityScreen`) and runs in full only on a window that might be bad.
+Per hop the engine reads from the ring buffer only the model channels' new samples, the window's
+timestamps and its first samples (the whole window only to restart the filter or to check a
+window the screen does not clear). A model that decimates to a working rate
+(:func:`decoders.epochs.decimation_factor`) gets hops of whole working samples.
 A decoder with only ``decide(window)`` is decided window by window
 (:class:`decoders.online.RawWindowStream`).
 

@@ -397,22 +397,31 @@ def _block_sums(y: np.ndarray, ends: np.ndarray, n: int, hop: int) -> tuple[np.n
     G = Yb @ Yb.transpose(0, 2, 1)  # (n_blocks, ch, ch), each block once
     s = Yb.sum(axis=2)  # (n_blocks, ch)
     first = ends // hop - q - b_lo  # first whole block of each window
-    # sums over q consecutive blocks as differences of running sums (over this batch's blocks
-    # only, so rounding stays at the scale of a few hundred blocks: ~1e-14 relative)
+    # sums over q consecutive blocks: a window one hop after the previous one is the previous
+    # sum plus the block entering minus the block leaving (two passes a window, in this batch
+    # only, so rounding stays at the scale of a few hundred blocks: ~1e-14 relative), any other
+    # window (the batch's first, or after skipped windows) the sum of its q blocks
     bad = ~np.isfinite(s.sum(axis=1) + np.einsum("bii->b", G))  # only in windows not decided
     G[bad], s[bad] = 0.0, 0.0  # here (kept out of the running sums, which would carry NaN on)
-    Gc = np.empty((len(G) + 1, *G.shape[1:]))
-    Gc[0] = 0.0
-    for b in range(len(G)):  # ~15x faster than np.cumsum along the first axis here
-        np.add(Gc[b], G[b], out=Gc[b + 1])
+    S = np.empty((len(ends), *G.shape[1:]))
+    prev = None
+    for i, f in enumerate(first.tolist()):
+        if prev is not None and f == prev + 1:
+            np.add(S[i - 1], G[f + q - 1], out=S[i])
+            S[i] -= G[f - 1]
+        else:
+            G[f:f + q].sum(axis=0, out=S[i])
+        prev = f
     sc = np.zeros((len(s) + 1, len(y)))
     np.cumsum(s, axis=0, out=sc[1:])
-    S = Gc[first + q] - Gc[first]
     m = sc[first + q] - sc[first]
     if r:
         idx = (ends - n)[:, None] + np.arange(r)[None, :]
         Xr = y[:, idx].transpose(1, 0, 2)  # (n_windows, ch, r)
-        S += Xr @ Xr.transpose(0, 2, 1)
+        if r == 1:  # outer products by broadcasting (no stack of k=1 matrix products)
+            S += Xr[:, :, :1] * Xr[:, None, :, 0]
+        else:
+            S += Xr @ Xr.transpose(0, 2, 1)
         m += Xr.sum(axis=2)
     return S, m
 
