@@ -35,7 +35,7 @@ with the other 12 subjects as sources (what ``neurodeck evaluate TARGET --protoc
 --sources OTHER-12`` and ``--protocol loso`` run), one JSON line per (target, pipeline, K) with
 the CLI's record. The pipelines run from their re-centering step on the cached OAS covariances
 of their own band-pass: both earlier steps are per trial and stateless, so the scores are those
-of the whole pipeline on the windows. Resumable: (target, pipeline) pairs already in OUT are
+of the whole pipeline on the windows. Resumable: (target, pipeline, K) rows already in OUT are
 skipped.
 
 ``ensembles``: within one session alone, the shipped ``fgmdm``, ``ts-lda``, ``ts-lr``, ``ts-svm``
@@ -144,15 +144,16 @@ def loso(D, names, ks, targets, out: Path) -> None:
 
     done = set()
     if out.exists():
-        done = {(r["dataset"], r["pipeline"]) for r in map(json.loads, out.read_text().splitlines())}
+        done = {(r["dataset"], r["pipeline"], r["calib_trials"])
+                for r in map(json.loads, out.read_text().splitlines())}
     for s in targets:
         sources = [(D[o]["full"], D[o]["y"]) for o in D if o != s]
-        for n in names:
-            if (s, n) in done:
+        for n, k in itertools.product(names, ks):
+            if (s, n, k) in done:
                 continue
             tail = P.make_pipeline(n, 160.0)
-            assert [k for k, _ in tail.steps[:2]] == ["bandpass", "cov"], tail
-            res = evaluate_chronological(D[s]["full"], D[s]["y"], {n: tail[2:]}, ks,
+            assert [m for m, _ in tail.steps[:2]] == ["bandpass", "cov"], tail
+            res = evaluate_chronological(D[s]["full"], D[s]["y"], {n: tail[2:]}, [k],
                                          sources=sources, dataset=s, protocol="loso")
             with out.open("a") as f:
                 for r in res:
@@ -192,8 +193,12 @@ def main() -> None:
     ap.add_argument("--targets", default=",".join(SUBJECTS))
     ap.add_argument("--pipelines", default="default,rc-ts-lr-rpa,rc-ts-lr-ft")
     ap.add_argument("--calib-trials", default="0,5,10,20")
+    ap.add_argument("--pipeline-file", type=Path, action="append", default=[],
+                    help="more pipelines (TOML, as `neurodeck evaluate --pipeline-file`)")
     a = ap.parse_args()
     warnings.simplefilter("ignore")
+    for f in a.pipeline_file:
+        P.add_pipeline_specs(f)
     D = {s: covariances(a.data, a.cache, s, subbands=a.lead != "loso") for s in SUBJECTS}
 
     def write(s: str, variant: str, folds: list[float]) -> None:
