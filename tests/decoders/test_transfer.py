@@ -323,6 +323,18 @@ def test_procrustes_and_fine_tuning_beat_pooling_when_subjects_differ_by_a_rotat
     bundle = load_bundle(path)
     assert bundle.adaptive_steps[0].exponent_ == rpa.named_steps["recentering"].exponent_
     np.testing.assert_allclose(bundle.predict_proba(X[20:]), rpa.predict_proba(X[20:]), atol=1e-5)
+    # online, the stretch follows the adapting reference: the decoder == the pipeline's adaptive rule
+    import copy
+
+    from neurodeck.decoders.online import OnlineDecoder
+    from neurodeck.decoders.transfer import predict_proba_adaptive
+
+    want = predict_proba_adaptive(copy.deepcopy(rpa), X[20:])
+    np.testing.assert_allclose(OnlineDecoder(path).decide_batch(X[20:]), want, atol=1e-5)
+    assert np.abs(want - rpa.predict_proba(X[20:])).max() > 1e-3  # adaptation moved it
+    unstretched = copy.deepcopy(rpa)
+    unstretched.named_steps["recentering"].exponent_ = 1.0
+    assert np.abs(predict_proba_adaptive(unstretched, X[20:]) - want).max() > 1e-3  # stretch applied
 
 
 def test_auto_target_weight_is_chosen_on_the_users_calibration_trials_only():
