@@ -52,3 +52,14 @@ def test_recordings_the_population_model_cannot_take(shared_data, asset_edfs):
         out = Path(tempfile.mkdtemp()) / "csp"
         fit_bundle(t, make_config("csp-lda", events=t.mapping), out)
         load_population(out)
+
+
+def test_population_work_lives_in_one_module():
+    """Building a population model and starting a user from it are app.workflow.population; the
+    transfer module keeps the evaluation protocols only (issue 10: one module for one job)."""
+    import neurodeck
+    from neurodeck.app.workflow import population, transfer
+
+    assert neurodeck.train_population is population.train_population
+    assert population.train_population.__module__ == "neurodeck.app.workflow.population"
+    assert not hasattr(transfer, "train_population") and hasattr(transfer, "evaluate_transfer")
