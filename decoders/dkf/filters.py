@@ -147,7 +147,11 @@ class KalmanFilter(_FilterBase):
         self.b_ = coef[-1]
         resid = X - design @ coef
         R = resid.T @ resid / len(resid)
-        self.R_ = 0.5 * (R + R.T)
+        # features that sum to a constant (a classifier's class probabilities) have a residual
+        # covariance, and an innovation covariance, that are singular: a floor of 1e-9 of the
+        # mean residual variance keeps every update solvable without changing the others
+        floor = 1e-9 * max(float(np.trace(R)) / len(R), np.finfo(float).tiny)
+        self.R_ = 0.5 * (R + R.T) + floor * np.eye(len(R))
         self.n_features_in_ = X.shape[1]
         self.n_states_ = Z.shape[1]
         return self

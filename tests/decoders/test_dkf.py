@@ -521,3 +521,21 @@ def test_projected_kernels_map_the_input_first_in_onnx_and_numpy():
     f_ref, Q_ref = dkf.predict_f_Q(X[700:710])
     np.testing.assert_allclose(f, f_ref, atol=1e-10)
     np.testing.assert_allclose(Q, Q_ref, atol=1e-10)
+
+
+def test_kf_on_class_probabilities_that_sum_to_one_stays_solvable():
+    """A classifier's two outputs (p, 1 - p) as features: their residual covariance is singular.
+    The KF's innovation covariance must stay invertible (it failed as 'Singular matrix' at random
+    in test_classifier_outputs_as_features), and filtering must run."""
+    rng = np.random.default_rng(3)
+    z = np.zeros((600, 2))
+    for t in range(1, len(z)):
+        z[t] = 0.95 * z[t - 1] + 0.3 * rng.standard_normal(2)
+    p = 1 / (1 + np.exp(-(z[:, 0] + 0.5 * rng.standard_normal(len(z)))))
+    X = np.column_stack([p, 1 - p])
+    kf = KalmanFilter().fit(X[:400], z[:400])
+    innov = kf.H_ @ kf.S_ @ kf.H_.T + kf.R_
+    assert np.linalg.cond(innov) < 1e12, np.linalg.cond(innov)
+    out = kf.predict(X[400:])
+    assert np.isfinite(out).all()
+    assert np.corrcoef(out[:, 0], z[400:, 0])[0, 1] > 0.5
