@@ -27,8 +27,12 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
     """The README's run (``python -m pytest``: no paths, ``slow`` deselected) uses 4 workers.
 
     Most tests wait on real-time LSL streams or subprocesses (the 2-worker run used ~1 core of 2),
-    so 4 pytest-xdist workers on 2 cores: 705 tests in 350 s vs 430 s with 2 (load ~3). Tests stay grouped by module (``--dist loadscope``: module fixtures are
-    built once). Runs naming paths, ``-m slow`` (benchmarks, soak: serial), ``-n``, ``--pdb`` or
+    so 4 pytest-xdist workers on 2 cores: 705 tests in 350 s vs 430 s with 2 (load ~3). Idle
+    workers steal queued tests (``--dist worksteal``): with ``loadscope`` a whole module ran on one
+    worker and the run ended waiting for the last big module (820 tests, quiet machine: 284 s
+    loadscope vs 261 s worksteal, the latter with the Flint test moved to ``slow``; a module
+    fixture may be built on more than one worker). Runs naming paths, ``-m slow`` (benchmarks,
+    soak: serial), ``-n``, ``--pdb`` or
     ``NEURODECK_TEST_WORKERS=0`` are left as asked; without pytest-xdist everything runs serially.
     """
     if os.environ.get("PYTEST_XDIST_WORKER"):  # (lead) a worker must not start workers: that forked 228 processes
@@ -40,7 +44,7 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
             and opt.markexpr == "not slow" and opt.numprocesses is None and opt.dist == "no"
             and not opt.collectonly and not opt.usepdb):
         opt.numprocesses = workers
-        opt.dist = "loadscope"
+        opt.dist = "worksteal"
 
 
 def wait_until(pred, timeout: float, step: float = 0.02) -> bool:
