@@ -594,11 +594,17 @@ def cv_filter_scores(
         f = nadaraya_watson(Phi[te], P_tr, Z_tr, bandwidth)
         outer = (resid[:, :, None] * resid[:, None, :]).reshape(len(tr), d * d)
         Q = nadaraya_watson(Phi[te], P_tr, outer, q_bandwidth).reshape(-1, d, d) + Q_add
-        c = np.asarray(q_scales, dtype=float)[:, None, None, None]
-        mu = dkf_filter_batch(np.broadcast_to(f, (c.shape[0], *f.shape)), c * Q[None], A,
-                              Gamma, S_inv, robust)
-        sq += np.sum((mu - Zc[te][None]) ** 2 / var, axis=(1, 2))
+        sq += _scaled_block_sq(f, Q, Zc[te], var, A, Gamma, S_inv, q_scales, robust)
     return sq / (n * d)
+
+
+def _scaled_block_sq(f, Q, Z, var, A, Gamma, S_inv, q_scales, robust) -> np.ndarray:
+    """Filter one contiguous block from the stationary prior with ``Q`` times each scale;
+    per scale, the squared error summed over steps and targets, each over its variance."""
+    c = np.asarray(q_scales, dtype=float)[:, None, None, None]
+    mu = dkf_filter_batch(np.broadcast_to(f, (c.shape[0], *f.shape)), c * Q[None], A, Gamma,
+                          S_inv, robust)
+    return np.sum((mu - Z[None]) ** 2 / var, axis=(1, 2))
 
 
 def oof_filter_scores(
@@ -637,12 +643,9 @@ def oof_filter_scores(
     """
     n, d = Zc.shape
     var = np.maximum(Zc.var(axis=0), 1e-12)
-    c = np.asarray(q_scales, dtype=float)[:, None, None, None]
-    sq = np.zeros(c.shape[0])
+    sq = np.zeros(len(q_scales))
     for _, te in blocked_folds(n, n_folds, 0):
-        mu = dkf_filter_batch(np.broadcast_to(f[te], (c.shape[0], te.size, d)), c * Q[te][None],
-                              A, Gamma, S_inv, robust)
-        sq += np.sum((mu - Zc[te][None]) ** 2 / var, axis=(1, 2))
+        sq += _scaled_block_sq(f[te], Q[te], Zc[te], var, A, Gamma, S_inv, q_scales, robust)
     return sq / (n * d)
 
 
