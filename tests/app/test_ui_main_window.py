@@ -13,27 +13,6 @@ from PyQt6.QtWidgets import QLabel  # noqa: E402
 LEFT = Qt.MouseButton.LeftButton
 
 
-@pytest.fixture
-def make_window(qtbot):
-    from neurodeck.app.ui.main_window import MainWindow
-    from neurodeck.app.ui.qt_models import AppContext
-
-    made = []
-
-    def make():
-        win = MainWindow(AppContext())
-        win.confirm = lambda text: True
-        qtbot.addWidget(win)
-        win.resize(1280, 800)
-        win.show()
-        made.append(win)
-        return win
-
-    yield make
-    for win in made:
-        win.close()
-
-
 def _go(qtbot, win, key):
     from neurodeck.app.ui.main_window import PAGES
 
