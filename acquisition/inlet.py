@@ -721,8 +721,11 @@ class Inlet(_BaseInlet):
             return 0
         scratch = self._scratch
         # wait (inside liblsl, GIL released) for one sample, then take what is already there
-        _, ts = inlet.pull_chunk(timeout=self.poll_interval, max_samples=1, dest_obj=scratch,
-                                 as_numpy=True)
+        try:
+            _, ts = inlet.pull_chunk(timeout=self.poll_interval, max_samples=1, dest_obj=scratch,
+                                     as_numpy=True)
+        except LSLTimeoutError:  # liblsl reports a timed-out wait while it recovers the
+            return 0  # connection: no data this round (it crashed the pull thread before)
         if len(ts) == 0:
             return 0
         if len(scratch) > 1:

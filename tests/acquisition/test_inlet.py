@@ -591,3 +591,31 @@ def test_a_loss_between_the_two_pulls_of_a_round_keeps_the_sample_already_taken(
     assert inlet.n_received == 1
     with pytest.raises(LostError):
         inlet._pull()
+
+
+def test_a_timed_out_wait_while_liblsl_recovers_is_a_round_without_data():
+    """liblsl may raise its TimeoutError from a pull while it recovers a connection (seen in CI:
+    the recorder's pull thread crashed and the recording lost the rest of the stream). It is a
+    round without data; the next round delivers."""
+    from pylsl.util import TimeoutError as LSLTimeoutError
+
+    info = make_stream_info("nd-fake-timeout", "EEG", ["C3", "C4"], 100.0, source_id="nd-fake-t")
+    inlet = Inlet(info, buffer_seconds=1)
+    inlet._set_description(StreamDescription.from_info(info))
+    inlet._stamps_as_sent = True
+
+    class Lsl:
+        calls = 0
+
+        def pull_chunk(self, timeout, max_samples, dest_obj, as_numpy):
+            Lsl.calls += 1
+            if Lsl.calls == 1:
+                raise LSLTimeoutError("the operation failed due to a timeout.")
+            if Lsl.calls == 2:
+                dest_obj[0] = (1.0, 2.0)
+                return dest_obj[:1], np.array([5.0])
+            return dest_obj[:0], np.array([])
+
+    inlet._inlet = Lsl()
+    assert inlet._pull() == 0
+    assert inlet._pull() == 1 and inlet.n_received == 1
