@@ -267,9 +267,13 @@ def test_source_lost_and_back_inlet_recorder_engine(counter_source, tmp_path, ne
             back = second
         else:
             back = src
-        n_before = inlet.n_received
+        n_before, r_before = inlet.n_received, rec.status.streams[0].received
         back.start()
-        assert wait_until(lambda: inlet.n_received > n_before + int(1.5 * sf), 15), inlet.state
+        # both consumers reconnect on their own (liblsl's recovery, or re-resolving after
+        # switch_after): wait until each holds 1.5 s of the restarted stream
+        assert wait_until(lambda: inlet.n_received > n_before + int(1.5 * sf)
+                          and rec.status.streams[0].received > r_before + int(1.5 * sf), 15), \
+            (inlet.state, rec.status.streams[0].state)
         back.close()
         time.sleep(0.3)
         path = rec.stop()
