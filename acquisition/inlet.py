@@ -431,6 +431,30 @@ class _BaseInlet:
     def _on_stopping(self) -> None:
         """Hook on the pull thread after a stop request, before it ends."""
 
+    @property
+    def last_data_at(self) -> float:
+        """``time.monotonic()`` of the last pull that brought data (delivered or held back)."""
+        return self._last_data
+
+    def _final_pull(self) -> None:
+        """On stop: deliver what liblsl already holds for us (nothing received is dropped)."""
+        inlet = self._inlet
+        if inlet is None:
+            return
+        try:
+            left = int(inlet.samples_available())
+        except Exception:  # noqa: BLE001 - a lost stream: nothing to take
+            return
+        while left > 0:
+            try:
+                n = self._pull()
+            except LostError:
+                return
+            if not n:
+                return
+            self._last_data = time.monotonic()
+            left -= n
+
     def _run(self) -> None:
         try:
             while not self._stop_evt.is_set():
@@ -449,6 +473,7 @@ class _BaseInlet:
                         self._maybe_reresolve(now)
                     if self._inlet is None:  # otherwise the pull itself waited for data
                         self._stop_evt.wait(self.poll_interval)
+            self._final_pull()
             self._on_stopping()
         except Exception as exc:  # noqa: BLE001 - surfaced through .error and the log
             self._error = exc

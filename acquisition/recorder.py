@@ -404,7 +404,9 @@ class Recorder:
                 tol = 1.5 / srate if srate > 0 and not s.desc.get("is_marker") else 0.0
                 lag = s.lag_min if abs(s.lag_min) > 0.5 else 0.0  # inf (nothing yet) -> never
                 caught_up = s.last_ts is not None and s.last_ts >= t_stop - lag - tol
-                quiet = now - max(s.last_arrival, t0) >= self.drain_quiet
+                # (data held back by the inlet for a trustworthy stamp count as arriving)
+                flow = getattr(s.inlet, "last_data_at", 0.0)
+                quiet = now - max(s.last_arrival, flow, t0) >= self.drain_quiet
                 if not (caught_up or quiet):
                     still.append(s)
             pending = still
