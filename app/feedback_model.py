@@ -574,14 +574,17 @@ class RunSummary:
     chance: float
     median_time_to_decision_s: float
     n_undecided: int
+    n_without_decisions: int = 0  # trials that ended without one valid decision (not scored)
 
     def line(self) -> str:
+        missed = ("" if not self.n_without_decisions else
+                  f" \u00b7 {self.n_without_decisions} trial(s) without a decision, not scored")
         if not self.n_trials:
-            return "no trial scored yet"
+            return "no trial scored yet" + missed
         ttd = (f"{self.median_time_to_decision_s:.2f} s"
                if math.isfinite(self.median_time_to_decision_s) else "n/a")
         return (f"{self.n_correct}/{self.n_trials} correct ({100 * self.accuracy:.0f} %, chance "
-                f"{100 * self.chance:.0f} %) \u00b7 median time to decision {ttd}")
+                f"{100 * self.chance:.0f} %) \u00b7 median time to decision {ttd}{missed}")
 
 
 class CuedRunScorer:
@@ -715,4 +718,5 @@ class CuedRunScorer:
             chance=1.0 / len(self.labels),
             median_time_to_decision_s=float(np.median(ttd)) if ttd else float("nan"),
             n_undecided=sum(r.time_to_decision_s is None for r in scored),
+            n_without_decisions=len(self.results) - n,
         )

@@ -129,7 +129,17 @@ def test_clinical_session_by_clicks_with_signal_loss_in_each_run(qtbot, session_
         with qtbot.waitSignal(online.run_stopped, timeout=120000):
             pass
         s = online.scorer.summary()
-        assert s.n_trials == 20, s  # every trial scored once; the cut one was repeated
+        onsets = [r.onset for r in online.scorer.results]
+        # every trial ended once (the cut one dropped and repeated); each had decisions
+        assert len(onsets) == 20 and len(set(onsets)) == 20, onsets
+        # each trial may hold decisions for only 0.5 s (window signal part 1.5 s, trial 2 s): an
+        # engine starved of CPU skips hops (counted) and can leave one trial without a decision,
+        # which the summary then names (CI at d6fd85e: 19 scored, 1 without)
+        st = online.last_stats
+        why = ([r.n_decisions for r in online.scorer.results], st.decisions, st.skipped_hops)
+        assert s.n_trials + s.n_without_decisions == 20 and s.n_without_decisions <= 1, (s, why)
+        if s.n_without_decisions:
+            assert st.skipped_hops + st.invalid > 0 and "without a decision" in online.summary_label.text()
         assert "%" in online.summary_label.text() or "accuracy" in online.summary_label.text()
         qtbot.waitUntil(lambda: online.last_saved is not None, timeout=30000)
         raw2, k2, breaks2 = _counter_ok(online.last_saved)
