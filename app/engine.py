@@ -538,9 +538,10 @@ class QualityScreen:
         self.nb = self.window // self.hop
         self.lead = self.window - self.nb * self.hop  # samples before the window's first block
         n = len(self.scale)
-        self._ids = np.full(self.nb, -1)
+        self._ids = [-1] * self.nb  # absolute block index held by each slot (a list: read per hop)
         self._stats = np.zeros((self.nb, 7, n))  # bad, s1, s2, max, min, n at max, n at min
         self._lead = np.zeros((7, n))
+        self._ext = np.zeros((2, n))  # the window's max, min per channel
         self.need = max(int(config.clip_min_samples), int(np.ceil(config.clip_fraction * window)))
 
     @staticmethod
@@ -549,13 +550,24 @@ class QualityScreen:
         x = x.astype(np.float64, copy=False)
         if out is None:
             out = np.empty((7, len(x)))
-        np.sum(x, axis=1, out=out[1])
-        out[0] = ~np.isfinite(out[1])
+        if x.shape[1] == 1:  # one sample (a window's lead, every hop): no reductions
+            v = x[:, 0]
+            out[1] = v
+            np.multiply(v, v, out=out[2])
+            out[3] = v
+            out[4] = v
+            out[5:7] = 1.0  # (0 for a NaN in the passes below: unused, the block is then bad)
+            out[0] = ~np.isfinite(v)
+            return out
+        # the ufuncs' reductions without the wrappers of np.sum, np.max, np.count_nonzero (the
+        # same numbers; ~25 % of this function's time per hop)
+        np.add.reduce(x, axis=1, out=out[1])
+        np.logical_not(np.isfinite(out[1]), out=out[0])
         np.einsum("ij,ij->i", x, x, out=out[2])
-        np.max(x, axis=1, out=out[3])
-        np.min(x, axis=1, out=out[4])
-        out[5] = np.count_nonzero(x == out[3][:, None], axis=1)
-        out[6] = np.count_nonzero(x == out[4][:, None], axis=1)
+        np.maximum.reduce(x, axis=1, out=out[3])
+        np.minimum.reduce(x, axis=1, out=out[4])
+        np.add.reduce(x == out[3][:, None], axis=1, dtype=np.float64, out=out[5])
+        np.add.reduce(x == out[4][:, None], axis=1, dtype=np.float64, out=out[6])
         return out
 
     def clean(self, window: np.ndarray, end: int, head: np.ndarray | None = None) -> bool:
@@ -584,9 +596,10 @@ class QualityScreen:
                     return False  # not in this tail
                 self._block(window[:, off:off + hop], self._stats[k])
                 self._ids[k] = b
-        st = self._stats
+        st, ext = self._stats, self._ext
         tot = st[:, :3].sum(axis=0)  # bad, s1, s2 per channel
-        ext = np.stack([st[:, 3].max(axis=0), st[:, 4].min(axis=0)])  # (2, n)
+        np.max(st[:, 3], axis=0, out=ext[0])
+        np.min(st[:, 4], axis=0, out=ext[1])
         r = self.lead
         if r:
             lead = window[:, :r] if m == W else head

@@ -18,6 +18,16 @@ logger = logging.getLogger(__name__)
 STATISTIC = "median over channels of the mean |first difference|, median over windows"
 
 
+def _median(v: np.ndarray) -> float:
+    """``np.median`` of a finite 1-d array (the mean of the two middle values when even)."""
+    n = len(v)
+    h = n // 2
+    if n % 2:
+        return float(np.partition(v, h)[h])
+    part = np.partition(v, (h - 1, h))
+    return float((part[h - 1] + part[h]) / 2.0)
+
+
 def amplitude_scale(X: np.ndarray) -> float:
     """Typical sample-to-sample amplitude of windows, in their unit.
 
@@ -34,9 +44,11 @@ def amplitude_scale(X: np.ndarray) -> float:
     X = np.asarray(X, dtype=np.float64)
     if X.ndim == 2:
         if X.shape[-1] >= 2:  # one window (the online engine, every hop): one median
-            per_channel = np.abs(np.diff(X, axis=-1)).mean(axis=-1)
+            d = X[:, 1:] - X[:, :-1]  # np.diff, np.mean and np.median, without their wrappers
+            np.abs(d, out=d)  # (the same numbers: ~4x faster on the engine's 64 x 64 tail)
+            per_channel = d.sum(axis=-1) / d.shape[-1]
             if np.isfinite(per_channel).all():
-                return float(np.median(per_channel))
+                return _median(per_channel)
         X = X[None]
     if X.ndim != 3 or X.shape[-1] < 2:
         raise ValueError(f"X must be (n_windows, n_channels, n_times >= 2), got shape {X.shape}")

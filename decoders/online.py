@@ -453,17 +453,30 @@ def _whitened_oas(S: np.ndarray, m: np.ndarray, Sw: np.ndarray, n: int, ts) -> n
     -------
     M : ndarray, shape (n_windows, c, c)
     """
-    from neurodeck.decoders.pipelines import oas_coefficients
-
     E = S / n
     E -= m[:, :, None] * m[:, None, :]  # in place: the same numbers, one temporary less
-    a, mu = oas_coefficients(E, n)
+    a, mu = _oas_coefficients(E, n)
     mw = m @ ts.cm12  # (P m) per row; P is symmetric
     M = Sw / n
     M -= mw[:, :, None] * mw[:, None, :]
     M *= (1.0 - a)[:, None, None]
     M += (a * mu)[:, None, None] * ts.p2
     return M
+
+
+def _oas_coefficients(E: np.ndarray, n: int) -> tuple:
+    """:func:`decoders.pipelines.oas_coefficients`; for one window (the live stream, every hop)
+    the scalar steps in Python floats: the same IEEE operations, without ~10 array calls."""
+    from neurodeck.decoders.pipelines import oas_coefficients
+
+    c = E.shape[-1]
+    if len(E) != 1 or c == 1:
+        return oas_coefficients(E, n)
+    alpha = float(np.einsum("eij,eij->e", E, E)[0]) / (c * c)
+    mu = float(np.einsum("eii->e", E)[0]) / c
+    den = (n + 1) * (alpha - mu**2 / c)
+    a = 1.0 if den == 0 else min((alpha + mu**2) / den, 1.0)
+    return np.array([a]), np.array([mu])
 
 
 class _CachedTangentSpace:
@@ -742,7 +755,7 @@ class DecoderStream:
             k = 3 if self._ts is not None else 2  # x x^T, (P x)(P x)^T, x: per block, per slot
             self._gram = np.zeros((k - 1, self._nb, n_f, n_f))
             self._sum = np.zeros((self._nb, n_f))
-            self._ids = np.full(self._nb, -1)
+            self._ids = [-1] * self._nb  # absolute block index held by each slot
             self._tot_g = np.zeros((k - 1, n_f, n_f))  # running sums over the slots' blocks
             self._rows = -(-n_f // self._nb)  # rows re-summed exactly per hop
 
@@ -761,7 +774,7 @@ class DecoderStream:
         self._zi = np.ascontiguousarray(zf.transpose(1, 0, 2))
         self.end = int(end)
         if self._blocks:
-            self._ids[:] = -1
+            self._ids = [-1] * self._nb
             self._tot_g[:] = 0.0
         self._store(y)
 

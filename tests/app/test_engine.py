@@ -334,3 +334,35 @@ def test_quality_screen_clears_only_windows_check_window_clears():
             n_tail += 1
         assert got == verdict, end
     assert n_tail >= 100
+
+
+def test_quality_screen_one_sample_lead_and_its_faults():
+    """A window one sample longer than its whole blocks (a 1 s epoch is rate + 1 samples): the
+    screen's single-sample lead statistics agree with check_window when the fault sits exactly on
+    that sample (NaN, a spike, a value that becomes the window's max) and on clean windows."""
+    from neurodeck.acquisition.quality import QualityConfig, check_window
+    from neurodeck.app.engine import QualityScreen
+
+    rng = np.random.default_rng(11)
+    n_ch, hop = 4, 32
+    W = 9 * hop + 1
+    x = 10 * rng.standard_normal((n_ch, 40 * hop))
+    cfg = QualityConfig()
+    to_uv = np.ones(n_ch)
+    screen = QualityScreen(cfg, to_uv, W, hop)
+    assert screen.lead == 1
+    ends = range(-(-W // hop) * hop, x.shape[1] + 1, hop)
+    leads = [e - W for e in ends]
+    x[0, leads[5]] = np.nan
+    x[1, leads[12]] = 5000.0  # absurd amplitude on the lead sample only
+    x[2, leads[20]] = 60.0  # the window's max sits on its lead sample (not a fault)
+    verdicts = []
+    for end in ends:
+        w = x[:, end - W:end]
+        ok = check_window(w, 512.0, cfg, to_uv=to_uv, line_noise=False).ok
+        got = screen.clean(x[:, end - 64:end], end, w[:, :1]) or screen.clean(w, end)
+        verdicts.append(got)
+        assert not got or ok, end
+        if ok:
+            assert got, end
+    assert not verdicts[5] and not verdicts[12] and verdicts[20]

@@ -215,3 +215,40 @@ def test_sliding_windows_batches_cover_every_hop():
     assert ends.tolist() == list(range(20, 101, 10))
     e, W = got[1]
     np.testing.assert_array_equal(W[0], data[:, e[0] - 20:e[0]])
+
+
+def test_single_window_oas_coefficients_are_the_batch_ones():
+    """The live stream's per-window OAS coefficients (Python floats) equal
+    pipelines.oas_coefficients bit for bit, including a zero matrix (shrink 1)."""
+    from neurodeck.decoders.online import _oas_coefficients
+    from neurodeck.decoders.pipelines import oas_coefficients
+
+    rng = np.random.default_rng(3)
+    for c, n in [(2, 3), (8, 129), (64, 129), (65, 1000)]:
+        for scale in (1e-6, 1.0, 1e4):
+            X = scale * rng.standard_normal((1, c, n))
+            E = X @ X.transpose(0, 2, 1) / n
+            for got, ref in zip(_oas_coefficients(E, n), oas_coefficients(E, n), strict=True):
+                assert got.shape == ref.shape == (1,)
+                assert got[0] == ref[0], (c, n, scale)
+    zero = np.zeros((1, 5, 5))
+    assert [v[0] for v in _oas_coefficients(zero, 10)] == [1.0, 0.0]
+
+
+def test_amplitude_scale_of_one_window_is_the_documented_statistic():
+    """calibration.amplitude_scale of one window (the engine's unit check, every hop) is
+    median over channels of mean |first difference|, as numpy computes it (odd and even channel
+    counts, ties), and NaN samples are ignored."""
+    from neurodeck.decoders.calibration import amplitude_scale
+
+    rng = np.random.default_rng(4)
+    for n_ch in (1, 2, 3, 64, 65):
+        for n_t in (2, 3, 64):
+            X = rng.standard_normal((n_ch, n_t)) * rng.uniform(0.1, 10.0, (n_ch, 1))
+            ref = float(np.median(np.abs(np.diff(X, axis=-1)).mean(axis=-1)))
+            assert amplitude_scale(X) == ref, (n_ch, n_t)
+    X = np.tile(np.array([0.0, 1.0]), (4, 8))  # every channel the same: a tie in the middle
+    X[1] *= 2
+    assert amplitude_scale(X) == 1.0
+    X[0, 3] = np.nan
+    assert np.isfinite(amplitude_scale(X))
