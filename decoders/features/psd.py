@@ -8,6 +8,7 @@ white noise of variance ``s2`` has a flat density ``2 * s2 / sfreq`` with either
 """
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -109,6 +110,19 @@ def welch_psd(
         raise DecoderError(f"noverlap={noverlap}; expected 0 <= noverlap < nperseg={nper}")
     step = nper - (nper // 2 if noverlap is None else int(noverlap))
     n_seg = (X.shape[-1] - nper) // step + 1
+    D, scale, freqs = _welch_matrix(nper, sfreq, fmin, fmax)
+    segs = np.lib.stride_tricks.sliding_window_view(X, nper, axis=-1)[..., ::step, :][..., :n_seg, :]
+    out = segs @ D  # (n_epochs, n_channels, n_seg, 2 n_freqs)
+    nk = len(freqs)
+    psd = (out[..., :nk] ** 2 + out[..., nk:] ** 2).mean(axis=-2)
+    psd *= scale
+    return psd, freqs.copy()
+
+
+@functools.lru_cache(maxsize=32)
+def _welch_matrix(nper: int, sfreq: float, fmin: float, fmax: float):
+    """The DFT matrix of :func:`welch_psd`, its density scale and its frequencies (cached: the
+    online engine computes one window's spectrum every hop with the same grid)."""
     all_freqs = np.fft.rfftfreq(nper, 1.0 / sfreq)
     mask = _band_mask(all_freqs, fmin, fmax)
     k = np.flatnonzero(mask)
@@ -120,13 +134,11 @@ def welch_psd(
     wE = win[:, None] * np.exp(-2j * np.pi * np.outer(np.arange(nper), k) / nper)
     wE -= wE.sum(axis=0, keepdims=True) / nper
     D = np.concatenate([wE.real, wE.imag], axis=1)  # (nper, 2 n_freqs)
-    segs = np.lib.stride_tricks.sliding_window_view(X, nper, axis=-1)[..., ::step, :][..., :n_seg, :]
-    out = segs @ D  # (n_epochs, n_channels, n_seg, 2 n_freqs)
-    nk = len(k)
-    psd = (out[..., :nk] ** 2 + out[..., nk:] ** 2).mean(axis=-2)
     onesided = np.where((k == 0) | ((nper % 2 == 0) & (k == nper // 2)), 1.0, 2.0)
-    psd *= onesided / (sfreq * np.sum(win**2))
-    return psd, all_freqs[mask]
+    scale = onesided / (sfreq * np.sum(win**2))
+    for a in (D, scale, all_freqs):
+        a.flags.writeable = False
+    return D, scale, all_freqs[mask]
 
 
 def burg_ar(x: np.ndarray, order: int) -> tuple[np.ndarray, np.ndarray]:

@@ -445,3 +445,29 @@ def test_burg_ar_equals_statsmodels_burg():
             # statsmodels gives x[n] = sum rho_k x[n-k] + e[n]; ours the filter [1, a_1 .. a_p]
             np.testing.assert_allclose(-a[i, j, 1:], rho, rtol=1e-9, atol=1e-12)
             assert sigma2[i, j] == pytest.approx(s2, rel=0.02)  # its residual-variance estimate
+
+
+def test_welch_psd_cached_grid_does_not_leak_between_calls():
+    """welch_psd keeps its DFT matrix per grid (the engine computes a spectrum every hop): a
+    caller writing into the returned arrays changes nothing for the next call, and another
+    grid gets its own matrix (equal to scipy's welch)."""
+    from scipy import signal
+
+    from neurodeck.decoders.features.psd import welch_psd
+
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((2, 3, 321))
+    psd, freqs = welch_psd(X, 160.0, 8.0, 30.0)
+    ref_psd, ref_freqs = psd.copy(), freqs.copy()
+    psd[:] = 0.0
+    freqs[:] = -1.0
+    again, freqs2 = welch_psd(X, 160.0, 8.0, 30.0)
+    np.testing.assert_array_equal(again, ref_psd)
+    np.testing.assert_array_equal(freqs2, ref_freqs)
+    for sf, n_t in ((128.0, 129), (250.0, 500)):
+        Y = rng.standard_normal((1, 2, n_t))
+        got, f = welch_psd(Y, sf, 8.0, 30.0)
+        fs, ps = signal.welch(Y, sf, nperseg=int(min(n_t, round(sf))), detrend="constant")
+        keep = (fs >= 8.0) & (fs <= 30.0)
+        np.testing.assert_allclose(f, fs[keep])
+        np.testing.assert_allclose(got, ps[..., keep], rtol=1e-10)
