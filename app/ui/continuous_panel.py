@@ -37,8 +37,14 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from neurodeck.app.errors import UserError
 from neurodeck.app.ui.workers import JobRunner, TaskHandle
-from neurodeck.app.workflow.continuous import compare_recording, target_streams, train_recording
+from neurodeck.app.workflow.continuous import (
+    compare_recording,
+    parse_windows,
+    target_streams,
+    train_recording,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +52,9 @@ __all__ = ["ContinuousPanel"]
 
 #: pipelines ticked by default (the others are slower or variants)
 DEFAULT_PIPELINES = ("dkf", "kf")
-COLUMNS = ["pipeline", "corr", "nRMSE", "angle error (°)", "train / test hops"]
+COLUMNS = ["pipeline", "corr", "nRMSE", "angle error (°)", "train / test hops", "window, lags"]
+#: choices of the band-power window box (editable: "0.25,0.5" or any seconds work too)
+WINDOW_CHOICES = ("auto", "0.25", "0.5", "1", "2")
 
 
 class ContinuousPanel(QWidget):
@@ -94,17 +102,19 @@ class ContinuousPanel(QWidget):
         self.target_combo.setToolTip("a numeric stream recorded with the EEG, e.g. NAME-truth")
         g.addWidget(QLabel("Target stream"), 1, 0)
         g.addWidget(self.target_combo, 1, 1, 1, 4)
-        self.window = QDoubleSpinBox()
-        self.window.setRange(0.125, 4.0)
-        self.window.setSingleStep(0.125)
-        self.window.setValue(1.0)
-        self.window.setSuffix(" s")
+        self.window = QComboBox()
+        self.window.setEditable(True)
+        self.window.addItems(WINDOW_CHOICES)
+        self.window.setToolTip(
+            "seconds; 'auto': 0.25, 0.5 and 1 s, and the history of feature rows, chosen by "
+            "blocked cross-validation on the training part (as neurodeck train --window auto); "
+            "several: 0.25,0.5")
         self.bands = QLineEdit("8-13,18-26")
         self.split = QDoubleSpinBox()
         self.split.setRange(0.3, 0.9)
         self.split.setSingleStep(0.05)
         self.split.setValue(0.7)
-        g.addWidget(QLabel("Band-power window"), 2, 0)
+        g.addWidget(QLabel("Band-power window (s)"), 2, 0)
         g.addWidget(self.window, 2, 1)
         g.addWidget(QLabel("Bands (Hz)"), 2, 2)
         g.addWidget(self.bands, 2, 3, 1, 2)
@@ -217,7 +227,15 @@ class ContinuousPanel(QWidget):
             cb.setChecked(n in names)
 
     def _features(self) -> dict[str, Any]:
-        return {"window_s": self.window.value(), "bands": self.bands.text().strip() or None}
+        return {"window_s": self.window.currentText().strip(),
+                "bands": self.bands.text().strip() or None}
+
+    def _check_features(self) -> bool:
+        try:
+            parse_windows(self.window.currentText().strip())
+        except UserError as exc:
+            return self._error(str(exc).replace("--window", "Band-power window"))
+        return True
 
     def _key(self) -> tuple:
         return (str(self.recording()), self.target(), tuple(sorted(self._features().items())))
@@ -230,6 +248,8 @@ class ContinuousPanel(QWidget):
             return self._error("Choose a recording with a target stream first.")
         if not names:
             return self._error("Tick at least one pipeline.")
+        if not self._check_features():
+            return False
         features, split, key = self._features(), self.split.value(), self._key()
 
         def work(task: TaskHandle) -> list[dict[str, Any]]:
@@ -252,7 +272,7 @@ class ContinuousPanel(QWidget):
             ang = r.get("angle_error")
             cells = [r["pipeline"], f"{r['corr']:.3f}", f"{r['nrmse']:.3f}",
                      "-" if ang is None else f"{math.degrees(ang):.1f}",
-                     f"{r['n_train']} / {r['n_test']}"]
+                     f"{r['n_train']} / {r['n_test']}", _window_text(r)]
             for j, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 if i == best:
@@ -339,3 +359,10 @@ class ContinuousPanel(QWidget):
 
     def shutdown(self) -> None:
         self.jobs.shutdown()
+
+
+def _window_text(row: dict[str, Any]) -> str:
+    """``"0.25 s, 0,1,2,3"``: the window and feature history chosen (or given) for a row."""
+    win = row.get("window_s")
+    lags = ",".join(map(str, row.get("lags") or [0]))
+    return lags if win is None else f"{win:g} s, {lags}"

@@ -713,7 +713,7 @@ def compare_recording(
     names = check_pipelines(pipelines)
     report = progress or (lambda done, total, text="": None)
     report(0, len(names) + 1, f"features of {Path(recording).name}")
-    data = load_continuous(str(recording), target, **features)
+    data = load_many([str(recording)], target, **features)[0]
     rows = []
     for k, name in enumerate(names):
         report(k + 1, len(names) + 1, f"fitting and filtering {name}")
@@ -733,6 +733,6 @@ def train_recording(
 ) -> dict[str, Any]:
     """Fit ``pipeline`` on a whole recording and save its continuous bundle (:func:`train_continuous`)."""
     check_pipelines([pipeline])
-    data = load_continuous(str(recording), target, **features)
+    data = load_many([str(recording)], target, **features)[0]
     return train_continuous([data], pipeline, out, seed=seed,
                             classifier=features.get("classifier"))

@@ -28,6 +28,14 @@ def ctx():
     assert not left, left
 
 
+def type_window(qtbot, panel, text: str) -> None:
+    """Type into the window box as a user: select all, then the new text."""
+    edit = panel.window.lineEdit()
+    edit.selectAll()
+    qtbot.keyClicks(edit, text)
+    assert panel.window.currentText() == text
+
+
 def test_compare_and_save_a_continuous_model_by_clicking(qtbot, ctx, tmp_path, session_root):
     errors: list[str] = []
     ctx.error_reported.connect(errors.append)
@@ -49,7 +57,8 @@ def test_compare_and_save_a_continuous_model_by_clicking(qtbot, ctx, tmp_path, s
         "simC-truth"]
     assert panel.selected_pipelines() == ["dkf", "kf"]
     qtbot.mouseClick(panel.checks["dkf-robust"], Qt.MouseButton.LeftButton)
-    panel.window.setValue(0.5)
+    assert panel.window.currentText() == "auto"  # as neurodeck train/evaluate
+    type_window(qtbot, panel, "0.5")
     assert not panel.save_button.isEnabled()  # nothing compared yet
 
     ticks = []
@@ -87,7 +96,48 @@ def test_compare_and_save_a_continuous_model_by_clicking(qtbot, ctx, tmp_path, s
     assert dec.meta["features"]["window_s"] == 0.5 and "saved" in panel.saved_label.text()
 
     # another target or window makes the table stale: no saving a model it does not describe
-    panel.window.setValue(1.0)
+    type_window(qtbot, panel, "1")
     assert not panel.save_bundle(tmp_path / "x")
     page.shutdown()
     assert not panel.jobs.busy
+
+
+def test_window_auto_chosen_on_the_training_part_and_bad_window_refused(qtbot, ctx, tmp_path,
+                                                                       session_root):
+    """The window box offers 'auto' (as the CLI's --window auto, its default): the comparison
+    shows the window and feature history chosen on the training part; a window that is not
+    seconds is refused with a message naming it, before any job starts."""
+    errors: list[str] = []
+    ctx.error_reported.connect(errors.append)
+    ctx.set_session(Session.create(session_root, "S002", "ses1"))
+    rec = write_recording(tmp_path, "simW", 5, seconds=60.0)
+    panel = ContinuousPanel(ctx)
+    qtbot.addWidget(panel)
+    panel.show()
+    panel.add_recording(rec)
+    choices = [panel.window.itemText(i) for i in range(panel.window.count())]
+    assert choices[0] == "auto" and "0.5" in choices
+
+    type_window(qtbot, panel, "0.5,x")
+    qtbot.mouseClick(panel.run_button, Qt.MouseButton.LeftButton)
+    assert not panel.jobs.busy and errors and "0.5,x" in errors[-1]
+    assert "Band-power window" in errors[-1] and panel.table.rowCount() == 0
+    errors.clear()
+
+    panel.window.setCurrentIndex(choices.index("auto"))  # picked from the list
+    with qtbot.waitSignal(panel.compared, timeout=240000):
+        qtbot.mouseClick(panel.run_button, Qt.MouseButton.LeftButton)
+    assert not errors, errors
+    assert {r["pipeline"] for r in panel.rows} == {"dkf", "kf"}
+    col = [panel.table.horizontalHeaderItem(j).text()
+           for j in range(panel.table.columnCount())].index("window, lags")
+    for i, r in enumerate(panel.rows):
+        assert r["window_s"] in (0.25, 0.5, 1.0)  # one of the auto candidates, chosen
+        shown = panel.table.item(i, col).text()
+        assert shown == f"{r['window_s']:g} s, {','.join(map(str, r['lags']))}"
+    with qtbot.waitSignal(panel.model_saved, timeout=240000) as saved:
+        qtbot.mouseClick(panel.save_button, Qt.MouseButton.LeftButton)
+    assert not errors, errors
+    meta = ContinuousDecoder(saved.args[0]).meta
+    assert meta["features"]["window_s"] in (0.25, 0.5, 1.0)
+    assert set(meta["scores"]["window_cv"]) == {"0.25", "0.5", "1"}  # chosen among all three
