@@ -187,14 +187,18 @@ def test_cv_click_keeps_the_event_loop_running(page, qtbot, asset_edfs):
     QApplication.processEvents()  # the layout request of the new text
     assert "Chance: 0.50" in page.status.text()
     assert page.minimumSizeHint().width() <= 1280 - 200, page.minimumSizeHint()
-    # the table shows what the workflow function computes (here, in this process)
-    ref = cross_validate_recordings(runs, ["fgmdm", "csp-lda"], cv=2)
+    # the table shows what the child process computed, and that is what the workflow function
+    # computes here, in this process (checked on csp-lda: fgmdm's fits cost ~20 s CPU again)
+    def fmt(r):
+        return f"{r.score:.3f}", " ".join(f"{x:.2f}" for x in r.fold_scores)
+
     shown = {page.table.item(i, 0).data(Qt.ItemDataRole.UserRole):
              (page.table.item(i, 1).text(), page.table.item(i, 3).text()) for i in range(2)}
-    assert shown == {r.pipeline: (f"{r.score:.3f}", " ".join(f"{x:.2f}" for x in r.fold_scores))
-                     for r in ref.results}
-    best = page.best_pipeline()
-    assert np.array_equal(page.result.confusion[best][1], ref.confusion[best][1])
+    assert shown == {r.pipeline: fmt(r) for r in page.result.results}
+    ref = cross_validate_recordings(runs, ["csp-lda"], cv=2)
+    assert fmt(ref.result("csp-lda")) == fmt(page.result.result("csp-lda"))
+    labels, cm = page.result.confusion[page.best_pipeline()]
+    assert cm.sum() == len(page.result.trials.y) == 30
 
 
 def test_cancel_stops_the_cv_process(page, qtbot, asset_edfs):
