@@ -1,8 +1,9 @@
 """Smoke tests of the benchmark scripts: each ``--quick`` variant runs and prints its table.
 
 No timing is asserted (numbers belong in docs/benchmarks.md, not in tests); a test fails if a
-script crashes, or does not print its table header and at least one data row. Only the cheapest
-one runs by default; the others are marked ``slow`` (``pytest -m slow tests/test_benchmarks_smoke.py``).
+script crashes, or does not print its table header and at least one data row. All are marked
+``slow`` (real-time streams for 2-20 s each): ``pytest -m slow tests/test_benchmarks_smoke.py``, and
+the CI's second step.
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 CASES = [
     pytest.param("acquisition_vs_mnelsl", ["--seconds", "2"],
-                 "Latest 1 s window every 62.5 ms", ["neurodeck", "mne-lsl"], id="acquisition_vs_mnelsl"),
+                 "Latest 1 s window every 62.5 ms", ["neurodeck", "mne-lsl"], id="acquisition_vs_mnelsl",
+                 marks=pytest.mark.slow),
     pytest.param("latency", ["--seconds", "1.5", "--pipelines", "psd-lda"],
                  "End-to-end latency", ["psd-lda"], id="latency", marks=pytest.mark.slow),
     pytest.param("onnx_vs_sklearn", [], "ONNX vs scikit-learn head", ["psd-lda", "DKF step"],

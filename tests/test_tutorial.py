@@ -6,6 +6,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT
 
 TUTORIAL = ROOT / "docs" / "tutorial.md"
@@ -22,6 +24,7 @@ def test_python_blocks_are_found():
     assert blocks == [(3, "a = 1\n"), (9, "b = 2\n")]
 
 
+@pytest.mark.slow  # ~30 s of simulated sessions at 16x real time (17 s CPU); the CI's second step
 def test_tutorial_runs_and_decodes_above_chance(tmp_path):
     blocks = python_blocks(TUTORIAL.read_text())
     assert len(blocks) >= 5

@@ -226,6 +226,8 @@ def bundle3(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow  # a real-time cued run of 6 trials (~32 s); 3 classes are also in the default run
+# (the Train page's marker mapping, the CLI on LabRecorder files, the multi-class bar)
 def test_three_class_cued_run_shows_the_winning_class_on_both_screens(page, qtbot, bundle3,
                                                                       monkeypatch):
     errors: list[str] = []
