@@ -9,8 +9,6 @@ the engine and by ``neurodeck decode``.
 """
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 
@@ -190,12 +188,10 @@ def test_unitless_volts_stream_is_refused_with_the_suspected_factor(bundle_dir, 
                for g in got), got[0][3]
 
 
-def test_neurodeck_decode_prints_the_unit_refusal(bundle_dir, run12, unique_name):
+def test_neurodeck_decode_prints_the_unit_refusal(bundle_dir, run12, unique_name, cli):
     with _UnitlessVoltsSource(run12, unique_name):
-        proc = subprocess.run(
-            [sys.executable, "-m", "neurodeck", "decode", "--model", str(bundle_dir), "--stream",
-             unique_name, "--out-name", f"{unique_name}-dec", "--duration", "4.5"],
-            capture_output=True, text=True, timeout=60)
+        proc = cli("decode", "--model", bundle_dir, "--stream", unique_name, "--out-name",
+                   f"{unique_name}-dec", "--duration", "4.5", timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "without a unit taken as microvolts" in proc.stdout
     # the model was trained on the EDF's names (C3..), the stream too: every channel found

@@ -277,6 +277,7 @@ CHAIN_FOLD_SCORES = {
 }
 
 
+@pytest.mark.slow  # 9 pipelines x 5 folds on real EEG: ~10 s of CPU; the CI's second step
 def test_pipelines_built_from_the_shipped_specs_score_as_the_if_elif_chain_did():
     from neurodeck.decoders.evaluation import cross_validate_pipelines
 
