@@ -23,21 +23,30 @@ FAST = {
 }
 
 
-@pytest.fixture(scope="module")
-def fitted(tmp_path_factory):
-    """name -> (pipeline, config, bundle dir), every pipeline fitted on S001 (16 channels)."""
-    X, y, ch, sf, _ = load_s001()
-    out = {}
-    root = tmp_path_factory.mktemp("bundles")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        for name in PIPELINES:
+class _Fitted(dict):
+    """name -> (pipeline, config, bundle dir), each pipeline fitted on S001 (16 channels) when a
+    test first asks for it: xdist spreads this module's tests over workers, and fitting every
+    pipeline up front (~9 s CPU) was repeated on each worker that ran one of them."""
+
+    def __init__(self, root):
+        super().__init__()
+        self.root = root
+
+    def __missing__(self, name):
+        X, y, ch, sf, _ = load_s001()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
             cfg = DecoderConfig(pipeline=name, overrides=FAST.get(name, {}))
             pipe = cfg.build(sf, ch).fit(X, y)
-            path = save_bundle(pipe, cfg, root / name, ch_names=ch, sfreq=sf, X_check=X[:12],
-                               scores={"note": "test"})
-            out[name] = (pipe, cfg, path)
-    return out
+            path = save_bundle(pipe, cfg, self.root / name, ch_names=ch, sfreq=sf,
+                               X_check=X[:12], scores={"note": "test"})
+        self[name] = (pipe, cfg, path)
+        return self[name]
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    return _Fitted(tmp_path_factory.mktemp("bundles"))
 
 
 @pytest.mark.parametrize("name", list(PIPELINES))
