@@ -453,30 +453,17 @@ def _whitened_oas(S: np.ndarray, m: np.ndarray, Sw: np.ndarray, n: int, ts) -> n
     -------
     M : ndarray, shape (n_windows, c, c)
     """
+    from neurodeck.decoders.pipelines import oas_coefficients
+
     E = S / n
     E -= m[:, :, None] * m[:, None, :]  # in place: the same numbers, one temporary less
-    a, mu = _oas_coefficients(E, n)
+    a, mu = oas_coefficients(E, n)
     mw = m @ ts.cm12  # (P m) per row; P is symmetric
     M = Sw / n
     M -= mw[:, :, None] * mw[:, None, :]
     M *= (1.0 - a)[:, None, None]
     M += (a * mu)[:, None, None] * ts.p2
     return M
-
-
-def _oas_coefficients(E: np.ndarray, n: int) -> tuple:
-    """:func:`decoders.pipelines.oas_coefficients`; for one window (the live stream, every hop)
-    the scalar steps in Python floats: the same IEEE operations, without ~10 array calls."""
-    from neurodeck.decoders.pipelines import oas_coefficients
-
-    c = E.shape[-1]
-    if len(E) != 1 or c == 1:
-        return oas_coefficients(E, n)
-    alpha = float(np.einsum("eij,eij->e", E, E)[0]) / (c * c)
-    mu = float(np.einsum("eii->e", E)[0]) / c
-    den = (n + 1) * (alpha - mu**2 / c)
-    a = 1.0 if den == 0 else min((alpha + mu**2) / den, 1.0)
-    return np.array([a]), np.array([mu])
 
 
 class _CachedTangentSpace:

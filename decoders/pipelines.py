@@ -148,6 +148,10 @@ def oas_coefficients(emp: np.ndarray, n_t: int) -> tuple[np.ndarray, np.ndarray]
     mu = np.einsum("eii->e", emp) / n_ch
     if n_ch == 1:
         return np.zeros_like(mu), mu
+    if len(emp) == 1:  # one window (the online engine, every hop): the same IEEE operations on
+        a, m = float(alpha[0]), float(mu[0])  # Python floats, without ~10 array calls
+        den = (n_t + 1) * (a - m**2 / n_ch)
+        return np.array([1.0 if den == 0 else min((a + m**2) / den, 1.0)]), mu
     num = alpha + mu**2
     den = (n_t + 1) * (alpha - mu**2 / n_ch)
     zero = den == 0

@@ -218,9 +218,8 @@ def test_sliding_windows_batches_cover_every_hop():
 
 
 def test_single_window_oas_coefficients_are_the_batch_ones():
-    """The live stream's per-window OAS coefficients (Python floats) equal
-    pipelines.oas_coefficients bit for bit, including a zero matrix (shrink 1)."""
-    from neurodeck.decoders.online import _oas_coefficients
+    """One window's OAS coefficients (the live stream's path: Python floats) equal those the
+    batch path gives the same window bit for bit, including a zero matrix (shrink 1)."""
     from neurodeck.decoders.pipelines import oas_coefficients
 
     rng = np.random.default_rng(3)
@@ -228,11 +227,13 @@ def test_single_window_oas_coefficients_are_the_batch_ones():
         for scale in (1e-6, 1.0, 1e4):
             X = scale * rng.standard_normal((1, c, n))
             E = X @ X.transpose(0, 2, 1) / n
-            for got, ref in zip(_oas_coefficients(E, n), oas_coefficients(E, n), strict=True):
-                assert got.shape == ref.shape == (1,)
+            batch = oas_coefficients(np.concatenate([E, 2.0 * E]), n)
+            for got, ref in zip(oas_coefficients(E, n), batch, strict=True):
+                assert got.shape == (1,) and ref.shape == (2,)
                 assert got[0] == ref[0], (c, n, scale)
     zero = np.zeros((1, 5, 5))
-    assert [v[0] for v in _oas_coefficients(zero, 10)] == [1.0, 0.0]
+    assert [v[0] for v in oas_coefficients(zero, 10)] == [1.0, 0.0]
+    assert [v[0] for v in oas_coefficients(np.concatenate([zero, zero]), 10)] == [1.0, 0.0]
 
 
 def test_amplitude_scale_of_one_window_is_the_documented_statistic():
