@@ -377,6 +377,36 @@ def train_bundle(pipeline: str, n_channels: int, srate: float, out_dir: Path,
 
 
 # ----------------------------------------------------------------------------------- LSL source
+def synthetic_bundle(pipeline: str, n_channels: int, srate: float, out_dir: Path,
+                     window_s: float = 1.0, decimate: bool | None = None) -> Path:
+    """Save a bundle of ``pipeline`` fitted on 8 synthetic trials; return its folder.
+
+    For per-hop cost measurements: the work of a hop does not depend on what the model learned.
+    ``decimate``: None keeps the config's default.
+    """
+    import dataclasses
+    import warnings
+
+    from neurodeck.decoders.onnx import save_bundle
+
+    cfg = decoder_config(pipeline, window_s)
+    if decimate is not None:
+        cfg = dataclasses.replace(cfg, decimate=decimate)
+    W = cfg.window_samples(srate)
+    rng = np.random.default_rng(1)
+    X = 10 * rng.standard_normal((8, n_channels, W))
+    X[::2, 0] *= 2.0  # a class difference, so that the head is not degenerate
+    y = np.array(["left_hand", "right_hand"] * 4)
+    labs = [f"E{i:03d}" for i in range(n_channels)]
+    pipe = cfg.build(srate, labs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pipe.fit(X, y)
+    tag = "" if decimate is None else f"-d{int(decimate)}"
+    return save_bundle(pipe, cfg, out_dir / f"{pipeline}{tag}-{n_channels}x{int(srate)}",
+                       ch_names=labs, sfreq=srate, X_check=X[:2])
+
+
 def _source_main(name: str, source_id: str, n_channels: int, srate: float, chunk: int,
                  seconds: float, ready, stop, pushed, marker_every: float = 0.0,
                  markers_pushed=None) -> None:

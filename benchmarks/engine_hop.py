@@ -28,7 +28,6 @@ import sys
 import tempfile
 import time
 import types
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -92,24 +91,6 @@ def _revision_modules(rev: str, tmp: Path) -> types.SimpleNamespace:
         mods[Path(rel).stem] = mod
     return types.SimpleNamespace(OnlineEngine=mods["engine"].OnlineEngine,
                                  OnlineDecoder=mods["online"].OnlineDecoder)
-
-
-def fit_bundle(pipeline: str, n_ch: int, srate: float, tmp: Path) -> Path:
-    from neurodeck.decoders.onnx import save_bundle
-
-    cfg = u.decoder_config(pipeline, 1.0)
-    W = cfg.window_samples(srate)
-    rng = np.random.default_rng(1)
-    X = 10 * rng.standard_normal((8, n_ch, W))
-    X[::2, 0] *= 2.0  # a class difference, so that the head is not degenerate
-    y = np.array(["left_hand", "right_hand"] * 4)
-    labs = [f"E{i:03d}" for i in range(n_ch)]
-    pipe = cfg.build(srate, labs)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pipe.fit(X, y)
-    return save_bundle(pipe, cfg, tmp / f"{pipeline}-{n_ch}x{int(srate)}", ch_names=labs,
-                       sfreq=srate, X_check=X[:2])
 
 
 def run(path: Path, n_ch: int, srate: float, n_hops: int, engines: dict, stages: bool):
@@ -234,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
                 engines = {args.against: _revision_modules(args.against, tmp), **engines}
             for n_ch, sf in pts:
                 for pl in args.pipelines.split(","):
-                    path = fit_bundle(pl, n_ch, sf, tmp)
+                    path = u.synthetic_bundle(pl, n_ch, sf, tmp)
                     load = u.machine_info().get("loadavg", "")
                     cpu, diff, _ = run(path, n_ch, sf, n_hops, engines, stages=False)
                     c = {k: np.asarray(v[skip:]) for k, v in cpu.items()}

@@ -29,7 +29,6 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -44,27 +43,11 @@ HOP_S = 0.0625
 
 def fit_bundle(pipeline: str, n_ch: int, srate: float, tmp: Path, window_s: float = 2.0):
     """``pipeline`` (``name`` or ``name:full``: without decimation to the working rate)."""
-    import dataclasses
-
     from neurodeck.decoders.online import OnlineDecoder
-    from neurodeck.decoders.onnx import save_bundle
 
     pipeline, _, full = pipeline.partition(":")
-    cfg = dataclasses.replace(u.decoder_config(pipeline, window_s), decimate=full != "full")
-    W = cfg.window_samples(srate)
-    rng = np.random.default_rng(1)
-    n_tr = 8
-    X = 10 * rng.standard_normal((n_tr, n_ch, W))
-    X[::2, 0] *= 2.0  # a class difference, so that the head is not degenerate
-    y = np.array(["left_hand", "right_hand"] * (n_tr // 2))
-    labs = [f"E{i:03d}" for i in range(n_ch)]
-    pipe = cfg.build(srate, labs)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pipe.fit(X, y)
-    path = save_bundle(pipe, cfg, tmp / f"{pipeline}{full}-{n_ch}x{int(srate)}", ch_names=labs,
-                       sfreq=srate, X_check=X[:2])
-    return OnlineDecoder(path)
+    return OnlineDecoder(u.synthetic_bundle(pipeline, n_ch, srate, tmp, window_s,
+                                            decimate=full != "full"))
 
 
 def run_point(dec, n_hops: int) -> dict[str, float]:
