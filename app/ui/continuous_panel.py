@@ -52,7 +52,7 @@ __all__ = ["ContinuousPanel"]
 
 #: pipelines ticked by default (the others are slower or variants)
 DEFAULT_PIPELINES = ("dkf", "kf")
-COLUMNS = ["pipeline", "corr", "nRMSE", "angle error (°)", "train / test hops", "window, lags"]
+COLUMNS = ["pipeline", "corr", "nRMSE", "angle error (°)", "train / test hops", "window, lags (hops)"]
 #: choices of the band-power window box (editable: "0.25,0.5" or any seconds work too)
 WINDOW_CHOICES = ("auto", "0.25", "0.5", "1", "2")
 

@@ -130,7 +130,7 @@ def test_window_auto_chosen_on_the_training_part_and_bad_window_refused(qtbot, c
     assert not errors, errors
     assert {r["pipeline"] for r in panel.rows} == {"dkf", "kf"}
     col = [panel.table.horizontalHeaderItem(j).text()
-           for j in range(panel.table.columnCount())].index("window, lags")
+           for j in range(panel.table.columnCount())].index("window, lags (hops)")
     for i, r in enumerate(panel.rows):
         assert r["window_s"] in (0.25, 0.5, 1.0)  # one of the auto candidates, chosen
         shown = panel.table.item(i, col).text()
