@@ -577,8 +577,9 @@ class RunSummary:
     n_without_decisions: int = 0  # trials that ended without one valid decision (not scored)
 
     def line(self) -> str:
-        missed = ("" if not self.n_without_decisions else
-                  f" \u00b7 {self.n_without_decisions} trial(s) without a decision, not scored")
+        k = self.n_without_decisions
+        missed = ("" if not k else
+                  f" \u00b7 {k} trial{'s' if k > 1 else ''} without a decision, not scored")
         if not self.n_trials:
             return "no trial scored yet" + missed
         ttd = (f"{self.median_time_to_decision_s:.2f} s"

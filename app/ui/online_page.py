@@ -395,7 +395,8 @@ class OnlinePage(Page):
         self.summary_label.setStyleSheet("font-size: 12pt; font-weight: 600; color: #1a237e;")
         self.summary_label.setWordWrap(True)
         self.summary_label.ensurePolished()  # its height is fixed: new scores move nothing
-        self.summary_label.setFixedHeight(2 * self.summary_label.fontMetrics().lineSpacing() + 4)
+        # three lines: the score, the time to decision and trials left unscored (1280 px wide)
+        self.summary_label.setFixedHeight(3 * self.summary_label.fontMetrics().lineSpacing() + 4)
         sl.addWidget(self.summary_label)
         self.trials_table = QTableWidget(0, 4)
         self.trials_table.setHorizontalHeaderLabels(["cue", "decoded", "correct",

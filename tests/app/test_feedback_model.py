@@ -186,7 +186,7 @@ def test_cued_run_scorer_accuracy_and_time_to_decision():
     assert r3.n_decisions == 0 and r3.predicted is None and r3.time_to_decision_s is None
     s = sc.summary()
     assert (s.n_trials, s.n_correct, s.n_undecided, s.n_without_decisions) == (2, 1, 1, 1)
-    assert s.line().endswith("1 trial(s) without a decision, not scored")
+    assert s.line().endswith("1 trial without a decision, not scored")
     assert s.accuracy == pytest.approx(0.5) and s.chance == pytest.approx(0.5)
     assert s.median_time_to_decision_s == pytest.approx(2.0)
     assert "1/2 correct (50 %" in s.line() and "median time to decision 2.00 s" in s.line()

@@ -12,7 +12,7 @@ pytest.importorskip("pytestqt")
 from PyQt6.QtCore import QPointF, Qt  # noqa: E402
 from PyQt6.QtWidgets import QStyle  # noqa: E402
 
-from neurodeck.app.feedback_model import TrialResult  # noqa: E402
+from neurodeck.app.feedback_model import RunSummary, TrialResult  # noqa: E402
 from neurodeck.app.ui.widget_dump import cut_headers  # noqa: E402
 from tests.app.test_ui_main_window import _go  # noqa: E402
 
@@ -69,8 +69,15 @@ def test_online_score_table_stays_readable_at_1280x800(make_window, qtbot):
             text = table.item(row, col).text()
             assert fm.horizontalAdvance(text) + 8 <= table.columnWidth(col), (text, col)
     assert table.horizontalScrollBar().maximum() == 0
-    label = page.summary_label  # two lines reserved: the summary fits them at this width
+    label = page.summary_label  # its reserved lines hold the summary at this width, even the
+    # longest a run gives (trials left without a decision named at the end)
     assert label.heightForWidth(label.width()) <= label.height(), label.width()
+    longest = RunSummary(n_trials=100, n_correct=100, accuracy=1.0, chance=1 / 3,
+                         median_time_to_decision_s=12.34, n_undecided=0,
+                         n_without_decisions=12).line()
+    label.setText(longest)
+    qtbot.wait(50)
+    assert label.heightForWidth(label.width()) <= label.height(), (label.width(), longest)
     # what scripts/real_window_walk.py reads from the widget dump: no header cut in the window
     assert cut_headers(win) == []
 
