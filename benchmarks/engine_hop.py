@@ -17,7 +17,7 @@ Models: fitted on a few synthetic trials (the cost does not depend on what they 
 window + 1 s padding as in ``benchmarks.latency``, decimating to their working rate.
 
 Run: ``python -m benchmarks.engine_hop [--quick] [--points 64x512] [--pipelines ts-lr,psd-lda]
-[--hops N] [--against REV] [--stages]``.
+[--hops N] [--against REV] [--stages [--paced]]``.
 """
 from __future__ import annotations
 
@@ -93,8 +93,12 @@ def _revision_modules(rev: str, tmp: Path) -> types.SimpleNamespace:
                                  OnlineDecoder=mods["online"].OnlineDecoder)
 
 
-def run(path: Path, n_ch: int, srate: float, n_hops: int, engines: dict, stages: bool):
-    """Hop CPU per engine (ms lists), max |difference| of their decisions, stage CPU (us/hop)."""
+def run(path: Path, n_ch: int, srate: float, n_hops: int, engines: dict, stages: bool,
+        paced: bool = False):
+    """Hop CPU per engine (ms lists), max |difference| of their decisions, stage CPU (us/hop).
+
+    ``paced``: the thread sleeps one hop before each hop, as the live engine waits for its
+    samples (its caches then go cold as they do live; back to back they stay warm)."""
     rng = np.random.default_rng(2)
     live = {}
     for name, mod in engines.items():
@@ -125,6 +129,8 @@ def run(path: Path, n_ch: int, srate: float, n_hops: int, engines: dict, stages:
             for name in order:
                 eng = live[name]
                 eng.inlet.buffer.write(data[end - hop:end], ts[end - hop:end])
+                if paced:
+                    time.sleep(HOP_S)
                 t0 = time.thread_time()
                 eng._decide_window(end)
                 cpu[name].append((time.thread_time() - t0) * 1e3)
@@ -193,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--against", default=None, metavar="REV",
                    help="also run the engine of git revision REV, hop by hop in this process")
     p.add_argument("--stages", action="store_true", help="CPU per stage of this tree's hop")
+    p.add_argument("--paced", action="store_true",
+                   help="also run paced: sleep one hop before each hop, as live (cold caches)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     u.print_header("engine_hop", args)
@@ -226,12 +234,15 @@ def main(argv: list[str] | None = None) -> int:
                                       if args.against and name != args.against else ""),
                                      (f"{diff:.1e}" if args.against else ""), load])
                     if args.stages:
-                        _, _, st = run(path, n_ch, sf, n_hops, {"this tree": engines["this tree"]},
-                                       stages=True)
-                        whole = st.get("whole hop (ready -> published)", float("nan"))
-                        for label, us in st.items():
-                            stage_rows.append([f"{n_ch}x{int(sf)}", pl, label, us,
-                                               100.0 * us / whole])
+                        for paced in (False, True) if args.paced else (False,):
+                            _, _, st = run(path, n_ch, sf, n_hops,
+                                           {"this tree": engines["this tree"]}, stages=True,
+                                           paced=paced)
+                            whole = st.get("whole hop (ready -> published)", float("nan"))
+                            for label, us in st.items():
+                                stage_rows.append([f"{n_ch}x{int(sf)}", pl,
+                                                   "paced" if paced else "back to back", label,
+                                                   us, 100.0 * us / whole])
     finally:
         limiter.unregister()
     u.print_table(
@@ -248,9 +259,11 @@ def main(argv: list[str] | None = None) -> int:
     if stage_rows:
         u.print_table(
             "Where a hop's CPU goes (this tree; us per hop, mean)",
-            ["stream", "pipeline", "stage", "us / hop", "% of hop"], stage_rows, digits=1,
+            ["stream", "pipeline", "hops", "stage", "us / hop", "% of hop"], stage_rows, digits=1,
             note="'features: of which' rows are parts of the features row; the rest of the whole hop is the engine's own "
-                 "bookkeeping (decision record, state, statistics) and the wrappers' clock reads.",
+                 "bookkeeping (decision record, state, statistics) and the wrappers' clock reads. 'paced' "
+                 "(--paced): the thread sleeps one hop before each hop, as the live engine does; "
+                 "the same work then costs more CPU (caches, predictors and TLB gone cold).",
         )
     return 0
 

@@ -16,7 +16,10 @@ process is counted against us).
 
 Stages: ``pull`` = inlet chunk arrival - push time (chunk listener), ``read`` / ``decide`` /
 ``publish`` from ``engine.stats``; ``ready->pub`` = read + decide + publish (the budget "window
-ready -> decision published").
+ready -> decision published"); ``hop CPU`` = the engine thread's CPU time over the same span
+(``ready->pub`` minus ``hop CPU`` = time the thread waited for a core or the GIL); ``wake`` = the
+inlet thread's delivery of the window's last chunk -> the engine thread's hop starts (outside
+``ready->pub``, inside ``e2e``).
 
 Each configuration runs twice per repetition, side by side: with the BLAS thread pool as the
 process starts it (``blas=default``) and limited to one thread with threadpoolctl
@@ -116,9 +119,11 @@ def measure(decoder, source: u.Source, seconds: float, blas1: bool, hop_s: float
     from neurodeck.app.engine import OnlineEngine
 
     arrivals: list[float] = []
+    delivered: list[float] = []  # perf_counter of every chunk's delivery (the inlet thread)
     counter = {"last": None, "lost": 0, "reordered": 0, "first": None}
 
     def on_chunk(data: np.ndarray, ts: np.ndarray) -> None:
+        delivered.append(time.perf_counter())
         arrivals.append(local_clock() - ts[-1])
         c = data[:, -1]
         last = counter["last"]
@@ -138,6 +143,15 @@ def measure(decoder, source: u.Source, seconds: float, blas1: bool, hop_s: float
     out_name = f"ndbench-dec-{uuid.uuid4().hex[:8]}"
     limiter = threadpool_limits(1, user_api="blas") if blas1 else None
     engine = OnlineEngine(decoder, inlet, hop_s=hop_s, out_name=out_name)
+    hops: list[tuple[float, float]] = []  # (perf_counter at the hop's start, thread CPU)
+    decide_window = engine._decide_window
+
+    def timed_hop(end: int) -> None:
+        t0, c0 = time.perf_counter(), time.thread_time()
+        decide_window(end)
+        hops.append((t0, time.thread_time() - c0))
+
+    engine._decide_window = timed_hop  # the engine's loop calls it per hop
     ends: list[int] = []
     engine.add_decision_listener(lambda d: ends.append(d.index) if len(ends) < 1 else None)
     try:
@@ -148,6 +162,7 @@ def measure(decoder, source: u.Source, seconds: float, blas1: bool, hop_s: float
         while engine.stats.decisions < skip and time.monotonic() < deadline:
             time.sleep(0.05)
         n0 = engine.stats.decisions
+        h0 = len(hops)
         c0 = len(decoder.cpu)
         rx.reset()
         arrivals.clear()
@@ -176,6 +191,10 @@ def measure(decoder, source: u.Source, seconds: float, blas1: bool, hop_s: float
     e2e = u.pct((np.asarray(rx.latencies) - in_chunk) * ms)
     pull = u.pct(np.asarray(arrivals) * ms)
     rdy = u.pct(ready * ms)
+    hop_t = np.asarray(hops[h0:], dtype=float).reshape(-1, 2)
+    dl = np.asarray(delivered)
+    last = np.searchsorted(dl, hop_t[:, 0]) - 1  # the delivery that woke the engine
+    wake = u.pct((hop_t[last >= 0, 0] - dl[last[last >= 0]]) * ms)
     return {
         "e2e_p50": e2e[0], "e2e_p95": e2e[1], "e2e_p99": e2e[2],
         "pull_p50": pull[0], "pull_p99": pull[2],
@@ -186,6 +205,8 @@ def measure(decoder, source: u.Source, seconds: float, blas1: bool, hop_s: float
         "decide_cpu_p50": u.pct(np.asarray(decoder.cpu[c0:]) * ms)[0],
         "decide_cpu_p99": u.pct(np.asarray(decoder.cpu[c0:]) * ms)[2],
         "ready_p50": rdy[0], "ready_p99": rdy[2],
+        "hop_cpu_p50": u.pct(hop_t[:, 1] * ms)[0], "hop_cpu_p99": u.pct(hop_t[:, 1] * ms)[2],
+        "wake_p50": wake[0], "wake_p99": wake[2],
         "cpu_pct": 100.0 * cpu / wall,
         "n": float(len(rx.latencies)),
         "skipped": float(st.skipped_hops),
@@ -217,7 +238,9 @@ COLUMNS = (
     ("decide_p50", "decide p50"), ("decide_p99", "decide p99"),
     ("decide_cpu_p50", "decide CPU p50"), ("decide_cpu_p99", "decide CPU p99"),
     ("publish_p50", "publish p50"),
-    ("ready_p50", "ready->pub p50"), ("ready_p99", "ready->pub p99"), ("cpu_pct", "CPU %"),
+    ("ready_p50", "ready->pub p50"), ("ready_p99", "ready->pub p99"),
+    ("hop_cpu_p50", "hop CPU p50"), ("hop_cpu_p99", "hop CPU p99"),
+    ("wake_p50", "wake p50"), ("wake_p99", "wake p99"), ("cpu_pct", "CPU %"),
     ("n", "decisions"), ("skipped", "skipped hops"), ("lost", "lost samples"),
     ("ts_gaps", "ts gaps"),
 )

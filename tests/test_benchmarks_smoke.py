@@ -38,8 +38,8 @@ CASES = [
                  id="replay_decode", marks=pytest.mark.slow),
     pytest.param("finalize_memory", ["--quick"], "Finalize 1 min", ["this commit"],
                  id="finalize_memory", marks=pytest.mark.slow),
-    pytest.param("engine_hop", ["--pipelines", "psd-lda", "--stages"], "Engine hop",
-                 ["psd-lda"], id="engine_hop", marks=pytest.mark.slow),
+    pytest.param("engine_hop", ["--pipelines", "psd-lda", "--stages", "--paced"], "Engine hop",
+                 ["psd-lda", "paced", "back to back"], id="engine_hop", marks=pytest.mark.slow),
 ]
 
 
