@@ -409,8 +409,7 @@ class OnlineEngine:
         return self.inlet.buffer.read(end - m, end, rows=self._picks)[0]
 
     def _scaled(self, x: np.ndarray) -> np.ndarray:
-        scale = self.units.scale
-        return x if np.all(scale == 1.0) else x * scale[:, None]
+        return x if self.units.identity else x * self.units.scale[:, None]
 
     def _decide_window(self, end: int) -> None:
         """Decide the window ending at ``end`` and publish the decision.
@@ -542,6 +541,9 @@ class QualityScreen:
         self._stats = np.zeros((self.nb, 7, n))  # bad, s1, s2, max, min, n at max, n at min
         self._lead = np.zeros((7, n))
         self._ext = np.zeros((2, n))  # the window's max, min per channel
+        self._tot = np.zeros((3, n))  # the window's bad, s1, s2 per channel
+        self._n_ext = np.zeros((2, n))  # samples at the window's max, min per channel
+        self._all_volt, self._any_volt = bool(self.volt.all()), bool(self.volt.any())
         self.need = max(int(config.clip_min_samples), int(np.ceil(config.clip_fraction * window)))
 
     @staticmethod
@@ -596,10 +598,12 @@ class QualityScreen:
                     return False  # not in this tail
                 self._block(window[:, off:off + hop], self._stats[k])
                 self._ids[k] = b
-        st, ext = self._stats, self._ext
-        tot = st[:, :3].sum(axis=0)  # bad, s1, s2 per channel
-        np.max(st[:, 3], axis=0, out=ext[0])
-        np.min(st[:, 4], axis=0, out=ext[1])
+        # the ufuncs' reductions into preallocated arrays (np.sum/np.max/np.all are wrappers of
+        # the same reductions: the same numbers, fewer calls and temporaries per hop)
+        st, ext, tot = self._stats, self._ext, self._tot
+        np.add.reduce(st[:, :3], axis=0, out=tot)  # bad, s1, s2 per channel
+        np.maximum.reduce(st[:, 3], axis=0, out=ext[0])
+        np.minimum.reduce(st[:, 4], axis=0, out=ext[1])
         r = self.lead
         if r:
             lead = window[:, :r] if m == W else head
@@ -609,15 +613,18 @@ class QualityScreen:
             tot += lead[:3]
             np.maximum(ext[0], lead[3], out=ext[0])
             np.minimum(ext[1], lead[4], out=ext[1])
-        n_ext = ((st[:, 3:5] == ext) * st[:, 5:7]).sum(axis=0)  # samples at max, min
+        # samples at the window's max, min: the counts of the blocks holding them (whole numbers:
+        # exact in any order)
+        n_ext = np.add.reduce(st[:, 5:7], axis=0, where=st[:, 3:5] == ext, initial=0.0,
+                              out=self._n_ext)
         if r:
             n_ext += (lead[3:5] == ext) * lead[5:7]
         if tot[0].any():
             return False  # NaN/Inf (or overflow): check_window says which and where
-        v = self.volt
-        if not v.any():
+        if not self._any_volt:
             return True
-        if not v.all():
+        if not self._all_volt:
+            v = self.volt
             tot, ext, n_ext = tot[:, v], ext[:, v], n_ext[:, v]
         mean = tot[1] / W
         var = tot[2] / W - mean * mean
@@ -625,8 +632,8 @@ class QualityScreen:
         std_uv = np.sqrt(np.maximum(var, 0.0)) * sc
         peak_uv = np.maximum(ext[0] - mean, mean - ext[1]) * sc
         return bool(
-            np.all(var > 4 * (4e-8 * mean) ** 2)  # check_window's "constant" guard
-            and np.all(std_uv > self.cfg.flat_std * (1 + m))
-            and np.all(peak_uv < self.cfg.max_amplitude * (1 - m))
-            and np.all(n_ext < self.need)
+            (var > 4 * (4e-8 * mean) ** 2).all()  # check_window's "constant" guard
+            and (std_uv > self.cfg.flat_std * (1 + m)).all()
+            and (peak_uv < self.cfg.max_amplitude * (1 - m)).all()
+            and (n_ext < self.need).all()
         )

@@ -59,6 +59,11 @@ class UnitGuard:
     note: str
     declared: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=int))
     declared_unit: str = ""
+    #: True when every factor is 1 (nothing to convert; checked once, not every hop)
+    identity: bool = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "identity", bool(np.all(np.asarray(self.scale) == 1.0)))
 
     def apply(self, window: np.ndarray) -> tuple[np.ndarray, str]:
         """The window in the model's unit, and ``""`` or the reason it must not be decoded.
@@ -72,7 +77,7 @@ class UnitGuard:
         window : ndarray, shape (n_model_channels, n_times)
         reason : str
         """
-        if not np.all(self.scale == 1.0):
+        if not self.identity:
             window = window * self.scale[:, None]
         if self.calibration is None:
             return window, ""
