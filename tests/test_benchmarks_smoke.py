@@ -40,6 +40,8 @@ CASES = [
                  id="finalize_memory", marks=pytest.mark.slow),
     pytest.param("engine_hop", ["--pipelines", "psd-lda", "--stages", "--paced"], "Engine hop",
                  ["psd-lda", "paced", "back to back"], id="engine_hop", marks=pytest.mark.slow),
+    pytest.param("eigh_routes", [], "float32 eigenpairs", ["ssyevd", "S001 R12"],
+                 id="eigh_routes", marks=pytest.mark.slow),
 ]
 
 
