@@ -9,14 +9,16 @@ per window, ~2/3 of a pseudo-online replay's CPU (docs/benchmarks.md). This scri
    directly; the eigenvalues alone (``eigvalsh``: the tridiagonal reduction's floor); and in
    float32 (numpy's ``eigh`` on a float32 stack, LAPACK ``ssyevd`` directly);
 2. float32 on real data: each EEGMMIDB subject's ts-lr (trained on runs 4 + 8, 2 s windows, as
-   ``benchmarks.throughput``) replays run 12 pseudo-online with the float64 tangent space (what
+   ``benchmarks.throughput``) replays run 12 pseudo-online (``--xdf DIR``: also bci-essentials'
+   16-channel runs, trained on runs 1 + 2, run 3 replayed) with the float64 tangent space (what
    neurodeck does) and with an ``ssyevd`` one (the whitened matrix rounded to float32, eigenpairs
    back in float64): condition numbers of the whitened covariances, max |probability
    difference|, windows whose most probable class flips, and the replay's CPU (paired, in turns).
 
 Nothing here changes what neurodeck computes.
 
-Run: ``python -m benchmarks.eigh_routes [--quick] [--subjects 1,2,3] [--reps N] [--data DIR]``.
+Run: ``python -m benchmarks.eigh_routes [--quick] [--subjects 1,2,3] [--reps N] [--data DIR]
+[--xdf DIR]``.
 """
 from __future__ import annotations
 
@@ -92,24 +94,49 @@ def _log_map32(self, M: np.ndarray) -> np.ndarray:
     return T
 
 
-def study(subject: int, reps: int, tmp: Path) -> list:
-    """One subject's row: windows, condition numbers, max |dp|, flips, replay CPU f64 / f32."""
-    from benchmarks.throughput import windows
+def _xdf(path: Path) -> tuple[np.ndarray, float, tuple[str, ...], np.ndarray, tuple[str, ...]]:
+    """(data µV, sfreq, names, onsets, labels) of a bci-essentials run (3 classes)."""
+    from neurodeck.acquisition.io import get_events, load_recording
+
+    raw = load_recording(path)
+    raw.pick("eeg")
+    events, event_id = get_events(raw, {f"switch,3,{k},2": f"class{k}" for k in range(3)})
+    inv = {v: k for k, v in event_id.items()}
+    return (raw.get_data() * 1e6, float(raw.info["sfreq"]), tuple(raw.ch_names),
+            events[:, 0] - raw.first_samp, tuple(inv[c] for c in events[:, 2]))
+
+
+def study(label: str, train: list, test: tuple, window_s: float, reps: int, tmp: Path) -> list:
+    """One row: windows, condition numbers, max |dp|, flips, replay CPU f64 / f32.
+
+    ``train`` and ``test`` hold ``(data, sfreq, names, onsets, labels)`` of recordings.
+    """
     from neurodeck.decoders import online
+    from neurodeck.decoders.epochs import extract_epochs
     from neurodeck.decoders.online import OnlineDecoder
     from neurodeck.decoders.onnx import save_bundle
 
-    runs = u.imagery_runs(subject)
-    cfg = u.decoder_config("ts-lr", window_s=2.0)
-    X, y, names, sf = windows(runs[:2], cfg)
-    pipe = cfg.build(sf, names)
+    cfg = u.decoder_config("ts-lr", window_s=window_s)
+    Xs, ys = [], []
+    names, sf = train[0][2], train[0][1]
+    for data, rate, _, onsets, labels in train:
+        if rate != sf:
+            raise ValueError(f"training recordings at {rate} and {sf} Hz; expected one rate")
+        X, kept = extract_epochs(data, sf, onsets, cfg.tmin, cfg.tmax, cfg.pad)
+        Xs.append(X)
+        ys.append(np.asarray(labels)[kept])
+    X, y = np.concatenate(Xs), np.concatenate(ys)
+    if any(tuple(r[2]) != tuple(names) for r in train):
+        raise ValueError("training recordings with different channels; expected the same")
+    pipe = cfg.build(sf, list(names))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         pipe.fit(X, y)
-    path = save_bundle(pipe, cfg, tmp / f"S{subject:03d}", ch_names=names, sfreq=sf, X_check=X[:4])
+    path = save_bundle(pipe, cfg, tmp / label.replace(" ", "_"), ch_names=list(names), sfreq=sf,
+                       X_check=X[:4])
     dec = OnlineDecoder(path)
-    test, sf, names0, _, _ = u._load_edf(str(runs[2]))
-    data = test[[list(names0).index(c) for c in dec.ch_names]]
+    test_data, sf, names0, _, _ = test
+    data = test_data[[list(names0).index(c) for c in dec.ch_names]]
     hop = dec.hop_samples(0.0625)
     f64 = online._CachedTangentSpace.log_map
     conds: list[np.ndarray] = []
@@ -137,7 +164,7 @@ def study(subject: int, reps: int, tmp: Path) -> list:
     ok = np.isfinite(o64).all(axis=1)
     flips = int(np.sum(np.argmax(o64[ok], 1) != np.argmax(o32[ok], 1)))
     ratio = float(np.median(np.divide(t[f64], t[_log_map32])))
-    return [f"S{subject:03d} R12", int(ok.sum()), np.percentile(c, 50), np.percentile(c, 99),
+    return [label, int(ok.sum()), np.percentile(c, 50), np.percentile(c, 99),
             c.max(), f"{float(np.max(np.abs(o64[ok] - o32[ok]))):.1e}", flips,
             float(np.median(t[f64])), float(np.median(t[_log_map32])), ratio]
 
@@ -149,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--subjects", default=None, help="EEGMMIDB subjects, e.g. 1,2,3 (all 13)")
     p.add_argument("--data", default=None, type=Path,
                    help=f"EEGMMIDB folder (S001/, S002/, ...; default {u.SHARED_EEGMMIDB})")
+    p.add_argument("--xdf", default=None,
+                   help="folder of the bci-essentials XDF runs 1-3 (16 ch @ 256 Hz, 3 classes): "
+                        "trained on runs 1 + 2 (0.5-2 s after the cue), run 3 replayed")
     args = p.parse_args(argv)
     if args.data is not None:
         u.SHARED_EEGMMIDB = args.data
@@ -172,12 +202,20 @@ def main(argv: list[str] | None = None) -> int:
             srows = []
             for s in subjects:
                 try:
-                    srows.append(study(s, reps, Path(tmpd)))
+                    runs = [u._load_edf(str(r)) for r in u.imagery_runs(s)]
                 except FileNotFoundError as exc:
                     logger.warning("subject %d skipped: %s", s, exc)
+                    continue
+                srows.append(study(f"EEGMMIDB S{s:03d} R12", runs[:2], runs[2], 2.0, reps,
+                                   Path(tmpd)))
+            xdf = sorted(Path(args.xdf).glob("*run-00[123]_eeg.xdf")) if args.xdf else []
+            if len(xdf) == 3:
+                runs = [_xdf(r) for r in xdf]
+                srows.append(study("bci-essentials run 3", runs[:2], runs[2], 1.5, reps,
+                                   Path(tmpd)))
         u.print_table(
-            "float32 eigenpairs in the ts-lr tangent space, pseudo-online EEGMMIDB run 12 "
-            "(trained on runs 4 + 8)",
+            "float32 eigenpairs in the ts-lr tangent space, pseudo-online (EEGMMIDB: run 12, "
+            "trained on runs 4 + 8)",
             ["recording", "windows", "cond p50", "cond p99", "cond max", "max |d prob|",
              "argmax flips", "replay CPU f64 (s)", "f32 (s)", "f64 / f32 (paired median)"],
             srows,
