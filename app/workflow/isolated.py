@@ -29,7 +29,14 @@ class Cancelled(Exception):
 
 
 def _child(conn, fn: Callable[..., Any], args: tuple, kwargs: dict, with_progress: bool) -> None:
-    """Entry point of the child process: call ``fn`` and send its news down ``conn``."""
+    """Entry point of the child process: call ``fn`` and send its news down ``conn``.
+
+    One BLAS thread, as in the engine and the parallel evaluation: on small matrices threaded
+    OpenBLAS spins for a core it does not get when the machine is busy (live decoding, the GUI).
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
     try:
         if with_progress:
             def progress(done: int, total: int, text: str = "") -> None:
