@@ -14,8 +14,18 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 ASSETS = ROOT / "assets"
 
-# One BLAS thread: the suite runs on 2 cores next to LSL threads; threaded OpenBLAS on small
-# matrices made decoder tests ~20x slower under load. (The online engine does the same.)
+# One BLAS / OpenMP thread: the suite runs on 2 cores next to LSL threads; threaded OpenBLAS on
+# small matrices made decoder tests ~20x slower under load. (The online engine does the same.)
+# The variables reach the libraries loaded later and every process a test starts (CLI calls,
+# players, workers); the limit reaches those already loaded. numpy and SciPy each bundle their own
+# OpenBLAS and scikit-learn loads libgomp: a limit set before they were loaded reached none of
+# them (all three ran 2 threads, and the DKF tests used 1.5 cores each).
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+import numpy  # noqa: E402,F401
+import scipy.linalg  # noqa: E402,F401
+import sklearn.utils.fixes  # noqa: E402,F401  (libgomp)
+
 _BLAS_LIMITS = threadpool_limits(limits=1)
 
 if not os.environ.get("DISPLAY") and not os.environ.get("QT_QPA_PLATFORM"):
