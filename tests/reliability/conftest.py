@@ -1,12 +1,11 @@
 """Fixtures of the reliability tests: a real trained bundle, the counter source, fast pushing."""
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
-from tests.acquisition.conftest import CounterSource
+from tests.acquisition.conftest import counter_source  # noqa: F401  (the fixture, shared)
+from tests.conftest import wait_until  # noqa: F401  (re-exported for the reliability tests)
 
 
 @pytest.fixture(scope="session")
@@ -30,22 +29,6 @@ def bundle_dir(s001, tmp_path_factory):
                        sfreq=sf, X_check=X[:4])
 
 
-@pytest.fixture
-def counter_source(unique_name):
-    sources = []
-
-    def make(**kw):
-        kw.setdefault("name", unique_name)
-        kw.setdefault("source_id", unique_name + "-src")
-        src = CounterSource(**kw)
-        sources.append(src)
-        return src
-
-    yield make
-    for s in sources:
-        s.close()
-
-
 def push_fast(outlet, data: np.ndarray, srate: float, t0: float, chunk: int = 16,
               timestamps: np.ndarray | None = None) -> None:
     """Push ``data`` (n_samples, n_channels) as fast as possible, stamped on the nominal clock.
@@ -58,12 +41,3 @@ def push_fast(outlet, data: np.ndarray, srate: float, t0: float, chunk: int = 16
         stop = min(start + chunk, n)
         ts = t0 + (stop - 1) / srate if timestamps is None else float(timestamps[stop - 1])
         outlet.push_chunk(np.ascontiguousarray(data[start:stop]), ts)
-
-
-def wait_until(pred, timeout: float, step: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return bool(pred())
