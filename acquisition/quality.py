@@ -224,7 +224,8 @@ def check_window(
     details: dict[int, list[str]] = {}
 
     # row sums are NaN/Inf exactly when a row holds NaN/Inf (or overflows): one cheap pass
-    nonfinite = ~np.isfinite(w.sum(axis=1))
+    with np.errstate(invalid="ignore", over="ignore"):  # (+inf + -inf: NaN, as wanted; no warning)
+        nonfinite = ~np.isfinite(w.sum(axis=1))
     if n_t == 0:
         return ChannelQuality(flags, ("",) * n_ch, std_uv, ratio)
     if nonfinite.any():

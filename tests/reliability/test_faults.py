@@ -109,6 +109,19 @@ def test_quality_flags_each_fault_with_its_reason():
         check_window(np.zeros(10))
 
 
+def test_plus_and_minus_inf_in_one_channel_is_flagged_without_a_numpy_warning():
+    """+inf and -inf in one row sum to NaN: flagged as NaN/Inf, and no RuntimeWarning reaches the
+    console (the fuzz test found one)."""
+    import warnings
+
+    w = 10 * np.random.default_rng(0).standard_normal((3, 300))
+    w[0, 5], w[0, 7] = np.inf, -np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        q = check_window(w, 256.0)
+    assert q.reasons[0] == "NaN/Inf (2 of 300 samples)" and q.reasons[1:] == ("", "")
+
+
 # ------------------------------------------------------------------------------- engine + quality
 def test_bad_model_channels_give_invalid_decisions_never_nan_to_the_model(s001, bundle_dir,
                                                                           unique_name):
