@@ -31,11 +31,17 @@ class Cancelled(Exception):
 def _child(conn, fn: Callable[..., Any], args: tuple, kwargs: dict, with_progress: bool) -> None:
     """Entry point of the child process: call ``fn`` and send its news down ``conn``.
 
-    One BLAS thread, as in the engine and the parallel evaluation: on small matrices threaded
-    OpenBLAS spins for a core it does not get when the machine is busy (live decoding, the GUI).
+    One BLAS / OpenMP thread, as in the engine and the parallel evaluation: on small matrices
+    threaded OpenBLAS spins for a core it does not get when the machine is busy (live decoding,
+    the GUI). The limit reaches the libraries already loaded (numpy, to unpickle the call); the
+    variables those loaded later (SciPy's own OpenBLAS, scikit-learn's libgomp).
     """
+    import os
+
     from threadpoolctl import threadpool_limits
 
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
     threadpool_limits(limits=1)
     try:
         if with_progress:
