@@ -408,9 +408,6 @@ class OnlineEngine:
             return None
         return self.inlet.buffer.read(end - m, end, rows=self._picks)[0]
 
-    def _scaled(self, x: np.ndarray) -> np.ndarray:
-        return x if self.units.identity else x * self.units.scale[:, None]
-
     def _decide_window(self, end: int) -> None:
         """Decide the window ending at ``end`` and publish the decision.
 
@@ -435,8 +432,8 @@ class OnlineEngine:
                     head = None
                     if self._screen.lead:  # the window's first samples before its whole blocks
                         t = time.perf_counter()
-                        head = self._scaled(buf.read(end - W, end - W + self._screen.lead,
-                                                     rows=self._picks)[0])
+                        head = self.units.convert(buf.read(end - W, end - W + self._screen.lead,
+                                                           rows=self._picks)[0])
                         t_read += time.perf_counter() - t
                     certain = self._screen.clean(x, end, head)
                 if not certain:

@@ -65,6 +65,10 @@ class UnitGuard:
     def __post_init__(self) -> None:
         object.__setattr__(self, "identity", bool(np.all(np.asarray(self.scale) == 1.0)))
 
+    def convert(self, window: np.ndarray) -> np.ndarray:
+        """The window (n_model_channels, n_times) in the model's unit, unchecked."""
+        return window if self.identity else window * self.scale[:, None]
+
     def apply(self, window: np.ndarray) -> tuple[np.ndarray, str]:
         """The window in the model's unit, and ``""`` or the reason it must not be decoded.
 
@@ -77,8 +81,7 @@ class UnitGuard:
         window : ndarray, shape (n_model_channels, n_times)
         reason : str
         """
-        if not self.identity:
-            window = window * self.scale[:, None]
+        window = self.convert(window)
         if self.calibration is None:
             return window, ""
         tail = window[:, -CHECK_SAMPLES:]
