@@ -123,7 +123,7 @@ def test_decode_live_publishes_velocity_and_variance(cli, recordings, tmp_path, 
 
     out = tmp_path / "dkf"
     r = cli("train", recordings[0], "--pipeline", "dkf", "--out", out, "--target", "*-truth",
-            "--picks", "C3,Cz,C4", "--window", "0.5", "--hop", "0.125")
+            "--window", "0.5", "--hop", "0.125")
     assert r.returncode == 0, r.stderr
     name, dec_name = unique_name, unique_name + "-dec"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
