@@ -53,7 +53,7 @@ def windows(runs, cfg):
     return np.concatenate(Xs), np.concatenate(ys), list(names), sf
 
 
-def bench_replay(pipes, reps: int, tmp: Path) -> list[list]:
+def bench_replay(pipes, reps: int, tmp: Path, threads=(1,)) -> list[list]:
     from neurodeck.decoders.evaluation import pseudo_online
     from neurodeck.decoders.online import OnlineDecoder
     from neurodeck.decoders.onnx import save_bundle
@@ -70,20 +70,28 @@ def bench_replay(pipes, reps: int, tmp: Path) -> list[list]:
             pipe.fit(X, y)
         path = save_bundle(pipe, cfg, tmp / name, ch_names=names, sfreq=sf, X_check=X[:4])
         dec = OnlineDecoder(path)
-        res = []
-        for _ in range(reps):
-            c0 = time.process_time()
-            r = pseudo_online(dec, test, sf, (onsets, labels), step_s=0.0625, trial_s=4.0)
-            cpu = time.process_time() - c0
-            res.append({"rtf": r.realtime_factor, "compute": r.compute_s,
-                        "rtf_cpu": r.duration_s / max(cpu, 1e-9),
-                        "per_win": 1e3 * r.compute_s / max(len(r.ends), 1),
-                        "acc": r.accuracy, "n": float(len(r.ends)), "dur": r.duration_s})
-        m = u.median_rows(res)
+        res = {t: [] for t in threads}
+        first = {}
+        for rep in range(reps):
+            for t in threads if rep % 2 == 0 else threads[::-1]:  # alternate who goes first
+                kw = {} if t == 1 else {"threads": t}  # (a --baseline revision may lack it)
+                c0 = time.process_time()
+                r = pseudo_online(dec, test, sf, (onsets, labels), step_s=0.0625, trial_s=4.0,
+                                  **kw)
+                cpu = time.process_time() - c0
+                ref = first.setdefault(name, r.outputs)
+                res[t].append({"rtf": r.realtime_factor, "compute": r.compute_s,
+                               "rtf_cpu": r.duration_s / max(cpu, 1e-9),
+                               "per_win": 1e3 * r.compute_s / max(len(r.ends), 1),
+                               "acc": r.accuracy, "n": float(len(r.ends)), "dur": r.duration_s,
+                               "diff": float(np.nanmax(np.abs(r.outputs - ref)))})
         budget = BUDGET.get(name)
-        ok = "" if budget is None else ("yes" if m["rtf"] >= budget else "NO")
-        rows.append([name, m["dur"], m["n"], m["compute"], m["per_win"], m["rtf"], m["rtf_cpu"],
-                     "" if budget is None else f">= {budget:g}x", ok, m["acc"]])
+        for t in threads:
+            m = u.median_rows(res[t])
+            ok = "" if budget is None else ("yes" if m["rtf"] >= budget else "NO")
+            rows.append([name, t, m["dur"], m["n"], m["compute"], m["per_win"], m["rtf"],
+                         m["rtf_cpu"], "" if budget is None else f">= {budget:g}x", ok, m["acc"],
+                         f"{max(x['diff'] for x in res[t]):.1g}"])
     return rows
 
 
@@ -151,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     p = u.parser(__doc__.splitlines()[0], blas_option=True)
     p.add_argument("--pipelines", default=None, help="replayed pipelines, comma separated")
     p.add_argument("--no-cv", action="store_true", help="skip the cross-validation comparison")
+    p.add_argument("--threads", default="1,2", metavar="N,M",
+                   help="replay threads to compare side by side (OnlineDecoder.replay threads)")
     u.add_baseline_option(p)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -159,18 +169,22 @@ def main(argv: list[str] | None = None) -> int:
     pipes = args.pipelines.split(",") if args.pipelines else (
         QUICK_REPLAY if args.quick else REPLAY)
     with tempfile.TemporaryDirectory() as tmp:
-        rows = bench_replay(pipes, reps, Path(tmp))
+        rows = bench_replay(pipes, reps, Path(tmp),
+                            tuple(int(t) for t in args.threads.split(",")))
     u.print_table(
         f"Pseudo-online replay of S001R12 (trained on R04+R08), 64 ch @ 160 Hz, hop 62.5 ms "
         f"(medians of {reps} rep(s))",
-        ["pipeline", "recording s", "windows", "compute s", "ms / window", "x real time",
-         "x real time (CPU)", "budget", "met", "trial accuracy"],
+        ["pipeline", "threads", "recording s", "windows", "compute s", "ms / window",
+         "x real time", "x real time (CPU)", "budget", "met", "trial accuracy",
+         "max |d output|"],
         rows,
         note="x real time = recording length / compute time of pseudo_online (OnlineDecoder."
-             "replay: band-pass over the recording once, batches of 256 windows); (CPU) = recording "
-             "length / this process's CPU time for it (less sensitive to a loaded machine). "
-             "Trial accuracy: "
-             "argmax of the mean output over each trial's windows (4 s after the cue).",
+             "replay: band-pass over the recording once, batches of 256 windows, `threads` "
+             "batches at a time); (CPU) = recording length / this process's CPU time for it, "
+             "all threads (less sensitive to a loaded machine; with 2 threads it shows the "
+             "cost of the threads, not the speed). max |d output|: largest difference to the "
+             "first run's outputs (0: the same numbers). Trial accuracy: argmax of the mean "
+             "output over each trial's windows (4 s after the cue).",
     )
     if args.no_cv:
         if args.baseline:

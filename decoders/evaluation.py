@@ -405,6 +405,7 @@ def pseudo_online(
     trial_s: float = 4.0,
     batch: int = 256,
     progress: Callable[[int], None] | None = None,
+    threads: int = 1,
 ) -> PseudoOnlineResult:
     """Replay a continuous recording through a decoder, window by window, in batches.
 
@@ -433,6 +434,9 @@ def pseudo_online(
         Windows decided per call.
     progress : callable or None
         Called as ``progress(n_windows_done)`` after every batch (it may raise to cancel).
+    threads : int
+        Batches computed at the same time by a decoder (:meth:`OnlineDecoder.replay`; the
+        same outputs for any value). A plain pipeline runs one batch at a time.
 
     Returns
     -------
@@ -476,7 +480,7 @@ def pseudo_online(
     t0 = time.perf_counter()
     if decide is None:
         # the band-pass over the whole recording once, then the windows (what a live stream gets)
-        ends, outputs = model.replay(data, step, batch, progress)
+        ends, outputs = model.replay(data, step, batch, progress, threads=threads)
     else:
         done = 0
         for e, W in sliding_windows(data, window, step, batch):

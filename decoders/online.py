@@ -267,7 +267,8 @@ class OnlineDecoder:
         return DecoderStream(self, hop)
 
     def replay(self, data: np.ndarray, hop: int, batch: int = 256,
-               progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+               progress: Callable[[int], None] | None = None,
+               threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Pseudo-online decisions of a continuous recording, as a live stream would get them.
 
         The band-pass runs once over the recording (:func:`decoders.epochs.causal_filter`),
@@ -286,6 +287,12 @@ class OnlineDecoder:
             Windows per call of the features and the head.
         progress : callable or None
             Called as ``progress(n_windows_done)`` after every batch (it may raise to cancel).
+        threads : int
+            Batches whose features are computed at the same time, each in its own thread
+            (their ``eigh`` and matrix products release the GIL). The outputs are the same
+            numbers for any value: every batch is computed alone and the head takes them in
+            order. A model with an adaptive step (online re-centering) computes one batch at a
+            time, in order, whatever this says.
 
         Returns
         -------
@@ -337,10 +344,15 @@ class OnlineDecoder:
             ts = bp.whitening if blocks else None
             ys.append((y, None if ts is None else ts.cm12 @ y))  # NaN stays in its columns
         batch = max(1, min(batch, 2**22 // len(x) ** 2))  # block Grams: <= ~32 MB a batch
-        for i in range(0, len(rows), batch):
+
+        def features(i: int) -> tuple[np.ndarray, list[np.ndarray]]:
             r = rows[i:i + batch]
-            parts = [bp.window_part(y, yw, ends[r] // q, n_sig, hop_w, blocks)
-                     for bp, (y, yw) in zip(p.bands, ys, strict=True)]
+            return r, [bp.window_part(y, yw, ends[r] // q, n_sig, hop_w, blocks)
+                       for bp, (y, yw) in zip(p.bands, ys, strict=True)]
+
+        stateless = not any(_adapts(st) for bp in p.bands for st in bp.steps)
+        for r, parts in _in_order(features, range(0, len(rows), batch),
+                                  threads if stateless else 1):
             out[r] = self.bundle.run_head(p.combine(parts, self.bundle))
             if progress is not None:
                 progress(int(np.searchsorted(ends, ends[r[-1]], side="right")))
@@ -637,6 +649,36 @@ class _StreamPlan:
 
 #: Windows per chunk of the per-window matrix work in pseudo-online replay (see window_part).
 _CACHE_WINDOWS = 32
+
+
+def _adapts(step) -> bool:
+    """Whether a feature step changes its state with the windows it sees (online re-centering)."""
+    return hasattr(step, "adapt_transform") and bool(getattr(step, "adapt", True))
+
+
+def _in_order(fn: Callable, items, threads: int):
+    """``map(fn, items)`` with up to ``threads`` calls running at once; results in item order.
+
+    At most ``threads + 1`` results wait to be taken (a batch's features are megabytes); what
+    has not started when the caller stops taking results (e.g. a cancelled replay) never runs.
+    """
+    if threads <= 1:
+        yield from map(fn, items)
+        return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    ex = ThreadPoolExecutor(threads, thread_name_prefix="neurodeck-replay")
+    pending: deque = deque()
+    try:
+        for item in items:
+            pending.append(ex.submit(fn, item))
+            if len(pending) > threads:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        ex.shutdown(wait=True, cancel_futures=True)
 
 
 def _head_input(X: np.ndarray, bundle) -> np.ndarray:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,12 +12,15 @@ logger = logging.getLogger(__name__)
 
 def evaluate_recording(model_dir: str | Path, path: str | Path, *, step_s: float = 0.0625,
                        trial_s: float = 4.0,
-                       progress: Callable[[int, int, str], None] | None = None) -> dict[str, Any]:
+                       progress: Callable[[int, int, str], None] | None = None,
+                       threads: int | None = None) -> dict[str, Any]:
     """Pseudo-online evaluation of a bundle on a recording.
 
     The saved decoder slides over the whole recording window by window
     (:func:`decoders.evaluation.pseudo_online`, the same decoder the live engine uses).
     ``progress(done, total, text)`` is called while decoding; it may raise to cancel.
+    ``threads``: batches of windows computed at the same time (None: one per core this
+    process may use, up to 4; the outputs do not depend on it).
 
     Returns
     -------
@@ -58,8 +62,11 @@ def evaluate_recording(model_dir: str | Path, path: str | Path, *, step_s: float
 
     # the decoder itself (not a fitted pipeline): pseudo_online then takes the filter padding
     # from the bundle, exactly as the live engine does
+    if threads is None:
+        threads = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                      else os.cpu_count() or 1)
     res = pseudo_online(dec, data, sfreq, (onsets, labels), step_s=step_s, trial_s=trial_s,
-                        batch=256, progress=report)
+                        batch=256, progress=report, threads=threads)
     return {"result": res, "summary": res.summary(), "onsets": onsets, "labels": labels,
             "sfreq": sfreq, "model": meta.get("pipeline", Path(model_dir).name),
             "file": Path(path).name, "decoder": dec}

@@ -156,6 +156,40 @@ def test_stream_running_sums_forget_an_artifact_exactly(trained):
     np.testing.assert_allclose(live[later], out[later], atol=1e-14, rtol=0)
 
 
+def test_replay_in_threads_gives_the_same_numbers_in_order(trained):
+    """Batches computed two or three at a time (OnlineDecoder.replay threads) give exactly the
+    one-at-a-time outputs, NaN rows of invalid windows included, and progress counts up."""
+    _, dec = trained
+    _, _, ch, sf, runs = s001_at(dec.sfreq)
+    data = runs[0][0][:, : int(40 * sf)].copy()
+    data[5, int(20 * sf):int(20 * sf) + 7] = np.nan
+    hop = dec.hop_samples(0.125)
+    ends, one = dec.replay(data, hop, batch=16)
+    for threads in (2, 3):
+        done = []
+        ends_t, out = dec.replay(data, hop, batch=16, threads=threads, progress=done.append)
+        np.testing.assert_array_equal(ends_t, ends)
+        np.testing.assert_array_equal(out, one)
+        assert done == sorted(done) and done[-1] == len(ends) and len(done) > 8
+    assert np.isnan(one[:, 0]).any() and np.isfinite(one[:, 0]).sum() > 100
+
+
+def test_a_cancelled_threaded_replay_stops(trained):
+    """progress raising (the Replay page's cancel) ends a threaded replay: nothing after it runs."""
+    _, dec = trained
+    _, _, ch, sf, runs = s001_at(dec.sfreq)
+    data = runs[0][0][:, : int(40 * sf)]
+
+    class Cancel(Exception):
+        pass
+
+    def progress(n):
+        raise Cancel
+
+    with pytest.raises(Cancel):
+        dec.replay(data, dec.hop_samples(0.125), batch=8, threads=2, progress=progress)
+
+
 def test_nan_window_is_invalid_not_garbage(trained):
     _, dec = trained
     X, *_ = s001_at(dec.sfreq)

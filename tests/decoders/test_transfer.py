@@ -202,6 +202,12 @@ def test_pseudo_online_equals_live_for_the_adaptive_decoder(tmp_path):
         got.append(stream.decide())
     np.testing.assert_allclose(np.array(got), replay, atol=1e-8)
     assert live.bundle.adaptive_steps[0].n_seen_ == len(ends) > 80 and W == ends[0]
+    # the reference moves window by window: asked for threads, the replay still decides the
+    # batches one after the other, in order (else the adaptation would see them out of order)
+    one_at_a_time = OnlineDecoder(path).replay(data, hop, batch=8)[1]
+    threaded = OnlineDecoder(path)
+    np.testing.assert_array_equal(threaded.replay(data, hop, batch=8, threads=3)[1], one_at_a_time)
+    assert threaded.bundle.adaptive_steps[0].n_seen_ == len(ends)
 
 
 def load_static(path):
