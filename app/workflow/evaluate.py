@@ -97,12 +97,13 @@ def _build(config, trials: Trials, seed: int, reference_filter: bool):
 
 
 def pseudo_online_loro(trials: Trials, config, *, seed: int = 42, step_s: float = 0.0625,
-                       trial_s: float = 4.0, pipeline=None) -> dict | None:
+                       trial_s: float = 4.0, pipeline=None, threads: int = 1) -> dict | None:
     """Leave-one-recording-out pseudo-online replay of one pipeline on one dataset.
 
     For each recording: fit on the others' trials, save a bundle to a temporary directory, replay
     the held-out continuous recording through :class:`decoders.online.OnlineDecoder` (batched).
-    ``pipeline`` (unfitted, cloned for every fit) defaults to ``config.build(...)``.
+    ``pipeline`` (unfitted, cloned for every fit) defaults to ``config.build(...)``; ``threads``:
+    batches replayed at the same time (:meth:`decoders.online.OnlineDecoder.replay`).
 
     Returns
     -------
@@ -137,7 +138,7 @@ def pseudo_online_loro(trials: Trials, config, *, seed: int = 42, step_s: float 
                         X_check=Xtr[:8])
             t0 = time.process_time()
             r = pseudo_online(tmp, run.data, trials.sfreq, (run.onsets, run.labels),
-                              step_s=step_s, trial_s=trial_s)
+                              step_s=step_s, trial_s=trial_s, threads=threads)
             compute += time.process_time() - t0
         correct.append(r.trial_correct)
         ttd.append(r.time_to_decision)
@@ -157,7 +158,7 @@ def pseudo_online_loro(trials: Trials, config, *, seed: int = 42, step_s: float 
 
 
 def _pair_task(trials: Trials, pipe, config, cv: int, seed: int, pseudo_online: bool,
-               step_s: float, trial_s: float):
+               step_s: float, trial_s: float, threads: int = 1):
     """One (dataset, pipeline): its cross-validation and, if asked, its pseudo-online replay.
 
     ``pipe`` is built by the caller: pipelines added from files exist in the caller's registry
@@ -170,7 +171,7 @@ def _pair_task(trials: Trials, pipe, config, cv: int, seed: int, pseudo_online: 
         res = cross_validate_pipelines(trials.X, trials.y, {config.pipeline: pipe}, cv=cv,
                                        seed=seed, dataset=trials.name)[0]
         po = (pseudo_online_loro(trials, config, seed=seed, step_s=step_s, trial_s=trial_s,
-                                 pipeline=pipe) if pseudo_online else None)
+                                 pipeline=pipe, threads=threads) if pseudo_online else None)
     return res, po
 
 
@@ -265,8 +266,13 @@ def evaluate(datasets: Sequence[str | Path | Sequence[str | Path]], pipelines: S
                                    for s in datasets))
         pairs = [(i, n) for i in range(len(loaded)) for n in pipelines]
         pipes = {(i, n): _build(configs[n], loaded[i], seed, reference_filter) for i, n in pairs}
+        # in this process the replay may use every core; in parallel jobs, one each
+        from neurodeck.app.workflow.replay import replay_threads
+
+        threads = replay_threads() if n_jobs == 1 and backend != "dask" else 1
         out = parallel(delayed(_pair_task)(loaded[i], pipes[i, n], configs[n], cv, seed,
-                                           pseudo_online, step_s, trial_s) for i, n in pairs)
+                                           pseudo_online, step_s, trial_s, threads)
+                       for i, n in pairs)
         done = []
         for (i, n), item in zip(pairs, out, strict=True):
             done.append(item)

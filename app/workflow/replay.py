@@ -10,6 +10,13 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 
+def replay_threads() -> int:
+    """Threads for a pseudo-online replay that runs alone: one per core this process may use,
+    up to 4 (:meth:`decoders.online.OnlineDecoder.replay`; the outputs do not depend on it)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(4, cores or 1))
+
+
 def evaluate_recording(model_dir: str | Path, path: str | Path, *, step_s: float = 0.0625,
                        trial_s: float = 4.0,
                        progress: Callable[[int, int, str], None] | None = None,
@@ -62,11 +69,9 @@ def evaluate_recording(model_dir: str | Path, path: str | Path, *, step_s: float
 
     # the decoder itself (not a fitted pipeline): pseudo_online then takes the filter padding
     # from the bundle, exactly as the live engine does
-    if threads is None:
-        threads = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                      else os.cpu_count() or 1)
     res = pseudo_online(dec, data, sfreq, (onsets, labels), step_s=step_s, trial_s=trial_s,
-                        batch=256, progress=report, threads=threads)
+                        batch=256, progress=report,
+                        threads=replay_threads() if threads is None else threads)
     return {"result": res, "summary": res.summary(), "onsets": onsets, "labels": labels,
             "sfreq": sfreq, "model": meta.get("pipeline", Path(model_dir).name),
             "file": Path(path).name, "decoder": dec}
