@@ -351,11 +351,12 @@ class OnlineDecoder:
                        for bp, (y, yw) in zip(p.bands, ys, strict=True)]
 
         stateless = not any(_adapts(st) for bp in p.bands for st in bp.steps)
-        for r, parts in _in_order(features, range(0, len(rows), batch),
-                                  threads if stateless else 1):
-            out[r] = self.bundle.run_head(p.combine(parts, self.bundle))
-            if progress is not None:
-                progress(int(np.searchsorted(ends, ends[r[-1]], side="right")))
+        threads = threads if stateless and len(rows) > batch else 1
+        with _one_blas_thread(threads > 1):
+            for r, parts in _in_order(features, range(0, len(rows), batch), threads):
+                out[r] = self.bundle.run_head(p.combine(parts, self.bundle))
+                if progress is not None:
+                    progress(int(np.searchsorted(ends, ends[r[-1]], side="right")))
         return ends, out
 
     def decide(self, window: np.ndarray) -> np.ndarray | None:
@@ -654,6 +655,25 @@ _CACHE_WINDOWS = 32
 def _adapts(step) -> bool:
     """Whether a feature step changes its state with the windows it sees (online re-centering)."""
     return hasattr(step, "adapt_transform") and bool(getattr(step, "adapt", True))
+
+
+def _one_blas_thread(needed: bool):
+    """One BLAS thread while replay threads run (process-wide, restored after), if BLAS has more.
+
+    Each replay thread's matrices are small: OpenBLAS's own threads on top of them spin for
+    cores the other replay threads hold (ts-lr replay with 2 threads on 2 cores: 57x real time
+    with 2 BLAS threads, 148x with this limit; ``benchmarks.throughput --blas-threads 0``).
+    Nothing is changed when BLAS already runs one thread (e.g. in ``neurodeck evaluate``).
+    """
+    import contextlib
+
+    if needed:
+        from threadpoolctl import threadpool_info, threadpool_limits
+
+        if any(p.get("user_api") == "blas" and p.get("num_threads", 1) > 1
+               for p in threadpool_info()):
+            return threadpool_limits(limits=1, user_api="blas")
+    return contextlib.nullcontext()
 
 
 def _in_order(fn: Callable, items, threads: int):

@@ -174,6 +174,28 @@ def test_replay_in_threads_gives_the_same_numbers_in_order(trained):
     assert np.isnan(one[:, 0]).any() and np.isfinite(one[:, 0]).sum() > 100
 
 
+def test_threaded_replay_runs_one_blas_thread_and_restores_it(trained):
+    """OpenBLAS threads on top of replay threads spin for the same cores: while its threads run
+    the replay holds BLAS at one thread, and gives the caller's setting back after."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads() -> int:
+        return max(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+
+    _, dec = trained
+    _, _, ch, sf, runs = s001_at(dec.sfreq)
+    data = runs[0][0][:, : int(40 * sf)]
+    seen = []
+    with threadpool_limits(limits=2, user_api="blas"):
+        assert blas_threads() == 2
+        dec.replay(data, dec.hop_samples(0.125), batch=16, threads=2,
+                   progress=lambda n: seen.append(blas_threads()))
+        assert blas_threads() == 2
+        dec.replay(data, dec.hop_samples(0.125), batch=16, threads=1,  # one thread: untouched
+                   progress=lambda n: seen.append(blas_threads()))
+    assert len(seen) > 4 and set(seen[:len(seen) // 2]) == {1} and set(seen[len(seen) // 2:]) == {2}
+
+
 def test_a_cancelled_threaded_replay_stops(trained):
     """progress raising (the Replay page's cancel) ends a threaded replay: nothing after it runs."""
     _, dec = trained
