@@ -173,3 +173,36 @@ def qtbot_left():
     from PyQt6.QtCore import Qt
 
     return Qt.MouseButton.LeftButton
+
+
+def test_cancel_stops_a_threaded_evaluation(page, qtbot, asset_edfs, bundle_dir, monkeypatch):
+    """A person clicks Evaluate, then Cancel while the replay's threads work: the page says
+    Cancelled, shows no result, offers Evaluate again, and no replay thread is left (the
+    fixture checks the threads)."""
+    import time
+
+    from neurodeck.decoders import online
+
+    slow = online._StreamPlan.window_part
+    calls = []
+
+    def window_part(self, *args, **kwargs):  # 0.1 s a batch: room to click while it runs
+        calls.append(threading.current_thread().name)
+        time.sleep(0.1)
+        return slow(self, *args, **kwargs)
+
+    monkeypatch.setattr(online._StreamPlan, "window_part", window_part)
+    errors = []
+    page.context.error_reported.connect(errors.append)
+    page.model_edit.setText(str(bundle_dir))
+    page.eval_file_edit.setText(str(next(p for p in asset_edfs if p.name == "S001R12.edf")))
+    qtbot.mouseClick(page.eval_button, qtbot_left())
+    qtbot.waitUntil(lambda: page.eval_progress.value() > 0, timeout=30000)
+    assert page.cancel_button.isEnabled() and not page.eval_button.isEnabled()
+    qtbot.mouseClick(page.cancel_button, qtbot_left())
+    qtbot.waitUntil(lambda: page.eval_status.text() == "Cancelled.", timeout=10000)
+    assert page.eval_button.isEnabled() and not page.cancel_button.isEnabled()
+    assert page.eval_result is None and not page.plot.getPlotItem().listDataItems()
+    assert not errors, errors
+    # it ran in replay threads, and stopped well before the recording's 8 batches of 256
+    assert calls and all(n.startswith("neurodeck-replay") for n in calls) and len(calls) < 8
