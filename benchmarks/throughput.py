@@ -71,7 +71,7 @@ def bench_replay(pipes, reps: int, tmp: Path, threads=(1,)) -> list[list]:
         path = save_bundle(pipe, cfg, tmp / name, ch_names=names, sfreq=sf, X_check=X[:4])
         dec = OnlineDecoder(path)
         res = {t: [] for t in threads}
-        first = {}
+        ref = None  # the first run's outputs: every other run is compared with them
         for rep in range(reps):
             for t in threads if rep % 2 == 0 else threads[::-1]:  # alternate who goes first
                 kw = {} if t == 1 else {"threads": t}  # (a --baseline revision may lack it)
@@ -79,7 +79,7 @@ def bench_replay(pipes, reps: int, tmp: Path, threads=(1,)) -> list[list]:
                 r = pseudo_online(dec, test, sf, (onsets, labels), step_s=0.0625, trial_s=4.0,
                                   **kw)
                 cpu = time.process_time() - c0
-                ref = first.setdefault(name, r.outputs)
+                ref = r.outputs if ref is None else ref
                 res[t].append({"rtf": r.realtime_factor, "compute": r.compute_s,
                                "rtf_cpu": r.duration_s / max(cpu, 1e-9),
                                "per_win": 1e3 * r.compute_s / max(len(r.ends), 1),

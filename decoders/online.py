@@ -33,6 +33,7 @@ returns a row of NaN for it (``valid_mask`` tells which rows are real decisions)
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -350,10 +351,11 @@ class OnlineDecoder:
             return r, [bp.window_part(y, yw, ends[r] // q, n_sig, hop_w, blocks)
                        for bp, (y, yw) in zip(p.bands, ys, strict=True)]
 
-        stateless = not any(_adapts(st) for bp in p.bands for st in bp.steps)
-        threads = threads if stateless and len(rows) > batch else 1
-        with _one_blas_thread(threads > 1):
-            for r, parts in _in_order(features, range(0, len(rows), batch), threads):
+        # an adaptive step's reference moves window by window: its batches go one after another
+        threads = 1 if self.bundle.adaptive_steps or len(rows) <= batch else threads
+        with (_one_blas_thread(threads > 1),
+              contextlib.closing(_in_order(features, range(0, len(rows), batch), threads)) as it):
+            for r, parts in it:
                 out[r] = self.bundle.run_head(p.combine(parts, self.bundle))
                 if progress is not None:
                     progress(int(np.searchsorted(ends, ends[r[-1]], side="right")))
@@ -652,11 +654,6 @@ class _StreamPlan:
 _CACHE_WINDOWS = 32
 
 
-def _adapts(step) -> bool:
-    """Whether a feature step changes its state with the windows it sees (online re-centering)."""
-    return hasattr(step, "adapt_transform") and bool(getattr(step, "adapt", True))
-
-
 def _one_blas_thread(needed: bool):
     """One BLAS thread while replay threads run (process-wide, restored after), if BLAS has more.
 
@@ -665,8 +662,6 @@ def _one_blas_thread(needed: bool):
     with 2 BLAS threads, 148x with this limit; ``benchmarks.throughput --blas-threads 0``).
     Nothing is changed when BLAS already runs one thread (e.g. in ``neurodeck evaluate``).
     """
-    import contextlib
-
     if needed:
         from threadpoolctl import threadpool_info, threadpool_limits
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from neurodeck.app.errors import UserError
 from neurodeck.app.workflow.datasets import Trials, load_trials
+from neurodeck.app.workflow.replay import replay_threads
 
 logger = logging.getLogger(__name__)
 
@@ -267,8 +268,6 @@ def evaluate(datasets: Sequence[str | Path | Sequence[str | Path]], pipelines: S
         pairs = [(i, n) for i in range(len(loaded)) for n in pipelines]
         pipes = {(i, n): _build(configs[n], loaded[i], seed, reference_filter) for i, n in pairs}
         # in this process the replay may use every core; in parallel jobs, one each
-        from neurodeck.app.workflow.replay import replay_threads
-
         threads = replay_threads() if n_jobs == 1 and backend != "dask" else 1
         out = parallel(delayed(_pair_task)(loaded[i], pipes[i, n], configs[n], cv, seed,
                                            pseudo_online, step_s, trial_s, threads)
