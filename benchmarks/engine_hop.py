@@ -16,8 +16,14 @@ clock reads per wrapped call).
 Models: fitted on a few synthetic trials (the cost does not depend on what they learned), 1 s
 window + 1 s padding as in ``benchmarks.latency``, decimating to their working rate.
 
+``--floor`` times, back to back and paced, only what no engine can skip once the window is there:
+the model's last step before the head on this hop's own matrix (for a tangent space: one ``eigh``
+of the whitened covariance and the log map) and the onnxruntime head on this hop's own features,
+nothing else (no read, check, filter, covariance or push): the least a hop of this model costs on
+this machine, whatever the engine around it.
+
 Run: ``python -m benchmarks.engine_hop [--quick] [--points 64x512] [--pipelines ts-lr,psd-lda]
-[--hops N] [--against REV] [--stages [--paced]]``.
+[--hops N] [--against REV] [--stages [--paced]] [--floor]``.
 """
 from __future__ import annotations
 
@@ -189,6 +195,53 @@ def _wrap_stages(acc: dict[str, float]):
     return unwrap
 
 
+def floor(path: Path, n_ch: int, srate: float, n_hops: int, engine_mod) -> list[list]:
+    """Rows: (hops, part, p50 us, mean us) of the log map (tangent-space models) and the head,
+    on one hop's own whitened matrix and features, back to back and paced."""
+    from neurodeck.decoders import online, onnx
+
+    seen: dict[str, object] = {}
+    raw_w, raw_h = online._whitened_oas, onnx.ModelBundle.__dict__["run_head"]
+
+    def grab_w(*a, **k):
+        seen["M"] = out = raw_w(*a, **k)
+        seen["ts"] = a[4]
+        return out
+
+    def grab_h(self, F):
+        seen["F"], seen["bundle"] = np.array(F), self
+        return raw_h(self, F)
+
+    online._whitened_oas, onnx.ModelBundle.run_head = grab_w, grab_h
+    try:
+        run(path, n_ch, srate, 5, {"this tree": engine_mod}, stages=False)
+    finally:
+        online._whitened_oas, onnx.ModelBundle.run_head = raw_w, raw_h
+    bundle, F = seen["bundle"], seen["F"]
+    parts = []
+    if "M" in seen:
+        ts, M = seen["ts"], seen["M"]
+        parts.append(("eigh + log map (one window)", lambda: ts.log_map(M)))
+    parts.append(("onnxruntime head", lambda: bundle.run_head(F)))
+    rows = []
+    for paced in (False, True):
+        t = np.zeros((n_hops, len(parts)))
+        for i in range(n_hops):
+            if paced:
+                time.sleep(HOP_S)
+            for j, (_, fn) in enumerate(parts):
+                t0 = time.thread_time_ns()
+                fn()
+                t[i, j] = (time.thread_time_ns() - t0) / 1e3
+        t = t[max(1, n_hops // 20):]
+        label = "paced" if paced else "back to back"
+        for j, (name, _) in enumerate(parts):
+            rows.append([label, name, float(np.median(t[:, j])), float(t[:, j].mean())])
+        tot = t.sum(axis=1)
+        rows.append([label, "sum (the floor)", float(np.median(tot)), float(tot.mean())])
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     from threadpoolctl import threadpool_limits
 
@@ -201,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stages", action="store_true", help="CPU per stage of this tree's hop")
     p.add_argument("--paced", action="store_true",
                    help="also run paced: sleep one hop before each hop, as live (cold caches)")
+    p.add_argument("--floor", action="store_true",
+                   help="also time only the model's last step and head on one hop's own data")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     u.print_header("engine_hop", args)
@@ -212,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     import neurodeck.app.engine as this_engine
     import neurodeck.decoders.online as this_online
 
-    rows, stage_rows = [], []
+    rows, stage_rows, floor_rows = [], [], []
     limiter = threadpool_limits(1, user_api="blas")
     try:
         with tempfile.TemporaryDirectory() as tmpd:
@@ -233,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
                                      (u.median(c[args.against] / v)
                                       if args.against and name != args.against else ""),
                                      (f"{diff:.1e}" if args.against else ""), load])
+                    if args.floor:
+                        floor_rows += [[f"{n_ch}x{int(sf)}", pl, *r]
+                                       for r in floor(path, n_ch, sf, n_hops, engines["this tree"])]
                     if args.stages:
                         for paced in (False, True) if args.paced else (False,):
                             _, _, st = run(path, n_ch, sf, n_hops,
@@ -264,6 +322,14 @@ def main(argv: list[str] | None = None) -> int:
                  "bookkeeping (decision record, state, statistics) and the wrappers' clock reads. 'paced' "
                  "(--paced): the thread sleeps one hop before each hop, as the live engine does; "
                  "the same work then costs more CPU (caches, predictors and TLB gone cold).",
+        )
+    if floor_rows:
+        u.print_table(
+            "The floor: the model's last step and head alone, on one hop's own data (thread CPU, us)",
+            ["stream", "pipeline", "hops", "part", "p50", "mean"], floor_rows, digits=0,
+            note="No read, check, filter, covariance or push: what any engine must still compute "
+                 "after the window's last sample. Target (issue 16): the whole of ready->published "
+                 "p50 <= 1,000 us at 64 ch @ 512 Hz.",
         )
     return 0
 

@@ -38,8 +38,9 @@ CASES = [
                  id="replay_decode", marks=pytest.mark.slow),
     pytest.param("finalize_memory", ["--quick"], "Finalize 1 min", ["this commit"],
                  id="finalize_memory", marks=pytest.mark.slow),
-    pytest.param("engine_hop", ["--pipelines", "psd-lda", "--stages", "--paced"], "Engine hop",
-                 ["psd-lda", "paced", "back to back"], id="engine_hop", marks=pytest.mark.slow),
+    pytest.param("engine_hop", ["--pipelines", "ts-lr", "--stages", "--paced", "--floor"],
+                 "The floor", ["ts-lr", "paced", "back to back", "eigh + log map", "sum (the floor)"],
+                 id="engine_hop", marks=pytest.mark.slow),
     pytest.param("eigh_routes", [], "float32 eigenpairs", ["ssyevd", "S001 R12"],
                  id="eigh_routes", marks=pytest.mark.slow),
 ]
