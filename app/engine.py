@@ -39,6 +39,7 @@ Each published decision carries as LSL timestamp the timestamp of the window's l
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import logging
@@ -53,7 +54,7 @@ from neurodeck.acquisition.inlet import Inlet, StreamState
 from neurodeck.acquisition.outlet import DecisionOutlet, local_clock
 from neurodeck.acquisition.quality import QualityConfig, check_window, unit_to_uv
 from neurodeck.app.stream_units import CHECK_SAMPLES, UnitGuard, unit_guard
-from neurodeck.decoders.online import RawWindowStream
+from neurodeck.decoders.online import RawWindowStream, one_blas_thread
 
 logger = logging.getLogger(__name__)
 
@@ -270,10 +271,10 @@ class OnlineEngine:
         # One BLAS thread, process-wide, while decoding: per-window linear algebra is small and
         # OpenBLAS workers fighting the acquisition thread for 2 cores made ts-lr ready->published
         # p99 72 ms instead of 7 ms (benchmarks.latency). A limit set inside the engine thread was
-        # measured not to help; set here from the starting thread, restored by stop().
-        from threadpoolctl import threadpool_limits
-
-        self._blas_limit = threadpool_limits(limits=1, user_api="blas")
+        # measured not to help; set here from the starting thread, given back by stop() (shared
+        # with threaded replays: whoever leaves first, the other keeps one thread).
+        self._blas_limit = contextlib.ExitStack()
+        self._blas_limit.enter_context(one_blas_thread())
         self._thread.start()
         return self
 
@@ -289,7 +290,7 @@ class OnlineEngine:
             self._outlet.close()
             self._outlet = None
         if self._blas_limit is not None:
-            self._blas_limit.restore_original_limits()
+            self._blas_limit.close()
             self._blas_limit = None
         if self._state is not EngineState.ERROR:
             self._set_state(EngineState.STOPPED)

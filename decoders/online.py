@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -353,7 +354,7 @@ class OnlineDecoder:
 
         # an adaptive step's reference moves window by window: its batches go one after another
         threads = 1 if self.bundle.adaptive_steps or len(rows) <= batch else threads
-        with (_one_blas_thread(threads > 1),
+        with (one_blas_thread() if threads > 1 else contextlib.nullcontext(),
               contextlib.closing(_in_order(features, range(0, len(rows), batch), threads)) as it):
             for r, parts in it:
                 out[r] = self.bundle.run_head(p.combine(parts, self.bundle))
@@ -654,21 +655,40 @@ class _StreamPlan:
 _CACHE_WINDOWS = 32
 
 
-def _one_blas_thread(needed: bool):
-    """One BLAS thread while replay threads run (process-wide, restored after), if BLAS has more.
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_limit = None  # threadpoolctl's limiter while anyone holds one BLAS thread
 
-    Each replay thread's matrices are small: OpenBLAS's own threads on top of them spin for
-    cores the other replay threads hold (ts-lr replay with 2 threads on 2 cores: 57x real time
-    with 2 BLAS threads, 148x with this limit; ``benchmarks.throughput --blas-threads 0``).
+
+@contextlib.contextmanager
+def one_blas_thread():
+    """One BLAS thread, process-wide, while any holder runs; the setting before the first
+    holder is given back when the last one leaves.
+
+    Holders: the online engine while it decodes (``app.engine``) and a replay running in
+    threads. Their linear algebra is small; OpenBLAS's own threads on top of it spin for the
+    cores the other threads hold (ts-lr replay with 2 threads on 2 cores: 57x real time with 2
+    BLAS threads, 148x with one; ``benchmarks.throughput --blas-threads 0``). Holders may leave
+    in any order: a replay that ends while an engine runs leaves the engine at one thread.
     Nothing is changed when BLAS already runs one thread (e.g. in ``neurodeck evaluate``).
     """
-    if needed:
-        from threadpoolctl import threadpool_info, threadpool_limits
+    global _blas_users, _blas_limit
+    with _blas_lock:
+        if _blas_users == 0:
+            from threadpoolctl import threadpool_info, threadpool_limits
 
-        if any(p.get("user_api") == "blas" and p.get("num_threads", 1) > 1
-               for p in threadpool_info()):
-            return threadpool_limits(limits=1, user_api="blas")
-    return contextlib.nullcontext()
+            if any(p.get("user_api") == "blas" and p.get("num_threads", 1) > 1
+                   for p in threadpool_info()):
+                _blas_limit = threadpool_limits(limits=1, user_api="blas")
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0 and _blas_limit is not None:
+                _blas_limit.restore_original_limits()
+                _blas_limit = None
 
 
 def _in_order(fn: Callable, items, threads: int):

@@ -366,3 +366,34 @@ def test_quality_screen_one_sample_lead_and_its_faults():
         if ok:
             assert got, end
     assert not verdicts[5] and not verdicts[12] and verdicts[20]
+
+
+def test_engine_and_a_threaded_replay_share_one_blas_thread_in_any_order(source):
+    """A replay in threads (Replay page) may start before an engine and end while it decodes:
+    the engine keeps its one BLAS thread until it stops, and the caller's setting comes back
+    only when both are gone (whichever leaves first)."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from neurodeck.decoders.online import one_blas_thread
+
+    def blas() -> int:
+        return max(p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas")
+
+    name, _ = source
+    inlet = Inlet(name, buffer_seconds=10)
+    with threadpool_limits(limits=2, user_api="blas"):
+        seen = []
+        replay = one_blas_thread()
+        replay.__enter__()  # the replay's threads start first
+        seen.append(blas())
+        engine = OnlineEngine(CounterDecoder(), inlet, hop_s=32 / SRATE, out_name=f"{name}-dec")
+        engine.start()
+        replay.__exit__(None, None, None)  # the replay ends while the engine decodes
+        seen.append(blas())
+        with one_blas_thread():  # another replay, inside the engine's run
+            seen.append(blas())
+        seen.append(blas())
+        engine.stop()
+        seen.append(blas())  # the engine, the last holder, gives the setting back
+        inlet.stop()
+    assert seen == [1, 1, 1, 1, 2]
