@@ -1,6 +1,7 @@
 """Online engine on a real loopback LSL stream: exact windows, timestamps, invalid windows."""
 from __future__ import annotations
 
+import contextlib
 import time
 
 import numpy as np
@@ -381,19 +382,21 @@ def test_engine_and_a_threaded_replay_share_one_blas_thread_in_any_order(source)
 
     name, _ = source
     inlet = Inlet(name, buffer_seconds=10)
+    engine = OnlineEngine(CounterDecoder(), inlet, hop_s=32 / SRATE, out_name=f"{name}-dec")
+    seen = []
     with threadpool_limits(limits=2, user_api="blas"):
-        seen = []
-        replay = one_blas_thread()
-        replay.__enter__()  # the replay's threads start first
-        seen.append(blas())
-        engine = OnlineEngine(CounterDecoder(), inlet, hop_s=32 / SRATE, out_name=f"{name}-dec")
-        engine.start()
-        replay.__exit__(None, None, None)  # the replay ends while the engine decodes
-        seen.append(blas())
-        with one_blas_thread():  # another replay, inside the engine's run
+        try:
+            with contextlib.ExitStack() as replay:
+                replay.enter_context(one_blas_thread())  # the replay's threads start first
+                seen.append(blas())
+                engine.start()
+            # the replay has ended while the engine decodes
             seen.append(blas())
-        seen.append(blas())
-        engine.stop()
-        seen.append(blas())  # the engine, the last holder, gives the setting back
-        inlet.stop()
+            with one_blas_thread():  # another replay, inside the engine's run
+                seen.append(blas())
+            seen.append(blas())
+        finally:
+            engine.stop()
+            inlet.stop()
+        seen.append(blas())  # the engine, the last holder, gave the setting back
     assert seen == [1, 1, 1, 1, 2]
